@@ -1,0 +1,355 @@
+//! The `Transport` abstraction: connections that open and accept duplex streams.
+//!
+//! Everything above this module (codec, server, client) sees only these types, so
+//! a handler cannot tell whether its stream came over the WebSocket mux, QUIC or
+//! the in-memory transport.
+//!
+//! A [`Connection`] opens and accepts [`Stream`]s. A stream is two halves:
+//!
+//! - [`SendStream`]: `AsyncWrite`; `poll_shutdown` is the graceful finish (FIN),
+//!   [`SendStream::reset`] aborts it with a code (QUIC `RESET_STREAM`, ws
+//!   `ERROR(Read, code)`), and [`SendStream::poll_stopped`] reports that the peer
+//!   cancelled its receive side (QUIC `STOP_SENDING`, ws `ERROR(Write, code)`).
+//! - [`RecvStream`]: `AsyncRead`, reading `Ok(0)` at the peer's graceful finish;
+//!   [`RecvStream::stop`] cancels it with a code.
+//!
+//! Errors surface through `std::io::Error` (that is what `AsyncRead`/`AsyncWrite`
+//! return); the transport-level cause is a [`StreamError`] inside it, recovered
+//! with [`StreamError::from_io`].
+//!
+//! # Drop semantics (every transport implements them)
+//!
+//! - Dropping a [`SendStream`] that was neither finished nor reset resets it
+//!   with code [`codes::CANCELLED`]: a truncated stream never looks complete.
+//! - Dropping a [`RecvStream`] before it reached the end stops it with
+//!   [`codes::CANCELLED`], so the peer's writer learns nobody reads any more.
+//! - Dropping the last handle to a [`Connection`] closes it.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Stream error codes that strand itself uses when it resets or stops a stream.
+///
+/// Codes are application-defined varints on every carrier; strand keeps 0 for
+/// "cancelled" because that is what the JS stack sends for every abort.
+pub mod codes {
+    /// The call was cancelled (dropped by the client, or the handler was aborted).
+    pub const CANCELLED: u64 = 0;
+    /// The call ran past its deadline.
+    pub const TIMED_OUT: u64 = 1;
+    /// The peer broke the RPC protocol on this stream (bad JSON, message too long).
+    pub const PROTOCOL: u64 = 2;
+    /// The server is shutting down and aborted the call.
+    pub const SHUTDOWN: u64 = 3;
+    /// The stream was refused because a limit was reached (streams, backlog).
+    pub const REFUSED: u64 = 4;
+}
+
+/// Why a stream operation failed, as seen by the transport.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The peer aborted its sending side with this code (reading fails).
+    #[error("stream reset by peer with code {0}")]
+    Reset(u64),
+    /// The peer cancelled its receiving side with this code (writing fails).
+    #[error("stream stopped by peer with code {0}")]
+    Stopped(u64),
+    /// The connection closed; every stream on it fails with this.
+    #[error("connection closed: {0}")]
+    ConnectionClosed(CloseReason),
+    /// This side already finished, reset or stopped the half it is using.
+    #[error("stream already closed locally")]
+    ClosedLocally,
+    /// A limit refused the operation (too many streams, backlog full).
+    #[error("refused by limit: {0}")]
+    Refused(&'static str),
+}
+
+impl StreamError {
+    /// Finds the `StreamError` carried inside an `io::Error` returned by a stream half.
+    pub fn from_io(err: &io::Error) -> Option<&StreamError> {
+        err.get_ref()?.downcast_ref::<StreamError>()
+    }
+
+    /// Wraps this error in an `io::Error` with a fitting kind.
+    pub fn into_io(self) -> io::Error {
+        let kind = match &self {
+            StreamError::Reset(_) => io::ErrorKind::ConnectionReset,
+            StreamError::Stopped(_) => io::ErrorKind::BrokenPipe,
+            StreamError::ConnectionClosed(_) => io::ErrorKind::ConnectionAborted,
+            StreamError::ClosedLocally => io::ErrorKind::NotConnected,
+            StreamError::Refused(_) => io::ErrorKind::ConnectionRefused,
+        };
+        io::Error::new(kind, self)
+    }
+}
+
+impl From<StreamError> for io::Error {
+    fn from(err: StreamError) -> Self {
+        err.into_io()
+    }
+}
+
+/// Why a connection closed: who closed it, a numeric code and a reason text.
+///
+/// The code is the carrier's own: a WebSocket close code (1000 normal, 1001 going
+/// away, 1002 protocol error, 1009 message too big, 1011 internal error) or a QUIC
+/// application error code (0 normal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// Whether this side or the peer closed the connection.
+    pub initiator: CloseInitiator,
+    /// The carrier's close code.
+    pub code: u64,
+    /// The reason text, possibly empty.
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// A close started by this side.
+    pub fn local(code: u64, reason: impl Into<String>) -> Self {
+        CloseReason {
+            initiator: CloseInitiator::Local,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// A close started by the peer.
+    pub fn peer(code: u64, reason: impl Into<String>) -> Self {
+        CloseReason {
+            initiator: CloseInitiator::Peer,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// A connection lost without a close handshake (I/O error, timeout).
+    pub fn lost(reason: impl Into<String>) -> Self {
+        CloseReason {
+            initiator: CloseInitiator::Lost,
+            code: 0,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.initiator {
+            CloseInitiator::Local => "closed locally",
+            CloseInitiator::Peer => "closed by peer",
+            CloseInitiator::Lost => "lost",
+        };
+        write!(f, "{who} (code {})", self.code)?;
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseInitiator {
+    /// This side closed it.
+    Local,
+    /// The peer closed it.
+    Peer,
+    /// It broke: I/O error, idle timeout, or the peer vanished without a close.
+    Lost,
+}
+
+/// What is known about the other end of a connection. Shared by every call on it.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PeerInfo {
+    /// Name of the carrier: `"memory"`, `"ws"`, `"wss"` or `"quic"`.
+    pub transport: &'static str,
+    /// The peer's socket address, when the carrier has one.
+    pub remote_addr: Option<SocketAddr>,
+    /// The peer's TLS certificate chain (DER, leaf first), when it presented one.
+    pub certificates: Vec<Bytes>,
+    /// The HTTP upgrade request (ws/wss servers only).
+    pub upgrade_request: Option<UpgradeRequest>,
+}
+
+impl PeerInfo {
+    /// Peer info with only the carrier name set.
+    pub fn new(transport: &'static str) -> Self {
+        PeerInfo {
+            transport,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the remote address.
+    pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
+        self.remote_addr = Some(addr);
+        self
+    }
+
+    /// Sets the peer's certificate chain (DER, leaf first).
+    pub fn with_certificates(mut self, certificates: Vec<Bytes>) -> Self {
+        self.certificates = certificates;
+        self
+    }
+
+    /// Sets the HTTP upgrade request.
+    pub fn with_upgrade_request(mut self, request: UpgradeRequest) -> Self {
+        self.upgrade_request = Some(request);
+        self
+    }
+}
+
+/// The parts of a WebSocket upgrade request that a server keeps for its handlers.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeRequest {
+    /// The request target (path and query).
+    pub uri: http::Uri,
+    /// The request headers.
+    pub headers: http::HeaderMap,
+}
+
+/// The sending half of a duplex stream.
+///
+/// `poll_shutdown` finishes the stream gracefully: it resolves once the carrier
+/// has accepted the end of stream (on the ws mux, once every byte was
+/// acknowledged and `CLOSE` was sent).
+pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
+    /// Aborts sending with `code`; the peer's reads fail with
+    /// [`StreamError::Reset`]. Idempotent; a no-op after a graceful finish.
+    fn reset(&mut self, code: u64);
+
+    /// Resolves with the code once the peer has stopped reading (it will never
+    /// read what we write). Stays pending otherwise, including after a graceful
+    /// finish. Servers use it to cancel a handler whose caller went away.
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64>;
+
+    /// Resolves once bytes written so far will reach the peer's reader as their
+    /// own read, apart from bytes written later.
+    ///
+    /// JS servers drop whatever arrives in the same chunk as a call's first
+    /// message, so the client waits on this after writing that message.
+    /// Message-oriented carriers (the ws mux: one write is one DATA message)
+    /// are ready at once, which is the default; QUIC waits about a round trip.
+    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The receiving half of a duplex stream. Reads `Ok(0)` once the peer finished.
+pub trait RecvStream: AsyncRead + Send + Unpin + 'static {
+    /// Tells the peer to stop sending with `code`; its writes fail with
+    /// [`StreamError::Stopped`]. Idempotent; a no-op after the end was read.
+    fn stop(&mut self, code: u64);
+}
+
+/// A boxed sending half.
+pub type BoxSendStream = Box<dyn SendStream>;
+/// A boxed receiving half.
+pub type BoxRecvStream = Box<dyn RecvStream>;
+
+/// A duplex stream: one call's worth of bytes in each direction.
+pub struct Stream {
+    /// What we write to the peer.
+    pub send: BoxSendStream,
+    /// What the peer writes to us.
+    pub recv: BoxRecvStream,
+}
+
+impl Stream {
+    /// Builds a stream from its halves.
+    pub fn new(send: impl SendStream, recv: impl RecvStream) -> Self {
+        Stream {
+            send: Box::new(send),
+            recv: Box::new(recv),
+        }
+    }
+
+    /// Splits into the two halves.
+    pub fn split(self) -> (BoxSendStream, BoxRecvStream) {
+        (self.send, self.recv)
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream").finish_non_exhaustive()
+    }
+}
+
+/// A connection that carries many duplex streams.
+///
+/// Implementations are cheap handles around a driver task; `&self` methods may
+/// be called from many tasks at once.
+#[async_trait]
+pub trait Connection: Send + Sync + 'static {
+    /// Opens a new stream to the peer. May wait while a stream limit is reached.
+    async fn open_stream(&self) -> Result<Stream, StreamError>;
+
+    /// Waits for the next stream the peer opened. Fails with
+    /// [`StreamError::ConnectionClosed`] once the connection is gone.
+    async fn accept_stream(&self) -> Result<Stream, StreamError>;
+
+    /// What is known about the peer.
+    fn peer_info(&self) -> Arc<PeerInfo>;
+
+    /// Closes the connection at once with a carrier-specific code (WebSocket
+    /// close code, QUIC application code) and reason. Every open stream fails
+    /// with [`StreamError::ConnectionClosed`].
+    fn close(&self, code: u64, reason: &str);
+
+    /// Resolves when the connection has closed, with the reason.
+    async fn closed(&self) -> CloseReason;
+}
+
+/// A shared, type-erased connection.
+pub type DynConnection = Arc<dyn Connection>;
+
+/// A server-side source of connections.
+#[async_trait]
+pub trait Listener: Send + Sync + 'static {
+    /// Waits for the next connection (after its handshake completed).
+    async fn accept(&self) -> io::Result<DynConnection>;
+
+    /// The local address, when the carrier has one.
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+/// Waits until the peer stops reading; see [`SendStream::poll_stopped`].
+pub async fn stopped(send: &mut (impl SendStream + ?Sized)) -> u64 {
+    std::future::poll_fn(|cx| send.poll_stopped(cx)).await
+}
+
+/// Waits for a write boundary; see [`SendStream::poll_write_boundary`].
+pub async fn write_boundary(send: &mut (impl SendStream + ?Sized)) -> io::Result<()> {
+    std::future::poll_fn(|cx| send.poll_write_boundary(cx)).await
+}
+
+impl SendStream for Box<dyn SendStream> {
+    fn reset(&mut self, code: u64) {
+        (**self).reset(code)
+    }
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
+        (**self).poll_stopped(cx)
+    }
+    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_write_boundary(cx)
+    }
+}
+
+impl RecvStream for Box<dyn RecvStream> {
+    fn stop(&mut self, code: u64) {
+        (**self).stop(code)
+    }
+}

@@ -1,0 +1,1 @@
+//! WebSocket mux transport (in progress).
