@@ -1,0 +1,1 @@
+//! TLS configuration shared by strand transports (in progress).
