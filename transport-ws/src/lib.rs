@@ -1,1 +1,3 @@
 //! WebSocket mux transport (in progress).
+
+pub mod mux;

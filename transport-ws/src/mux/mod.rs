@@ -1,0 +1,16 @@
+//! The sans-IO mux: frames, stream ids, credit, per-stream state and the
+//! session that ties them together. Nothing here touches tokio or a clock.
+
+pub mod credit;
+pub mod frame;
+pub mod session;
+pub mod state;
+pub mod stream_id;
+pub mod varint;
+
+#[cfg(test)]
+mod tests;
+
+pub use frame::{Frame, FrameError, Shutdown};
+pub use session::{Event, OpError, Session, SessionConfig, SessionStats, StreamStats};
+pub use stream_id::{Role, StreamId};

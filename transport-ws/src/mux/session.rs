@@ -1,0 +1,848 @@
+//! The mux session: every stream of one WebSocket, as a pure state machine.
+//!
+//! Inputs arrive through `handle_*` methods (a received message, the peer's
+//! close) and through the stream operations the handles call (`write`, `read`,
+//! `finish`, `reset`, `stop`, …). Outputs leave through [`Session::poll_transmit`]
+//! (frames to put on the socket, control frames first, then DATA round robin
+//! across streams) and [`Session::poll_event`] (what the async layer must wake).
+//! No I/O, no clock, no tokio: the driver owns those.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Buf, Bytes};
+use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
+
+use super::credit::{CreditWindow, SendCredit};
+use super::frame::{Frame, Shutdown};
+use super::state::{RecvState, SendState};
+use super::stream_id::{Role, StreamId};
+
+/// WebSocket close code: normal closure.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code: going away (server shutting down).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code: protocol error.
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code: message too big.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code: internal error.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+
+/// Limits and parameters of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Client opens even ids, server odd ones.
+    pub role: Role,
+    /// Receive window granted per stream.
+    pub window: u32,
+    /// Streams alive at once (opened by either side).
+    pub max_streams: usize,
+    /// Peer-opened streams not yet taken by the application.
+    pub accept_backlog: usize,
+    /// Largest DATA payload in one message.
+    pub max_data_payload: usize,
+    /// Bytes a stream may have queued for the socket before writes wait.
+    pub stream_send_buffer: usize,
+    /// The peer's stream window, when it advertised one (strand extension):
+    /// streams we open start with that much credit.
+    pub peer_window: Option<u32>,
+    /// Control frames queued for the socket above which the driver stops
+    /// reading until the socket drains them.
+    pub max_queued_control: usize,
+}
+
+impl SessionConfig {
+    /// Defaults for `role`: see the driver's config for the reasoning.
+    pub fn new(role: Role) -> Self {
+        SessionConfig {
+            role,
+            window: 1 << 20,
+            max_streams: 256,
+            accept_backlog: 64,
+            max_data_payload: 1 << 20,
+            stream_send_buffer: 256 << 10,
+            peer_window: None,
+            max_queued_control: 4096,
+        }
+    }
+}
+
+/// What the async layer must react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer opened a stream; [`Session::accept`] returns it.
+    Opened(StreamId),
+    /// Data, the end, or a reset arrived on the stream: wake its reader.
+    Readable(StreamId),
+    /// Credit or buffer space arrived: wake its writer.
+    Writable(StreamId),
+    /// `CLOSE(Read)` went out: a pending finish completes.
+    Finished(StreamId),
+    /// The peer aborted its sending half (ERROR(Read, code)).
+    Reset {
+        /// The stream.
+        id: StreamId,
+        /// The peer's code.
+        code: u64,
+    },
+    /// The peer stopped reading (ERROR(Write, code)).
+    Stopped {
+        /// The stream.
+        id: StreamId,
+        /// The peer's code.
+        code: u64,
+    },
+    /// A stream left the session: a slot for opening is free.
+    Released(StreamId),
+    /// The connection closed (locally, by the peer, or by a protocol error
+    /// with close code 1002). The driver sends a close frame when the
+    /// initiator is local.
+    Closed(CloseReason),
+}
+
+/// Why a stream operation could not proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    /// Not now: wait for the matching event and retry.
+    Blocked,
+    /// The peer aborted its sending half with this code.
+    Reset(u64),
+    /// The peer stopped reading with this code.
+    Stopped(u64),
+    /// This side already finished, reset or stopped the half.
+    ClosedLocally,
+    /// The connection is closed.
+    ConnectionClosed(CloseReason),
+    /// A limit refused the operation.
+    Refused(&'static str),
+}
+
+/// Per-stream figures, for stats and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Bytes received and not yet read by the application.
+    pub buffered: u64,
+    /// Bytes the peer may still send us.
+    pub peer_credit: u64,
+    /// Our receive window.
+    pub window: u32,
+    /// Bytes we may still send.
+    pub send_credit: u64,
+    /// Bytes sent that the peer has not returned as credit.
+    pub in_flight: u64,
+    /// Bytes written by the application and not yet handed to the socket.
+    pub queued_send: u64,
+}
+
+/// Per-connection figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Streams tracked (not yet fully closed and released).
+    pub streams_open: usize,
+    /// Peer-opened streams waiting for `accept`.
+    pub accept_backlog: usize,
+    /// Received bytes buffered across all streams.
+    pub buffered: u64,
+    /// Written bytes queued for the socket across all streams.
+    pub queued_send: u64,
+    /// Control frames waiting for the socket.
+    pub queued_control: usize,
+    /// Streams the peer opened that we refused (limits, shutdown).
+    pub refused: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    send: SendState,
+    recv: RecvState,
+    credit: SendCredit,
+    outgoing: VecDeque<Bytes>,
+    outgoing_bytes: usize,
+    in_sendable: bool,
+    window: CreditWindow,
+    incoming: VecDeque<Bytes>,
+    /// The application holds (or will be given) the send / recv handle.
+    send_handle: bool,
+    recv_handle: bool,
+}
+
+impl Stream {
+    fn new(window: u32, credit: SendCredit) -> Self {
+        Stream {
+            send: SendState::Open,
+            recv: RecvState::Open,
+            credit,
+            outgoing: VecDeque::new(),
+            outgoing_bytes: 0,
+            in_sendable: false,
+            window: CreditWindow::new(window),
+            incoming: VecDeque::new(),
+            send_handle: true,
+            recv_handle: true,
+        }
+    }
+
+    fn discard_incoming(&mut self) {
+        let n: usize = self.incoming.iter().map(Bytes::len).sum();
+        self.incoming.clear();
+        self.window.on_discarded(n);
+    }
+
+    fn discard_outgoing(&mut self) {
+        self.outgoing.clear();
+        self.outgoing_bytes = 0;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConnState {
+    Open,
+    /// Graceful shutdown: no new streams either way.
+    Draining,
+    Closed(CloseReason),
+}
+
+/// The mux state machine of one WebSocket connection.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: ConnState,
+    streams: HashMap<StreamId, Stream>,
+    next_local: Option<StreamId>,
+    /// Highest peer-initiated id seen; every lower unknown id is dead.
+    highest_peer: Option<StreamId>,
+    control: VecDeque<Frame>,
+    sendable: VecDeque<StreamId>,
+    accept_queue: VecDeque<StreamId>,
+    events: VecDeque<Event>,
+    refused: u64,
+}
+
+impl Session {
+    /// A fresh session.
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            next_local: Some(config.role.first_id()),
+            config,
+            state: ConnState::Open,
+            streams: HashMap::new(),
+            highest_peer: None,
+            control: VecDeque::new(),
+            sendable: VecDeque::new(),
+            accept_queue: VecDeque::new(),
+            events: VecDeque::new(),
+            refused: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match &self.state {
+            ConnState::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the driver should read more from the socket: false while too
+    /// many control frames (replies the peer provoked) wait for the socket.
+    pub fn wants_read(&self) -> bool {
+        self.control.len() < self.config.max_queued_control
+    }
+
+    /// Streams not yet done on the wire in both directions.
+    pub fn active_streams(&self) -> usize {
+        self.streams
+            .values()
+            .filter(|s| !(s.send.is_done() && s.recv.is_done()))
+            .count()
+    }
+
+    // ---- connection-level inputs ------------------------------------------
+
+    /// A binary WebSocket message arrived.
+    pub fn handle_message(&mut self, msg: Bytes) {
+        if self.close_reason().is_some() {
+            return;
+        }
+        match Frame::decode(msg) {
+            Ok(frame) => self.handle_frame(frame),
+            Err(err) => self.protocol_error(&err.to_string()),
+        }
+    }
+
+    /// A text WebSocket message arrived: a protocol error (1002).
+    pub fn handle_text(&mut self) {
+        self.protocol_error("text message");
+    }
+
+    /// The peer closed the WebSocket with this code and reason.
+    pub fn handle_peer_close(&mut self, code: u16, reason: &str) {
+        self.set_closed(CloseReason::peer(u64::from(code), reason));
+    }
+
+    /// The connection broke (I/O error, timeout) without a close handshake.
+    pub fn handle_lost(&mut self, reason: &str) {
+        self.set_closed(CloseReason::lost(reason));
+    }
+
+    /// Closes the connection at once; the driver sends a close frame.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        self.set_closed(CloseReason::local(u64::from(code), reason));
+    }
+
+    /// Starts a graceful shutdown: no stream may be opened by either side;
+    /// open ones continue. See [`Session::active_streams`].
+    pub fn start_shutdown(&mut self) {
+        if self.state == ConnState::Open {
+            self.state = ConnState::Draining;
+        }
+    }
+
+    fn protocol_error(&mut self, what: &str) {
+        self.set_closed(CloseReason::local(
+            u64::from(CLOSE_PROTOCOL_ERROR),
+            format!("protocol error: {what}"),
+        ));
+    }
+
+    fn set_closed(&mut self, reason: CloseReason) {
+        if matches!(self.state, ConnState::Closed(_)) {
+            return;
+        }
+        self.state = ConnState::Closed(reason.clone());
+        self.control.clear();
+        self.sendable.clear();
+        self.accept_queue.clear();
+        for stream in self.streams.values_mut() {
+            stream.discard_outgoing();
+        }
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    fn closed_error(&self) -> Option<OpError> {
+        self.close_reason()
+            .map(|r| OpError::ConnectionClosed(r.clone()))
+    }
+
+    /// One decoded frame from the peer.
+    pub fn handle_frame(&mut self, frame: Frame) {
+        if self.close_reason().is_some() {
+            return;
+        }
+        let id = frame.stream_id();
+        if !self.streams.contains_key(&id) {
+            self.handle_unknown(frame);
+            return;
+        }
+        match frame {
+            Frame::Data { payload, .. } => self.on_data(id, payload),
+            Frame::Ack { credit, .. } => self.on_ack(id, credit),
+            Frame::Close { shutdown, .. } => self.on_close(id, shutdown),
+            Frame::Error { shutdown, code, .. } => self.on_error(id, shutdown, code),
+        }
+        self.maybe_release(id);
+    }
+
+    fn handle_unknown(&mut self, frame: Frame) {
+        let id = frame.stream_id();
+        if id.initiator() == self.config.role {
+            // One of ours that is gone (or was never opened): drop.
+            return;
+        }
+        if self.highest_peer.is_some_and(|h| id <= h) {
+            // Closed, refused or burned: ids are never reused.
+            return;
+        }
+        self.highest_peer = Some(id);
+        let Frame::Ack { credit, .. } = frame else {
+            // An unseen id must open with ACK; the id is burned.
+            return;
+        };
+        let refuse = if self.state != ConnState::Open {
+            true
+        } else {
+            self.streams.len() >= self.config.max_streams
+                || self.accept_queue.len() >= self.config.accept_backlog
+        };
+        if refuse {
+            self.refused += 1;
+            for shutdown in [Shutdown::Read, Shutdown::Write] {
+                self.control.push_back(Frame::Error {
+                    id,
+                    shutdown,
+                    code: codes::REFUSED,
+                });
+            }
+            return;
+        }
+        let mut send = SendCredit::new(0);
+        send.on_ack(credit);
+        self.streams
+            .insert(id, Stream::new(self.config.window, send));
+        self.control.push_back(Frame::Ack {
+            id,
+            credit: self.config.window,
+        });
+        self.accept_queue.push_back(id);
+        self.events.push_back(Event::Opened(id));
+    }
+
+    fn on_data(&mut self, id: StreamId, payload: Bytes) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.recv != RecvState::Open {
+            // In flight when we stopped, or sent after the peer's own end:
+            // dropped (JS peers may race a write with an abort).
+            return;
+        }
+        if stream.window.on_data(payload.len()).is_err() {
+            self.protocol_error("data beyond the granted window");
+            return;
+        }
+        if !payload.is_empty() {
+            stream.incoming.push_back(payload);
+            self.events.push_back(Event::Readable(id));
+        }
+    }
+
+    fn on_ack(&mut self, id: StreamId, credit: u32) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.send.is_done() {
+            return;
+        }
+        stream.credit.on_ack(credit);
+        self.events.push_back(Event::Writable(id));
+        if stream.send == SendState::Finishing {
+            self.mark_sendable(id);
+        }
+    }
+
+    fn on_close(&mut self, id: StreamId, shutdown: Shutdown) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match shutdown {
+            Shutdown::Read => {
+                if stream.recv != RecvState::Open {
+                    return;
+                }
+                stream.recv = RecvState::FinReceived;
+                self.control.push_back(Frame::Close {
+                    id,
+                    shutdown: Shutdown::Write,
+                });
+                self.events.push_back(Event::Readable(id));
+            }
+            Shutdown::Write => {
+                // The expected reply to our CLOSE(Read) when finished;
+                // unsolicited otherwise, which JS treats as a stop with code 0.
+                if !stream.send.is_done() {
+                    self.on_error(id, Shutdown::Write, 0);
+                }
+            }
+        }
+    }
+
+    fn on_error(&mut self, id: StreamId, shutdown: Shutdown, code: u64) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match shutdown {
+            Shutdown::Read => {
+                if stream.recv != RecvState::Open {
+                    return;
+                }
+                stream.recv = RecvState::Reset(code);
+                stream.discard_incoming();
+                self.events.push_back(Event::Reset { id, code });
+                self.events.push_back(Event::Readable(id));
+            }
+            Shutdown::Write => {
+                if stream.send.is_done() {
+                    return;
+                }
+                let after_finish = stream.send == SendState::Finishing;
+                stream.send = SendState::Stopped { code, after_finish };
+                stream.discard_outgoing();
+                self.events.push_back(Event::Stopped { id, code });
+                self.events.push_back(Event::Writable(id));
+            }
+        }
+        self.control.push_back(Frame::Error {
+            id,
+            shutdown: shutdown.opposite(),
+            code,
+        });
+    }
+
+    fn mark_sendable(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if !stream.in_sendable {
+                stream.in_sendable = true;
+                self.sendable.push_back(id);
+            }
+        }
+    }
+
+    fn maybe_release(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        if stream.send_handle || stream.recv_handle {
+            return;
+        }
+        if stream.send.is_done() && stream.recv.is_done() {
+            self.streams.remove(&id);
+            self.events.push_back(Event::Released(id));
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------
+
+    /// The next frame for the socket: control frames first, then DATA (and
+    /// the CLOSE that follows a stream's last DATA) round robin by stream.
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        if self.close_reason().is_some() {
+            return None;
+        }
+        if let Some(frame) = self.control.pop_front() {
+            return Some(frame);
+        }
+        let strand_peer = self.config.peer_window.is_some();
+        while let Some(id) = self.sendable.pop_front() {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.in_sendable = false;
+            if stream.send.is_done() {
+                continue;
+            }
+            if let Some(payload) = stream.outgoing.pop_front() {
+                let was_full = stream.outgoing_bytes >= self.config.stream_send_buffer;
+                stream.outgoing_bytes -= payload.len();
+                let more = !stream.outgoing.is_empty() || stream.send == SendState::Finishing;
+                if was_full && stream.outgoing_bytes < self.config.stream_send_buffer {
+                    self.events.push_back(Event::Writable(id));
+                }
+                if more {
+                    stream.in_sendable = true;
+                    self.sendable.push_back(id);
+                }
+                return Some(Frame::Data { id, payload });
+            }
+            if stream.send == SendState::Finishing {
+                // PROTOCOL.md 1.5 rule 1: toward a JS peer, CLOSE only once
+                // every byte was ACKed (a JS receiver drops data otherwise).
+                // A strand receiver never loses queued data, so no wait.
+                if strand_peer || stream.credit.in_flight() == 0 {
+                    stream.send = SendState::Finished;
+                    self.events.push_back(Event::Finished(id));
+                    self.maybe_release(id);
+                    return Some(Frame::Close {
+                        id,
+                        shutdown: Shutdown::Read,
+                    });
+                }
+                // Re-queued by the ACK that brings in_flight to zero.
+            }
+        }
+        None
+    }
+
+    /// The next event for the async layer.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- stream operations (called by the application's handles) ---------
+
+    /// Opens a stream: queues `ACK(window)` as its first message.
+    pub fn open(&mut self) -> Result<StreamId, OpError> {
+        if let Some(err) = self.closed_error() {
+            return Err(err);
+        }
+        if self.state == ConnState::Draining {
+            return Err(OpError::Refused("connection is shutting down"));
+        }
+        if self.streams.len() >= self.config.max_streams {
+            return Err(OpError::Blocked);
+        }
+        let id = self
+            .next_local
+            .ok_or(OpError::Refused("stream ids exhausted"))?;
+        self.next_local = id.next();
+        let credit = match self.config.peer_window {
+            Some(w) => SendCredit::assumed(w),
+            None => SendCredit::new(0),
+        };
+        self.streams
+            .insert(id, Stream::new(self.config.window, credit));
+        self.control.push_back(Frame::Ack {
+            id,
+            credit: self.config.window,
+        });
+        Ok(id)
+    }
+
+    /// Takes the next stream the peer opened.
+    pub fn accept(&mut self) -> Result<StreamId, OpError> {
+        if let Some(id) = self.accept_queue.pop_front() {
+            return Ok(id);
+        }
+        if let Some(err) = self.closed_error() {
+            return Err(err);
+        }
+        Err(OpError::Blocked)
+    }
+
+    /// Writes up to one DATA message worth of `data`: at most the credit,
+    /// [`SessionConfig::max_data_payload`] bytes. `Blocked` at zero credit or
+    /// while the stream's send queue is full.
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, OpError> {
+        let max_payload = self.config.max_data_payload.max(1);
+        let send_buffer = self.config.stream_send_buffer;
+        let closed = self.closed_error();
+        let stream = self.streams.get_mut(&id).ok_or(OpError::ClosedLocally)?;
+        match stream.send {
+            SendState::Open => {}
+            SendState::Stopped { code, .. } => return Err(OpError::Stopped(code)),
+            _ => return Err(OpError::ClosedLocally),
+        }
+        if let Some(err) = closed {
+            return Err(err);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if stream.outgoing_bytes >= send_buffer {
+            return Err(OpError::Blocked);
+        }
+        let n = stream.credit.take(data.len().min(max_payload));
+        if n == 0 {
+            return Err(OpError::Blocked);
+        }
+        stream
+            .outgoing
+            .push_back(Bytes::copy_from_slice(&data[..n]));
+        stream.outgoing_bytes += n;
+        self.mark_sendable(id);
+        Ok(n)
+    }
+
+    /// Asks for a graceful finish (idempotent). See [`Session::poll_finished`].
+    pub fn finish(&mut self, id: StreamId) -> Result<(), OpError> {
+        let closed = self.closed_error();
+        let stream = self.streams.get_mut(&id).ok_or(OpError::ClosedLocally)?;
+        match stream.send {
+            SendState::Open => {
+                if let Some(err) = closed {
+                    return Err(err);
+                }
+                stream.send = SendState::Finishing;
+                self.mark_sendable(id);
+                Ok(())
+            }
+            SendState::Finishing | SendState::Finished => Ok(()),
+            SendState::Reset(_) => Err(OpError::ClosedLocally),
+            s @ SendState::Stopped { code, .. } => {
+                if s.is_benign_stop() {
+                    Ok(())
+                } else {
+                    Err(OpError::Stopped(code))
+                }
+            }
+        }
+    }
+
+    /// Whether the finish completed (`CLOSE(Read)` handed to the socket, or a
+    /// benign stop), `Blocked` while it is under way.
+    pub fn poll_finished(&mut self, id: StreamId) -> Result<(), OpError> {
+        let closed = self.closed_error();
+        let stream = self.streams.get(&id).ok_or(OpError::ClosedLocally)?;
+        match stream.send {
+            SendState::Finished => Ok(()),
+            s @ SendState::Stopped { code, .. } => {
+                if s.is_benign_stop() {
+                    Ok(())
+                } else {
+                    Err(OpError::Stopped(code))
+                }
+            }
+            SendState::Reset(_) => Err(OpError::ClosedLocally),
+            SendState::Open | SendState::Finishing => Err(closed.unwrap_or(OpError::Blocked)),
+        }
+    }
+
+    /// The peer's stop code, once it stopped reading (not for a benign stop).
+    pub fn stopped_code(&self, id: StreamId) -> Option<u64> {
+        match self.streams.get(&id)?.send {
+            s @ SendState::Stopped { code, .. } if !s.is_benign_stop() => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Aborts the sending half with `code` (idempotent, no-op once finished).
+    pub fn reset(&mut self, id: StreamId, code: u64) {
+        if self.close_reason().is_some() {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.send.is_done() {
+            return;
+        }
+        stream.send = SendState::Reset(code);
+        stream.discard_outgoing();
+        self.control.push_back(Frame::Error {
+            id,
+            shutdown: Shutdown::Read,
+            code,
+        });
+        self.maybe_release(id);
+    }
+
+    /// Reads buffered bytes into `buf`. `Ok(0)` is the end of the stream;
+    /// `Blocked` while nothing is buffered. Returns credit to the peer as
+    /// the window drains.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, OpError> {
+        let closed = self.closed_error();
+        let stream = self.streams.get_mut(&id).ok_or(OpError::ClosedLocally)?;
+        match stream.recv {
+            RecvState::Reset(code) => return Err(OpError::Reset(code)),
+            RecvState::Stopped(_) => return Err(OpError::ClosedLocally),
+            RecvState::EofRead => return Ok(0),
+            RecvState::Open | RecvState::FinReceived => {}
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = stream.incoming.front_mut() else {
+                break;
+            };
+            let take = front.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&front[..take]);
+            front.advance(take);
+            if front.is_empty() {
+                stream.incoming.pop_front();
+            }
+            n += take;
+        }
+        if n > 0 {
+            stream.window.on_consumed(n);
+            if stream.recv == RecvState::Open && closed.is_none() {
+                if let Some(credit) = stream.window.take_ack() {
+                    self.control.push_back(Frame::Ack { id, credit });
+                }
+            }
+            return Ok(n);
+        }
+        if stream.recv == RecvState::FinReceived {
+            stream.recv = RecvState::EofRead;
+            self.maybe_release(id);
+            return Ok(0);
+        }
+        Err(closed.unwrap_or(OpError::Blocked))
+    }
+
+    /// Stops reading with `code`: the peer's writes fail. Idempotent; sends
+    /// nothing once the peer finished.
+    pub fn stop(&mut self, id: StreamId, code: u64) {
+        let open = self.close_reason().is_none();
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match stream.recv {
+            RecvState::Open => {
+                stream.recv = RecvState::Stopped(code);
+                stream.discard_incoming();
+                if open {
+                    self.control.push_back(Frame::Error {
+                        id,
+                        shutdown: Shutdown::Write,
+                        code,
+                    });
+                }
+            }
+            RecvState::FinReceived => {
+                stream.recv = RecvState::Stopped(code);
+                stream.discard_incoming();
+            }
+            _ => {}
+        }
+        self.maybe_release(id);
+    }
+
+    /// The application dropped the send handle: an unfinished stream is
+    /// reset with [`codes::CANCELLED`]; a requested finish still completes.
+    pub fn release_send(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.get(&id) {
+            if stream.send == SendState::Open {
+                self.reset(id, codes::CANCELLED);
+            }
+        }
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.send_handle = false;
+        }
+        self.maybe_release(id);
+    }
+
+    /// The application dropped the recv handle: stops it with
+    /// [`codes::CANCELLED`] unless the end was read.
+    pub fn release_recv(&mut self, id: StreamId) {
+        self.stop(id, codes::CANCELLED);
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.recv_handle = false;
+        }
+        self.maybe_release(id);
+    }
+
+    /// Forgets every stream once the connection closed and the handles are
+    /// gone (used by the driver after close).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    // ---- stats --------------------------------------------------------------
+
+    /// Figures for one stream.
+    pub fn stream_stats(&self, id: StreamId) -> Option<StreamStats> {
+        let s = self.streams.get(&id)?;
+        Some(StreamStats {
+            buffered: s.window.buffered(),
+            peer_credit: s.window.peer_credit(),
+            window: s.window.window(),
+            send_credit: s.credit.available(),
+            in_flight: s.credit.in_flight(),
+            queued_send: s.outgoing_bytes as u64,
+        })
+    }
+
+    /// Figures for the connection.
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            streams_open: self.streams.len(),
+            accept_backlog: self.accept_queue.len(),
+            buffered: self.streams.values().map(|s| s.window.buffered()).sum(),
+            queued_send: self.streams.values().map(|s| s.outgoing_bytes as u64).sum(),
+            queued_control: self.control.len(),
+            refused: self.refused,
+        }
+    }
+
+    /// Whether the close was started by this side (so a close frame must go out).
+    pub fn closed_locally(&self) -> bool {
+        self.close_reason()
+            .is_some_and(|r| r.initiator == CloseInitiator::Local)
+    }
+}

@@ -1,0 +1,756 @@
+//! Session tests without sockets: two sessions over an in-memory link, and a
+//! scripted peer that sends and expects exact frames.
+
+use bytes::Bytes;
+use strand_rpc_core::transport::{codes, CloseInitiator};
+
+use super::*;
+
+fn drain(s: &mut Session) -> Vec<Frame> {
+    std::iter::from_fn(|| s.poll_transmit()).collect()
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// Moves every pending frame from `a` to `b` as encoded messages; returns how many.
+fn deliver(a: &mut Session, b: &mut Session) -> usize {
+    let frames = drain(a);
+    let n = frames.len();
+    for f in frames {
+        b.handle_message(f.to_bytes());
+    }
+    n
+}
+
+/// Runs the link until both sides are quiet.
+fn settle(c: &mut Session, s: &mut Session) {
+    for _ in 0..1000 {
+        if deliver(c, s) + deliver(s, c) == 0 {
+            return;
+        }
+    }
+    panic!("link did not settle");
+}
+
+fn config(role: Role, window: u32) -> SessionConfig {
+    SessionConfig {
+        window,
+        ..SessionConfig::new(role)
+    }
+}
+
+fn pair(window: u32) -> (Session, Session) {
+    (
+        Session::new(config(Role::Client, window)),
+        Session::new(config(Role::Server, window)),
+    )
+}
+
+fn read_all(s: &mut Session, id: StreamId) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 7];
+    loop {
+        match s.read(id, &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(OpError::Blocked | OpError::ConnectionClosed(_)) => return out,
+            Err(e) => panic!("read: {e:?}"),
+        }
+    }
+}
+
+fn sid(n: u64) -> StreamId {
+    StreamId(n)
+}
+
+fn closed_code(s: &mut Session) -> Option<u64> {
+    events(s).into_iter().find_map(|e| match e {
+        Event::Closed(r) => Some(r.code),
+        _ => None,
+    })
+}
+
+#[test]
+fn open_write_finish_echo_over_link() {
+    let (mut c, mut s) = pair(1 << 20);
+    let id = c.open().unwrap();
+    assert_eq!(id, sid(0));
+    assert_eq!(
+        c.write(id, b"hello"),
+        Err(OpError::Blocked),
+        "no credit before the peer's ACK"
+    );
+    settle(&mut c, &mut s);
+    assert!(events(&mut s).contains(&Event::Opened(id)));
+    assert_eq!(s.accept(), Ok(id));
+    assert_eq!(c.write(id, b"hello"), Ok(5));
+    c.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(
+        c.poll_finished(id),
+        Err(OpError::Blocked),
+        "5 bytes not yet ACKed"
+    );
+    assert_eq!(read_all(&mut s, id), b"hello");
+    settle(&mut c, &mut s);
+    // The CLOSE waited for the ACK of every byte, then went out.
+    assert_eq!(c.poll_finished(id), Ok(()));
+    assert_eq!(s.read(id, &mut [0; 4]), Ok(0), "end of stream");
+    assert_eq!(s.write(id, b"olleh"), Ok(5));
+    s.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(read_all(&mut c, id), b"olleh");
+    settle(&mut c, &mut s);
+    assert_eq!(c.read(id, &mut [0; 4]), Ok(0));
+    for side in [&mut c, &mut s] {
+        side.release_send(id);
+        side.release_recv(id);
+        assert_eq!(side.stream_count(), 0);
+        assert!(drain(side).is_empty(), "nothing after both halves are done");
+    }
+    settle(&mut c, &mut s);
+}
+
+#[test]
+fn scripted_open_sequence_matches_js() {
+    // Server side, scripted JS client: ACK opens, we reply ACK(window) at once.
+    let mut s = Session::new(config(Role::Server, 1 << 20));
+    s.handle_message(Bytes::from_static(&[
+        0x00, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00,
+    ]));
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Ack {
+            id: sid(0),
+            credit: 1 << 20
+        }]
+    );
+    s.handle_message(Bytes::from_static(b"\x00\x00\x00hello-0"));
+    assert_eq!(s.accept(), Ok(sid(0)));
+    assert_eq!(read_all(&mut s, sid(0)), b"hello-0");
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Ack {
+            id: sid(0),
+            credit: 7
+        }],
+        "credit back once drained"
+    );
+}
+
+#[test]
+fn unseen_id_without_ack_is_dropped_and_burned() {
+    let mut s = Session::new(config(Role::Server, 100));
+    s.handle_frame(Frame::Data {
+        id: sid(2),
+        payload: Bytes::from_static(b"x"),
+    });
+    s.handle_frame(Frame::Ack {
+        id: sid(2),
+        credit: 100,
+    });
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.accept(), Err(OpError::Blocked));
+    // A lower unseen id is dead too (ids are never reused, opened in order).
+    s.handle_frame(Frame::Ack {
+        id: sid(0),
+        credit: 100,
+    });
+    assert!(drain(&mut s).is_empty());
+    // Ids of our own parity that we never opened are ignored.
+    s.handle_frame(Frame::Ack {
+        id: sid(1),
+        credit: 100,
+    });
+    assert!(drain(&mut s).is_empty());
+    s.handle_frame(Frame::Ack {
+        id: sid(4),
+        credit: 100,
+    });
+    assert_eq!(s.accept(), Ok(sid(4)));
+}
+
+#[test]
+fn credit_stall_and_resume() {
+    let (mut c, mut s) = pair(16);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    s.accept().unwrap();
+    let data = [7u8; 40];
+    assert_eq!(c.write(id, &data), Ok(16), "split at the credit");
+    assert_eq!(
+        c.write(id, &data[16..]),
+        Err(OpError::Blocked),
+        "writer waits at zero"
+    );
+    settle(&mut c, &mut s);
+    assert_eq!(s.stream_stats(id).unwrap().buffered, 16);
+    assert_eq!(s.stream_stats(id).unwrap().peer_credit, 0);
+    // Consuming less than half the window with data left returns nothing yet.
+    assert_eq!(s.read(id, &mut [0; 7]), Ok(7));
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.read(id, &mut [0; 1]), Ok(1));
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Ack { id, credit: 8 }],
+        "released at half window"
+    );
+    c.handle_frame(Frame::Ack { id, credit: 8 });
+    assert!(events(&mut c).contains(&Event::Writable(id)));
+    assert_eq!(c.write(id, &data[16..]), Ok(8));
+    assert_eq!(c.stream_stats(id).unwrap().in_flight, 16);
+}
+
+#[test]
+fn writes_wait_while_the_send_queue_is_full() {
+    let mut cfg = config(Role::Client, 1 << 20);
+    cfg.stream_send_buffer = 10;
+    cfg.max_data_payload = 6;
+    let mut c = Session::new(cfg);
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 1000 });
+    assert_eq!(c.write(id, &[1; 20]), Ok(6), "one DATA message at most");
+    assert_eq!(c.write(id, &[1; 20]), Ok(6));
+    assert_eq!(c.write(id, &[1; 20]), Err(OpError::Blocked));
+    assert_eq!(c.stream_stats(id).unwrap().queued_send, 12);
+    let frames = drain(&mut c);
+    assert_eq!(frames.len(), 3, "ack + two data");
+    assert!(events(&mut c).contains(&Event::Writable(id)));
+    assert_eq!(c.write(id, &[1; 20]), Ok(6));
+}
+
+#[test]
+fn data_is_round_robin_across_streams() {
+    let mut c = Session::new(config(Role::Client, 1 << 20));
+    let a = c.open().unwrap();
+    let b = c.open().unwrap();
+    for id in [a, b] {
+        c.handle_frame(Frame::Ack { id, credit: 1000 });
+    }
+    drain(&mut c);
+    c.write(a, b"a1").unwrap();
+    c.write(a, b"a2").unwrap();
+    c.write(b, b"b1").unwrap();
+    let order: Vec<StreamId> = drain(&mut c).iter().map(Frame::stream_id).collect();
+    assert_eq!(order, [a, b, a]);
+}
+
+#[test]
+fn finish_toward_js_waits_for_every_ack() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.write(id, b"abcde").unwrap();
+    c.finish(id).unwrap();
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Data {
+            id,
+            payload: Bytes::from_static(b"abcde")
+        }]
+    );
+    assert_eq!(c.poll_finished(id), Err(OpError::Blocked));
+    c.handle_frame(Frame::Ack { id, credit: 3 });
+    assert!(drain(&mut c).is_empty(), "2 bytes still unacknowledged");
+    c.handle_frame(Frame::Ack { id, credit: 2 });
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Close {
+            id,
+            shutdown: Shutdown::Read
+        }]
+    );
+    assert_eq!(c.poll_finished(id), Ok(()));
+    // The peer's reply CLOSE(Write) is expected and silent.
+    c.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Write,
+    });
+    assert!(drain(&mut c).is_empty());
+}
+
+#[test]
+fn finish_toward_strand_peer_does_not_wait_and_opens_with_credit() {
+    let mut cfg = config(Role::Client, 100);
+    cfg.peer_window = Some(50);
+    let mut c = Session::new(cfg);
+    let id = c.open().unwrap();
+    assert_eq!(
+        c.write(id, b"abcde"),
+        Ok(5),
+        "advertised window is the initial credit"
+    );
+    c.finish(id).unwrap();
+    assert_eq!(
+        drain(&mut c),
+        [
+            Frame::Ack { id, credit: 100 },
+            Frame::Data {
+                id,
+                payload: Bytes::from_static(b"abcde")
+            },
+            Frame::Close {
+                id,
+                shutdown: Shutdown::Read
+            },
+        ],
+        "ACK, DATA and CLOSE in one flush"
+    );
+    // The acceptor's opening ACK grants the advertised window: not counted twice.
+    c.handle_frame(Frame::Ack { id, credit: 50 });
+    assert_eq!(c.stream_stats(id).unwrap().send_credit, 45);
+}
+
+#[test]
+fn peer_close_read_delivers_data_then_eof_and_no_more_acks() {
+    let mut s = Session::new(config(Role::Server, 100));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut s);
+    s.accept().unwrap();
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"one"),
+    });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"two"),
+    });
+    s.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Close {
+            id,
+            shutdown: Shutdown::Write
+        }]
+    );
+    assert_eq!(read_all(&mut s, id), b"onetwo");
+    assert!(
+        drain(&mut s).is_empty(),
+        "no ACK after the peer finished (rule 5)"
+    );
+    assert_eq!(s.read(id, &mut [0; 4]), Ok(0));
+}
+
+#[test]
+fn peer_error_read_resets_at_once_and_is_answered_once() {
+    let mut s = Session::new(config(Role::Server, 100));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut s);
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"lost"),
+    });
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 9,
+    });
+    assert!(events(&mut s).contains(&Event::Reset { id, code: 9 }));
+    assert_eq!(
+        s.read(id, &mut [0; 4]),
+        Err(OpError::Reset(9)),
+        "buffered data is discarded"
+    );
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 9,
+    });
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Error {
+            id,
+            shutdown: Shutdown::Write,
+            code: 9
+        }],
+        "replied once"
+    );
+}
+
+#[test]
+fn peer_error_write_stops_writes() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.write(id, b"queued").unwrap();
+    c.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 4002,
+    });
+    assert!(events(&mut c).contains(&Event::Stopped { id, code: 4002 }));
+    assert_eq!(c.stopped_code(id), Some(4002));
+    assert_eq!(c.write(id, b"x"), Err(OpError::Stopped(4002)));
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Error {
+            id,
+            shutdown: Shutdown::Read,
+            code: 4002
+        }],
+        "queued data discarded, reply sent"
+    );
+}
+
+#[test]
+fn benign_stop_after_finish() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    c.write(id, b"request").unwrap();
+    c.finish(id).unwrap();
+    drain(&mut c);
+    // A JS RPC server cancels its readable after reading a unary request,
+    // without ACKing: our finish is still a success.
+    c.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 0,
+    });
+    assert_eq!(c.poll_finished(id), Ok(()));
+    assert_eq!(c.stopped_code(id), None);
+    // A non-zero code is a real stop.
+    let id2 = c.open().unwrap();
+    c.handle_frame(Frame::Ack {
+        id: id2,
+        credit: 100,
+    });
+    c.write(id2, b"request").unwrap();
+    c.finish(id2).unwrap();
+    c.handle_frame(Frame::Error {
+        id: id2,
+        shutdown: Shutdown::Write,
+        code: 5,
+    });
+    assert_eq!(c.poll_finished(id2), Err(OpError::Stopped(5)));
+}
+
+#[test]
+fn unsolicited_close_write_is_a_stop_with_code_zero() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Write,
+    });
+    assert_eq!(c.write(id, b"x"), Err(OpError::Stopped(0)));
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Error {
+            id,
+            shutdown: Shutdown::Read,
+            code: 0
+        }]
+    );
+}
+
+#[test]
+fn local_reset_and_stop() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.reset(id, 3);
+    c.reset(id, 4);
+    c.stop(id, 5);
+    c.stop(id, 6);
+    assert_eq!(
+        drain(&mut c),
+        [
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Read,
+                code: 3
+            },
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Write,
+                code: 5
+            },
+        ],
+        "idempotent"
+    );
+    assert_eq!(c.write(id, b"x"), Err(OpError::ClosedLocally));
+    assert_eq!(c.read(id, &mut [0; 1]), Err(OpError::ClosedLocally));
+    // The peer's replies arrive: nothing goes back (rule 3: once).
+    c.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 3,
+    });
+    c.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 5,
+    });
+    assert!(drain(&mut c).is_empty());
+}
+
+#[test]
+fn dropping_handles_cancels_unfinished_halves() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.release_send(id);
+    c.release_recv(id);
+    assert_eq!(
+        drain(&mut c),
+        [
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Read,
+                code: codes::CANCELLED
+            },
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Write,
+                code: codes::CANCELLED
+            },
+        ]
+    );
+    assert_eq!(c.stream_count(), 0);
+    assert!(events(&mut c).contains(&Event::Released(id)));
+    // A late ACK for the gone stream is dropped: no phantom, no reply.
+    c.handle_frame(Frame::Ack { id, credit: 10 });
+    c.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 0,
+    });
+    assert!(drain(&mut c).is_empty());
+}
+
+#[test]
+fn drop_after_finish_lets_the_finish_complete() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    drain(&mut c);
+    c.write(id, b"abc").unwrap();
+    c.finish(id).unwrap();
+    c.release_send(id);
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Data {
+            id,
+            payload: Bytes::from_static(b"abc")
+        }]
+    );
+    c.handle_frame(Frame::Ack { id, credit: 3 });
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Close {
+            id,
+            shutdown: Shutdown::Read
+        }]
+    );
+}
+
+#[test]
+fn protocol_errors_close_with_1002() {
+    let cases: [&[u8]; 7] = [
+        &[0x00, 0x00, 0x01, 0x00, 0x10], // truncated ACK
+        &[0x00, 0x00, 0x03],             // truncated CLOSE
+        &[0x00, 0x00, 0x02, 0x00],       // truncated ERROR
+        &[0x00, 0x00, 0x07],             // bad type
+        &[0x00, 0x00, 0x03, 0x02],       // bad shutdown (CLOSE)
+        &[0x00, 0x00, 0x02, 0x05, 0x00], // bad shutdown (ERROR)
+        &[0x40],                         // truncated stream id
+    ];
+    for msg in cases {
+        let mut s = Session::new(config(Role::Server, 100));
+        s.handle_message(Bytes::copy_from_slice(msg));
+        assert_eq!(closed_code(&mut s), Some(1002), "{msg:02x?}");
+        assert!(s.closed_locally());
+        assert_eq!(s.poll_transmit(), None);
+    }
+    let mut s = Session::new(config(Role::Server, 100));
+    s.handle_text();
+    assert_eq!(closed_code(&mut s), Some(1002), "text message");
+}
+
+#[test]
+fn data_over_the_window_is_a_protocol_error() {
+    let mut s = Session::new(config(Role::Server, 8));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"12345"),
+    });
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"6789"),
+    });
+    assert_eq!(closed_code(&mut s), Some(1002));
+}
+
+#[test]
+fn refusal_past_the_stream_limit_and_the_backlog() {
+    let mut cfg = config(Role::Server, 100);
+    cfg.max_streams = 3;
+    cfg.accept_backlog = 2;
+    let mut s = Session::new(cfg);
+    for n in [0, 2, 4] {
+        s.handle_frame(Frame::Ack {
+            id: sid(n),
+            credit: 10,
+        });
+    }
+    let refused = |id| {
+        [
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Read,
+                code: codes::REFUSED,
+            },
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Write,
+                code: codes::REFUSED,
+            },
+        ]
+    };
+    let frames = drain(&mut s);
+    assert_eq!(frames[2..], refused(sid(4)), "backlog of 2 is full");
+    assert_eq!(s.stats().accept_backlog, 2);
+    assert_eq!(s.stats().refused, 1);
+    s.accept().unwrap();
+    s.accept().unwrap();
+    s.handle_frame(Frame::Ack {
+        id: sid(6),
+        credit: 10,
+    });
+    s.handle_frame(Frame::Ack {
+        id: sid(8),
+        credit: 10,
+    });
+    let frames = drain(&mut s);
+    assert_eq!(
+        frames[0],
+        Frame::Ack {
+            id: sid(6),
+            credit: 100
+        }
+    );
+    assert_eq!(frames[1..], refused(sid(8)), "3 streams open");
+    // Our own opens wait at the limit instead.
+    assert_eq!(s.open(), Err(OpError::Blocked));
+}
+
+#[test]
+fn connection_close_fails_every_stream_but_keeps_buffered_data() {
+    let (mut c, mut s) = pair(100);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    s.accept().unwrap();
+    c.write(id, b"tail").unwrap();
+    settle(&mut c, &mut s);
+    s.handle_peer_close(1001, "going away");
+    let Some(Event::Closed(reason)) = events(&mut s)
+        .into_iter()
+        .find(|e| matches!(e, Event::Closed(_)))
+    else {
+        panic!("no close event");
+    };
+    assert_eq!(
+        (reason.initiator, reason.code, reason.reason.as_str()),
+        (CloseInitiator::Peer, 1001, "going away")
+    );
+    assert_eq!(read_all(&mut s, id), b"tail");
+    assert!(matches!(s.read(id, &mut [0; 4]), Err(OpError::ConnectionClosed(r)) if r.code == 1001));
+    assert!(matches!(
+        s.write(id, b"x"),
+        Err(OpError::ConnectionClosed(_))
+    ));
+    assert!(matches!(s.accept(), Err(OpError::ConnectionClosed(_))));
+    assert!(matches!(s.open(), Err(OpError::ConnectionClosed(_))));
+    assert_eq!(s.poll_transmit(), None);
+}
+
+#[test]
+fn shutdown_refuses_new_streams_and_lets_open_ones_finish() {
+    let (mut c, mut s) = pair(100);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    s.accept().unwrap();
+    s.start_shutdown();
+    assert!(matches!(s.open(), Err(OpError::Refused(_))));
+    let id2 = c.open().unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(c.write(id2, b"x"), Err(OpError::Stopped(codes::REFUSED)));
+    assert_eq!(s.active_streams(), 1);
+    c.write(id, b"last").unwrap();
+    c.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(read_all(&mut s, id), b"last");
+    s.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(s.read(id, &mut [0; 1]), Ok(0));
+    assert_eq!(s.active_streams(), 0);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(usize),
+        Read(usize),
+        Deliver,
+    }
+
+    proptest! {
+        /// Random writes, reads and deliveries over a small window: the
+        /// receiver never buffers more than its window, no protocol error
+        /// happens, and the bytes arrive in order.
+        #[test]
+        fn credit_is_never_exceeded(window in 1u32..64,
+                                    ops in proptest::collection::vec(prop_oneof![
+                                        (1usize..100).prop_map(Op::Write),
+                                        (1usize..100).prop_map(Op::Read),
+                                        Just(Op::Deliver)], 1..200)) {
+            let (mut c, mut s) = pair(window);
+            let id = c.open().unwrap();
+            settle(&mut c, &mut s);
+            s.accept().unwrap();
+            let mut sent = Vec::new();
+            let mut got = Vec::new();
+            let mut counter = 0u8;
+            for op in ops {
+                match op {
+                    Op::Write(n) => {
+                        let data: Vec<u8> = (0..n).map(|_| { counter = counter.wrapping_add(1); counter }).collect();
+                        if let Ok(k) = c.write(id, &data) {
+                            sent.extend_from_slice(&data[..k]);
+                        }
+                    }
+                    Op::Read(n) => {
+                        let mut buf = vec![0; n];
+                        if let Ok(k) = s.read(id, &mut buf) {
+                            got.extend_from_slice(&buf[..k]);
+                        }
+                    }
+                    Op::Deliver => { deliver(&mut c, &mut s); deliver(&mut s, &mut c); }
+                }
+                prop_assert!(s.stream_stats(id).unwrap().buffered <= u64::from(window));
+                prop_assert!(s.close_reason().is_none());
+            }
+            prop_assert!(sent.starts_with(&got));
+        }
+    }
+}
