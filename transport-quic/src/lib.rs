@@ -1,1 +1,98 @@
-//! QUIC transport (in progress).
+//! strand's QUIC transport: one client-initiated bidi stream per call, over
+//! quinn, wire-compatible with `@matrixai/quic`.
+//!
+//! - [`QuicListener`] binds a UDP socket and yields [`QuicConnection`]s (it
+//!   implements rpc-core's [`Listener`](strand_rpc_core::transport::Listener)).
+//! - [`QuicClient`] is a client endpoint that connects to many servers;
+//!   [`connect`] is the one-shot shorthand.
+//! - [`QuicConnection`] implements
+//!   [`Connection`](strand_rpc_core::transport::Connection): every call is a
+//!   bidi stream carrying the JSON-RPC bytes as they are, FIN is the graceful
+//!   end, RESET_STREAM / STOP_SENDING carry the abort codes, and a normal close
+//!   is application code 0. Peer info carries the transport name `"quic"`, the
+//!   remote address and the peer's certificate chain (mTLS).
+//!
+//! TLS comes from [`strand_tls`]: the server identity from PEM or generated,
+//! client verification by roots, custom CA, callback or not at all, optional
+//! or required client certificates. ALPN is `quic` unless configured.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use strand_rpc_core::transport::Connection;
+//! use strand_tls::{Identity, ServerVerification};
+//! use strand_transport_quic::{QuicClient, QuicClientConfig, QuicListener, QuicServerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let identity = Identity::dev()?;
+//! let listener = QuicListener::bind("127.0.0.1:0".parse()?, QuicServerConfig::new(identity.clone()))?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     while let Ok(conn) = listener.accept_connection().await {
+//!         tokio::spawn(async move {
+//!             while let Ok(stream) = conn.accept_stream().await {
+//!                 let (mut send, mut recv) = stream.split();
+//!                 tokio::spawn(async move {
+//!                     let _ = tokio::io::copy(&mut recv, &mut send).await;
+//!                     let _ = send.shutdown().await;
+//!                 });
+//!             }
+//!         });
+//!     }
+//! });
+//!
+//! let client = QuicClient::bind(
+//!     "127.0.0.1:0".parse()?,
+//!     QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec())),
+//! )?;
+//! let conn = client.connect(addr, "localhost").await?;
+//! let (mut send, mut recv) = conn.open_stream().await?.split();
+//! send.write_all(b"hello").await?;
+//! send.shutdown().await?;
+//! let mut echoed = Vec::new();
+//! recv.read_to_end(&mut echoed).await?;
+//! assert_eq!(echoed, b"hello");
+//! conn.close(0, "done");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Backpressure
+//!
+//! QUIC flow control does it end to end. A peer can send at most
+//! [`TransportConfig::stream_receive_window`] bytes on a stream ahead of our
+//! reader and [`TransportConfig::receive_window`] across the connection; a
+//! writer waits once the peer's window or our
+//! [`TransportConfig::send_window`] is full. A slow reader therefore costs one
+//! stream window of memory and never stalls other streams (apart from sharing
+//! the connection window). Stream count is bounded by
+//! [`TransportConfig::max_concurrent_bidi_streams`] (opening waits for credit),
+//! and pending connections by [`QuicServerConfig::max_pending_connections`].
+//!
+//! # Cancel safety
+//!
+//! `poll_*` methods of the stream halves keep no partial state across
+//! cancellation: a cancelled `write` wrote either nothing or what it reported,
+//! a cancelled `read` consumed nothing. `open_stream`, `accept_stream`,
+//! [`QuicListener::accept_connection`] and [`QuicClient::connect`] are cancel
+//! safe (a cancelled connect abandons the attempt). Dropping a send half that
+//! was not finished resets it with code 0 (quinn alone would finish it: a
+//! truncated call would look complete); dropping a receive half before its end
+//! stops it with code 0. [`QuicConnection::shutdown`] documents its own case.
+
+mod client;
+mod config;
+mod connection;
+mod error;
+mod listener;
+mod stream;
+
+pub use client::{connect, QuicClient};
+pub use config::{QuicClientConfig, QuicServerConfig, TransportConfig, DEFAULT_ALPN};
+pub use connection::QuicConnection;
+pub use error::QuicError;
+pub use listener::QuicListener;
+pub use strand_tls;
+pub use stream::{QuicRecvStream, QuicSendStream};

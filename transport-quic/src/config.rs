@@ -1,0 +1,214 @@
+//! Listener and client configuration, with the limits and their defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{IdleTimeout, VarInt};
+use strand_tls::{ClientAuth, ClientTls, Identity, ServerTls, ServerVerification};
+
+use crate::QuicError;
+
+/// The ALPN protocol that strand and `@matrixai/quic` use by default.
+pub const DEFAULT_ALPN: &[u8] = b"quic";
+
+/// Connection-level QUIC settings shared by listeners and clients.
+///
+/// Memory per connection is bounded by these windows: at most
+/// `stream_receive_window` bytes buffered per stream and `receive_window`
+/// bytes across all streams on the receiving side, and `send_window` bytes
+/// buffered or unacknowledged on the sending side.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// Interval between keep-alive packets; `None` sends none.
+    ///
+    /// Default 5 s, below `idle_timeout`: JS peers send no keep-alives and
+    /// advertise no idle timeout, so ours alone decides, and an RPC connection
+    /// that is quiet between calls must not time out.
+    pub keep_alive_interval: Option<Duration>,
+    /// Close the connection after this long without any packet from the peer;
+    /// `None` disables the timeout (not recommended: a vanished peer then holds
+    /// its streams forever).
+    ///
+    /// Default 30 s. The effective value is the smaller of ours and the peer's.
+    pub idle_timeout: Option<Duration>,
+    /// Give up a handshake that has not completed after this long.
+    ///
+    /// Default 10 s: bounds the time a silent or slow client can hold a
+    /// pending-connection slot on a listener.
+    pub handshake_timeout: Duration,
+    /// Streams the peer may have open at once towards us.
+    ///
+    /// Default 100 (what JS peers allow). Bounds per-connection stream state;
+    /// a peer over the limit waits for credit, it is not refused.
+    pub max_concurrent_bidi_streams: u32,
+    /// Bytes the peer may send on one stream ahead of our reader.
+    ///
+    /// Default 1 MiB (the JS default). This is the per-stream memory bound of
+    /// a slow reader and also caps one stream's throughput at one window per
+    /// round trip.
+    pub stream_receive_window: u32,
+    /// Bytes the peer may send across all streams ahead of our readers.
+    ///
+    /// Default 8 MiB: bounds a connection's receive buffers however many
+    /// streams are open.
+    pub receive_window: u64,
+    /// Bytes we buffer for sending (written but not yet acknowledged) across
+    /// all streams of a connection; writers wait once it is full.
+    ///
+    /// Default 4 MiB: bounds our send-side memory per connection.
+    pub send_window: u64,
+    /// The least time [`poll_write_boundary`] waits (it waits one smoothed
+    /// round trip, or this if that is shorter).
+    ///
+    /// Default 5 ms: on loopback a round trip is far shorter than the time a
+    /// JS peer needs to hand the first chunk to its reader.
+    ///
+    /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
+    pub write_boundary_min: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            keep_alive_interval: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Duration::from_secs(10),
+            max_concurrent_bidi_streams: 100,
+            stream_receive_window: 1024 * 1024,
+            receive_window: 8 * 1024 * 1024,
+            send_window: 4 * 1024 * 1024,
+            write_boundary_min: Duration::from_millis(5),
+        }
+    }
+}
+
+impl TransportConfig {
+    pub(crate) fn build(&self) -> Result<Arc<quinn::TransportConfig>, QuicError> {
+        let mut t = quinn::TransportConfig::default();
+        let idle = match self.idle_timeout {
+            Some(d) => Some(
+                IdleTimeout::try_from(d)
+                    .map_err(|_| QuicError::Config(format!("idle timeout {d:?} is too large")))?,
+            ),
+            None => None,
+        };
+        let receive_window = VarInt::from_u64(self.receive_window).map_err(|_| {
+            QuicError::Config(format!(
+                "receive window {} is too large",
+                self.receive_window
+            ))
+        })?;
+        t.keep_alive_interval(self.keep_alive_interval)
+            .max_idle_timeout(idle)
+            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_bidi_streams))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
+            .receive_window(receive_window)
+            .send_window(self.send_window)
+            .datagram_receive_buffer_size(None);
+        Ok(Arc::new(t))
+    }
+}
+
+/// Options of a [`QuicListener`](crate::QuicListener).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct QuicServerConfig {
+    /// Identity, client authentication and ALPN (default ALPN: `quic`).
+    pub tls: ServerTls,
+    /// Connection settings and limits.
+    pub transport: TransportConfig,
+    /// Connections that may be handshaking or waiting in the accept queue at
+    /// once; further attempts are refused at the QUIC level.
+    ///
+    /// Default 128: bounds the memory and CPU a flood of connection attempts
+    /// can take while the application is not accepting.
+    pub max_pending_connections: usize,
+}
+
+impl QuicServerConfig {
+    /// Presents `identity`, asks nothing of clients, ALPN `quic`, default limits.
+    pub fn new(identity: Identity) -> Self {
+        QuicServerConfig {
+            tls: ServerTls::new(identity).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
+            transport: TransportConfig::default(),
+            max_pending_connections: 128,
+        }
+    }
+
+    /// Sets what is asked of clients; `ClientAuth::Required` refuses clients
+    /// without a valid certificate.
+    pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.tls.client_auth = auth;
+        self
+    }
+
+    /// Sets the ALPN protocols, in preference order.
+    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        self.tls.alpn = protocols;
+        self
+    }
+
+    /// Sets the connection settings.
+    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    pub(crate) fn build(&self) -> Result<quinn::ServerConfig, QuicError> {
+        let tls = self.tls.build()?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| QuicError::Config(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(self.transport.build()?);
+        Ok(config)
+    }
+}
+
+/// Options of a [`QuicClient`](crate::QuicClient).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct QuicClientConfig {
+    /// Server verification, client certificate and ALPN (default ALPN: `quic`).
+    pub tls: ClientTls,
+    /// Connection settings and limits.
+    pub transport: TransportConfig,
+}
+
+impl QuicClientConfig {
+    /// Verifies servers with `verification`, no client certificate, ALPN `quic`.
+    pub fn new(verification: ServerVerification) -> Self {
+        QuicClientConfig {
+            tls: ClientTls::new(verification).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
+            transport: TransportConfig::default(),
+        }
+    }
+
+    /// Presents `identity` when the server asks for a client certificate.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.tls.identity = Some(identity);
+        self
+    }
+
+    /// Sets the ALPN protocols, in preference order.
+    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        self.tls.alpn = protocols;
+        self
+    }
+
+    /// Sets the connection settings.
+    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    pub(crate) fn build(&self) -> Result<quinn::ClientConfig, QuicError> {
+        let tls = self.tls.build()?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| QuicError::Config(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(self.transport.build()?);
+        Ok(config)
+    }
+}

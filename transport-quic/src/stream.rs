@@ -1,0 +1,342 @@
+//! The two halves of a QUIC bidi stream, with strand's stream semantics.
+//!
+//! ```text
+//! send half:  Open ──poll_shutdown──▶ Finished   (FIN; reset is then a no-op)
+//!               │
+//!               └──reset / drop────▶ Reset       (RESET_STREAM with the code)
+//!
+//! recv half:  Open ──read Ok(0)────▶ Ended       (stop is then a no-op)
+//!               │
+//!               └──stop / drop─────▶ Stopped     (STOP_SENDING with the code)
+//! ```
+//!
+//! quinn finishes a dropped `SendStream` implicitly; strand's contract is the
+//! opposite (a truncated stream must never look complete), so the send half
+//! resets with [`codes::CANCELLED`] when dropped while still open.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use quinn::{ReadError, StoppedError, VarInt, WriteError};
+use strand_rpc_core::transport::{codes, SendStream as _, StreamError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use crate::connection::Shared;
+
+/// Keeps a connection's open-stream count while either half lives.
+pub(crate) struct StreamToken {
+    shared: Arc<Shared>,
+}
+
+impl StreamToken {
+    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
+        shared.open_streams.fetch_add(1, Ordering::AcqRel);
+        Arc::new(StreamToken { shared })
+    }
+}
+
+impl Drop for StreamToken {
+    fn drop(&mut self) {
+        self.shared.open_streams.fetch_sub(1, Ordering::AcqRel);
+        self.shared.streams_changed.notify_waiters();
+    }
+}
+
+pub(crate) fn code(code: u64) -> VarInt {
+    VarInt::from_u64(code).unwrap_or(VarInt::MAX)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SendState {
+    Open,
+    Finished,
+    Reset,
+}
+
+type StoppedFuture = Pin<Box<dyn Future<Output = Result<Option<VarInt>, StoppedError>> + Send>>;
+
+/// The sending half of a QUIC stream; see the module docs for its states.
+pub struct QuicSendStream {
+    inner: quinn::SendStream,
+    shared: Arc<Shared>,
+    _token: Arc<StreamToken>,
+    state: SendState,
+    /// quinn's `stopped()` future, created on the first `poll_stopped`.
+    stopped: Option<StoppedFuture>,
+    /// What `poll_stopped` resolved with: `Some(code)` stays ready, `None`
+    /// (finished and acknowledged) stays pending.
+    stopped_result: Option<Option<u64>>,
+    /// Bytes were written since the last write boundary.
+    unbounded: bool,
+    boundary: Option<Pin<Box<Sleep>>>,
+}
+
+impl QuicSendStream {
+    pub(crate) fn new(
+        inner: quinn::SendStream,
+        shared: Arc<Shared>,
+        token: Arc<StreamToken>,
+    ) -> Self {
+        QuicSendStream {
+            inner,
+            shared,
+            _token: token,
+            state: SendState::Open,
+            stopped: None,
+            stopped_result: None,
+            unbounded: false,
+            boundary: None,
+        }
+    }
+
+    /// The QUIC stream id.
+    pub fn id(&self) -> quinn::StreamId {
+        self.inner.id()
+    }
+
+    fn write_error(&self, err: WriteError) -> io::Error {
+        match err {
+            WriteError::Stopped(code) => StreamError::Stopped(code.into_inner()),
+            WriteError::ConnectionLost(e) => StreamError::ConnectionClosed(self.shared.reason(&e)),
+            WriteError::ClosedStream => StreamError::ClosedLocally,
+            WriteError::ZeroRttRejected => StreamError::ConnectionClosed(
+                strand_rpc_core::transport::CloseReason::lost("0-rtt rejected"),
+            ),
+        }
+        .into_io()
+    }
+}
+
+impl AsyncWrite for QuicSendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.state != SendState::Open {
+            return Poll::Ready(Err(StreamError::ClosedLocally.into_io()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        match ready!(Pin::new(&mut this.inner).poll_write(cx, buf)) {
+            Ok(n) => {
+                this.unbounded = true;
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(this.write_error(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // quinn hands written bytes to its connection driver at once.
+        Poll::Ready(Ok(()))
+    }
+
+    /// Finishes the stream (FIN). quinn keeps retransmitting the buffered
+    /// bytes and the FIN after this returns, until the peer acknowledges them.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.state {
+            SendState::Finished => return Poll::Ready(Ok(())),
+            SendState::Reset => return Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
+            SendState::Open => {}
+        }
+        if let Some(e) = this.shared.conn.close_reason() {
+            return Poll::Ready(Err(
+                StreamError::ConnectionClosed(this.shared.reason(&e)).into_io()
+            ));
+        }
+        // quinn reports a finish after STOP_SENDING as success; we report it.
+        if let Poll::Ready(code) = this.poll_stopped(cx) {
+            return Poll::Ready(Err(StreamError::Stopped(code).into_io()));
+        }
+        this.state = SendState::Finished;
+        match this.inner.finish() {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
+        }
+    }
+}
+
+impl strand_rpc_core::transport::SendStream for QuicSendStream {
+    fn reset(&mut self, code: u64) {
+        if self.state == SendState::Open {
+            self.state = SendState::Reset;
+            let _ = self.inner.reset(self::code(code));
+        }
+    }
+
+    /// Resolves with the peer's STOP_SENDING code. A connection that closes
+    /// first resolves it with [`codes::CANCELLED`]: nobody will read any more.
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
+        match self.stopped_result {
+            Some(Some(code)) => return Poll::Ready(code),
+            Some(None) => return Poll::Pending,
+            None => {}
+        }
+        let fut = self
+            .stopped
+            .get_or_insert_with(|| Box::pin(self.inner.stopped()));
+        let result = match ready!(fut.as_mut().poll(cx)) {
+            Ok(Some(code)) => Some(code.into_inner()),
+            Ok(None) => None,
+            Err(_) => Some(codes::CANCELLED),
+        };
+        self.stopped = None;
+        self.stopped_result = Some(result);
+        match result {
+            Some(code) => Poll::Ready(code),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Waits one smoothed round trip (at least
+    /// [`TransportConfig::write_boundary_min`](crate::TransportConfig::write_boundary_min))
+    /// after bytes were written, so that bytes written later travel in later
+    /// packets and reach the peer's reader as a separate chunk. quinn does not
+    /// expose per-stream acknowledgements, so one round trip stands in for
+    /// "the peer acknowledged them". Ready at once if nothing was written
+    /// since the last boundary.
+    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.boundary.is_none() {
+            if !self.unbounded || self.state != SendState::Open {
+                return Poll::Ready(Ok(()));
+            }
+            let wait = self.shared.conn.rtt().max(self.shared.write_boundary_min);
+            self.boundary = Some(Box::pin(tokio::time::sleep(wait)));
+        }
+        if let Some(sleep) = self.boundary.as_mut() {
+            ready!(sleep.as_mut().poll(cx));
+        }
+        self.boundary = None;
+        self.unbounded = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for QuicSendStream {
+    fn drop(&mut self) {
+        if self.state == SendState::Open {
+            let _ = self.inner.reset(code(codes::CANCELLED));
+        }
+    }
+}
+
+impl std::fmt::Debug for QuicSendStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicSendStream")
+            .field("id", &self.inner.id())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RecvState {
+    Open,
+    Ended,
+    Stopped,
+}
+
+/// The receiving half of a QUIC stream; see the module docs for its states.
+pub struct QuicRecvStream {
+    inner: quinn::RecvStream,
+    shared: Arc<Shared>,
+    _token: Arc<StreamToken>,
+    state: RecvState,
+}
+
+impl QuicRecvStream {
+    pub(crate) fn new(
+        inner: quinn::RecvStream,
+        shared: Arc<Shared>,
+        token: Arc<StreamToken>,
+    ) -> Self {
+        QuicRecvStream {
+            inner,
+            shared,
+            _token: token,
+            state: RecvState::Open,
+        }
+    }
+
+    /// The QUIC stream id.
+    pub fn id(&self) -> quinn::StreamId {
+        self.inner.id()
+    }
+}
+
+impl AsyncRead for QuicRecvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.state {
+            RecvState::Ended => return Poll::Ready(Ok(())),
+            RecvState::Stopped => return Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
+            RecvState::Open => {}
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match ready!(this.inner.poll_read_buf(cx, buf)) {
+            Ok(()) => {
+                if buf.filled().len() == before {
+                    this.state = RecvState::Ended;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                let err = match e {
+                    ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
+                    ReadError::ConnectionLost(e) => {
+                        StreamError::ConnectionClosed(this.shared.reason(&e))
+                    }
+                    ReadError::ClosedStream | ReadError::IllegalOrderedRead => {
+                        StreamError::ClosedLocally
+                    }
+                    ReadError::ZeroRttRejected => StreamError::ConnectionClosed(
+                        strand_rpc_core::transport::CloseReason::lost("0-rtt rejected"),
+                    ),
+                };
+                Poll::Ready(Err(err.into_io()))
+            }
+        }
+    }
+}
+
+impl strand_rpc_core::transport::RecvStream for QuicRecvStream {
+    fn stop(&mut self, code: u64) {
+        if self.state == RecvState::Open {
+            self.state = RecvState::Stopped;
+            let _ = self.inner.stop(self::code(code));
+        }
+    }
+}
+
+impl Drop for QuicRecvStream {
+    fn drop(&mut self) {
+        if self.state == RecvState::Open {
+            let _ = self.inner.stop(code(codes::CANCELLED));
+        }
+    }
+}
+
+impl std::fmt::Debug for QuicRecvStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicRecvStream")
+            .field("id", &self.inner.id())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,614 @@
+//! transport-quic over loopback: stream semantics, TLS, limits.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{drain, open_pair, stream_error, within, Rig};
+use strand_rpc_core::transport::{
+    codes, stopped, write_boundary, CloseInitiator, CloseReason, Connection, Listener, RecvStream,
+    SendStream, StreamError,
+};
+use strand_tls::{ClientAuth, ClientCertVerification, Identity, ServerVerification};
+use strand_transport_quic::{QuicClientConfig, QuicError, QuicServerConfig, TransportConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn open_accept_echo() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let info = server.peer_info();
+    assert_eq!(info.transport, "quic");
+    assert_eq!(info.remote_addr, Some(rig.client.local_addr().unwrap()));
+    assert!(info.certificates.is_empty());
+    assert_eq!(
+        client.peer_info().remote_addr,
+        Some(rig.listener.local_addr().unwrap())
+    );
+    assert_eq!(
+        client.peer_info().certificates,
+        vec![bytes::Bytes::copy_from_slice(&rig.identity.cert_chain()[0])]
+    );
+    assert_eq!(client.alpn().as_deref(), Some(&b"quic"[..]));
+
+    let echo = tokio::spawn(async move {
+        let stream = server.accept_stream().await.unwrap();
+        let (mut send, mut recv) = stream.split();
+        let (data, err) = drain(&mut recv).await;
+        assert!(err.is_none(), "{err:?}");
+        send.write_all(&data).await.unwrap();
+        send.shutdown().await.unwrap();
+        server
+    });
+    let (mut send, mut recv) = client.open_stream().await.unwrap().split();
+    send.write_all(b"quic hello 0").await.unwrap();
+    send.shutdown().await.unwrap();
+    let (data, err) = within(drain(&mut recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data, b"quic hello 0");
+    let _server = within(echo).await.unwrap();
+}
+
+#[tokio::test]
+async fn listener_trait_yields_connections() {
+    let rig = Rig::dev();
+    let addr = Listener::local_addr(&rig.listener).unwrap();
+    let (client, server) = within(async {
+        tokio::join!(
+            rig.client.connect(addr, "127.0.0.1"),
+            Listener::accept(&rig.listener)
+        )
+    })
+    .await;
+    let (client, server) = (client.unwrap(), server.unwrap());
+    let (mut c, mut s) = {
+        let mut c = client.open_stream().await.unwrap();
+        c.send.write_all(b"x").await.unwrap();
+        let s = within(server.accept_stream()).await.unwrap();
+        (c, s)
+    };
+    let mut byte = [0u8; 1];
+    s.recv.read_exact(&mut byte).await.unwrap();
+    assert_eq!(&byte, b"x");
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(s.recv.read(&mut byte)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn fin_reads_zero_and_later_reset_is_a_noop() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"abc").await;
+    c.send.write_all(b"def").await.unwrap();
+    c.send.shutdown().await.unwrap();
+    // Reset after a graceful finish must not turn the stream into an abort.
+    c.send.reset(5);
+    let (data, err) = within(drain(&mut s.recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data, b"abcdef");
+    // Reads after the end keep returning 0, stop after the end is a no-op.
+    let mut buf = [0u8; 4];
+    assert_eq!(s.recv.read(&mut buf).await.unwrap(), 0);
+    s.recv.stop(9);
+    // Writing after the finish fails locally.
+    let err = c.send.write_all(b"more").await.unwrap_err();
+    assert_eq!(stream_error(&err), StreamError::ClosedLocally);
+    // The other direction still works.
+    s.send.write_all(b"reply").await.unwrap();
+    s.send.shutdown().await.unwrap();
+    let (data, err) = within(drain(&mut c.recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data, b"reply");
+}
+
+#[tokio::test]
+async fn reset_fails_the_peer_read_with_its_code() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"partial").await;
+    c.send.reset(7);
+    c.send.reset(8); // idempotent: the first code stands
+    let (_, err) = within(drain(&mut s.recv)).await;
+    assert_eq!(
+        stream_error(&err.expect("read must fail")),
+        StreamError::Reset(7)
+    );
+    let err = c.send.write_all(b"x").await.unwrap_err();
+    assert_eq!(stream_error(&err), StreamError::ClosedLocally);
+}
+
+#[tokio::test]
+async fn stop_fails_the_peer_write_and_resolves_stopped() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"first").await;
+    s.recv.stop(9);
+    assert_eq!(within(stopped(&mut c.send)).await, 9);
+    // Resolves again, with the same code.
+    assert_eq!(within(stopped(&mut c.send)).await, 9);
+    let err = within(async {
+        loop {
+            if let Err(e) = c.send.write_all(&[0u8; 1024]).await {
+                return e;
+            }
+        }
+    })
+    .await;
+    assert_eq!(stream_error(&err), StreamError::Stopped(9));
+    // Reading from the stopped half fails locally.
+    let mut buf = [0u8; 4];
+    let err = s.recv.read(&mut buf).await.unwrap_err();
+    assert_eq!(stream_error(&err), StreamError::ClosedLocally);
+}
+
+#[tokio::test]
+async fn stopped_stays_pending_after_finish() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"all").await;
+    c.send.shutdown().await.unwrap();
+    let (data, _) = within(drain(&mut s.recv)).await;
+    assert_eq!(data, b"all");
+    // The peer read everything: nobody stopped us. Give the ack time to
+    // arrive, then check that `stopped` did not resolve.
+    let waited = tokio::time::timeout(Duration::from_millis(200), stopped(&mut c.send)).await;
+    assert!(
+        waited.is_err(),
+        "stopped resolved after a graceful finish: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_an_unfinished_send_half_resets_it() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (c, mut s) = open_pair(&client, &server, b"truncated").await;
+    drop(c.send);
+    let (data, err) = within(drain(&mut s.recv)).await;
+    assert!(data.len() <= b"truncated".len());
+    assert_eq!(
+        stream_error(&err.expect("a dropped stream must not look complete")),
+        StreamError::Reset(codes::CANCELLED)
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_finished_send_half_keeps_its_data() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"complete").await;
+    c.send.shutdown().await.unwrap();
+    drop(c);
+    let (data, err) = within(drain(&mut s.recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data, b"complete");
+}
+
+#[tokio::test]
+async fn dropping_an_unread_recv_half_stops_it() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, s) = open_pair(&client, &server, b"nobody reads this").await;
+    drop(s.recv);
+    assert_eq!(within(stopped(&mut c.send)).await, codes::CANCELLED);
+    let err = within(async {
+        loop {
+            if let Err(e) = c.send.write_all(&[1u8; 1024]).await {
+                return e;
+            }
+        }
+    })
+    .await;
+    assert_eq!(stream_error(&err), StreamError::Stopped(codes::CANCELLED));
+}
+
+#[tokio::test]
+async fn connection_close_fails_streams_with_connection_closed() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"open").await;
+    client.close(42, "bye");
+    let (_, err) = within(drain(&mut s.recv)).await;
+    assert_eq!(
+        stream_error(&err.expect("read must fail")),
+        StreamError::ConnectionClosed(CloseReason::peer(42, "bye"))
+    );
+    let server_reason = within(server.closed()).await;
+    assert_eq!(server_reason, CloseReason::peer(42, "bye"));
+    // This side reports its own close.
+    let err = c.send.write_all(b"x").await.unwrap_err();
+    assert_eq!(
+        stream_error(&err),
+        StreamError::ConnectionClosed(CloseReason::local(42, "bye"))
+    );
+    let (_, err) = within(drain(&mut c.recv)).await;
+    assert_eq!(
+        stream_error(&err.unwrap()),
+        StreamError::ConnectionClosed(CloseReason::local(42, "bye"))
+    );
+    assert_eq!(within(client.closed()).await, CloseReason::local(42, "bye"));
+    let err = client.open_stream().await.unwrap_err();
+    assert!(matches!(err, StreamError::ConnectionClosed(_)), "{err:?}");
+    let err = within(server.accept_stream()).await.unwrap_err();
+    assert_eq!(
+        err,
+        StreamError::ConnectionClosed(CloseReason::peer(42, "bye"))
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_connection_closes_it_with_code_zero() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (c, mut s) = open_pair(&client, &server, b"x").await;
+    drop(client);
+    let reason = within(server.closed()).await;
+    assert_eq!(reason.initiator, CloseInitiator::Peer);
+    assert_eq!(reason.code, 0);
+    let (_, err) = within(drain(&mut s.recv)).await;
+    assert!(matches!(
+        stream_error(&err.unwrap()),
+        StreamError::ConnectionClosed(CloseReason {
+            initiator: CloseInitiator::Peer,
+            code: 0,
+            ..
+        })
+    ));
+    drop(c);
+}
+
+#[tokio::test]
+async fn mutual_tls_identity_reaches_peer_info() {
+    let server_id = Identity::dev().unwrap();
+    let client_id = Identity::self_signed(&["client.test"]).unwrap();
+    let server = QuicServerConfig::new(server_id.clone())
+        .with_client_auth(ClientAuth::Required(ClientCertVerification::AnyCertificate));
+    let client = QuicClientConfig::new(ServerVerification::Ca(server_id.cert_chain().to_vec()))
+        .with_identity(client_id.clone());
+    let rig = Rig::with(server_id.clone(), server, client);
+    let (client, server) = rig.pair().await;
+    let chain = |id: &Identity| -> Vec<bytes::Bytes> {
+        id.cert_chain()
+            .iter()
+            .map(|c| bytes::Bytes::copy_from_slice(c))
+            .collect()
+    };
+    assert_eq!(server.peer_info().certificates, chain(&client_id));
+    assert_eq!(client.peer_info().certificates, chain(&server_id));
+}
+
+#[tokio::test]
+async fn required_client_certificate_refuses_anonymous_clients() {
+    let server_id = Identity::dev().unwrap();
+    let client_id = Identity::self_signed(&["client.test"]).unwrap();
+    let server = QuicServerConfig::new(server_id.clone())
+        .with_client_auth(ClientAuth::Required(ClientCertVerification::AnyCertificate));
+    let verification = ServerVerification::Ca(server_id.cert_chain().to_vec());
+    let rig = Rig::with(
+        server_id.clone(),
+        server,
+        QuicClientConfig::new(verification.clone()),
+    );
+    let addr = rig.listener.local_addr().unwrap();
+    // In TLS 1.3 the client may finish its side before the server checks the
+    // certificate: the refusal then arrives as a close right after connecting.
+    match within(rig.client.connect(addr, "localhost")).await {
+        Err(e) => assert!(matches!(e, QuicError::Handshake(_)), "{e}"),
+        Ok(conn) => {
+            let reason = within(conn.closed()).await;
+            assert_eq!(reason.initiator, CloseInitiator::Peer, "{reason}");
+            assert_eq!(
+                reason.code,
+                0x100 + 116,
+                "certificate_required alert: {reason}"
+            );
+        }
+    }
+    // The listener never yielded the refused client: the first connection it
+    // yields is the one with a certificate.
+    let good = strand_transport_quic::QuicClient::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        QuicClientConfig::new(verification).with_identity(client_id.clone()),
+    )
+    .unwrap();
+    let (client, server) = within(async {
+        tokio::join!(
+            good.connect(addr, "localhost"),
+            rig.listener.accept_connection()
+        )
+    })
+    .await;
+    let (_client, server) = (client.unwrap(), server.unwrap());
+    assert_eq!(server.peer_info().certificates.len(), 1);
+    assert_eq!(
+        &server.peer_info().certificates[0][..],
+        &client_id.cert_chain()[0][..]
+    );
+}
+
+#[tokio::test]
+async fn optional_client_certificate_accepts_anonymous_clients() {
+    let server_id = Identity::dev().unwrap();
+    let server = QuicServerConfig::new(server_id.clone())
+        .with_client_auth(ClientAuth::Optional(ClientCertVerification::AnyCertificate));
+    let client = QuicClientConfig::new(ServerVerification::Ca(server_id.cert_chain().to_vec()));
+    let rig = Rig::with(server_id, server, client);
+    let (client, server) = rig.pair().await;
+    assert!(server.peer_info().certificates.is_empty());
+    let (mut c, mut s) = open_pair(&client, &server, b"hi").await;
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut s.recv)).await.0, b"hi");
+}
+
+#[tokio::test]
+async fn wrong_server_name_is_refused() {
+    let rig = Rig::dev();
+    let addr = rig.listener.local_addr().unwrap();
+    let err = within(rig.client.connect(addr, "example.com"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QuicError::Handshake(_)), "{err}");
+}
+
+#[tokio::test]
+async fn alpn_mismatch_fails_with_a_clear_error() {
+    let identity = Identity::dev().unwrap();
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_alpn(vec![b"h3".to_vec()]);
+    let rig = Rig::with(identity.clone(), QuicServerConfig::new(identity), client);
+    let addr = rig.listener.local_addr().unwrap();
+    let err = within(rig.client.connect(addr, "localhost"))
+        .await
+        .unwrap_err();
+    match &err {
+        QuicError::AlpnMismatch { offered } => assert_eq!(offered, &vec!["h3".to_owned()]),
+        other => panic!("expected an ALPN mismatch, got {other}"),
+    }
+    assert!(err.to_string().contains("alpn"), "{err}");
+}
+
+#[tokio::test]
+async fn many_concurrent_streams() {
+    const STREAMS: usize = 300; // three times the concurrent stream limit
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let server = Arc::new(server);
+    let accept = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..STREAMS {
+                let (mut send, mut recv) = server.accept_stream().await.unwrap().split();
+                tasks.push(tokio::spawn(async move {
+                    let (data, err) = drain(&mut recv).await;
+                    assert!(err.is_none(), "{err:?}");
+                    send.write_all(&data).await.unwrap();
+                    send.shutdown().await.unwrap();
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+    };
+    let client = Arc::new(client);
+    let mut calls = Vec::new();
+    for i in 0..STREAMS {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            let (mut send, mut recv) = client.open_stream().await.unwrap().split();
+            let payload = format!("stream {i} ").repeat(100).into_bytes();
+            send.write_all(&payload).await.unwrap();
+            send.shutdown().await.unwrap();
+            let (data, err) = drain(&mut recv).await;
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(data, payload);
+        }));
+    }
+    within(async {
+        for c in calls {
+            c.await.unwrap();
+        }
+        accept.await.unwrap();
+    })
+    .await;
+    // Every stream half was dropped: nothing is left open.
+    assert_eq!(client.open_streams(), 0);
+}
+
+#[tokio::test]
+async fn large_transfer_with_a_slow_reader_stays_bounded() {
+    const TOTAL: usize = 16 * 1024 * 1024;
+    const READ: usize = 16 * 1024;
+    let identity = Identity::dev().unwrap();
+    let mut transport = TransportConfig::default();
+    transport.stream_receive_window = 256 * 1024;
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport.clone());
+    let rig = Rig::with(identity, server, client);
+    let (client, server) = rig.pair().await;
+
+    let written = Arc::new(AtomicU64::new(0));
+    let (mut c, mut s) = open_pair(&client, &server, &[0u8]).await;
+    written.fetch_add(1, Ordering::SeqCst);
+    let writer = {
+        let written = written.clone();
+        tokio::spawn(async move {
+            let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            let mut sent = 1;
+            while sent < TOTAL {
+                let n = (TOTAL - sent).min(chunk.len());
+                // Counted before the write: `written` may run one chunk ahead
+                // of what the transport took, never behind what was read.
+                written.fetch_add(n as u64, Ordering::SeqCst);
+                c.send.write_all(&chunk[..n]).await.unwrap();
+                sent += n;
+            }
+            c.send.shutdown().await.unwrap();
+            c
+        })
+    };
+    // Flow control lets the writer run at most one stream window ahead of
+    // what the reader consumed; plus one read and one write chunk of slack
+    // for the counters.
+    let bound = u64::from(transport.stream_receive_window) + READ as u64 + 64 * 1024;
+    let mut read = 0u64;
+    let mut max_ahead = 0u64;
+    let mut buf = vec![0u8; READ];
+    let mut checksum = 0u64;
+    within(async {
+        loop {
+            let n = s.recv.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            checksum = buf[..n].iter().fold(checksum, |a, &b| {
+                a.wrapping_mul(31).wrapping_add(u64::from(b))
+            });
+            read += n as u64;
+            let ahead = written.load(Ordering::SeqCst) - read;
+            max_ahead = max_ahead.max(ahead);
+            assert!(
+                ahead <= bound,
+                "writer got {ahead} bytes ahead of the reader (bound {bound})"
+            );
+            // The slow reader: a pause every 256 KiB.
+            if read % (256 * 1024) < READ as u64 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    })
+    .await;
+    assert_eq!(read, TOTAL as u64);
+    let mut expected = 0u64;
+    expected = expected.wrapping_mul(31); // the first byte, 0
+    for i in 0..TOTAL - 1 {
+        let b = ((i % (64 * 1024)) % 251) as u8;
+        expected = expected.wrapping_mul(31).wrapping_add(u64::from(b));
+    }
+    assert_eq!(checksum, expected);
+    within(writer).await.unwrap();
+    // The writer really was held back (the window is far smaller than 16 MiB).
+    assert!(max_ahead <= bound);
+    println!("max bytes ahead of the reader: {max_ahead} (bound {bound})");
+}
+
+#[tokio::test]
+async fn write_boundary_waits_after_writes_only() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"first message").await;
+    let start = tokio::time::Instant::now();
+    within(write_boundary(&mut c.send)).await.unwrap();
+    // At least the configured minimum passed (a sleep never ends early).
+    assert!(start.elapsed() >= TransportConfig::default().write_boundary_min);
+    // Nothing written since: ready at once.
+    let ready =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(c.send.poll_write_boundary(cx))).await;
+    assert!(matches!(ready, std::task::Poll::Ready(Ok(()))));
+    c.send.write_all(b" second").await.unwrap();
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut s.recv)).await.0, b"first message second");
+}
+
+#[tokio::test]
+async fn shutdown_drains_open_streams_then_closes_with_code_zero() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"in flight").await;
+    let server = Arc::new(server);
+    let shutdown = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            server
+                .shutdown(tokio::time::Instant::now() + Duration::from_secs(20))
+                .await
+        })
+    };
+    // The in-flight call completes normally.
+    c.send.shutdown().await.unwrap();
+    let (data, err) = within(drain(&mut s.recv)).await;
+    assert!(err.is_none());
+    assert_eq!(data, b"in flight");
+    s.send.write_all(b"done").await.unwrap();
+    s.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut c.recv)).await.0, b"done");
+    drop((c, s));
+    let reason = within(shutdown).await.unwrap();
+    assert_eq!(reason, CloseReason::local(0, "shutdown"));
+    let reason = within(client.closed()).await;
+    assert_eq!(reason, CloseReason::peer(0, "shutdown"));
+}
+
+#[tokio::test]
+async fn shutdown_refuses_new_streams_and_forces_at_the_deadline() {
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, _s) = open_pair(&client, &server, b"never finishes").await;
+    let server = Arc::new(server);
+    let shutdown = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            server
+                .shutdown(tokio::time::Instant::now() + Duration::from_millis(500))
+                .await
+        })
+    };
+    // A stream opened during the drain is refused with SHUTDOWN (or the
+    // connection is already closed if the deadline won the race).
+    let mut late = within(client.open_stream()).await.unwrap();
+    late.send.write_all(b"late").await.unwrap();
+    let (_, err) = within(drain(&mut late.recv)).await;
+    match stream_error(&err.expect("the late stream must fail")) {
+        StreamError::Reset(code) => assert_eq!(code, codes::SHUTDOWN),
+        StreamError::ConnectionClosed(r) => assert_eq!(r.code, 0),
+        other => panic!("unexpected {other:?}"),
+    }
+    let reason = within(shutdown).await.unwrap();
+    assert_eq!(reason, CloseReason::local(0, "shutdown"));
+    let (_, err) = within(drain(&mut c.recv)).await;
+    assert_eq!(
+        stream_error(&err.unwrap()),
+        StreamError::ConnectionClosed(CloseReason::peer(0, "shutdown"))
+    );
+}
+
+#[tokio::test]
+async fn pending_connection_limit_refuses_extra_attempts() {
+    let identity = Identity::dev().unwrap();
+    let mut server = QuicServerConfig::new(identity.clone());
+    server.max_pending_connections = 1;
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let rig = Rig::with(identity, server, client);
+    let addr = rig.listener.local_addr().unwrap();
+    // The first connection fills the only slot (nobody accepts it yet).
+    let first = within(rig.client.connect(addr, "localhost")).await.unwrap();
+    // Its slot was taken when its first packet arrived, before the handshake.
+    let second = within(rig.client.connect(addr, "localhost")).await;
+    match second {
+        Err(e) => assert!(matches!(e, QuicError::Handshake(_)), "{e}"),
+        Ok(c) => panic!("second connection accepted while the slot was taken: {c:?}"),
+    }
+    let accepted = within(rig.listener.accept_connection()).await.unwrap();
+    assert_eq!(
+        accepted.peer_info().remote_addr,
+        Some(rig.client.local_addr().unwrap())
+    );
+    drop(first);
+}
+
+#[tokio::test]
+async fn closed_listener_fails_accept() {
+    let rig = Rig::dev();
+    rig.listener.close();
+    let err = within(rig.listener.accept_connection()).await.unwrap_err();
+    assert!(matches!(err, QuicError::ListenerClosed), "{err}");
+    let err = within(Listener::accept(&rig.listener))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+}
