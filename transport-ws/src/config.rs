@@ -1,0 +1,310 @@
+//! Configuration: limits and timers shared by both sides, plus the server-
+//! and client-specific parts. Every limit has its default and its reason.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use strand_rpc_core::transport::UpgradeRequest;
+use strand_tls::{ClientTls, ServerTls};
+
+/// Limits and timers of one connection, the same on both sides.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WsConfig {
+    /// Receive window granted to the peer per stream, in bytes. Default
+    /// 1 MiB (the JS default), at most 2^32 − 1 (the ACK field is a u32).
+    /// A stalled reader costs at most this much memory per stream.
+    pub stream_window: u32,
+    /// Largest WebSocket message accepted, in bytes; a bigger one closes the
+    /// connection with 1009. Default 2 MiB: one DATA message can carry up to
+    /// a full 1 MiB window plus its header, with room to spare.
+    pub max_message_size: usize,
+    /// Largest DATA payload we send in one message. Default 64 KiB: large
+    /// enough for throughput, small enough that streams interleave fairly.
+    pub max_data_payload: usize,
+    /// Streams alive at once on one connection (both directions). Default
+    /// 256. Bounds memory to about `max_streams × stream_window`; peer opens
+    /// past it are refused with `ERROR(Read/Write, REFUSED)`, our own
+    /// `open_stream` waits for a free slot.
+    pub max_streams: usize,
+    /// Streams opened by the peer and not yet taken by `accept_stream`.
+    /// Default 64; past it new streams are refused (an application that does
+    /// not accept must not make us buffer without bound).
+    pub accept_backlog: usize,
+    /// Bytes written on one stream and not yet handed to the socket before
+    /// writes wait. Default 256 KiB: keeps the socket busy without letting
+    /// one fast writer queue its whole credit in memory.
+    pub stream_send_buffer: usize,
+    /// WebSocket ping interval. Default 20 s. `None` disables pings (we
+    /// still answer the peer's).
+    pub keep_alive_interval: Option<Duration>,
+    /// Close the connection when nothing arrived for this long. Default
+    /// 60 s. Armed at connect time, so a silent peer is timed out too.
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed for TCP/TLS setup and the HTTP upgrade. Default 10 s:
+    /// a peer that opens a socket and sends nothing must not hold it.
+    pub handshake_timeout: Duration,
+    /// How long a closing connection waits for the peer's close frame
+    /// before dropping the socket. Default 5 s.
+    pub close_timeout: Duration,
+    /// Size at which the WebSocket write buffer is flushed. Default 128 KiB.
+    pub write_buffer_size: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            stream_window: 1 << 20,
+            max_message_size: 2 << 20,
+            max_data_payload: 64 << 10,
+            max_streams: 256,
+            accept_backlog: 64,
+            stream_send_buffer: 256 << 10,
+            keep_alive_interval: Some(Duration::from_secs(20)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            write_buffer_size: 128 << 10,
+        }
+    }
+}
+
+impl WsConfig {
+    /// Sets [`WsConfig::stream_window`].
+    pub fn with_stream_window(mut self, window: u32) -> Self {
+        self.stream_window = window;
+        self
+    }
+
+    /// Sets [`WsConfig::max_streams`].
+    pub fn with_max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// Sets [`WsConfig::accept_backlog`].
+    pub fn with_accept_backlog(mut self, n: usize) -> Self {
+        self.accept_backlog = n;
+        self
+    }
+
+    /// Sets [`WsConfig::keep_alive_interval`].
+    pub fn with_keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive_interval = interval;
+        self
+    }
+
+    /// Sets [`WsConfig::idle_timeout`].
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WsConfig::handshake_timeout`].
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WsConfig::max_message_size`].
+    pub fn with_max_message_size(mut self, size: usize) -> Self {
+        self.max_message_size = size;
+        self
+    }
+
+    /// Sets [`WsConfig::max_data_payload`].
+    pub fn with_max_data_payload(mut self, size: usize) -> Self {
+        self.max_data_payload = size;
+        self
+    }
+
+    /// Sets [`WsConfig::stream_send_buffer`].
+    pub fn with_stream_send_buffer(mut self, size: usize) -> Self {
+        self.stream_send_buffer = size;
+        self
+    }
+
+    pub(crate) fn tungstenite(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+            .write_buffer_size(self.write_buffer_size)
+            // Bounded: the driver only feeds the sink when it is ready, so the
+            // buffer holds at most one flush threshold plus one message.
+            .max_write_buffer_size(self.write_buffer_size + self.max_message_size + 1024)
+    }
+}
+
+/// What the upgrade hook sees of a connecting client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UpgradeContext {
+    /// The HTTP upgrade request (target and headers).
+    pub request: UpgradeRequest,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// The client's TLS certificate chain (DER, leaf first), if it sent one.
+    pub certificates: Vec<Bytes>,
+}
+
+/// A refusal from the upgrade hook: answered with this status before `101`.
+#[derive(Debug, Clone)]
+pub struct UpgradeRefusal {
+    /// Usually 401 or 403.
+    pub status: StatusCode,
+    /// Sent as the response body (plain text).
+    pub reason: String,
+}
+
+impl UpgradeRefusal {
+    /// A refusal with a status and a short reason.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        UpgradeRefusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The boxed future an upgrade hook returns.
+pub type UpgradeFuture = Pin<Box<dyn Future<Output = Result<(), UpgradeRefusal>> + Send>>;
+
+/// An async check run on every upgrade request before `101` is sent.
+#[derive(Clone)]
+pub struct UpgradeHook(Arc<dyn Fn(UpgradeContext) -> UpgradeFuture + Send + Sync>);
+
+impl UpgradeHook {
+    /// Wraps an async function.
+    pub fn new<F, Fut>(f: F) -> Self
+    where
+        F: Fn(UpgradeContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), UpgradeRefusal>> + Send + 'static,
+    {
+        UpgradeHook(Arc::new(move |ctx| Box::pin(f(ctx))))
+    }
+
+    pub(crate) fn call(&self, ctx: UpgradeContext) -> UpgradeFuture {
+        (self.0)(ctx)
+    }
+}
+
+impl fmt::Debug for UpgradeHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UpgradeHook(..)")
+    }
+}
+
+/// Server configuration for [`crate::WsListener`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WsServerConfig {
+    /// Limits and timers of each connection.
+    pub ws: WsConfig,
+    /// Accept upgrades only on this path (e.g. `/rpc`); any path if `None`.
+    /// Other paths get `404`.
+    pub path: Option<String>,
+    /// TLS (`wss`); plain `ws` if `None`.
+    pub tls: Option<ServerTls>,
+    /// Async check of each upgrade request (auth on headers, path, client
+    /// certificate); may refuse with an HTTP status.
+    pub upgrade_hook: Option<UpgradeHook>,
+    /// Largest HTTP request head accepted, in bytes. Default 16 KiB; a bigger
+    /// one gets `431`.
+    pub max_request_head: usize,
+    /// Handshakes in progress at once. Default 256: slow or silent clients
+    /// cannot exhaust memory or file descriptors before the handshake timeout.
+    pub max_pending_handshakes: usize,
+    /// Established connections not yet taken by `accept`. Default 128.
+    pub accept_backlog: usize,
+    /// Advertise our stream window in the `x-strand-window` response header
+    /// (strand extension, see PROTOCOL-EXTENSIONS.md). Default true.
+    pub advertise_window: bool,
+}
+
+impl Default for WsServerConfig {
+    fn default() -> Self {
+        WsServerConfig {
+            ws: WsConfig::default(),
+            path: None,
+            tls: None,
+            upgrade_hook: None,
+            max_request_head: 16 << 10,
+            max_pending_handshakes: 256,
+            accept_backlog: 128,
+            advertise_window: true,
+        }
+    }
+}
+
+impl WsServerConfig {
+    /// Sets the connection limits.
+    pub fn with_ws(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
+    }
+
+    /// Serves `wss` with this TLS configuration.
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Accepts upgrades only on `path`.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Runs `hook` on each upgrade request.
+    pub fn with_upgrade_hook(mut self, hook: UpgradeHook) -> Self {
+        self.upgrade_hook = Some(hook);
+        self
+    }
+
+    /// Sets [`WsServerConfig::advertise_window`].
+    pub fn with_advertise_window(mut self, advertise: bool) -> Self {
+        self.advertise_window = advertise;
+        self
+    }
+}
+
+/// Client configuration for [`crate::connect`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct WsClientConfig {
+    /// Limits and timers of the connection.
+    pub ws: WsConfig,
+    /// TLS for `wss://` URLs. Required for them.
+    pub tls: Option<ClientTls>,
+    /// Extra headers for the upgrade request (e.g. `authorization`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Do not advertise our window (behave exactly like a JS client).
+    /// Default false.
+    pub no_window_advertisement: bool,
+}
+
+impl WsClientConfig {
+    /// Sets the connection limits.
+    pub fn with_ws(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
+    }
+
+    /// Uses this TLS configuration for `wss://`.
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Adds a header to the upgrade request.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}

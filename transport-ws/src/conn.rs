@@ -1,0 +1,468 @@
+//! The connection handle and the stream halves the application holds.
+//!
+//! The [`Session`] lives behind a `std::sync::Mutex` shared by the driver task
+//! and every handle (quinn's shape). Handles mutate it, wake the tasks that the
+//! resulting events concern, and wake the driver, which owns the socket. The
+//! lock is never held across an await.
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use strand_rpc_core::transport::{
+    CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+use crate::mux::session::CLOSE_NORMAL;
+use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamStats};
+
+/// State shared by the driver and the handles.
+pub(crate) struct Inner {
+    pub(crate) session: Session,
+    pub(crate) driver: Option<Waker>,
+    read_wakers: HashMap<StreamId, Waker>,
+    write_wakers: HashMap<StreamId, Waker>,
+    stopped_wakers: HashMap<StreamId, Waker>,
+    /// The driver finished (socket gone).
+    pub(crate) driver_done: bool,
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// A peer stream is ready, or the connection closed.
+    accept: Notify,
+    /// A stream slot was released, or the connection closed.
+    released: Notify,
+    /// The connection closed / the driver ended.
+    closed: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(session: Session) -> Arc<Shared> {
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                session,
+                driver: None,
+                read_wakers: HashMap::new(),
+                write_wakers: HashMap::new(),
+                stopped_wakers: HashMap::new(),
+                driver_done: false,
+            }),
+            accept: Notify::new(),
+            released: Notify::new(),
+            closed: Notify::new(),
+        })
+    }
+
+    /// Locks the state. A poisoned lock means a handle panicked mid-update;
+    /// the session is still structurally valid, so carry on.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drains the session's events and wakes whoever they concern; wakes the
+    /// driver so it transmits whatever the mutation queued.
+    pub(crate) fn process(&self, inner: &mut Inner) {
+        while let Some(event) = inner.session.poll_event() {
+            match event {
+                Event::Opened(_) => self.accept.notify_waiters(),
+                Event::Readable(id) | Event::Reset { id, .. } => {
+                    if let Some(w) = inner.read_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
+                Event::Writable(id) | Event::Finished(id) => {
+                    if let Some(w) = inner.write_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
+                Event::Stopped { id, .. } => {
+                    if let Some(w) = inner.write_wakers.remove(&id) {
+                        w.wake();
+                    }
+                    if let Some(w) = inner.stopped_wakers.remove(&id) {
+                        w.wake();
+                    }
+                }
+                Event::Released(_) => self.released.notify_waiters(),
+                Event::Closed(_) => self.wake_all(inner),
+            }
+        }
+        if let Some(w) = &inner.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    pub(crate) fn wake_all(&self, inner: &mut Inner) {
+        for (_, w) in inner.read_wakers.drain() {
+            w.wake();
+        }
+        for (_, w) in inner.write_wakers.drain() {
+            w.wake();
+        }
+        for (_, w) in inner.stopped_wakers.drain() {
+            w.wake();
+        }
+        self.accept.notify_waiters();
+        self.released.notify_waiters();
+        self.closed.notify_waiters();
+    }
+
+    /// Runs `f` on the state, then processes the events it caused.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut inner = self.lock();
+        let r = f(&mut inner);
+        self.process(&mut inner);
+        r
+    }
+
+    pub(crate) fn notify_closed(&self) {
+        self.closed.notify_waiters();
+    }
+}
+
+fn to_stream_error(err: OpError) -> StreamError {
+    match err {
+        OpError::Reset(code) => StreamError::Reset(code),
+        OpError::Stopped(code) => StreamError::Stopped(code),
+        OpError::ClosedLocally => StreamError::ClosedLocally,
+        OpError::ConnectionClosed(reason) => StreamError::ConnectionClosed(reason),
+        OpError::Refused(what) => StreamError::Refused(what),
+        // Callers handle Blocked themselves.
+        OpError::Blocked => StreamError::ClosedLocally,
+    }
+}
+
+/// Connection-wide figures (see also [`WsSendStream::stats`] and
+/// [`WsRecvStream::stats`] for one stream).
+pub type ConnectionStats = SessionStats;
+
+/// A WebSocket mux connection: opens and accepts streams.
+///
+/// A cheap handle around the driver task; clones share the connection.
+/// Dropping the last handle closes the connection with 1000 (streams the
+/// application still holds fail with [`StreamError::ConnectionClosed`]).
+#[derive(Clone)]
+pub struct WsConnection {
+    shared: Arc<Shared>,
+    peer: Arc<PeerInfo>,
+    _guard: Arc<CloseOnDrop>,
+}
+
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.with(|inner| inner.session.close(CLOSE_NORMAL, ""));
+    }
+}
+
+impl std::fmt::Debug for WsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConnection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsConnection {
+    pub(crate) fn new(shared: Arc<Shared>, peer: PeerInfo) -> Self {
+        WsConnection {
+            _guard: Arc::new(CloseOnDrop(shared.clone())),
+            shared,
+            peer: Arc::new(peer),
+        }
+    }
+
+    /// Connection-wide figures: streams open, accept backlog, bytes buffered.
+    pub fn stats(&self) -> ConnectionStats {
+        self.shared.lock().session.stats()
+    }
+
+    /// Opens a stream. Waits while [`crate::WsConfig::max_streams`] streams
+    /// are alive.
+    pub async fn open(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+        loop {
+            let notified = self.shared.released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.shared.with(|inner| inner.session.open()) {
+                Ok(id) => return Ok(self.halves(id)),
+                Err(OpError::Blocked) => notified.await,
+                Err(e) => return Err(to_stream_error(e)),
+            }
+        }
+    }
+
+    /// Waits for the next stream the peer opened.
+    pub async fn accept(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+        loop {
+            let notified = self.shared.accept.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.shared.with(|inner| inner.session.accept()) {
+                Ok(id) => return Ok(self.halves(id)),
+                Err(OpError::Blocked) => notified.await,
+                Err(e) => return Err(to_stream_error(e)),
+            }
+        }
+    }
+
+    fn halves(&self, id: StreamId) -> (WsSendStream, WsRecvStream) {
+        (
+            WsSendStream {
+                shared: self.shared.clone(),
+                id,
+            },
+            WsRecvStream {
+                shared: self.shared.clone(),
+                id,
+            },
+        )
+    }
+
+    /// Closes at once with a WebSocket close code and reason.
+    pub fn close_with(&self, code: u16, reason: &str) {
+        self.shared.with(|inner| inner.session.close(code, reason));
+    }
+
+    /// Graceful shutdown: no new streams either way (peer opens are refused),
+    /// open streams may finish until `deadline` elapses, then the connection
+    /// closes with 1000. Resolves once closed.
+    pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
+        self.shared.with(|inner| inner.session.start_shutdown());
+        let drained = async {
+            loop {
+                let notified = self.shared.released.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let done = self.shared.with(|inner| {
+                    inner.session.close_reason().is_some() || inner.session.active_streams() == 0
+                });
+                if done {
+                    return;
+                }
+                // Streams become inactive on frames, not only on release.
+                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            }
+        };
+        let _ = tokio::time::timeout(deadline, drained).await;
+        self.close_with(CLOSE_NORMAL, "");
+        self.closed_reason().await
+    }
+
+    /// Resolves when the connection has closed and its driver has stopped.
+    pub async fn closed_reason(&self) -> CloseReason {
+        loop {
+            let notified = self.shared.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.shared.lock();
+                if inner.driver_done {
+                    if let Some(reason) = inner.session.close_reason() {
+                        return reason.clone();
+                    }
+                    return CloseReason::lost("driver stopped");
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// What is known about the peer.
+    pub fn peer(&self) -> &Arc<PeerInfo> {
+        &self.peer
+    }
+}
+
+#[async_trait]
+impl Connection for WsConnection {
+    async fn open_stream(&self) -> Result<Stream, StreamError> {
+        let (send, recv) = self.open().await?;
+        Ok(Stream::new(send, recv))
+    }
+
+    async fn accept_stream(&self) -> Result<Stream, StreamError> {
+        let (send, recv) = self.accept().await?;
+        Ok(Stream::new(send, recv))
+    }
+
+    fn peer_info(&self) -> Arc<PeerInfo> {
+        self.peer.clone()
+    }
+
+    fn close(&self, code: u64, reason: &str) {
+        let code = u16::try_from(code).unwrap_or(CLOSE_NORMAL);
+        self.close_with(code, reason);
+    }
+
+    async fn closed(&self) -> CloseReason {
+        self.closed_reason().await
+    }
+}
+
+/// The sending half of a mux stream.
+///
+/// Each `poll_write` sends at most one DATA message (up to the credit and
+/// [`crate::WsConfig::max_data_payload`]); at zero credit it waits for the
+/// peer's ACK. `poll_shutdown` resolves once `CLOSE(Read)` went out.
+pub struct WsSendStream {
+    shared: Arc<Shared>,
+    id: StreamId,
+}
+
+impl WsSendStream {
+    /// The stream id on the wire.
+    pub fn id(&self) -> u64 {
+        self.id.0
+    }
+
+    /// Figures for this stream (`None` once it left the session).
+    pub fn stats(&self) -> Option<StreamStats> {
+        self.shared.lock().session.stream_stats(self.id)
+    }
+}
+
+impl AsyncWrite for WsSendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let shared = &this.shared;
+        let mut inner = shared.lock();
+        let r = inner.session.write(this.id, buf);
+        let out = match r {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(OpError::Blocked) => {
+                inner.write_wakers.insert(this.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+        };
+        shared.process(&mut inner);
+        out
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes are already queued for the driver, which flushes the
+        // socket as soon as it can.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let shared = &this.shared;
+        let mut inner = shared.lock();
+        let out = match inner.session.finish(this.id) {
+            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+            Ok(()) => match inner.session.poll_finished(this.id) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(OpError::Blocked) => {
+                    inner.write_wakers.insert(this.id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+            },
+        };
+        shared.process(&mut inner);
+        out
+    }
+}
+
+impl SendStream for WsSendStream {
+    fn reset(&mut self, code: u64) {
+        self.shared.with(|inner| inner.session.reset(self.id, code));
+    }
+
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
+        let mut inner = self.shared.lock();
+        if let Some(code) = inner.session.stopped_code(self.id) {
+            return Poll::Ready(code);
+        }
+        inner.stopped_wakers.insert(self.id, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for WsSendStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.with(|inner| {
+            inner.write_wakers.remove(&id);
+            inner.stopped_wakers.remove(&id);
+            inner.session.release_send(id);
+        });
+    }
+}
+
+/// The receiving half of a mux stream. Reads `Ok(0)` after the peer's
+/// `CLOSE(Read)`; fails with [`StreamError::Reset`] after its `ERROR(Read)`.
+pub struct WsRecvStream {
+    shared: Arc<Shared>,
+    id: StreamId,
+}
+
+impl WsRecvStream {
+    /// The stream id on the wire.
+    pub fn id(&self) -> u64 {
+        self.id.0
+    }
+
+    /// Figures for this stream (`None` once it left the session).
+    pub fn stats(&self) -> Option<StreamStats> {
+        self.shared.lock().session.stream_stats(self.id)
+    }
+}
+
+impl AsyncRead for WsRecvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = &this.shared;
+        let mut inner = shared.lock();
+        let out = match inner.session.read(this.id, buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Err(OpError::Blocked) => {
+                inner.read_wakers.insert(this.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+        };
+        shared.process(&mut inner);
+        out
+    }
+}
+
+impl RecvStream for WsRecvStream {
+    fn stop(&mut self, code: u64) {
+        self.shared.with(|inner| inner.session.stop(self.id, code));
+    }
+}
+
+impl Drop for WsRecvStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.with(|inner| {
+            inner.read_wakers.remove(&id);
+            inner.session.release_recv(id);
+        });
+    }
+}

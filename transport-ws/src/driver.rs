@@ -1,0 +1,323 @@
+//! The driver: the only code that touches the socket and the timers.
+//!
+//! One task per connection polls, in a loop, (1) the socket for incoming
+//! messages, handing each to the session at once (a stream's DATA goes into
+//! that stream's buffer, bounded by the credit we granted: the read loop never
+//! waits on a stream's consumer), (2) the session for frames to send, feeding
+//! them all while the sink is ready and flushing once, and (3) the keep-alive,
+//! idle and close timers.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep, Instant, Sleep};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsErr, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::conn::Shared;
+use crate::mux::session::{CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
+
+/// Messages read per wake-up before yielding, so one busy socket cannot
+/// starve the writes or other tasks.
+const READ_BUDGET: usize = 64;
+
+/// Timers of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timers {
+    pub keep_alive: Option<Duration>,
+    pub idle: Option<Duration>,
+    pub close: Duration,
+}
+
+struct Driver<S> {
+    ws: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    timers: Timers,
+    keep_alive: Option<Pin<Box<Sleep>>>,
+    idle: Option<Pin<Box<Sleep>>>,
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    close_sent: bool,
+    needs_flush: bool,
+    read_done: bool,
+}
+
+/// Runs a connection until it closed. Spawned once per connection.
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, timers: Timers)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut driver = Driver {
+        ws,
+        shared,
+        timers,
+        keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
+        idle: timers.idle.map(|d| Box::pin(sleep(d))),
+        close_deadline: None,
+        close_sent: false,
+        needs_flush: false,
+        read_done: false,
+    };
+    poll_fn(|cx| driver.poll(cx)).await;
+    let shared = driver.shared.clone();
+    shared.with(|inner| {
+        inner.session.handle_lost("connection ended");
+        inner.driver_done = true;
+        inner.driver = None;
+    });
+    shared.with(|inner| shared.wake_all(inner));
+    shared.notify_closed();
+    drop(driver);
+}
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn ws(&mut self) -> Pin<&mut WebSocketStream<S>> {
+        Pin::new(&mut self.ws)
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.lock().driver = Some(cx.waker().clone());
+        loop {
+            let mut progress = false;
+            if self.poll_read(cx, &mut progress).is_ready() {
+                return Poll::Ready(());
+            }
+            if self.poll_write(cx, &mut progress).is_ready() {
+                return Poll::Ready(());
+            }
+            if self.poll_timers(cx, &mut progress).is_ready() {
+                return Poll::Ready(());
+            }
+            if self.poll_closing(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        if self.read_done {
+            return Poll::Pending;
+        }
+        for _ in 0..READ_BUDGET {
+            if !self.shared.lock().session.wants_read() {
+                // Too many replies queued for a peer that does not read:
+                // stop reading until the socket drains them.
+                return Poll::Pending;
+            }
+            match self.ws().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.read_done = true;
+                    self.shared
+                        .with(|inner| inner.session.handle_lost("connection reset"));
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.read_done = true;
+                    return self.on_read_error(err);
+                }
+                Poll::Ready(Some(Ok(msg))) => {
+                    *progress = true;
+                    self.on_alive();
+                    self.on_message(msg);
+                }
+            }
+        }
+        // Budget used up: come back after other tasks ran.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn on_alive(&mut self) {
+        if let (Some(idle), Some(d)) = (self.idle.as_mut(), self.timers.idle) {
+            idle.as_mut().reset(Instant::now() + d);
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        self.shared.with(|inner| match msg {
+            Message::Binary(bytes) => inner.session.handle_message(bytes),
+            Message::Text(_) => inner.session.handle_text(),
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                inner.session.handle_peer_close(code, &reason);
+            }
+            // Pongs are answered by tungstenite; any frame is liveness.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        });
+    }
+
+    fn on_read_error(&mut self, err: WsErr) -> Poll<()> {
+        match err {
+            WsErr::ConnectionClosed | WsErr::AlreadyClosed => {
+                self.shared
+                    .with(|inner| inner.session.handle_lost("connection closed"));
+                Poll::Ready(())
+            }
+            WsErr::Capacity(e) => {
+                self.shared.with(|inner| {
+                    inner
+                        .session
+                        .close(CLOSE_TOO_BIG, &format!("message too big: {e}"))
+                });
+                Poll::Pending
+            }
+            WsErr::Protocol(e) => {
+                self.shared.with(|inner| {
+                    inner.session.close(
+                        CLOSE_PROTOCOL_ERROR,
+                        &format!("websocket protocol error: {e}"),
+                    )
+                });
+                Poll::Pending
+            }
+            other => {
+                self.shared
+                    .with(|inner| inner.session.handle_lost(&other.to_string()));
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        loop {
+            match self.ws().poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(err)) => return self.lost(err),
+                Poll::Ready(Ok(())) => {}
+            }
+            let frame = self.shared.with(|inner| inner.session.poll_transmit());
+            let Some(frame) = frame else { break };
+            if let Err(err) = self.ws().start_send(Message::Binary(frame.to_bytes())) {
+                return self.lost(err);
+            }
+            self.needs_flush = true;
+            *progress = true;
+        }
+        self.poll_flush(cx)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.needs_flush {
+            match self.ws().poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(err)) => return self.lost(err),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    fn lost(&mut self, err: WsErr) -> Poll<()> {
+        self.shared
+            .with(|inner| inner.session.handle_lost(&err.to_string()));
+        Poll::Ready(())
+    }
+
+    fn poll_timers(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        if let Some(idle) = self.idle.as_mut() {
+            if idle.as_mut().poll(cx).is_ready() {
+                self.shared
+                    .with(|inner| inner.session.handle_lost("idle timeout"));
+                return Poll::Ready(());
+            }
+        }
+        if let (Some(ka), Some(d)) = (self.keep_alive.as_mut(), self.timers.keep_alive) {
+            if ka.as_mut().poll(cx).is_ready() {
+                ka.as_mut().reset(Instant::now() + d);
+                if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
+                    if let Err(err) = self.ws().start_send(Message::Ping(Bytes::new())) {
+                        return self.lost(err);
+                    }
+                    self.needs_flush = true;
+                    *progress = true;
+                }
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Once the session is closed: send our close frame if we closed, flush,
+    /// and wait (bounded) for the peer's close so the handshake completes.
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let (reason, local) = {
+            let inner = self.shared.lock();
+            match inner.session.close_reason() {
+                None => return Poll::Pending,
+                Some(r) => (r.clone(), inner.session.closed_locally()),
+            }
+        };
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(Box::pin(sleep(self.timers.close)));
+        }
+        if local && !self.close_sent {
+            match self.ws().poll_ready(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {
+                    let code = u16::try_from(reason.code).unwrap_or(1000);
+                    let mut text = reason.reason.clone();
+                    // A close reason is at most 123 bytes.
+                    while text.len() > 123 {
+                        text.pop();
+                    }
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: text.into(),
+                    };
+                    if self.ws().start_send(Message::Close(Some(frame))).is_err() {
+                        return Poll::Ready(());
+                    }
+                    self.close_sent = true;
+                    self.needs_flush = true;
+                }
+            }
+        }
+        if self.needs_flush {
+            match self.ws().poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => {}
+            }
+        }
+        if !local && !self.needs_flush {
+            // Peer close: tungstenite queued the reply; once flushed we are done.
+            if let Poll::Ready(Ok(())) = self.ws().poll_flush(cx) {
+                return Poll::Ready(());
+            }
+        }
+        if let Some(deadline) = self.close_deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        // Keep reading to see the peer's close reply (poll_read returns
+        // Ready once the stream ends).
+        if !self.read_done {
+            loop {
+                match self.ws().poll_next(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(_) => return Poll::Ready(()),
+                }
+            }
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Listening and connecting: TCP, optional TLS, the upgrade, then a driver
+//! task per connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Uri;
+use strand_rpc_core::transport::{DynConnection, Listener, PeerInfo};
+use strand_tls::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, Mutex as AsyncMutex, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{WsClientConfig, WsConfig, WsServerConfig};
+use crate::conn::{Shared, WsConnection};
+use crate::driver::{self, Timers};
+use crate::error::WsError;
+use crate::handshake;
+use crate::mux::{Role, Session, SessionConfig};
+
+fn session_config(role: Role, ws: &WsConfig, peer_window: Option<u32>) -> SessionConfig {
+    SessionConfig {
+        window: ws.stream_window,
+        max_streams: ws.max_streams,
+        accept_backlog: ws.accept_backlog,
+        max_data_payload: ws.max_data_payload.max(1),
+        stream_send_buffer: ws.stream_send_buffer.max(1),
+        peer_window,
+        ..SessionConfig::new(role)
+    }
+}
+
+fn start<S>(
+    ws: WebSocketStream<S>,
+    role: Role,
+    config: &WsConfig,
+    peer_window: Option<u32>,
+    peer: PeerInfo,
+) -> WsConnection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Shared::new(Session::new(session_config(role, config, peer_window)));
+    let timers = Timers {
+        keep_alive: config.keep_alive_interval,
+        idle: config.idle_timeout,
+        close: config.close_timeout,
+    };
+    tokio::spawn(driver::run(ws, shared.clone(), timers));
+    WsConnection::new(shared, peer)
+}
+
+fn certs_to_bytes(certs: Option<&[strand_tls::CertificateDer<'static>]>) -> Vec<Bytes> {
+    certs
+        .unwrap_or_default()
+        .iter()
+        .map(|c| Bytes::copy_from_slice(c.as_ref()))
+        .collect()
+}
+
+/// Connects to a `ws://` or `wss://` URL and returns the connection once the
+/// upgrade completed (within [`WsConfig::handshake_timeout`]).
+pub async fn connect(url: &str, config: WsClientConfig) -> Result<WsConnection, WsError> {
+    let timeout = config.ws.handshake_timeout;
+    tokio::time::timeout(timeout, connect_inner(url, config))
+        .await
+        .map_err(|_| WsError::HandshakeTimeout)?
+}
+
+async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection, WsError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| WsError::InvalidUrl(e.to_string()))?;
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
+            return Err(WsError::InvalidUrl(format!(
+                "{url}: scheme must be ws or wss"
+            )))
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| WsError::InvalidUrl(format!("{url}: no host")))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let remote = tcp.peer_addr()?;
+    if secure {
+        let tls = config.tls.as_ref().ok_or(WsError::TlsRequired)?.build()?;
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| WsError::InvalidUrl(format!("{url}: {e}")))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(WsError::TlsHandshake)?;
+        let certs = certs_to_bytes(stream.get_ref().1.peer_certificates());
+        let (ws, peer_window) = handshake::client(stream, url, &config).await?;
+        let peer = PeerInfo::new("wss")
+            .with_remote_addr(remote)
+            .with_certificates(certs);
+        Ok(start(ws, Role::Client, &config.ws, peer_window, peer))
+    } else {
+        let (ws, peer_window) = handshake::client(tcp, url, &config).await?;
+        let peer = PeerInfo::new("ws").with_remote_addr(remote);
+        Ok(start(ws, Role::Client, &config.ws, peer_window, peer))
+    }
+}
+
+/// A WebSocket server: accepts TCP (and TLS) connections, runs the upgrade
+/// with the hook, and yields established connections through
+/// [`Listener::accept`]. Dropping it stops accepting; established
+/// connections live on.
+pub struct WsListener {
+    local_addr: SocketAddr,
+    incoming: AsyncMutex<mpsc::Receiver<WsConnection>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsListener")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WsListener {
+    /// Binds `addr` and starts accepting.
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        config: WsServerConfig,
+    ) -> Result<WsListener, WsError> {
+        let tls = match &config.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.build()?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel(config.accept_backlog.max(1));
+        let config = Arc::new(config);
+        let task = tokio::spawn(accept_loop(listener, config, tls, tx));
+        Ok(WsListener {
+            local_addr,
+            incoming: AsyncMutex::new(rx),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits for the next established connection.
+    pub async fn accept_ws(&self) -> io::Result<WsConnection> {
+        self.incoming
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::other("listener stopped"))
+    }
+}
+
+#[async_trait]
+impl Listener for WsListener {
+    async fn accept(&self) -> io::Result<DynConnection> {
+        Ok(Arc::new(self.accept_ws().await?))
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        Some(self.local_addr)
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<WsServerConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tx: mpsc::Sender<WsConnection>,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_pending_handshakes.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (tcp, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(err) => {
+                tracing::debug!(%err, "accept failed");
+                // Out of file descriptors and the like: back off briefly.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let config = config.clone();
+        let tls = tls.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let timeout = config.ws.handshake_timeout;
+            let conn = tokio::time::timeout(timeout, serve(tcp, remote, &config, tls)).await;
+            drop(permit);
+            match conn {
+                Ok(Ok(Some(conn))) => {
+                    // Waits while the backlog is full: the handshake permit
+                    // was released, the connection is established.
+                    let _ = tx.send(conn).await;
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
+                Err(_) => tracing::debug!(%remote, "handshake timed out"),
+            }
+        });
+    }
+}
+
+async fn serve(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    config: &WsServerConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<Option<WsConnection>, WsError> {
+    match tls {
+        None => {
+            let Some(acc) = handshake::server(tcp, config, remote, Vec::new()).await? else {
+                return Ok(None);
+            };
+            let peer = PeerInfo::new("ws")
+                .with_remote_addr(remote)
+                .with_upgrade_request(acc.request);
+            Ok(Some(start(
+                acc.ws,
+                Role::Server,
+                &config.ws,
+                acc.peer_window,
+                peer,
+            )))
+        }
+        Some(acceptor) => {
+            let stream = acceptor.accept(tcp).await.map_err(WsError::TlsHandshake)?;
+            let certs = certs_to_bytes(stream.get_ref().1.peer_certificates());
+            let Some(acc) = handshake::server(stream, config, remote, certs.clone()).await? else {
+                return Ok(None);
+            };
+            let peer = PeerInfo::new("wss")
+                .with_remote_addr(remote)
+                .with_certificates(certs)
+                .with_upgrade_request(acc.request);
+            Ok(Some(start(
+                acc.ws,
+                Role::Server,
+                &config.ws,
+                acc.peer_window,
+                peer,
+            )))
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The transport over a real loopback WebSocket.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use strand_rpc_core::transport::{
+    codes, CloseInitiator, Connection, Listener, RecvStream, SendStream, StreamError,
+};
+use strand_transport_ws::{
+    connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+/// Guard against hangs only; no assertion depends on speed.
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn pair_with(server: WsConfig, client: WsConfig) -> (WsListener, WsConnection, WsConnection) {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(server))
+        .await
+        .unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let client = connect(&url, WsClientConfig::default().with_ws(client))
+        .await
+        .unwrap();
+    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    (listener, client, server)
+}
+
+async fn pair() -> (WsListener, WsConnection, WsConnection) {
+    pair_with(WsConfig::default(), WsConfig::default()).await
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn echo_round_trip_and_peer_info() {
+    let (_l, client, server) = pair().await;
+    let info = server.peer_info();
+    assert_eq!(info.transport, "ws");
+    assert!(info.remote_addr.unwrap().ip().is_loopback());
+    assert_eq!(info.upgrade_request.as_ref().unwrap().uri.path(), "/");
+    assert_eq!(client.peer_info().transport, "ws");
+
+    let echo = tokio::spawn(async move {
+        for _ in 0..3 {
+            let (mut send, mut recv) = server.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                recv.read_to_end(&mut buf).await.unwrap();
+                send.write_all(&buf).await.unwrap();
+                send.shutdown().await.unwrap();
+            });
+        }
+        server
+    });
+    let mut tasks = Vec::new();
+    for i in 0..3u8 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut send, mut recv) = client.open().await.unwrap();
+            let data = pattern(200_000 + usize::from(i), i);
+            send.write_all(&data).await.unwrap();
+            send.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            recv.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, data);
+        }));
+    }
+    for t in tasks {
+        timeout(LIMIT, t).await.unwrap().unwrap();
+    }
+    timeout(LIMIT, echo).await.unwrap().unwrap();
+}
+
+/// Writes `data` on a fresh stream from `writer_conn`, counting bytes accepted.
+fn spawn_writer(
+    conn: WsConnection,
+    data: Vec<u8>,
+    written: Arc<AtomicU64>,
+    opened: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (mut send, _recv) = if opened {
+            conn.open().await.unwrap()
+        } else {
+            conn.accept().await.unwrap()
+        };
+        for chunk in data.chunks(8 * 1024) {
+            send.write_all(chunk).await.unwrap();
+            written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+        send.shutdown().await.unwrap();
+    })
+}
+
+/// Waits (bounded) until `cond` holds, yielding to the driver in between.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// One side writes 4 windows' worth on stream A while the other side does not
+/// read it; a second stream B completes a full transfer meanwhile.
+async fn backpressure(writer: WsConnection, reader: WsConnection, writer_opens: bool) {
+    let window = 64 * 1024u64;
+    let total = 4 * window as usize;
+    let written_a = Arc::new(AtomicU64::new(0));
+    let data_a = pattern(total, 1);
+    let task_a = spawn_writer(
+        writer.clone(),
+        data_a.clone(),
+        written_a.clone(),
+        writer_opens,
+    );
+    // The reader side takes stream A (opening it if the writer accepts) and
+    // does not read it.
+    let (_send_a, recv_a) = if writer_opens {
+        timeout(LIMIT, reader.accept()).await.unwrap().unwrap()
+    } else {
+        reader.open().await.unwrap()
+    };
+    reader_keep(
+        recv_a,
+        &reader,
+        &written_a,
+        window,
+        total,
+        &data_a,
+        task_a,
+        writer,
+        writer_opens,
+    )
+    .await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reader_keep(
+    mut recv_a: strand_transport_ws::WsRecvStream,
+    reader: &WsConnection,
+    written_a: &Arc<AtomicU64>,
+    window: u64,
+    total: usize,
+    data_a: &[u8],
+    task_a: tokio::task::JoinHandle<()>,
+    writer: WsConnection,
+    writer_opens: bool,
+) {
+    // A stalls: the writer got exactly one window through and waits.
+    eventually("stream A stalls at one window", || {
+        recv_a.stats().map(|s| s.buffered) == Some(window)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = recv_a.stats().unwrap();
+    assert_eq!(
+        stats.buffered, window,
+        "buffered bytes never exceed the window"
+    );
+    assert_eq!(stats.peer_credit, 0);
+    assert!(written_a.load(Ordering::SeqCst) <= window + 8 * 1024);
+    assert!(!task_a.is_finished(), "writer A waits at zero credit");
+
+    // Stream B on the same connection completes a full transfer meanwhile.
+    let data_b = pattern(total, 2);
+    let written_b = Arc::new(AtomicU64::new(0));
+    let task_b = spawn_writer(writer.clone(), data_b.clone(), written_b, writer_opens);
+    let (_send_b, mut recv_b) = if writer_opens {
+        timeout(LIMIT, reader.accept()).await.unwrap().unwrap()
+    } else {
+        let (s, r) = reader.open().await.unwrap();
+        (s, r)
+    };
+    let mut got_b = Vec::new();
+    timeout(LIMIT, recv_b.read_to_end(&mut got_b))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got_b, data_b);
+    timeout(LIMIT, task_b).await.unwrap().unwrap();
+    // A is still stalled, its buffer still bounded.
+    assert!(!task_a.is_finished());
+    assert_eq!(recv_a.stats().unwrap().buffered, window);
+    assert!(reader.stats().buffered <= window);
+
+    // Now A's reader catches up and the transfer completes.
+    let mut got_a = Vec::new();
+    timeout(LIMIT, recv_a.read_to_end(&mut got_a))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got_a, data_a);
+    timeout(LIMIT, task_a).await.unwrap().unwrap();
+}
+
+fn small_window() -> WsConfig {
+    WsConfig::default().with_stream_window(64 * 1024)
+}
+
+#[tokio::test]
+async fn backpressure_client_writes_server_does_not_read() {
+    let (_l, client, server) = pair_with(small_window(), small_window()).await;
+    backpressure(client, server, true).await;
+}
+
+#[tokio::test]
+async fn backpressure_server_writes_client_does_not_read() {
+    let (_l, client, server) = pair_with(small_window(), small_window()).await;
+    // The server writes on streams the client opens.
+    backpressure(server, client, false).await;
+}
+
+#[tokio::test]
+async fn reset_and_stop_cross_the_wire() {
+    let (_l, client, server) = pair().await;
+    let (mut send, mut recv) = client.open().await.unwrap();
+    send.write_all(b"x").await.unwrap();
+    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    // The client aborts its sending half: the server's read fails at once.
+    send.reset(7);
+    let err = timeout(LIMIT, async {
+        let mut buf = [0u8; 16];
+        loop {
+            match s_recv.read(&mut buf).await {
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(StreamError::from_io(&err), Some(&StreamError::Reset(7)));
+    // The client stops reading: the server's writes fail, poll_stopped fires.
+    recv.stop(9);
+    let code = timeout(LIMIT, strand_rpc_core::transport::stopped(&mut s_send))
+        .await
+        .unwrap();
+    assert_eq!(code, 9);
+    let err = s_send.write_all(b"late").await.unwrap_err();
+    assert_eq!(StreamError::from_io(&err), Some(&StreamError::Stopped(9)));
+}
+
+#[tokio::test]
+async fn dropped_halves_cancel_the_stream() {
+    let (_l, client, server) = pair().await;
+    let (send, recv) = client.open().await.unwrap();
+    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    drop(send);
+    drop(recv);
+    let mut buf = [0u8; 4];
+    let err = timeout(LIMIT, s_recv.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        StreamError::from_io(&err),
+        Some(&StreamError::Reset(codes::CANCELLED))
+    );
+    let code = timeout(LIMIT, strand_rpc_core::transport::stopped(&mut s_send))
+        .await
+        .unwrap();
+    assert_eq!(code, codes::CANCELLED);
+    drop((s_send, s_recv));
+    eventually("streams released on both sides", || {
+        client.stats().streams_open == 0 && server.stats().streams_open == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn peer_close_ends_every_stream_with_code_and_reason() {
+    let (_l, client, server) = pair().await;
+    let (_send, mut recv) = client.open().await.unwrap();
+    let _s = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    Connection::close(&server, 1001, "going away");
+    let mut buf = [0u8; 4];
+    let err = timeout(LIMIT, recv.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_err();
+    match StreamError::from_io(&err) {
+        Some(StreamError::ConnectionClosed(reason)) => {
+            assert_eq!(reason.initiator, CloseInitiator::Peer);
+            assert_eq!(reason.code, 1001);
+            assert_eq!(reason.reason, "going away");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let reason = timeout(LIMIT, client.closed()).await.unwrap();
+    assert_eq!(reason.code, 1001);
+    let reason = timeout(LIMIT, server.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Local, 1001)
+    );
+    assert!(matches!(
+        client.open().await,
+        Err(StreamError::ConnectionClosed(_))
+    ));
+    assert!(matches!(
+        server.accept().await,
+        Err(StreamError::ConnectionClosed(_))
+    ));
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_normally() {
+    let (_l, client, server) = pair().await;
+    drop(client);
+    let reason = timeout(LIMIT, server.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, 1000)
+    );
+}
+
+#[tokio::test]
+async fn listener_trait_object_accepts() {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let addr = Listener::local_addr(&listener).unwrap();
+    let client = connect(&format!("ws://{addr}"), WsClientConfig::default())
+        .await
+        .unwrap();
+    let conn = timeout(LIMIT, Listener::accept(&listener))
+        .await
+        .unwrap()
+        .unwrap();
+    let stream = client.open_stream().await.unwrap();
+    let (mut send, _recv) = stream.split();
+    send.write_all(b"hi").await.unwrap();
+    let (_s, mut r) = conn.accept_stream().await.unwrap().split();
+    let mut buf = [0u8; 2];
+    timeout(LIMIT, r.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"hi");
+}
