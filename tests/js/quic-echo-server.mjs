@@ -1,0 +1,42 @@
+// A @matrixai/quic echo server: every stream's bytes are written back, then
+// the stream is finished. Prints `listening <port>`, then `echoed <n>` per
+// stream. Exits when stdin closes, or after 60 s.
+//
+// usage: node quic-echo-server.mjs <cert.pem> <key.pem>
+import fs from 'node:fs';
+import { QUICServer, events } from '@matrixai/quic';
+import { serverCrypto, logger, exitAfter, readAll } from './quic-common.mjs';
+
+exitAfter(60_000);
+const [certPath, keyPath] = process.argv.slice(2);
+const server = new QUICServer({
+  crypto: await serverCrypto(),
+  config: {
+    cert: fs.readFileSync(certPath, 'utf8'),
+    key: fs.readFileSync(keyPath, 'utf8'),
+    verifyPeer: false,
+  },
+  logger,
+});
+server.addEventListener(events.EventQUICServerConnection.name, (evt) => {
+  const conn = evt.detail;
+  conn.addEventListener(events.EventQUICConnectionStream.name, async (evt) => {
+    const stream = evt.detail;
+    try {
+      const data = await readAll(stream.readable);
+      const writer = stream.writable.getWriter();
+      await writer.write(data);
+      await writer.close();
+      console.log(`echoed ${data.length}`);
+    } catch (e) {
+      console.log(`stream-error ${e?.constructor?.name} ${e?.message}`);
+    }
+  });
+});
+await server.start({ host: '127.0.0.1', port: 0 });
+console.log(`listening ${server.port}`);
+process.stdin.resume();
+process.stdin.on('end', async () => {
+  await server.stop({ force: true });
+  process.exit(0);
+});
