@@ -1,11 +1,12 @@
 // A @matrixai/quic echo server: every stream's bytes are written back, then
-// the stream is finished. Prints `listening <port>`, then `echoed <n>` per
-// stream. Exits when stdin closes, or after 60 s.
+// the stream is finished. Prints `listening <port>`, then per stream
+// `echoed <n> chunks <len>,<len>,...` (the chunks its reader saw). Exits when
+// stdin closes, or after 60 s.
 //
 // usage: node quic-echo-server.mjs <cert.pem> <key.pem>
 import fs from 'node:fs';
 import { QUICServer, events } from '@matrixai/quic';
-import { serverCrypto, logger, exitAfter, readAll } from './quic-common.mjs';
+import { serverCrypto, logger, exitAfter } from './quic-common.mjs';
 
 exitAfter(60_000);
 const [certPath, keyPath] = process.argv.slice(2);
@@ -23,11 +24,13 @@ server.addEventListener(events.EventQUICServerConnection.name, (evt) => {
   conn.addEventListener(events.EventQUICConnectionStream.name, async (evt) => {
     const stream = evt.detail;
     try {
-      const data = await readAll(stream.readable);
+      const chunks = [];
+      for await (const chunk of stream.readable) chunks.push(Buffer.from(chunk));
+      const data = Buffer.concat(chunks);
       const writer = stream.writable.getWriter();
       await writer.write(data);
       await writer.close();
-      console.log(`echoed ${data.length}`);
+      console.log(`echoed ${data.length} chunks ${chunks.map((c) => c.length).join(',')}`);
     } catch (e) {
       console.log(`stream-error ${e?.constructor?.name} ${e?.message}`);
     }

@@ -63,6 +63,7 @@ impl QuicClient {
             conn,
             self.endpoint.clone(),
             self.settings.transport.write_boundary_min,
+            None,
         ))
     }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use quinn::ConnectionError;
 use strand_rpc_core::transport::{codes, CloseReason, Connection, PeerInfo, Stream, StreamError};
 use strand_tls::CertificateDer;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::stream::{code, QuicRecvStream, QuicSendStream, StreamToken};
@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) write_boundary_min: Duration,
     /// Keeps the endpoint (and its UDP socket and driver) alive.
     _endpoint: quinn::Endpoint,
+    /// The listener's connection slot, freed when the connection is gone.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Shared {
@@ -81,6 +83,7 @@ impl QuicConnection {
         conn: quinn::Connection,
         endpoint: quinn::Endpoint,
         write_boundary_min: Duration,
+        slot: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let certificates = conn
             .peer_identity()
@@ -100,6 +103,7 @@ impl QuicConnection {
                 shutting_down: AtomicBool::new(false),
                 write_boundary_min,
                 _endpoint: endpoint,
+                _slot: slot,
             }),
         }
     }

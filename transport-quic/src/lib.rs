@@ -69,7 +69,9 @@
 //! stream window of memory and never stalls other streams (apart from sharing
 //! the connection window). Stream count is bounded by
 //! [`TransportConfig::max_concurrent_bidi_streams`] (opening waits for credit),
-//! and pending connections by [`QuicServerConfig::max_pending_connections`].
+//! and connections by [`QuicServerConfig::max_pending_connections`] (still
+//! handshaking or waiting for `accept`) and
+//! [`QuicServerConfig::max_connections`]; attempts over either are refused.
 //!
 //! # Cancel safety
 //!

@@ -29,7 +29,8 @@ struct Queue {
 /// A background task takes incoming connection attempts, runs each handshake
 /// in its own task (bounded by the handshake timeout) and queues completed
 /// connections. At most `max_pending_connections` may be handshaking or
-/// queued at once; attempts over that are refused. Dropping the listener
+/// queued at once, and `max_connections` open in all; attempts over either
+/// limit are refused. Dropping the listener
 /// stops accepting; connections already accepted stay open.
 pub struct QuicListener {
     endpoint: quinn::Endpoint,
@@ -53,7 +54,10 @@ impl QuicListener {
         let driver = tokio::spawn(drive(
             endpoint.clone(),
             queue.clone(),
-            Arc::new(Semaphore::new(config.max_pending_connections)),
+            Limits {
+                pending: Arc::new(Semaphore::new(config.max_pending_connections)),
+                connections: Arc::new(Semaphore::new(config.max_connections)),
+            },
             config.transport.handshake_timeout,
             config.transport.write_boundary_min,
         ));
@@ -108,16 +112,26 @@ impl QuicListener {
     }
 }
 
+struct Limits {
+    /// Handshaking or queued connections.
+    pending: Arc<Semaphore>,
+    /// Every connection from its first packet until it is dropped.
+    connections: Arc<Semaphore>,
+}
+
 async fn drive(
     endpoint: quinn::Endpoint,
     queue: Arc<Queue>,
-    pending: Arc<Semaphore>,
+    limits: Limits,
     handshake_timeout: Duration,
     write_boundary_min: Duration,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::debug!(remote = %incoming.remote_address(), "quic: pending connection limit reached, refusing");
+        let (Ok(permit), Ok(slot)) = (
+            limits.pending.clone().try_acquire_owned(),
+            limits.connections.clone().try_acquire_owned(),
+        ) else {
+            tracing::debug!(remote = %incoming.remote_address(), "quic: connection limit reached, refusing");
             incoming.refuse();
             continue;
         };
@@ -136,7 +150,7 @@ async fn drive(
                     return;
                 }
             };
-            let conn = QuicConnection::new(conn, endpoint, write_boundary_min);
+            let conn = QuicConnection::new(conn, endpoint, write_boundary_min, Some(slot));
             if queue.closed.load(Ordering::Acquire) {
                 return;
             }

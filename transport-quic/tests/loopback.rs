@@ -612,3 +612,23 @@ async fn closed_listener_fails_accept() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
 }
+
+#[tokio::test]
+async fn connection_limit_refuses_until_a_connection_is_dropped() {
+    let identity = Identity::dev().unwrap();
+    let mut server = QuicServerConfig::new(identity.clone());
+    server.max_connections = 1;
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let rig = Rig::with(identity, server, client);
+    let addr = rig.listener.local_addr().unwrap();
+    let (first_client, first_server) = rig.pair().await;
+    let refused = within(rig.client.connect(addr, "localhost")).await;
+    assert!(
+        matches!(refused, Err(QuicError::Handshake(_))),
+        "{refused:?}"
+    );
+    // Dropping the accepted connection (and the client's) frees the slot.
+    drop(first_server);
+    drop(first_client);
+    let (_c, _s) = rig.pair().await;
+}
