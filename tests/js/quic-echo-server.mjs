@@ -1,7 +1,8 @@
 // A @matrixai/quic echo server: every stream's bytes are written back, then
 // the stream is finished. Prints `listening <port>`, then per stream
-// `echoed <n> chunks <len>,<len>,...` (the chunks its reader saw). Exits when
-// stdin closes, or after 60 s.
+// `echoed <n> chunks <len>,<len>,...` (the chunks its reader saw), or
+// `stream-error read <code>` when the peer reset it. Exits
+// when stdin closes, or after 60 s.
 //
 // usage: node quic-echo-server.mjs <cert.pem> <key.pem>
 import fs from 'node:fs';
@@ -32,7 +33,8 @@ server.addEventListener(events.EventQUICServerConnection.name, (evt) => {
       await writer.close();
       console.log(`echoed ${data.length} chunks ${chunks.map((c) => c.length).join(',')}`);
     } catch (e) {
-      console.log(`stream-error ${e?.constructor?.name} ${e?.message}`);
+      // The default codeToReason turns a peer code into Error(`read <code>`).
+      console.log(`stream-error ${e?.message}`);
     }
   });
 });

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{drain, within};
-use strand_rpc_core::transport::{write_boundary, Connection, PeerInfo};
+use strand_rpc_core::transport::{
+    stopped, write_boundary, Connection, PeerInfo, SendStream, StreamError,
+};
 use strand_test_support::js::{node, NodeProcess};
 use strand_tls::{ClientAuth, ClientCertVerification, Identity, ServerVerification};
 use strand_transport_quic::{QuicClient, QuicClientConfig, QuicListener, QuicServerConfig};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A node process whose stdout lines arrive through a channel.
 struct Script {
@@ -286,4 +288,65 @@ async fn strand_client_against_js_server() {
     within(client.close()).await;
     drop(script.process.child.stdin.take());
     assert_eq!(script.exit_code().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_cancel_arrives_as_reset_and_stop_with_its_code() {
+    let identity = Identity::dev().unwrap();
+    let listener = QuicListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        QuicServerConfig::new(identity),
+    )
+    .unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut script = Script::start("quic-abort-client.mjs", &[&port]);
+    let conn = within(listener.accept_connection()).await.unwrap();
+    let mut stream = within(conn.accept_stream()).await.unwrap();
+    let mut first = [0u8; 8];
+    within(stream.recv.read_exact(&mut first)).await.unwrap();
+    assert_eq!(&first, b"abort me");
+    stream.send.write_all(b"r").await.unwrap();
+    assert_eq!(script.line().await, "cancelled");
+    assert_eq!(within(stopped(&mut stream.send)).await, 7);
+    let (_, err) = within(drain(&mut stream.recv)).await;
+    assert_eq!(
+        StreamError::from_io(&err.expect("read must fail")),
+        Some(&StreamError::Reset(7))
+    );
+    conn.close(0, "done");
+    assert_eq!(script.line().await, "done");
+    assert_eq!(script.exit_code().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strand_reset_reaches_the_js_reader_with_its_code() {
+    let identity = Identity::dev().unwrap();
+    let pems = PemDir::new("jsabort", &[("server", &identity)]);
+    let script = Script::start(
+        "quic-echo-server.mjs",
+        &[&pems.path("server.crt"), &pems.path("server.key")],
+    );
+    let listening = script.line().await;
+    let port: u16 = listening
+        .strip_prefix("listening ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let conn = within(strand_transport_quic::connect(
+        ([127, 0, 0, 1], port).into(),
+        "localhost",
+        QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec())),
+    ))
+    .await
+    .unwrap();
+    let (mut send, recv) = conn.open_stream().await.unwrap().split();
+    send.write_all(b"abort me").await.unwrap();
+    within(write_boundary(&mut send)).await.unwrap();
+    send.reset(5);
+    assert_eq!(
+        script.line().await,
+        "stream-error read 5"
+    );
+    drop(recv);
+    conn.close(0, "done");
 }
