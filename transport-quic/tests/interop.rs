@@ -343,10 +343,7 @@ async fn strand_reset_reaches_the_js_reader_with_its_code() {
     send.write_all(b"abort me").await.unwrap();
     within(write_boundary(&mut send)).await.unwrap();
     send.reset(5);
-    assert_eq!(
-        script.line().await,
-        "stream-error read 5"
-    );
+    assert_eq!(script.line().await, "stream-error read 5");
     drop(recv);
     conn.close(0, "done");
 }

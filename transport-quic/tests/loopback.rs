@@ -632,3 +632,122 @@ async fn connection_limit_refuses_until_a_connection_is_dropped() {
     drop(first_client);
     let (_c, _s) = rig.pair().await;
 }
+
+#[tokio::test]
+async fn one_client_endpoint_serves_many_connections() {
+    let rig = Rig::dev();
+    let other = strand_transport_quic::QuicListener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        QuicServerConfig::new(rig.identity.clone()),
+    )
+    .unwrap();
+    let (a_client, a_server) = rig.pair().await;
+    let other_addr = other.local_addr().unwrap();
+    let (b_client, b_server) = within(async {
+        tokio::join!(
+            rig.client.connect(other_addr, "localhost"),
+            other.accept_connection()
+        )
+    })
+    .await;
+    let (b_client, b_server) = (b_client.unwrap(), b_server.unwrap());
+    // Both connections come from the same local socket.
+    let local = rig.client.local_addr().unwrap();
+    assert_eq!(a_server.peer_info().remote_addr, Some(local));
+    assert_eq!(b_server.peer_info().remote_addr, Some(local));
+    for (client, server, tag) in [(&a_client, &a_server, b"a"), (&b_client, &b_server, b"b")] {
+        let (mut c, mut s) = open_pair(client, server, tag).await;
+        c.send.shutdown().await.unwrap();
+        assert_eq!(within(drain(&mut s.recv)).await.0, tag);
+    }
+    // Closing one leaves the other working.
+    a_client.close(0, "");
+    within(a_server.closed()).await;
+    let (mut c, mut s) = open_pair(&b_client, &b_server, b"still here").await;
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut s.recv)).await.0, b"still here");
+}
+
+#[tokio::test]
+async fn ipv6_loopback_with_the_one_shot_connect() {
+    let identity = Identity::dev().unwrap();
+    let listener = strand_transport_quic::QuicListener::bind(
+        "[::1]:0".parse().unwrap(),
+        QuicServerConfig::new(identity.clone()),
+    )
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let (client, server) = within(async {
+        tokio::join!(
+            strand_transport_quic::connect(addr, "::1", config),
+            listener.accept_connection()
+        )
+    })
+    .await;
+    let (client, server) = (client.unwrap(), server.unwrap());
+    assert!(server.peer_info().remote_addr.unwrap().is_ipv6());
+    let (mut c, mut s) = open_pair(&client, &server, b"v6").await;
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut s.recv)).await.0, b"v6");
+}
+
+fn timing(idle: Duration, keep_alive: Option<Duration>) -> Rig {
+    let identity = Identity::dev().unwrap();
+    let mut transport = TransportConfig::default();
+    transport.idle_timeout = Some(idle);
+    transport.keep_alive_interval = keep_alive;
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport);
+    Rig::with(identity, server, client)
+}
+
+#[tokio::test]
+async fn idle_connection_without_keep_alive_times_out() {
+    let rig = timing(Duration::from_millis(300), None);
+    let (client, server) = rig.pair().await;
+    let (mut c, _s) = open_pair(&client, &server, b"x").await;
+    let reason = within(client.closed()).await;
+    assert_eq!(reason, CloseReason::lost("idle timeout"));
+    assert_eq!(
+        within(server.closed()).await,
+        CloseReason::lost("idle timeout")
+    );
+    // A writer waiting for `stopped` learns that nobody will read any more.
+    assert_eq!(within(stopped(&mut c.send)).await, codes::CANCELLED);
+}
+
+#[tokio::test]
+async fn keep_alive_holds_an_idle_connection_open() {
+    // Keep-alives every 100 ms against a 1 s idle timeout; idle for 2.5 s.
+    let rig = timing(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    let (client, server) = rig.pair().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(client.quinn().close_reason().is_none());
+    let (mut c, mut s) = open_pair(&client, &server, b"alive").await;
+    c.send.shutdown().await.unwrap();
+    assert_eq!(within(drain(&mut s.recv)).await.0, b"alive");
+}
+
+#[tokio::test]
+async fn handshake_timeout_against_a_silent_peer() {
+    // A UDP socket that never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let identity = Identity::dev().unwrap();
+    let mut transport = TransportConfig::default();
+    transport.handshake_timeout = Duration::from_millis(300);
+    let config = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport);
+    let err = within(strand_transport_quic::connect(
+        silent.local_addr().unwrap(),
+        "localhost",
+        config,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, QuicError::HandshakeTimeout(d) if d == Duration::from_millis(300)),
+        "{err}"
+    );
+}
