@@ -690,6 +690,15 @@ async fn ipv6_loopback_with_the_one_shot_connect() {
     let (mut c, mut s) = open_pair(&client, &server, b"v6").await;
     c.send.shutdown().await.unwrap();
     assert_eq!(within(drain(&mut s.recv)).await.0, b"v6");
+    // The one-shot endpoint lives as long as its connection: dropping the
+    // connection still tells the server (code 0), it does not just vanish.
+    drop((c, client));
+    let reason = within(server.closed()).await;
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, 0),
+        "{reason}"
+    );
 }
 
 fn timing(idle: Duration, keep_alive: Option<Duration>) -> Rig {
