@@ -760,3 +760,48 @@ async fn handshake_timeout_against_a_silent_peer() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn insecure_and_callback_server_verification() {
+    // A certificate for some other name: only Insecure or a callback accept it.
+    let identity = Identity::self_signed(&["elsewhere.test"]).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let callback = ServerVerification::Callback(Arc::new(move |chain, name| {
+        log.lock()
+            .unwrap()
+            .push((chain[0].to_vec(), name.to_str().into_owned()));
+        Ok(())
+    }));
+    for verification in [ServerVerification::Insecure, callback] {
+        let rig = Rig::with(
+            identity.clone(),
+            QuicServerConfig::new(identity.clone()),
+            QuicClientConfig::new(verification),
+        );
+        let (client, server) = rig.pair().await;
+        let (mut c, mut s) = open_pair(&client, &server, b"ok").await;
+        c.send.shutdown().await.unwrap();
+        assert_eq!(within(drain(&mut s.recv)).await.0, b"ok");
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0],
+        (identity.cert_chain()[0].to_vec(), "localhost".to_owned())
+    );
+
+    // A refusing callback fails the handshake with its message.
+    let refuse = ServerVerification::Callback(Arc::new(|_, _| Err("pinned key mismatch".into())));
+    let rig = Rig::with(
+        identity.clone(),
+        QuicServerConfig::new(identity.clone()),
+        QuicClientConfig::new(refuse),
+    );
+    let addr = rig.listener.local_addr().unwrap();
+    let err = within(rig.client.connect(addr, "localhost"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QuicError::Handshake(_)), "{err}");
+    assert!(err.to_string().contains("pinned key mismatch"), "{err}");
+}
