@@ -784,7 +784,7 @@ async fn insecure_and_callback_server_verification() {
         c.send.shutdown().await.unwrap();
         assert_eq!(within(drain(&mut s.recv)).await.0, b"ok");
     }
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0],
