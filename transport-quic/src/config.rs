@@ -86,6 +86,15 @@ impl Default for TransportConfig {
 
 impl TransportConfig {
     pub(crate) fn build(&self) -> Result<Arc<quinn::TransportConfig>, QuicError> {
+        if let (Some(keep_alive), Some(idle)) = (self.keep_alive_interval, self.idle_timeout) {
+            if keep_alive >= idle {
+                tracing::warn!(
+                    ?keep_alive,
+                    ?idle,
+                    "quic: keep-alive interval is not below the idle timeout; quiet connections to JS peers will time out"
+                );
+            }
+        }
         let mut t = quinn::TransportConfig::default();
         let idle = match self.idle_timeout {
             Some(d) => Some(

@@ -175,6 +175,12 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
 
     /// Resolves with the peer's STOP_SENDING code. A connection that closes
     /// first resolves it with [`codes::CANCELLED`]: nobody will read any more.
+    ///
+    /// Built on quinn's `stopped()`, which registers a small waker entry per
+    /// stream that quinn only removes when the stream is stopped, finished and
+    /// acknowledged, or the connection ends: a stream that was polled here and
+    /// then reset by us keeps its entry (tens of bytes) until the connection
+    /// closes. quinn 0.11 offers no other way to wait for STOP_SENDING.
     fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
         match self.stopped_result {
             Some(Some(code)) => return Poll::Ready(code),
