@@ -137,6 +137,9 @@ async fn stop_fails_the_peer_write_and_resolves_stopped() {
     })
     .await;
     assert_eq!(stream_error(&err), StreamError::Stopped(9));
+    // Finishing a stopped stream reports the stop instead of pretending success.
+    let err = c.send.shutdown().await.unwrap_err();
+    assert_eq!(stream_error(&err), StreamError::Stopped(9));
     // Reading from the stopped half fails locally.
     let mut buf = [0u8; 4];
     let err = s.recv.read(&mut buf).await.unwrap_err();
