@@ -311,6 +311,14 @@ pub trait Connection: Send + Sync + 'static {
 
     /// Resolves when the connection has closed, with the reason.
     async fn closed(&self) -> CloseReason;
+
+    /// Closes gracefully: stop opening and accepting streams, let open streams
+    /// finish until `timeout`, then close with the carrier's normal code (ws
+    /// 1000, QUIC 0). Transports override this; the default closes at once.
+    async fn shutdown(&self, timeout: std::time::Duration) {
+        let _ = timeout;
+        self.close(0, "shutting down");
+    }
 }
 
 /// A shared, type-erased connection.
