@@ -1,0 +1,555 @@
+//! The client: one method per call kind, over any [`Connection`].
+//!
+//! Every call opens its own stream. The first message carries
+//! `params.metadata` (the timeout in milliseconds, the authorization, and any
+//! application metadata) and is written on its own (PROTOCOL.md 2.4).
+//!
+//! # Cancellation
+//!
+//! Dropping a call (its future, its [`ResponseStream`], its [`RequestSink`])
+//! resets and stops its stream: the server cancels the handler. A timeout
+//! set with [`CallBuilder::timeout`] is sent to the server and also enforced
+//! locally, failing with [`ClientError::TimedOut`].
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::stream::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::time::{sleep_until, Instant, Sleep};
+
+use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::error::ClientError;
+use crate::message::{self, IncomingMessage, MetadataOnly, RawHeaderRef, JSONRPC_VERSION};
+use crate::server::RawReader;
+use crate::transport::{
+    self, BoxRecvStream, BoxSendStream, Connection, DynConnection, StreamError,
+};
+
+/// Client defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Timeout of every call unless the call sets its own. Default: none (the
+    /// server's own default applies).
+    pub timeout: Option<Duration>,
+    /// Longest message accepted from the server. Default 1 MiB.
+    pub max_message_size: usize,
+    /// Metadata sent with every call (e.g. `authorization`).
+    pub metadata: Map<String, Value>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            metadata: Map::new(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets the default timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends `Bearer <token>` with every call.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.metadata
+            .insert("authorization".into(), format!("Bearer {token}").into());
+        self
+    }
+
+    /// Sets the message size limit.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+}
+
+/// Makes calls over one connection. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    conn: DynConnection,
+    config: Arc<ClientConfig>,
+}
+
+impl Client {
+    /// A client over `conn` with default settings.
+    pub fn new(conn: impl Connection) -> Self {
+        Self::from_shared(Arc::new(conn), ClientConfig::default())
+    }
+
+    /// A client over a shared connection.
+    pub fn from_shared(conn: DynConnection, config: ClientConfig) -> Self {
+        Client {
+            conn,
+            config: Arc::new(config),
+        }
+    }
+
+    /// A copy of this client with other settings, on the same connection.
+    pub fn with_config(&self, config: ClientConfig) -> Self {
+        Client {
+            conn: self.conn.clone(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &DynConnection {
+        &self.conn
+    }
+
+    /// Starts a call with per-call options.
+    pub fn call(&self, method: &str) -> CallBuilder<'_> {
+        CallBuilder {
+            client: self,
+            method: method.to_string(),
+            timeout: self.config.timeout,
+            metadata: self.config.metadata.clone(),
+        }
+    }
+
+    /// A unary call.
+    pub async fn unary<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ClientError> {
+        self.call(method).unary(params).await
+    }
+
+    /// A server-streaming call.
+    pub async fn server_streaming<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<ResponseStream<R>, ClientError> {
+        self.call(method).server_streaming(params).await
+    }
+
+    /// A client-streaming call.
+    pub async fn client_streaming<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+    ) -> Result<ClientStreamingCall<P, R>, ClientError> {
+        self.call(method).client_streaming().await
+    }
+
+    /// A duplex call.
+    pub async fn duplex<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+    ) -> Result<(RequestSink<P>, ResponseStream<R>), ClientError> {
+        self.call(method).duplex().await
+    }
+
+    /// A raw call.
+    pub async fn raw<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<RawCall<R>, ClientError> {
+        self.call(method).raw(params).await
+    }
+}
+
+/// One call's options: timeout and metadata. Finish with a call-kind method.
+pub struct CallBuilder<'a> {
+    client: &'a Client,
+    method: String,
+    timeout: Option<Duration>,
+    metadata: Map<String, Value>,
+}
+
+impl CallBuilder<'_> {
+    /// Sets this call's timeout (sent as `metadata.timeout`, enforced here too).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds application metadata.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sends `authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.metadata("authorization", format!("Bearer {token}"))
+    }
+
+    fn start(mut self) -> Start {
+        let timeout = match self.timeout {
+            Some(t) => Value::from(t.as_millis().min(u64::MAX as u128) as u64),
+            None => Value::Null,
+        };
+        self.metadata.insert("timeout".into(), timeout);
+        Start {
+            conn: self.client.conn.clone(),
+            max_message_size: self.client.config.max_message_size,
+            method: self.method,
+            metadata: self.metadata,
+            deadline: self.timeout.map(|t| (Instant::now() + t, t)),
+        }
+    }
+
+    /// A unary call: one request, one response.
+    pub async fn unary<P: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        params: &P,
+    ) -> Result<R, ClientError> {
+        Ok(self.unary_with_metadata(params).await?.0)
+    }
+
+    /// A unary call that also returns `result.metadata` (e.g. a refreshed token).
+    pub async fn unary_with_metadata<P: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        params: &P,
+    ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
+        let start = self.start();
+        let deadline = start.deadline;
+        let call = async move {
+            let (mut send, reader) = start.open().await?;
+            let header = start.header(params)?;
+            send.write_all(&header).await?;
+            let mut responses = ResponseStream::<R>::new(reader, None);
+            let (_, first) = tokio::join!(finish(&mut send), responses.next());
+            let value = first.unwrap_or_else(|| Err(no_response()))?;
+            Ok((value, responses.metadata))
+        };
+        with_deadline(deadline, call).await
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    pub async fn server_streaming<P: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        params: &P,
+    ) -> Result<ResponseStream<R>, ClientError> {
+        let start = self.start();
+        let deadline = start.deadline;
+        let opened = async {
+            let (mut send, reader) = start.open().await?;
+            let header = start.header(params)?;
+            send.write_all(&header).await?;
+            finish(&mut send).await?;
+            Ok::<_, ClientError>(reader)
+        };
+        let reader = with_deadline(deadline, opened).await?;
+        Ok(ResponseStream::new(reader, deadline))
+    }
+
+    /// A client-streaming call: send messages, then [`ClientStreamingCall::finish`]
+    /// for the one response.
+    pub async fn client_streaming<P: Serialize, R: DeserializeOwned>(
+        self,
+    ) -> Result<ClientStreamingCall<P, R>, ClientError> {
+        let (sink, responses) = self.duplex().await?;
+        Ok(ClientStreamingCall { sink, responses })
+    }
+
+    /// A duplex call: a sink for requests and a stream of responses.
+    pub async fn duplex<P: Serialize, R: DeserializeOwned>(
+        self,
+    ) -> Result<(RequestSink<P>, ResponseStream<R>), ClientError> {
+        let start = self.start();
+        let deadline = start.deadline;
+        let (send, reader) = with_deadline(deadline, start.open()).await?;
+        let method = start.method.clone();
+        let sink = RequestSink {
+            send,
+            method,
+            start: Some(start),
+            deadline,
+            _marker: PhantomData,
+        };
+        Ok((sink, ResponseStream::new(reader, deadline)))
+    }
+
+    /// A raw call: a JSON header, a leading JSON response, then raw bytes both
+    /// ways. The timeout covers the leading response only.
+    pub async fn raw<P: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        params: &P,
+    ) -> Result<RawCall<R>, ClientError> {
+        let start = self.start();
+        let deadline = start.deadline;
+        let call = async move {
+            let (mut send, reader) = start.open().await?;
+            let params = message::with_metadata(params, Some(&start.metadata))?;
+            let header = message::encode(&RawHeaderRef {
+                jsonrpc: JSONRPC_VERSION,
+                method: &start.method,
+                params: &params,
+                id: (),
+            })?;
+            send.write_all(&header).await?;
+            transport::write_boundary(&mut send).await?;
+            let mut responses = ResponseStream::<R>::new(reader, None);
+            let leading = responses
+                .next()
+                .await
+                .unwrap_or_else(|| Err(no_response()))?;
+            let metadata = responses.metadata.take();
+            let (inner, buf) = responses.reader.into_parts();
+            Ok(RawCall {
+                leading,
+                metadata,
+                writer: send,
+                reader: RawReader::new(buf, inner),
+            })
+        };
+        with_deadline(deadline, call).await
+    }
+}
+
+/// What a call needs once its options are fixed.
+struct Start {
+    conn: DynConnection,
+    max_message_size: usize,
+    method: String,
+    metadata: Map<String, Value>,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Start {
+    async fn open(&self) -> Result<(BoxSendStream, MessageReader<BoxRecvStream>), ClientError> {
+        let stream = self
+            .conn
+            .open_stream()
+            .await
+            .map_err(|e| ClientError::Transport(e.into()))?;
+        let (send, recv) = stream.split();
+        Ok((send, MessageReader::new(recv, self.max_message_size)))
+    }
+
+    /// The first message: params with the call's metadata merged in.
+    fn header<P: Serialize + ?Sized>(&self, params: &P) -> Result<bytes::Bytes, ClientError> {
+        let params = message::with_metadata(params, Some(&self.metadata))?;
+        Ok(message::encode_request(&self.method, &params)?)
+    }
+}
+
+/// Ends our sending side. A stop from the server after we wrote everything is
+/// benign (a JS server stops reading a unary call once it has the request).
+async fn finish(send: &mut BoxSendStream) -> Result<(), ClientError> {
+    match send.shutdown().await {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) => Ok(()),
+        Err(e) => Err(ClientError::Transport(e)),
+    }
+}
+
+fn no_response() -> ClientError {
+    ClientError::Protocol("the stream ended without a response".into())
+}
+
+async fn with_deadline<T>(
+    deadline: Option<(Instant, Duration)>,
+    fut: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match deadline {
+        None => fut.await,
+        Some((at, timeout)) => tokio::time::timeout_at(at, fut)
+            .await
+            .unwrap_or(Err(ClientError::TimedOut(timeout))),
+    }
+}
+
+/// The requests of a client-streaming or duplex call.
+///
+/// The first message sent carries the call's metadata and is written on its
+/// own. Call [`RequestSink::finish`] to end the input; dropping the sink
+/// without it aborts the call's input (the server sees a reset).
+pub struct RequestSink<P> {
+    send: BoxSendStream,
+    method: String,
+    start: Option<Start>,
+    deadline: Option<(Instant, Duration)>,
+    _marker: PhantomData<fn(&P)>,
+}
+
+impl<P: Serialize> RequestSink<P> {
+    /// Sends one message. Waits while the transport pushes back.
+    pub async fn send(&mut self, params: &P) -> Result<(), ClientError> {
+        let deadline = self.deadline;
+        with_deadline(deadline, async {
+            match self.start.take() {
+                Some(start) => {
+                    let header = start.header(params)?;
+                    self.send.write_all(&header).await?;
+                    transport::write_boundary(&mut self.send).await?;
+                }
+                None => {
+                    // The method is only read from the first message; later ones
+                    // still name it, as the JS client does.
+                    let bytes = message::encode_request(&self.method, params)?;
+                    self.send.write_all(&bytes).await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the input gracefully.
+    pub async fn finish(mut self) -> Result<(), ClientError> {
+        if self.start.is_some() {
+            return Err(ClientError::Protocol(
+                "a streaming call must send at least one message: the first one names the method"
+                    .into(),
+            ));
+        }
+        finish(&mut self.send).await
+    }
+
+    /// Aborts the input with `code`.
+    pub fn reset(mut self, code: u64) {
+        transport::SendStream::reset(&mut self.send, code);
+    }
+}
+
+/// The responses of a call.
+///
+/// Yields each result; a JSON-RPC error from the server is yielded as
+/// [`ClientError::Remote`] and ends the stream. Dropping it stops the stream,
+/// which cancels the server's handler.
+pub struct ResponseStream<R> {
+    reader: MessageReader<BoxRecvStream>,
+    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    metadata: Option<Map<String, Value>>,
+    first: bool,
+    done: bool,
+    _marker: PhantomData<fn() -> R>,
+}
+
+impl<R> Unpin for ResponseStream<R> {}
+
+impl<R: DeserializeOwned> ResponseStream<R> {
+    fn new(reader: MessageReader<BoxRecvStream>, deadline: Option<(Instant, Duration)>) -> Self {
+        ResponseStream {
+            reader,
+            deadline: deadline.map(|(at, t)| (Box::pin(sleep_until(at)), t)),
+            metadata: None,
+            first: true,
+            done: false,
+            _marker: PhantomData,
+        }
+    }
+
+    /// `result.metadata` of the first response (e.g. a refreshed token), once
+    /// the first response arrived.
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.metadata.as_ref()
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<R, ClientError> {
+        let msg: IncomingMessage<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| ClientError::Protocol(format!("invalid response: {e}")))?;
+        if let Some(error) = msg.error {
+            return Err(ClientError::from_error_object(error));
+        }
+        let raw = msg
+            .result
+            .ok_or_else(|| ClientError::Protocol("response has neither result nor error".into()))?;
+        if std::mem::take(&mut self.first) {
+            self.metadata = serde_json::from_str::<MetadataOnly>(raw.get())
+                .ok()
+                .and_then(|m| m.metadata);
+        }
+        Ok(serde_json::from_str(raw.get())?)
+    }
+}
+
+impl<R: DeserializeOwned> Stream for ResponseStream<R> {
+    type Item = Result<R, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some((sleep, timeout)) = this.deadline.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                return Poll::Ready(Some(Err(ClientError::TimedOut(*timeout))));
+            }
+        }
+        let item = match this.reader.poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(Some(bytes))) => this.decode(&bytes),
+            Poll::Ready(Ok(None)) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Err(e)) => Err(ClientError::from_read(e)),
+        };
+        if item.is_err() {
+            this.done = true;
+        }
+        Poll::Ready(Some(item))
+    }
+}
+
+/// A client-streaming call in progress.
+pub struct ClientStreamingCall<P, R> {
+    sink: RequestSink<P>,
+    responses: ResponseStream<R>,
+}
+
+impl<P: Serialize, R: DeserializeOwned> ClientStreamingCall<P, R> {
+    /// Sends one message.
+    pub async fn send(&mut self, params: &P) -> Result<(), ClientError> {
+        self.sink.send(params).await
+    }
+
+    /// Ends the input and waits for the response.
+    pub async fn finish(self) -> Result<R, ClientError> {
+        Ok(self.finish_with_metadata().await?.0)
+    }
+
+    /// Ends the input; returns the response and its `result.metadata`.
+    pub async fn finish_with_metadata(
+        mut self,
+    ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
+        let finished = self.sink.finish().await;
+        // An early error response explains a failed finish better than the
+        // transport error does.
+        let response = self
+            .responses
+            .next()
+            .await
+            .unwrap_or_else(|| Err(no_response()));
+        let value = match (response, finished) {
+            (Ok(v), _) => v,
+            (Err(e @ ClientError::Remote { .. }), _) => return Err(e),
+            (Err(_), Err(e)) => return Err(e),
+            (Err(e), Ok(())) => return Err(e),
+        };
+        Ok((value, self.responses.metadata))
+    }
+}
+
+/// A raw call after its leading response: raw bytes both ways.
+pub struct RawCall<R> {
+    /// The leading response.
+    pub leading: R,
+    /// `result.metadata` of the leading response.
+    pub metadata: Option<Map<String, Value>>,
+    /// Bytes to the server (`shutdown` ends them; `reset` aborts).
+    pub writer: BoxSendStream,
+    /// Bytes from the server.
+    pub reader: RawReader,
+}

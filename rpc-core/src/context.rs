@@ -1,0 +1,179 @@
+//! The per-call [`Context`] a handler receives.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::transport::PeerInfo;
+
+/// Who the caller is, as established by an authentication layer (a bearer
+/// token, a TLS client certificate, the WebSocket upgrade request, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The principal's name (user, service, certificate subject, ...).
+    pub name: String,
+    /// Anything else the verifier knows: roles, claims, the auth method.
+    pub attributes: Map<String, Value>,
+}
+
+impl Identity {
+    /// An identity with a name and no attributes.
+    pub fn new(name: impl Into<String>) -> Self {
+        Identity {
+            name: name.into(),
+            attributes: Map::new(),
+        }
+    }
+
+    /// Adds an attribute.
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Everything about one call besides its params: method, metadata, identity,
+/// deadline, cancellation and the peer. Cheap to clone.
+///
+/// The cancellation token fires when the call ends for any reason: the caller
+/// went away (stream reset or stopped), the deadline passed, the server is
+/// shutting down, or the handler returned. Work spawned by a handler can watch
+/// it with [`Context::cancelled`].
+#[derive(Clone)]
+pub struct Context {
+    method: Arc<str>,
+    metadata: Arc<Map<String, Value>>,
+    identity: Option<Arc<Identity>>,
+    deadline: Option<Instant>,
+    cancel: CancellationToken,
+    peer: Arc<PeerInfo>,
+    reply_metadata: Arc<Mutex<Option<Map<String, Value>>>>,
+}
+
+impl Context {
+    /// A context for a call to `method` from `peer` with the caller's `metadata`.
+    pub fn new(method: &str, metadata: Map<String, Value>, peer: Arc<PeerInfo>) -> Self {
+        Context {
+            method: method.into(),
+            metadata: Arc::new(metadata),
+            identity: None,
+            deadline: None,
+            cancel: CancellationToken::new(),
+            peer,
+            reply_metadata: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The method name the caller asked for.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The caller's metadata (`params.metadata` of the first message).
+    pub fn metadata(&self) -> &Map<String, Value> {
+        &self.metadata
+    }
+
+    /// `metadata.authorization`, e.g. `"Bearer <token>"`.
+    pub fn authorization(&self) -> Option<&str> {
+        self.metadata.get("authorization")?.as_str()
+    }
+
+    /// The timeout the caller asked for (`metadata.timeout`, milliseconds).
+    pub fn requested_timeout(&self) -> Option<Duration> {
+        requested_timeout(&self.metadata)
+    }
+
+    /// The authenticated identity, if an authentication layer set one.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// Sets the authenticated identity (for authentication middleware).
+    pub fn set_identity(&mut self, identity: Identity) {
+        self.identity = Some(Arc::new(identity));
+    }
+
+    /// When the call must be done by.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left until the deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Moves the deadline earlier; a later `deadline` is ignored, so layers can
+    /// only shorten what the server and the caller allowed.
+    pub fn shorten_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(match self.deadline {
+            Some(current) => current.min(deadline),
+            None => deadline,
+        });
+    }
+
+    /// The call's cancellation token.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the call has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the call is cancelled.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.cancel.clone().cancelled_owned()
+    }
+
+    /// What is known about the peer: carrier, address, certificates, upgrade request.
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+
+    /// Adds `key: value` to `result.metadata` of the call's first response
+    /// (how a refreshed token travels back).
+    pub fn set_reply_metadata(&self, key: impl Into<String>, value: impl Into<Value>) {
+        let mut guard = self
+            .reply_metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        guard
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), value.into());
+    }
+
+    /// Takes the metadata for the first response (once).
+    pub(crate) fn take_reply_metadata(&self) -> Option<Map<String, Value>> {
+        self.reply_metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("method", &self.method)
+            .field("identity", &self.identity)
+            .field("deadline", &self.deadline)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("transport", &self.peer.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads `metadata.timeout` (milliseconds; `null` or absent for none).
+pub(crate) fn requested_timeout(metadata: &Map<String, Value>) -> Option<Duration> {
+    let ms = metadata.get("timeout")?.as_f64()?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(1e12) / 1000.0))
+}

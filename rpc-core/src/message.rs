@@ -1,0 +1,264 @@
+//! JSON-RPC message shapes on the wire (PROTOCOL.md 2.3).
+//!
+//! Outgoing messages serialise straight from borrowed data (no intermediate
+//! `Value`), with the key order the JS stack writes: requests
+//! `method, jsonrpc, id, params`; responses `jsonrpc, result, id`. Incoming
+//! messages keep `params` / `result` as raw JSON text so the typed value is
+//! parsed once, straight from the received bytes.
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The only JSON-RPC version strand speaks.
+pub const JSONRPC_VERSION: &str = "2.0";
+
+/// JSON-RPC error codes used by strand and the JS stack (PROTOCOL.md 2.3).
+pub mod error_codes {
+    /// The bytes were not valid JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON was not a valid request.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// No handler is registered under the method name.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The params did not match what the handler expects.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The server failed for a reason of its own.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The server is shutting down and aborted the call.
+    pub const SERVER_STOPPING: i64 = -32001;
+    /// A message was longer than the reader's limit.
+    pub const MESSAGE_TOO_LONG: i64 = -32003;
+    /// The handler returned an error (its details are in `data`).
+    pub const HANDLER_ERROR: i64 = -32006;
+    /// The stream ended before the call completed.
+    pub const STREAM_ENDED: i64 = -32007;
+    /// The call ran past its deadline.
+    pub const TIMED_OUT: i64 = -32008;
+    /// The handler was aborted.
+    pub const HANDLER_ABORTED: i64 = -32015;
+    /// In-payload authentication refused the call (strand's own code; the JS
+    /// stack leaves the choice to its middleware).
+    pub const UNAUTHORIZED: i64 = -32020;
+}
+
+/// A request as written: `{"method":..,"jsonrpc":"2.0","id":null,"params":..}`.
+#[derive(Serialize)]
+pub struct RequestRef<'a, P: ?Sized> {
+    /// The method name.
+    pub method: &'a str,
+    /// Always `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// Always `null`: the stream is the call.
+    pub id: (),
+    /// The params.
+    pub params: &'a P,
+}
+
+/// A raw-call header as the JS client writes it:
+/// `{"jsonrpc":"2.0","method":..,"params":..,"id":null}`.
+#[derive(Serialize)]
+pub struct RawHeaderRef<'a, P: ?Sized> {
+    /// Always `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// The method name.
+    pub method: &'a str,
+    /// The params.
+    pub params: &'a P,
+    /// Always `null`.
+    pub id: (),
+}
+
+/// A success response as written: `{"jsonrpc":"2.0","result":..,"id":null}`.
+#[derive(Serialize)]
+pub struct ResponseRef<'a, R: ?Sized> {
+    /// Always `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// The result.
+    pub result: &'a R,
+    /// Always `null`.
+    pub id: (),
+}
+
+/// An error response as written: `{"jsonrpc":"2.0","error":{..},"id":null}`.
+#[derive(Serialize)]
+pub struct ErrorResponseRef<'a> {
+    /// Always `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// The error object.
+    pub error: &'a ErrorObject,
+    /// Always `null`.
+    pub id: (),
+}
+
+/// The `error` member of an error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    /// The JSON-RPC error code.
+    pub code: i64,
+    /// A human-readable message.
+    #[serde(default)]
+    pub message: String,
+    /// Details: `{type, message, data}` for handler errors, `{code, message, data}`
+    /// for protocol errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// Any message as read, with `params` / `result` left as raw JSON.
+///
+/// Requests have `method` and `params`; responses `result` or `error`. Unknown
+/// members and any `id` are accepted and ignored (PROTOCOL.md 2.3).
+#[derive(Debug, Deserialize)]
+pub struct IncomingMessage<'a> {
+    /// The method (requests).
+    #[serde(default, borrow)]
+    pub method: Option<Cow<'a, str>>,
+    /// The params (requests), as raw JSON.
+    #[serde(default, borrow)]
+    pub params: Option<&'a RawValue>,
+    /// The result (responses), as raw JSON.
+    #[serde(default, borrow)]
+    pub result: Option<&'a RawValue>,
+    /// The error (error responses).
+    #[serde(default)]
+    pub error: Option<ErrorObject>,
+}
+
+/// Only the `metadata` member of a params or result object.
+#[derive(Debug, Default, Deserialize)]
+pub struct MetadataOnly {
+    /// `params.metadata` / `result.metadata`, if present and an object.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Serialises `value` as one message into a fresh buffer.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, serde_json::Error> {
+    let mut buf = BytesMut::with_capacity(128).writer();
+    serde_json::to_writer(&mut buf, value)?;
+    Ok(buf.into_inner().freeze())
+}
+
+/// Encodes a request message.
+pub fn encode_request<P: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+) -> Result<Bytes, serde_json::Error> {
+    encode(&RequestRef {
+        method,
+        jsonrpc: JSONRPC_VERSION,
+        id: (),
+        params,
+    })
+}
+
+/// Encodes a success response.
+pub fn encode_response<R: Serialize + ?Sized>(result: &R) -> Result<Bytes, serde_json::Error> {
+    encode(&ResponseRef {
+        jsonrpc: JSONRPC_VERSION,
+        result,
+        id: (),
+    })
+}
+
+/// Encodes an error response.
+pub fn encode_error(error: &ErrorObject) -> Bytes {
+    // An ErrorObject holds only strings, numbers and `Value`s: it always serialises.
+    encode(&ErrorResponseRef {
+        jsonrpc: JSONRPC_VERSION,
+        error,
+        id: (),
+    })
+    .expect("error objects always serialise")
+}
+
+/// Parses `raw` (a params or result object) as `T`, then adds `metadata` to it
+/// when `metadata` is `Some`. Used on the first message of a call only.
+pub fn with_metadata<T: Serialize + ?Sized>(
+    value: &T,
+    metadata: Option<&Map<String, Value>>,
+) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(value)?;
+    if let Some(metadata) = metadata {
+        match &mut value {
+            Value::Object(map) => {
+                let entry = map
+                    .entry("metadata")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(existing) = entry {
+                    for (k, v) in metadata {
+                        existing.insert(k.clone(), v.clone());
+                    }
+                } else {
+                    *entry = Value::Object(metadata.clone());
+                }
+            }
+            Value::Null => {
+                let mut map = Map::new();
+                map.insert("metadata".into(), Value::Object(metadata.clone()));
+                value = Value::Object(map);
+            }
+            // Params that are not objects cannot carry metadata; JS sends objects.
+            _ => {}
+        }
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_key_order_matches_js() {
+        let bytes = encode_request("echo", &json!({"hello": "world"})).unwrap();
+        assert_eq!(
+            &bytes[..],
+            br#"{"method":"echo","jsonrpc":"2.0","id":null,"params":{"hello":"world"}}"#
+        );
+    }
+
+    #[test]
+    fn response_and_error_shapes() {
+        let bytes = encode_response(&json!({"i": 0})).unwrap();
+        assert_eq!(
+            &bytes[..],
+            br#"{"jsonrpc":"2.0","result":{"i":0},"id":null}"#
+        );
+        let err = ErrorObject {
+            code: error_codes::METHOD_NOT_FOUND,
+            message: "no such method".into(),
+            data: None,
+        };
+        assert_eq!(
+            &encode_error(&err)[..],
+            br#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"no such method"},"id":null}"#
+        );
+    }
+
+    #[test]
+    fn incoming_accepts_any_id_and_missing_fields() {
+        let msg: IncomingMessage<'_> =
+            serde_json::from_slice(br#"{"jsonrpc":"2.0","method":"echo","params":{"a":1},"id":7}"#)
+                .unwrap();
+        assert_eq!(msg.method.as_deref(), Some("echo"));
+        assert_eq!(msg.params.unwrap().get(), r#"{"a":1}"#);
+        let msg: IncomingMessage<'_> = serde_json::from_slice(br#"{"method":"echo"}"#).unwrap();
+        assert!(msg.params.is_none());
+    }
+
+    #[test]
+    fn metadata_merges_into_params() {
+        let mut md = Map::new();
+        md.insert("timeout".into(), json!(300));
+        let v = with_metadata(&json!({"x": 1}), Some(&md)).unwrap();
+        assert_eq!(v, json!({"x": 1, "metadata": {"timeout": 300}}));
+        let v = with_metadata(&(), Some(&md)).unwrap();
+        assert_eq!(v, json!({"metadata": {"timeout": 300}}));
+    }
+}

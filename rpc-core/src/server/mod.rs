@@ -1,0 +1,10 @@
+//! The server side: [`Router`] (handlers by method), [`Server`] (accepts
+//! connections and runs calls) and the types that flow through middleware.
+
+mod call;
+mod router;
+mod serve;
+
+pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};
+pub use router::{CallKind, Router};
+pub use serve::{CallService, Server, ServerBuilder, ServerConfig};
