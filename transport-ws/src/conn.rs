@@ -69,6 +69,15 @@ impl Shared {
     /// Drains the session's events and wakes whoever they concern; wakes the
     /// driver so it transmits whatever the mutation queued.
     pub(crate) fn process(&self, inner: &mut Inner) {
+        self.process_events(inner);
+        if let Some(w) = &inner.driver {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Like [`Shared::process`] without waking the driver: for the driver
+    /// itself, which would otherwise wake itself forever.
+    pub(crate) fn process_events(&self, inner: &mut Inner) {
         while let Some(event) = inner.session.poll_event() {
             match event {
                 Event::Opened(_) => self.accept.notify_waiters(),
@@ -94,9 +103,6 @@ impl Shared {
                 Event::Closed(_) => self.wake_all(inner),
             }
         }
-        if let Some(w) = &inner.driver {
-            w.wake_by_ref();
-        }
     }
 
     pub(crate) fn wake_all(&self, inner: &mut Inner) {
@@ -119,6 +125,14 @@ impl Shared {
         let mut inner = self.lock();
         let r = f(&mut inner);
         self.process(&mut inner);
+        r
+    }
+
+    /// [`Shared::with`] for the driver: does not wake the driver.
+    pub(crate) fn with_driver<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut inner = self.lock();
+        let r = f(&mut inner);
+        self.process_events(&mut inner);
         r
     }
 

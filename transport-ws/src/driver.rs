@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep, Instant, Sleep};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsErr, Message};
@@ -121,7 +122,7 @@ where
                 Poll::Ready(None) => {
                     self.read_done = true;
                     self.shared
-                        .with(|inner| inner.session.handle_lost("connection reset"));
+                        .with_driver(|inner| inner.session.handle_lost("connection reset"));
                     return Poll::Ready(());
                 }
                 Poll::Ready(Some(Err(err))) => {
@@ -147,7 +148,7 @@ where
     }
 
     fn on_message(&mut self, msg: Message) {
-        self.shared.with(|inner| match msg {
+        self.shared.with_driver(|inner| match msg {
             Message::Binary(bytes) => inner.session.handle_message(bytes),
             Message::Text(_) => inner.session.handle_text(),
             Message::Close(frame) => {
@@ -165,19 +166,25 @@ where
         match err {
             WsErr::ConnectionClosed | WsErr::AlreadyClosed => {
                 self.shared
-                    .with(|inner| inner.session.handle_lost("connection closed"));
+                    .with_driver(|inner| inner.session.handle_lost("connection closed"));
                 Poll::Ready(())
             }
             WsErr::Capacity(e) => {
-                self.shared.with(|inner| {
+                self.shared.with_driver(|inner| {
                     inner
                         .session
                         .close(CLOSE_TOO_BIG, &format!("message too big: {e}"))
                 });
                 Poll::Pending
             }
+            WsErr::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                self.shared.with_driver(|inner| {
+                    inner.session.handle_lost("connection reset without close")
+                });
+                Poll::Ready(())
+            }
             WsErr::Protocol(e) => {
-                self.shared.with(|inner| {
+                self.shared.with_driver(|inner| {
                     inner.session.close(
                         CLOSE_PROTOCOL_ERROR,
                         &format!("websocket protocol error: {e}"),
@@ -187,7 +194,7 @@ where
             }
             other => {
                 self.shared
-                    .with(|inner| inner.session.handle_lost(&other.to_string()));
+                    .with_driver(|inner| inner.session.handle_lost(&other.to_string()));
                 Poll::Ready(())
             }
         }
@@ -200,7 +207,9 @@ where
                 Poll::Ready(Err(err)) => return self.lost(err),
                 Poll::Ready(Ok(())) => {}
             }
-            let frame = self.shared.with(|inner| inner.session.poll_transmit());
+            let frame = self
+                .shared
+                .with_driver(|inner| inner.session.poll_transmit());
             let Some(frame) = frame else { break };
             if let Err(err) = self.ws().start_send(Message::Binary(frame.to_bytes())) {
                 return self.lost(err);
@@ -224,7 +233,7 @@ where
 
     fn lost(&mut self, err: WsErr) -> Poll<()> {
         self.shared
-            .with(|inner| inner.session.handle_lost(&err.to_string()));
+            .with_driver(|inner| inner.session.handle_lost(&err.to_string()));
         Poll::Ready(())
     }
 
@@ -232,7 +241,7 @@ where
         if let Some(idle) = self.idle.as_mut() {
             if idle.as_mut().poll(cx).is_ready() {
                 self.shared
-                    .with(|inner| inner.session.handle_lost("idle timeout"));
+                    .with_driver(|inner| inner.session.handle_lost("idle timeout"));
                 return Poll::Ready(());
             }
         }

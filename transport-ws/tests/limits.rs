@@ -1,0 +1,355 @@
+//! Limits, timers, graceful shutdown and upgrade handling over loopback.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use strand_rpc_core::transport::{codes, CloseInitiator, Connection, StreamError};
+use strand_transport_ws::{
+    connect, WsClientConfig, WsConfig, WsConnection, WsError, WsListener, WsServerConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn pair_with(server: WsConfig, client: WsConfig) -> (WsListener, WsConnection, WsConnection) {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(server))
+        .await
+        .unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let client = connect(&url, WsClientConfig::default().with_ws(client))
+        .await
+        .unwrap();
+    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    (listener, client, server)
+}
+
+fn io_err(e: &std::io::Error) -> StreamError {
+    StreamError::from_io(e)
+        .cloned()
+        .unwrap_or_else(|| panic!("not a stream error: {e}"))
+}
+
+#[tokio::test]
+async fn peer_streams_past_the_backlog_are_refused() {
+    let server_cfg = WsConfig::default().with_accept_backlog(1);
+    let (_l, client, server) = pair_with(server_cfg, WsConfig::default()).await;
+    let (mut s1, _r1) = client.open().await.unwrap();
+    s1.write_all(b"first").await.unwrap();
+    let (mut s2, mut r2) = client.open().await.unwrap();
+    let err = timeout(LIMIT, r2.read(&mut [0u8; 4]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Reset(codes::REFUSED));
+    let err = s2.write_all(b"x").await.unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Stopped(codes::REFUSED));
+    assert_eq!(server.stats().refused, 1);
+    assert_eq!(server.stats().accept_backlog, 1);
+    // Taking the backlogged stream makes room again.
+    let (_a, mut r) = server.accept().await.unwrap();
+    let mut buf = [0u8; 5];
+    r.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"first");
+    let (mut s3, _r3) = client.open().await.unwrap();
+    s3.write_all(b"third").await.unwrap();
+    let (_a3, mut r3) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    r3.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"third");
+}
+
+#[tokio::test]
+async fn peer_streams_past_max_streams_are_refused_and_open_waits() {
+    let (_l, client, server) = pair_with(
+        WsConfig::default().with_max_streams(1),
+        WsConfig::default().with_max_streams(1),
+    )
+    .await;
+    let (s1, r1) = client.open().await.unwrap();
+    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    // Our own open waits for a slot rather than failing.
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.open().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "open waits at max_streams");
+    // Dropping both halves cancels the stream and frees the slot.
+    drop((s1, r1));
+    let (_s2, mut r2) = timeout(LIMIT, waiting).await.unwrap().unwrap().unwrap();
+    // The server still holds its stream, so at its own limit it refused the new one.
+    let err = timeout(LIMIT, r2.read(&mut [0u8; 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Reset(codes::REFUSED));
+    assert_eq!(server.stats().refused, 1);
+}
+
+#[tokio::test]
+async fn waiting_open_gets_refused_stream_errors() {
+    let (_l, client, server) =
+        pair_with(WsConfig::default().with_max_streams(1), WsConfig::default()).await;
+    let _keep = client.open().await.unwrap();
+    let (_a, _b) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (mut s, mut r) = client.open().await.unwrap();
+    let err = timeout(LIMIT, r.read(&mut [0u8; 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Reset(codes::REFUSED));
+    let err = s.write_all(b"x").await.unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Stopped(codes::REFUSED));
+}
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009() {
+    let server_cfg = WsConfig::default().with_max_message_size(1024);
+    let client_cfg = WsConfig::default().with_max_data_payload(64 * 1024);
+    let (_l, client, server) = pair_with(server_cfg, client_cfg).await;
+    let (mut s, _r) = client.open().await.unwrap();
+    // Wait for the server's ACK so the big write goes out as one message.
+    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    s.write_all(&[0u8; 4096]).await.unwrap();
+    let reason = timeout(LIMIT, client.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, 1009),
+        "{reason}"
+    );
+    let reason = timeout(LIMIT, server.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Local, 1009)
+    );
+}
+
+async fn raw_ws(addr: std::net::SocketAddr) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+        .await
+        .unwrap();
+    ws
+}
+
+async fn close_code(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>) -> Option<u16> {
+    let mut code = None;
+    // Read to the end: that also flushes tungstenite's close reply.
+    while let Some(msg) = timeout(LIMIT, ws.next()).await.unwrap() {
+        if let Ok(Message::Close(frame)) = msg {
+            code = frame.map(|f| u16::from(f.code));
+        }
+    }
+    code
+}
+
+#[tokio::test]
+async fn text_message_closes_with_1002() {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let mut ws = raw_ws(listener.local_addr()).await;
+    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1002));
+    let reason = timeout(LIMIT, server.closed()).await.unwrap();
+    assert_eq!(reason.code, 1002);
+}
+
+#[tokio::test]
+async fn malformed_frames_close_with_1002() {
+    let cases: [&[u8]; 5] = [
+        &[0x00, 0x00, 0x01, 0x00], // truncated ACK
+        &[0x00, 0x00, 0x03],       // truncated CLOSE
+        &[0x00, 0x00, 0x02, 0x01], // truncated ERROR
+        &[0x00, 0x00, 0x09],       // unknown type
+        &[0x00, 0x00, 0x03, 0x05], // bad shutdown
+    ];
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    for msg in cases {
+        let mut ws = raw_ws(listener.local_addr()).await;
+        let _server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        ws.send(Message::binary(msg.to_vec())).await.unwrap();
+        assert_eq!(close_code(&mut ws).await, Some(1002), "{msg:02x?}");
+    }
+}
+
+#[tokio::test]
+async fn data_beyond_the_window_closes_with_1002() {
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_ws(WsConfig::default().with_stream_window(4)),
+    )
+    .await
+    .unwrap();
+    let mut ws = raw_ws(listener.local_addr()).await;
+    let _server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    ws.send(Message::binary(vec![
+        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10,
+    ]))
+    .await
+    .unwrap();
+    ws.send(Message::binary(b"\x00\x00\x00hello".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1002));
+}
+
+#[tokio::test]
+async fn plain_http_gets_426_and_wrong_path_404() {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_path("/rpc"))
+        .await
+        .unwrap();
+    let mut tcp = TcpStream::connect(listener.local_addr()).await.unwrap();
+    tcp.write_all(b"GET /rpc HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    timeout(LIMIT, tcp.read_to_string(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 426 "), "{resp}");
+    assert!(resp.contains("Upgrade: websocket"), "{resp}");
+    let url = format!("ws://{}/other", listener.local_addr());
+    match connect(&url, WsClientConfig::default()).await {
+        Err(WsError::Refused(status)) => assert_eq!(status, 404),
+        other => panic!("unexpected {other:?}"),
+    }
+    let url = format!("ws://{}/rpc", listener.local_addr());
+    connect(&url, WsClientConfig::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn server_handshake_timeout_drops_silent_sockets() {
+    let cfg = WsServerConfig::default()
+        .with_ws(WsConfig::default().with_handshake_timeout(Duration::from_secs(5)));
+    let listener = WsListener::bind("127.0.0.1:0", cfg).await.unwrap();
+    let mut tcp = TcpStream::connect(listener.local_addr()).await.unwrap();
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = timeout(Duration::from_secs(60), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a response");
+    assert!(start.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn client_handshake_timeout() {
+    let raw = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = raw.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (sock, _) = raw.accept().await.unwrap();
+        std::future::pending::<()>().await;
+        drop(sock);
+    });
+    tokio::time::pause();
+    let cfg = WsClientConfig::default()
+        .with_ws(WsConfig::default().with_handshake_timeout(Duration::from_secs(3)));
+    let err = connect(&format!("ws://{addr}/"), cfg).await.unwrap_err();
+    assert!(matches!(err, WsError::HandshakeTimeout), "{err}");
+    hold.abort();
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_silent_connection() {
+    let quiet = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(None);
+    let server_cfg = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(Some(Duration::from_secs(10)));
+    let (_l, client, server) = pair_with(server_cfg, quiet).await;
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let reason = timeout(Duration::from_secs(100), server.closed())
+        .await
+        .unwrap();
+    assert_eq!(reason.initiator, CloseInitiator::Lost);
+    assert_eq!(reason.reason, "idle timeout");
+    assert!(start.elapsed() >= Duration::from_secs(10) - Duration::from_millis(100));
+    let reason = timeout(Duration::from_secs(100), client.closed())
+        .await
+        .unwrap();
+    assert_ne!(reason.initiator, CloseInitiator::Local);
+}
+
+#[tokio::test]
+async fn keep_alive_pings_keep_an_idle_connection_open() {
+    let client_cfg = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(Some(Duration::from_secs(10)));
+    let server_cfg = WsConfig::default()
+        .with_keep_alive_interval(Some(Duration::from_secs(2)))
+        .with_idle_timeout(None);
+    let (_l, client, _server) = pair_with(server_cfg, client_cfg).await;
+    tokio::time::pause();
+    // Pings every 2 s keep the client's 10 s idle timer from firing.
+    let closed = timeout(Duration::from_secs(60), client.closed()).await;
+    assert!(closed.is_err(), "connection closed: {:?}", closed.ok());
+    let (mut s, _r) = client.open().await.unwrap();
+    s.write_all(b"still alive").await.unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_open_streams_finish() {
+    let (_l, client, server) = pair_with(WsConfig::default(), WsConfig::default()).await;
+    let (mut cs, mut cr) = client.open().await.unwrap();
+    cs.write_all(b"request").await.unwrap();
+    let (mut ss, mut sr) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let shutdown = tokio::spawn({
+        let server = server.clone();
+        async move { server.shutdown(LIMIT).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!shutdown.is_finished(), "waits for the open stream");
+    // New streams are refused meanwhile; the open one completes.
+    assert!(matches!(server.open().await, Err(StreamError::Refused(_))));
+    let (_x, mut xr) = client.open().await.unwrap();
+    let err = timeout(LIMIT, xr.read(&mut [0u8; 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(io_err(&err), StreamError::Reset(codes::REFUSED));
+    cs.shutdown().await.unwrap();
+    let mut req = Vec::new();
+    sr.read_to_end(&mut req).await.unwrap();
+    assert_eq!(req, b"request");
+    ss.write_all(b"response").await.unwrap();
+    ss.shutdown().await.unwrap();
+    let mut resp = Vec::new();
+    cr.read_to_end(&mut resp).await.unwrap();
+    assert_eq!(resp, b"response");
+    let reason = timeout(LIMIT, shutdown).await.unwrap().unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Local, 1000)
+    );
+    let reason = timeout(LIMIT, client.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, 1000)
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_forces_the_close_at_the_deadline() {
+    let (_l, client, server) = pair_with(WsConfig::default(), WsConfig::default()).await;
+    let (_cs, mut cr) = client.open().await.unwrap();
+    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    tokio::time::pause();
+    let reason = server.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(reason.code, 1000);
+    let err = timeout(LIMIT, cr.read(&mut [0u8; 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(io_err(&err), StreamError::ConnectionClosed(r) if r.code == 1000));
+}
