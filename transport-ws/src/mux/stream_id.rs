@@ -42,7 +42,7 @@ pub struct StreamId(pub u64);
 impl StreamId {
     /// Which role opened this stream (from its parity).
     pub fn initiator(self) -> Role {
-        if self.0 % 2 == 0 {
+        if self.0 & 1 == 0 {
             Role::Client
         } else {
             Role::Server
