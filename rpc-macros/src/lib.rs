@@ -1,0 +1,1 @@
+//! The `#[strand::service]` macro (in progress).
