@@ -196,7 +196,10 @@ impl CallBuilder<'_> {
             Some(t) => Value::from(t.as_millis().min(u64::MAX as u128) as u64),
             None => Value::Null,
         };
-        self.metadata.insert("timeout".into(), timeout);
+        // An explicit `metadata("timeout", ..)` without a local timeout is kept.
+        if self.timeout.is_some() || !self.metadata.contains_key("timeout") {
+            self.metadata.insert("timeout".into(), timeout);
+        }
         Start {
             conn: self.client.conn.clone(),
             max_message_size: self.client.config.max_message_size,

@@ -36,6 +36,9 @@ use crate::transport::{
     codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream,
 };
 
+/// How long an aborted call may take to write its last error message.
+const ABORT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The type-erased service stack a server runs each call through.
 pub type CallService = BoxCloneSyncService<CallRequest, CallResponse, RpcError>;
 
@@ -360,9 +363,17 @@ impl Inner {
         match result {
             Ok(()) => trace!(method = ctx.method(), "call done"),
             Err(Interrupted::Forced) => {
-                let _ = self
-                    .answer_error(&mut send, &RpcError::server_stopping())
-                    .await;
+                // The server is going down: one last bounded attempt to tell
+                // the caller why, then the stream is reset by the drop.
+                let never = CancellationToken::new();
+                let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
+                let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
+                    write_message(&mut send, &bytes, &never).await?;
+                    std::future::poll_fn(|cx| Pin::new(&mut send).poll_shutdown(cx))
+                        .await
+                        .map_err(Interrupted::Io)
+                })
+                .await;
             }
             Err(Interrupted::Stopped(code)) => {
                 debug!(

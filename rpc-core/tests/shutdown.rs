@@ -1,0 +1,108 @@
+//! Graceful shutdown, and the timeout and concurrency-limit layers.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use strand_rpc_core::message::error_codes;
+use strand_rpc_core::middleware::{ConcurrencyLimitLayer, TimeoutLayer};
+use strand_rpc_core::server::{Router, Server};
+use strand_rpc_core::{Context, RpcError};
+use tokio::time::Instant;
+
+fn sleepy() -> Router {
+    Router::new().unary("sleep", |ctx: Context, p: Value| async move {
+        let ms = p["ms"].as_u64().unwrap_or(0);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok::<_, RpcError>(json!({ "slept": ms })),
+            _ = ctx.cancelled() => Err(RpcError::handler("Error", "cancelled")),
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_then_aborts() {
+    let f = common::start(sleepy());
+    let c1 = f.client.clone();
+    let short =
+        tokio::spawn(async move { c1.unary::<_, Value>("sleep", &json!({ "ms": 1000 })).await });
+    let c2 = f.client.clone();
+    let long = tokio::spawn(async move {
+        c2.unary::<_, Value>("sleep", &json!({ "ms": 10_000 }))
+            .await
+    });
+    // Let both calls start.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(f.server.calls_in_flight(), 2);
+
+    let start = Instant::now();
+    let server = f.server.clone();
+    let shutdown = tokio::spawn(async move { server.shutdown(Duration::from_secs(3)).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    // A call that starts during the drain is refused with −32001.
+    let err = f
+        .client
+        .unary::<_, Value>("sleep", &json!({ "ms": 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(error_codes::SERVER_STOPPING), "{err}");
+
+    // The short call finishes normally within the grace period.
+    assert_eq!(short.await.unwrap().unwrap(), json!({ "slept": 1000 }));
+    // The long one is aborted with −32001 when the grace period ends.
+    let err = long.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Some(error_codes::SERVER_STOPPING), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    shutdown.await.unwrap();
+    assert_eq!(f.server.calls_in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_nothing_running_is_immediate() {
+    let f = common::start(sleepy());
+    let out: Value = f.client.unary("sleep", &json!({ "ms": 5 })).await.unwrap();
+    assert_eq!(out["slept"], 5);
+    let start = Instant::now();
+    f.server.shutdown(Duration::from_secs(30)).await;
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_layer_bounds_calls() {
+    let f = common::start_with(
+        Server::builder(sleepy()).layer(TimeoutLayer::new(Duration::from_millis(500))),
+    );
+    let start = Instant::now();
+    let err = f
+        .client
+        .unary::<_, Value>("sleep", &json!({ "ms": 5000 }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(error_codes::TIMED_OUT), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    let ok: Value = f
+        .client
+        .unary("sleep", &json!({ "ms": 100 }))
+        .await
+        .unwrap();
+    assert_eq!(ok["slept"], 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_limit_queues_calls() {
+    let f = common::start_with(Server::builder(sleepy()).layer(ConcurrencyLimitLayer::new(2)));
+    let start = Instant::now();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let c = f.client.clone();
+            tokio::spawn(async move { c.unary::<_, Value>("sleep", &json!({ "ms": 1000 })).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    // Two at a time: four one-second calls take two seconds.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
