@@ -229,6 +229,10 @@ impl Connection for QuicConnection {
         let err = self.shared.conn.closed().await;
         self.shared.reason(&err)
     }
+
+    async fn shutdown(&self, timeout: Duration) {
+        QuicConnection::shutdown(self, Instant::now() + timeout).await;
+    }
 }
 
 impl Drop for QuicConnection {
