@@ -1,0 +1,193 @@
+//! [`EndpointConfig`]: everything an [`Endpoint`](crate::Endpoint) needs
+//! besides code, deserialisable with serde (TOML, JSON, ...).
+//!
+//! Every field but `url` is optional. A limit or timeout left out keeps the
+//! transport's own default, which is documented next to the field; the
+//! transports' config types (`strand::ws::WsConfig`,
+//! `strand::quic::TransportConfig`) give the memory or DoS reason for each.
+//!
+//! ```
+//! let config: strand::EndpointConfig = toml::from_str(r#"
+//!     url = "quic://127.0.0.1:4433"
+//!
+//!     [tls]
+//!     ca = "ca.pem"            # verify the server against this CA
+//!
+//!     [limits]
+//!     stream_window = 262144
+//!
+//!     [timeouts]
+//!     call_ms = 5000
+//! "#).unwrap();
+//! assert_eq!(config.limits.stream_window, Some(262_144));
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// An endpoint's URL and settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EndpointConfig {
+    /// `ws://host:port/path`, `wss://host:port/path` or `quic://host:port`.
+    /// To swap carriers, change the scheme (and port).
+    pub url: String,
+    /// Certificates, keys and how peers are verified (`wss` and `quic` only).
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Size and count limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Timeouts and keep-alive.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Credentials a client sends.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+impl EndpointConfig {
+    /// A config for `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        EndpointConfig {
+            url: url.into(),
+            tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
+            timeouts: TimeoutsConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// How a client checks the server's certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum VerifyMode {
+    /// `ca` when [`TlsConfig::ca`] is set, `webpki` otherwise (the default).
+    #[default]
+    Auto,
+    /// The Mozilla root store and the server name.
+    Webpki,
+    /// [`TlsConfig::ca`] (a private CA or a pinned self-signed certificate)
+    /// and the server name.
+    Ca,
+    /// Accept any certificate. Development only: no protection against an
+    /// active attacker.
+    Insecure,
+}
+
+/// What a server asks of its clients' certificates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ClientAuthMode {
+    /// No client certificate is requested (the default).
+    #[default]
+    None,
+    /// Requested; clients without one are accepted. A certificate that is
+    /// sent is checked against [`TlsConfig::ca`], or accepted as is for the
+    /// application to judge when no CA is set.
+    Optional,
+    /// The handshake fails without a certificate that passes the check above.
+    Required,
+}
+
+/// TLS files and verification (`wss` and `quic`; ignored for `ws`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first: the server's certificate, or the
+    /// client's for mTLS. Goes with `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates. A client verifies the server against them; a
+    /// server verifies client certificates against them.
+    pub ca: Option<PathBuf>,
+    /// Client side: how the server is verified. Default `auto`.
+    pub verify: VerifyMode,
+    /// Client side: the name the server's certificate must carry. Default:
+    /// the URL's host (an IP address is checked against IP SANs).
+    pub server_name: Option<String>,
+    /// Server side: what is asked of client certificates. Default `none`.
+    pub client_auth: ClientAuthMode,
+    /// Server side: without `cert`/`key`, generate an in-memory self-signed
+    /// certificate for `localhost`, `127.0.0.1` and `::1`. Default false, so
+    /// that a forgotten certificate is an error rather than a surprise.
+    pub self_signed: bool,
+    /// QUIC ALPN protocols, in preference order. Default `["quic"]` (what
+    /// `@matrixai/quic` uses).
+    pub alpn: Option<Vec<String>>,
+}
+
+/// Limits. `None` keeps the transport's default (given per field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Bytes a peer may send on one stream ahead of our reader: the memory a
+    /// stalled stream costs. Default 1 MiB on both carriers.
+    pub stream_window: Option<u32>,
+    /// Streams open at once on one connection (ws: both directions, default
+    /// 256; quic: opened by the peer, default 100). Bounds per-connection
+    /// memory to about `max_streams × stream_window`.
+    pub max_streams: Option<u32>,
+    /// ws: streams opened by the peer and not yet accepted, default 64; past
+    /// it new streams are refused instead of buffered.
+    pub accept_backlog: Option<usize>,
+    /// quic server: connections open at once, default 1024 (each costs its
+    /// windows). Serving ws, the server's own connection limit applies.
+    pub max_connections: Option<usize>,
+    /// Client: longest JSON-RPC message accepted from the server, default
+    /// 1 MiB (the memory one unfinished message may cost).
+    pub max_message_size: Option<usize>,
+}
+
+/// Timeouts in milliseconds. `None` keeps the transport's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TimeoutsConfig {
+    /// TCP/TLS setup and upgrade (ws) or QUIC handshake. Default 10 s: a
+    /// peer that connects and says nothing must not hold resources.
+    pub handshake_ms: Option<u64>,
+    /// Close a connection when nothing arrived for this long; 0 disables it.
+    /// Default 60 s (ws), 30 s (quic).
+    pub idle_ms: Option<u64>,
+    /// Keep-alive interval (ws ping, QUIC keep-alive); 0 disables it. Default
+    /// 20 s (ws), 5 s (quic). Keep it below `idle_ms`.
+    pub keep_alive_ms: Option<u64>,
+    /// Client: timeout of every call (sent to the server as
+    /// `metadata.timeout` and enforced locally). Default none: the server's
+    /// default (60 s) applies.
+    pub call_ms: Option<u64>,
+}
+
+impl TimeoutsConfig {
+    pub(crate) fn duration(ms: Option<u64>) -> Option<Duration> {
+        ms.map(Duration::from_millis)
+    }
+
+    /// `Some(Some(d))` to set, `Some(None)` to disable (0), `None` to keep.
+    pub(crate) fn optional(ms: Option<u64>) -> Option<Option<Duration>> {
+        ms.map(|ms| (ms > 0).then(|| Duration::from_millis(ms)))
+    }
+}
+
+/// Credentials a client sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// Sent as `metadata.authorization = "Bearer <token>"` with every call.
+    pub token: Option<String>,
+    /// ws/wss: extra headers on the HTTP upgrade request (e.g.
+    /// `authorization`), checked by a server's upgrade hook.
+    pub headers: BTreeMap<String, String>,
+}

@@ -1,0 +1,213 @@
+//! [`Serving`]: one server on several listeners at once.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use strand_rpc_core::server::Server;
+use tokio::task::JoinHandle;
+
+use crate::{Endpoint, Error};
+
+/// A [`Server`] serving one router on several listeners (ws, wss and quic at
+/// once, say), each accept loop on its own task.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use strand::{Endpoint, Server, Serving};
+///
+/// let server = Server::builder(strand::demo::router()).build();
+/// let serving = Serving::start(&server, &[
+///     Endpoint::from_url("ws://127.0.0.1:0")?,
+///     Endpoint::from_url("quic://127.0.0.1:0")?.with_identity(strand::tls::Identity::dev()?),
+/// ]).await?;
+/// for url in serving.urls() {
+///     println!("listening {url}");
+/// }
+/// serving.shutdown(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
+pub struct Serving {
+    server: Server,
+    urls: Vec<String>,
+    tasks: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl Serving {
+    /// Binds every endpoint (all or none: if one fails, the ones bound are
+    /// dropped and the error returned), then serves `server` on each.
+    pub async fn start(server: &Server, endpoints: &[Endpoint]) -> Result<Serving, Error> {
+        let mut listeners = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            listeners.push(endpoint.bind().await?);
+        }
+        let urls = listeners.iter().map(|l| l.url()).collect();
+        let tasks = listeners
+            .into_iter()
+            .map(|listener| {
+                let server = server.clone();
+                tokio::spawn(async move { server.serve(listener).await })
+            })
+            .collect();
+        Ok(Serving {
+            server: server.clone(),
+            urls,
+            tasks,
+        })
+    }
+
+    /// The URLs served, in the order of the endpoints, with actual ports.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Graceful shutdown: stops accepting on every listener, lets running
+    /// calls finish for up to `grace`, then aborts the rest and closes every
+    /// connection (see [`Server::shutdown`]).
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.server.shutdown(grace).await;
+        for task in std::mem::take(&mut self.tasks) {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "a listener stopped with an error"),
+                Err(e) => tracing::debug!(error = %e, "a listener task failed"),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Serving {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serving")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop the accept loops (their listeners
+        // close with them); established connections live on.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use strand_tls::Identity;
+
+    fn config(url: &str, ca: &std::path::Path, token: &str) -> String {
+        format!(
+            "url = \"{url}\"\n[tls]\nca = \"{}\"\nserver_name = \"localhost\"\n[timeouts]\ncall_ms = 10000\n[auth]\ntoken = \"{token}\"\n",
+            ca.display()
+        )
+    }
+
+    /// The same client code against a ws and a quic server, each built from
+    /// a config that differs only in its URL.
+    #[tokio::test]
+    async fn swap_carrier_by_config() {
+        let identity = Identity::dev().unwrap();
+        let dir = std::env::temp_dir().join(format!("strand-facade-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, identity.cert_pem()).unwrap();
+
+        let server = crate::demo::server(Some("secret"));
+        let endpoints = [
+            Endpoint::from_url("ws://127.0.0.1:0").unwrap(),
+            Endpoint::from_url("wss://127.0.0.1:0")
+                .unwrap()
+                .with_identity(identity.clone()),
+            Endpoint::from_url("quic://127.0.0.1:0")
+                .unwrap()
+                .with_identity(identity.clone()),
+        ];
+        let serving = Serving::start(&server, &endpoints).await.unwrap();
+        assert_eq!(serving.urls().len(), 3);
+        for (url, scheme) in serving.urls().iter().zip(["ws://", "wss://", "quic://"]) {
+            assert!(url.starts_with(scheme), "{url}");
+            assert!(!url.ends_with(":0"), "{url} should carry the bound port");
+        }
+
+        for url in serving.urls() {
+            // The only line that differs between carriers: the URL in the config.
+            let endpoint = Endpoint::from_toml(&config(url, &ca, "secret")).unwrap();
+            let client = endpoint.connect().await.unwrap();
+            let echoed: Value = client.unary("echo", &json!({"via": url})).await.unwrap();
+            assert_eq!(echoed, json!({"via": url}));
+            let me: Value = client.unary("whoami", &json!(null)).await.unwrap();
+            assert_eq!(me["name"], "demo", "{url}");
+            for check in crate::demo::run_checks(&client, Duration::from_secs(10)).await {
+                assert!(
+                    check.result.is_ok(),
+                    "{url} {}: {:?}",
+                    check.kind,
+                    check.result
+                );
+            }
+            // Without the token the call is refused.
+            let anonymous = Endpoint::from_toml(&config(url, &ca, "wrong")).unwrap();
+            let err = anonymous
+                .connect()
+                .await
+                .unwrap()
+                .unary::<_, Value>("echo", &json!({}))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Some(-32020), "{url}: {err}");
+        }
+        serving.shutdown(Duration::from_secs(1)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn start_fails_as_a_whole() {
+        let server = crate::demo::server(None);
+        let endpoints = [
+            Endpoint::from_url("ws://127.0.0.1:0").unwrap(),
+            Endpoint::from_url("quic://127.0.0.1:0").unwrap(), // no certificate
+        ];
+        let err = Serving::start(&server, &endpoints).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_running_calls_finish() {
+        let server = crate::demo::server(None);
+        let serving = Serving::start(&server, &[Endpoint::from_url("ws://127.0.0.1:0").unwrap()])
+            .await
+            .unwrap();
+        let client = Endpoint::from_url(&serving.urls()[0])
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.unary::<_, Value>("sleep", &json!({"ms": 200})).await }
+        });
+        // Wait until the call runs on the server.
+        for _ in 0..200 {
+            if server.calls_in_flight() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(server.calls_in_flight(), 1);
+        serving.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(call.await.unwrap().unwrap(), json!({"slept": 200}));
+        // New calls are refused once the server is down.
+        let after = client.unary::<_, Value>("echo", &json!({})).await;
+        assert!(after.is_err());
+    }
+}
