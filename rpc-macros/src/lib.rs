@@ -1,9 +1,19 @@
-//! The `#[strand::service]` macro (in progress: currently passes the trait through).
+//! The `#[strand::service]` macro.
 
 use proc_macro::TokenStream;
 
-/// Turns a trait into a strand service (in progress).
+mod expand;
+mod model;
+mod parse;
+
+/// Turns a trait into a strand service.
 #[proc_macro_attribute]
-pub fn service(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match parse::parse(attr.into(), item.into()) {
+        Ok(service) => expand::expand(&service).into(),
+        Err((err, item)) => {
+            let err = err.to_compile_error();
+            quote::quote!(#err #item).into()
+        }
+    }
 }
