@@ -1,1 +1,80 @@
-fn main() {}
+//! `strand`: run the demo, serve the demo service, call any strand or JS
+//! server from the command line.
+
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+mod call;
+mod demo;
+mod serve;
+
+/// strand: JSON-RPC over multiplexed WebSocket streams or QUIC.
+#[derive(Debug, Parser)]
+#[command(name = "strand", version, about, propagate_version = true)]
+struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). `RUST_LOG`
+    /// overrides it.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a server on ws, wss and quic (loopback, ephemeral ports, in-memory
+    /// self-signed certificate), run every call kind over every transport and
+    /// print a table. Exits non-zero if any call failed.
+    Demo(demo::DemoArgs),
+    /// Serve the built-in demo service (echo, count, sum, chat, upper, whoami,
+    /// sleep) until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Call a method on any strand or JS server and print the results as JSON
+    /// lines.
+    Call(call::CallArgs),
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Prints one line for a failure: newlines in nested messages are folded.
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
+    let text = message.to_string().replace('\n', " ");
+    eprintln!("error: {text}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Call(args) => call::run(args).await,
+        }
+    });
+    // Do not wait for blocked stdin readers.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}

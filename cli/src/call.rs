@@ -1,0 +1,256 @@
+//! `strand call`: one call of any kind, results as JSON lines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use futures_util::StreamExt;
+use serde_json::Value;
+use strand::{Client, ClientError, Endpoint, VerifyMode};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Longest stdin line accepted as one message (the default message limit).
+const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// One request, one response.
+    Unary,
+    /// One request, many responses.
+    Server,
+    /// Many requests (stdin lines), one response.
+    Client,
+    /// Many requests (stdin lines), many responses.
+    Duplex,
+    /// A leading response, then stdin's bytes up, the server's bytes down.
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// ws://host:port[/path], wss://… or quic://host:port
+    url: String,
+    /// The method to call.
+    method: String,
+    /// Params as JSON (the first message for client and duplex calls). With
+    /// --token or --timeout they must be an object: the call's metadata
+    /// travels inside params.
+    json: Option<String>,
+    /// The call kind. For client and duplex calls each line of stdin is one
+    /// message; for raw calls stdin's bytes are sent after the header.
+    #[arg(long, value_enum, default_value_t = Kind::Unary)]
+    kind: Kind,
+    /// Send `Bearer TOKEN` with the call.
+    #[arg(long)]
+    token: Option<String>,
+    /// Verify the server against this PEM certificate (CA or the server's own).
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    ca: Option<PathBuf>,
+    /// Accept any server certificate (development only).
+    #[arg(long)]
+    insecure: bool,
+    /// Call timeout in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+}
+
+#[derive(Debug)]
+enum CallError {
+    Client(ClientError),
+    Other(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Client(e) => write!(f, "{e}"),
+            CallError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<ClientError> for CallError {
+    fn from(e: ClientError) -> Self {
+        CallError::Client(e)
+    }
+}
+
+impl From<std::io::Error> for CallError {
+    fn from(e: std::io::Error) -> Self {
+        CallError::Other(format!("i/o: {e}"))
+    }
+}
+
+pub(crate) async fn run(args: CallArgs) -> ExitCode {
+    let mut endpoint = match Endpoint::from_url(&args.url) {
+        Ok(e) => e,
+        Err(e) => return crate::fail(e),
+    };
+    {
+        let config = endpoint.config_mut();
+        config.tls.ca = args.ca.clone();
+        if args.insecure {
+            config.tls.verify = VerifyMode::Insecure;
+        }
+        config.timeouts.call_ms = args.timeout;
+        config.auth.token = args.token.clone();
+    }
+    let params = match args.json.as_deref().map(serde_json::from_str::<Value>) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => return crate::fail(format!("invalid JSON params: {e}")),
+    };
+    // Metadata (token, timeout) rides inside params (PROTOCOL.md 2.3), which
+    // only an object can carry.
+    if let Some(p) = &params {
+        if !p.is_object() && !p.is_null() && (args.token.is_some() || args.timeout.is_some()) {
+            return crate::fail("params must be a JSON object to carry --token or --timeout");
+        }
+    }
+    let client = match endpoint.connect().await {
+        Ok(client) => client,
+        Err(e) => return crate::fail(format!("cannot connect to {}: {e}", args.url)),
+    };
+    let result = match args.kind {
+        Kind::Unary => unary(&client, &args.method, params).await,
+        Kind::Server => server(&client, &args.method, params).await,
+        Kind::Client => client_streaming(&client, &args.method, params).await,
+        Kind::Duplex => duplex(&client, &args.method, params).await,
+        Kind::Raw => raw(&client, &args.method, params).await,
+    };
+    client.connection().close(0, "done");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::fail(e),
+    }
+}
+
+fn print(value: &Value) -> Result<(), CallError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn unary(client: &Client, method: &str, params: Option<Value>) -> Result<(), CallError> {
+    let result: Value = client.unary(method, &params.unwrap_or(Value::Null)).await?;
+    print(&result)
+}
+
+async fn server(client: &Client, method: &str, params: Option<Value>) -> Result<(), CallError> {
+    let mut results = client
+        .server_streaming::<_, Value>(method, &params.unwrap_or(Value::Null))
+        .await?;
+    while let Some(result) = results.next().await {
+        print(&result?)?;
+    }
+    Ok(())
+}
+
+/// The messages to send: `first` (if given), then one per non-empty stdin line.
+struct Messages {
+    first: Option<Value>,
+    stdin: BufReader<tokio::io::Stdin>,
+    line: Vec<u8>,
+}
+
+impl Messages {
+    fn new(first: Option<Value>) -> Self {
+        Messages {
+            first,
+            stdin: BufReader::new(tokio::io::stdin()),
+            line: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Value>, CallError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        loop {
+            self.line.clear();
+            // Bounded: a line longer than the limit is an error, not a buffer
+            // that grows with the input.
+            let limit = (MAX_LINE + 1) as u64;
+            let n = (&mut self.stdin)
+                .take(limit)
+                .read_until(b'\n', &mut self.line)
+                .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if self.line.len() > MAX_LINE {
+                return Err(CallError::Other(format!(
+                    "stdin line longer than {MAX_LINE} bytes"
+                )));
+            }
+            let line = self.line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            return serde_json::from_slice(line)
+                .map(Some)
+                .map_err(|e| CallError::Other(format!("invalid JSON on stdin: {e}")));
+        }
+    }
+}
+
+async fn client_streaming(
+    client: &Client,
+    method: &str,
+    first: Option<Value>,
+) -> Result<(), CallError> {
+    let mut messages = Messages::new(first);
+    let mut call = client.client_streaming::<Value, Value>(method).await?;
+    while let Some(message) = messages.next().await? {
+        call.send(&message).await?;
+    }
+    print(&call.finish().await?)
+}
+
+async fn duplex(client: &Client, method: &str, first: Option<Value>) -> Result<(), CallError> {
+    let mut messages = Messages::new(first);
+    let (mut sink, mut responses) = client.duplex::<Value, Value>(method).await?;
+    let send = async move {
+        while let Some(message) = messages.next().await? {
+            sink.send(&message).await?;
+        }
+        sink.finish().await?;
+        Ok::<_, CallError>(())
+    };
+    let receive = async move {
+        while let Some(result) = responses.next().await {
+            print(&result?)?;
+        }
+        Ok::<_, CallError>(())
+    };
+    // A failed send often has a clearer cause on the receiving side (the
+    // server's error message): report that first.
+    let (sent, received) = tokio::join!(send, receive);
+    received?;
+    sent
+}
+
+async fn raw(client: &Client, method: &str, params: Option<Value>) -> Result<(), CallError> {
+    let call = client
+        .raw::<_, Value>(method, &params.unwrap_or(Value::Object(Default::default())))
+        .await?;
+    print(&call.leading)?;
+    let mut writer = call.writer;
+    let mut reader = call.reader;
+    let up = async move {
+        tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await?;
+        writer.shutdown().await?;
+        Ok::<_, CallError>(())
+    };
+    let down = async move {
+        let mut stdout = tokio::io::stdout();
+        tokio::io::copy(&mut reader, &mut stdout).await?;
+        stdout.flush().await?;
+        Ok::<_, CallError>(())
+    };
+    let (sent, received) = tokio::join!(up, down);
+    received?;
+    sent
+}

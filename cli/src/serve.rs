@@ -1,0 +1,157 @@
+//! `strand serve`: the demo service on ws, wss and quic listeners.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use strand::tls::Identity;
+use strand::{Endpoint, Serving};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Listen for ws on ADDR (e.g. 127.0.0.1:8080; port 0 for any). Without
+    /// any of --ws/--wss/--quic, all three listen on loopback, ephemeral ports.
+    #[arg(long, value_name = "ADDR")]
+    ws: Option<String>,
+    /// Listen for wss on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    wss: Option<String>,
+    /// Listen for quic on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    quic: Option<String>,
+    /// PEM certificate chain for wss and quic. Without --cert/--key a
+    /// self-signed certificate (localhost, 127.0.0.1, ::1) is generated and
+    /// its PEM written to a file whose path is printed.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Require `Bearer TOKEN` on every call.
+    #[arg(long)]
+    token: Option<String>,
+    /// On Ctrl-C, how long running calls may take to finish, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    grace: u64,
+}
+
+fn url(scheme: &str, addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("{scheme}://{addr}")
+    }
+}
+
+pub(crate) async fn run(args: ServeArgs) -> ExitCode {
+    let mut urls = Vec::new();
+    if let Some(a) = &args.ws {
+        urls.push(url("ws", a));
+    }
+    if let Some(a) = &args.wss {
+        urls.push(url("wss", a));
+    }
+    if let Some(a) = &args.quic {
+        urls.push(url("quic", a));
+    }
+    if urls.is_empty() {
+        urls = vec![
+            "ws://127.0.0.1:0".into(),
+            "wss://127.0.0.1:0".into(),
+            "quic://127.0.0.1:0".into(),
+        ];
+    }
+    let mut endpoints = Vec::new();
+    for url in &urls {
+        match Endpoint::from_url(url) {
+            Ok(e) => endpoints.push(e),
+            Err(e) => return crate::fail(e),
+        }
+    }
+    let needs_tls = endpoints.iter().any(|e| e.scheme().is_tls());
+    let mut cert_file = None;
+    if needs_tls {
+        let identity = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => match Identity::from_pem_files(cert, key) {
+                Ok(identity) => identity,
+                Err(e) => return crate::fail(e),
+            },
+            _ => {
+                let identity = match Identity::dev() {
+                    Ok(identity) => identity,
+                    Err(e) => return crate::fail(format!("generating a certificate: {e}")),
+                };
+                let path =
+                    std::env::temp_dir().join(format!("strand-serve-{}.pem", std::process::id()));
+                if let Err(e) = std::fs::write(&path, identity.cert_pem()) {
+                    return crate::fail(format!("writing {}: {e}", path.display()));
+                }
+                println!("certificate {}", path.display());
+                cert_file = Some(path);
+                identity
+            }
+        };
+        endpoints = endpoints
+            .into_iter()
+            .map(|e| {
+                if e.scheme().is_tls() {
+                    e.with_identity(identity.clone())
+                } else {
+                    e
+                }
+            })
+            .collect();
+    }
+
+    let server = strand::demo::server(args.token.as_deref());
+    let serving = match Serving::start(&server, &endpoints).await {
+        Ok(serving) => serving,
+        Err(e) => {
+            remove(cert_file);
+            return crate::fail(e);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        for url in serving.urls() {
+            let _ = writeln!(out, "listening {url}");
+        }
+        let _ = out.flush();
+    }
+    tracing::info!("serving; Ctrl-C to stop");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    serving.shutdown(Duration::from_millis(args.grace)).await;
+    remove(cert_file);
+    ExitCode::SUCCESS
+}
+
+fn remove(file: Option<PathBuf>) {
+    if let Some(path) = file {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

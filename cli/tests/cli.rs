@@ -1,0 +1,333 @@
+//! End-to-end tests of the `strand` binary: `serve`, `call` for every kind
+//! over every transport, `demo`, and the one-line failures.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_strand");
+
+/// A `strand serve` process, killed on drop.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    cert: Option<PathBuf>,
+    urls: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn strand serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut served = Served {
+        child,
+        lines,
+        cert: None,
+        urls: Vec::new(),
+    };
+    let expected = ["--ws", "--wss", "--quic"]
+        .iter()
+        .filter(|flag| args.contains(flag))
+        .count();
+    let expected = if expected == 0 { 3 } else { expected };
+    while served.urls.len() < expected {
+        let line = served
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve printed its listening lines");
+        if let Some(path) = line.strip_prefix("certificate ") {
+            served.cert = Some(PathBuf::from(path));
+        } else if let Some(url) = line.strip_prefix("listening ") {
+            served.urls.push(url.to_string());
+        } else {
+            panic!("unexpected line from serve: {line:?}");
+        }
+    }
+    served
+}
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strand");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    // Bounded: every call here either answers or times out within seconds.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("strand finished within 60 s")
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Calls `args` and expects success with exactly `expected` on stdout.
+fn call_ok(url: &str, cert: &str, args: &[&str], stdin: &[u8], expected: &str) {
+    let mut full = vec!["call", url];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--ca", cert, "--token", "sesame", "--timeout", "10000"]);
+    let out = run(&full, stdin);
+    assert!(out.status.success(), "{full:?} failed: {}", stderr(&out));
+    assert_eq!(stdout(&out), expected, "{full:?}");
+}
+
+#[test]
+fn serve_then_call_every_kind_over_every_transport() {
+    let served = serve(&[
+        "--ws",
+        "127.0.0.1:0",
+        "--wss",
+        "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+        "--token",
+        "sesame",
+    ]);
+    let cert = served.cert.clone().expect("a generated certificate path");
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let cert = cert.to_str().unwrap().to_string();
+    for (url, scheme) in
+        served
+            .urls
+            .iter()
+            .zip(["ws://127.0.0.1:", "wss://127.0.0.1:", "quic://127.0.0.1:"])
+    {
+        assert!(url.starts_with(scheme) && !url.ends_with(":0"), "{url}");
+    }
+    for url in &served.urls {
+        call_ok(
+            url,
+            &cert,
+            &["echo", r#"{"a":[1,"x"]}"#],
+            b"",
+            "{\"a\":[1,\"x\"]}\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["count", r#"{"n":3}"#, "--kind", "server"],
+            b"",
+            "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["sum", "--kind", "client"],
+            b"{\"x\":1}\n\n{\"x\":2}\n{\"x\":39}\n",
+            "{\"sum\":42}\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["chat", r#"{"m":0}"#, "--kind", "duplex"],
+            b"{\"m\":1}\n{\"m\":2}\n",
+            "{\"m\":0}\n{\"m\":1}\n{\"m\":2}\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["upper", "--kind", "raw"],
+            b"hello, raw bytes\n",
+            "{\"ok\":true}\nHELLO, RAW BYTES\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["whoami"],
+            b"",
+            "{\"attributes\":{\"auth\":\"bearer\"},\"name\":\"demo\"}\n",
+        );
+        call_ok(
+            url,
+            &cert,
+            &["sleep", r#"{"ms":1}"#],
+            b"",
+            "{\"slept\":1}\n",
+        );
+
+        // A deadline shorter than the sleep: one line, non-zero.
+        let out = run(
+            &[
+                "call",
+                url,
+                "sleep",
+                r#"{"ms":30000}"#,
+                "--ca",
+                &cert,
+                "--token",
+                "sesame",
+                "--timeout",
+                "100",
+            ],
+            b"",
+        );
+        assert!(!out.status.success());
+        assert!(stdout(&out).is_empty());
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+
+        // Without the token the call is refused.
+        let out = run(&["call", url, "echo", "--ca", &cert], b"");
+        assert!(!out.status.success());
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("-32020"), "{}", stderr(&out));
+
+        // An unknown method: one line, non-zero.
+        let out = run(
+            &["call", url, "nope", "--ca", &cert, "--token", "sesame"],
+            b"",
+        );
+        assert!(!out.status.success());
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("method not found"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // --insecure skips verification; without --ca or --insecure a self-signed
+    // server is refused.
+    let wss = &served.urls[1];
+    let out = run(
+        &["call", wss, "echo", "{}", "--insecure", "--token", "sesame"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{}\n");
+    let out = run(&["call", wss, "echo", "{}", "--token", "sesame"], b"");
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // Metadata needs object params.
+    let out = run(
+        &["call", wss, "echo", "1", "--insecure", "--token", "sesame"],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_shuts_down_on_sigterm_and_removes_its_certificate() {
+    let mut served = serve(&["--quic", "127.0.0.1:0", "--grace", "1000"]);
+    let cert = served.cert.clone().unwrap();
+    assert!(cert.exists());
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (tx, rx) = mpsc::channel();
+    let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve exited after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !cert.exists(),
+        "the generated certificate is removed on exit"
+    );
+}
+
+#[test]
+fn serve_ws_only_writes_no_certificate() {
+    let served = serve(&["--ws", "127.0.0.1:0"]);
+    assert!(served.cert.is_none());
+    assert_eq!(served.urls.len(), 1);
+    let out = run(&["call", &served.urls[0], "echo", r#""plain""#], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "\"plain\"\n");
+}
+
+#[test]
+fn demo_exits_zero_with_a_full_table() {
+    let out = run(&["demo"], b"");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["kind", "ws", "wss", "quic"]
+    );
+    for kind in ["unary", "server", "client", "duplex", "raw", "deadline"] {
+        let row = lines.next().unwrap();
+        assert!(row.starts_with(kind), "{row}");
+        assert_eq!(row.matches("ok").count(), 3, "{row}");
+    }
+    assert!(table.contains("all 18 calls ok"), "{table}");
+}
+
+#[test]
+fn bad_input_prints_one_line_and_fails() {
+    for args in [
+        &["call", "ftp://127.0.0.1:1", "echo"][..],
+        &["call", "quic://127.0.0.1", "echo"],
+        &["call", "ws://127.0.0.1:1", "echo", "{not json"],
+        &["serve", "--ws", "nonsense://x"],
+    ] {
+        let out = run(args, b"");
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn refused_connection_prints_one_line_and_fails() {
+    // Bind and drop a listener to get a port with nobody behind it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&["call", &format!("ws://127.0.0.1:{port}"), "echo"], b"");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
