@@ -1,0 +1,226 @@
+//! Transport fixtures for the conformance suite: each gives a connected
+//! (client, server) pair of [`DynConnection`]s and what it knows about its
+//! own buffering, so one set of cases runs on every carrier.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strand_rpc_core::memory::{self, MemoryConfig};
+use strand_rpc_core::transport::DynConnection;
+use strand_tls::{Identity, ServerVerification};
+use strand_transport_quic::{
+    QuicClient, QuicClientConfig, QuicConnection, QuicListener, QuicServerConfig, TransportConfig,
+};
+use strand_transport_ws::{
+    connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
+};
+
+/// Guard against hangs only; no assertion depends on speed.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// Fails the test instead of hanging when something never happens.
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, fut)
+        .await
+        .expect("test step did not finish within its limit")
+}
+
+/// Polls `cond` every 10 ms until it holds; panics with `what` after [`LIMIT`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..(LIMIT.as_millis() / 10) {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// A connected pair and the carrier-specific handles the cases inspect.
+pub struct Pair {
+    /// The calling side.
+    pub client: DynConnection,
+    /// The serving side.
+    pub server: DynConnection,
+    /// The ws connections (client, server), for their stats.
+    pub ws: Option<(WsConnection, WsConnection)>,
+    /// The QUIC connections (client, server), for their stream counts.
+    pub quic: Option<(Arc<QuicConnection>, Arc<QuicConnection>)>,
+    /// Endpoints that must outlive the connections.
+    pub keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Pair {
+    /// Streams the server side still tracks, where the carrier counts them.
+    pub fn server_streams(&self) -> Option<usize> {
+        if let Some((_, s)) = &self.ws {
+            return Some(s.stats().streams_open);
+        }
+        if let Some((_, s)) = &self.quic {
+            return Some(s.open_streams());
+        }
+        None
+    }
+
+    /// Streams the client side still tracks, where the carrier counts them.
+    pub fn client_streams(&self) -> Option<usize> {
+        if let Some((c, _)) = &self.ws {
+            return Some(c.stats().streams_open);
+        }
+        if let Some((c, _)) = &self.quic {
+            return Some(c.open_streams());
+        }
+        None
+    }
+}
+
+/// One carrier under test.
+#[allow(async_fn_in_trait)]
+pub trait Fixture {
+    /// The carrier's name in `PeerInfo::transport`.
+    const NAME: &'static str;
+
+    /// A fresh connected pair.
+    async fn connect() -> Pair;
+
+    /// The most bytes one direction of one stream can hold between a writer
+    /// and a reader that stopped reading (windows and send buffers).
+    fn stream_bound() -> usize;
+}
+
+/// The in-memory transport (run with paused time).
+pub struct Memory;
+
+/// Per-direction buffer of the memory pairs.
+pub const MEMORY_BUFFER: usize = 64 * 1024;
+
+impl Fixture for Memory {
+    const NAME: &'static str = "memory";
+
+    async fn connect() -> Pair {
+        let config = MemoryConfig {
+            stream_buffer: MEMORY_BUFFER,
+            ..MemoryConfig::default()
+        };
+        let (c, s) = memory::pair_with(config);
+        Pair {
+            client: Arc::new(c),
+            server: Arc::new(s),
+            ws: None,
+            quic: None,
+            keep: Vec::new(),
+        }
+    }
+
+    fn stream_bound() -> usize {
+        MEMORY_BUFFER
+    }
+}
+
+/// The WebSocket mux over loopback TCP.
+pub struct Ws;
+
+fn ws_config() -> WsConfig {
+    // 1,000 concurrent calls: let the peer's opens queue instead of refusing.
+    WsConfig::default()
+        .with_max_streams(1024)
+        .with_accept_backlog(1024)
+}
+
+impl Fixture for Ws {
+    const NAME: &'static str = "ws";
+
+    async fn connect() -> Pair {
+        let listener = WsListener::bind(
+            "127.0.0.1:0",
+            WsServerConfig::default().with_ws(ws_config()),
+        )
+        .await
+        .unwrap();
+        let url = format!("ws://{}/", listener.local_addr());
+        let (client, server) = within(async {
+            tokio::join!(
+                connect(&url, WsClientConfig::default().with_ws(ws_config())),
+                listener.accept_ws()
+            )
+        })
+        .await;
+        let (client, server) = (client.unwrap(), server.unwrap());
+        Pair {
+            client: Arc::new(client.clone()),
+            server: Arc::new(server.clone()),
+            ws: Some((client, server)),
+            quic: None,
+            keep: vec![Box::new(listener)],
+        }
+    }
+
+    fn stream_bound() -> usize {
+        let c = ws_config();
+        // Credit in flight plus what the writer may queue for the socket.
+        c.stream_window as usize + c.stream_send_buffer
+    }
+}
+
+/// QUIC over loopback UDP.
+pub struct Quic;
+
+fn quic_transport() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams = 256;
+    t
+}
+
+impl Fixture for Quic {
+    const NAME: &'static str = "quic";
+
+    async fn connect() -> Pair {
+        let identity = Identity::dev().unwrap();
+        let listener = QuicListener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            QuicServerConfig::new(identity.clone()).with_transport(quic_transport()),
+        )
+        .unwrap();
+        let client = QuicClient::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+                .with_transport(quic_transport()),
+        )
+        .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (c, s) = within(async {
+            tokio::join!(
+                client.connect(addr, "localhost"),
+                listener.accept_connection()
+            )
+        })
+        .await;
+        let c = Arc::new(c.unwrap());
+        let s = Arc::new(s.unwrap());
+        Pair {
+            client: c.clone(),
+            server: s.clone(),
+            ws: None,
+            quic: Some((c, s)),
+            keep: vec![Box::new(listener), Box::new(client)],
+        }
+    }
+
+    fn stream_bound() -> usize {
+        let t = quic_transport();
+        // The peer's stream window plus quinn's connection send buffer.
+        t.stream_receive_window as usize + t.send_window as usize
+    }
+}
+
+/// The ws fixture's per-stream receive window.
+pub fn ws_window() -> u32 {
+    ws_config().stream_window
+}
+
+/// The ws fixture's per-stream send buffer.
+pub fn ws_send_buffer() -> usize {
+    ws_config().stream_send_buffer
+}
