@@ -45,6 +45,16 @@ impl Scheme {
     pub fn is_tls(self) -> bool {
         !matches!(self, Scheme::Ws)
     }
+
+    /// The code of a normal close on this carrier, for
+    /// [`Connection::close`](strand_rpc_core::transport::Connection::close):
+    /// WebSocket 1000, QUIC application code 0.
+    pub fn normal_close_code(self) -> u64 {
+        match self {
+            Scheme::Ws | Scheme::Wss => 1000,
+            Scheme::Quic => 0,
+        }
+    }
 }
 
 impl fmt::Display for Scheme {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::Value;
-use strand::{Client, ClientError, Endpoint, VerifyMode};
+use strand::{Client, ClientError, Endpoint, Scheme, VerifyMode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Longest stdin line accepted as one message (the default message limit).
@@ -119,11 +119,19 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Kind::Duplex => duplex(&client, &args.method, params).await,
         Kind::Raw => raw(&client, &args.method, params).await,
     };
-    client.connection().close(0, "done");
+    close(&client, endpoint.scheme()).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::fail(e),
     }
+}
+
+/// Closes the connection with the carrier's normal code and waits (briefly)
+/// until the peer was told, so the process does not exit mid-handshake.
+pub(crate) async fn close(client: &Client, scheme: Scheme) {
+    let conn = client.connection();
+    conn.close(scheme.normal_close_code(), "");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.closed()).await;
 }
 
 fn print(value: &Value) -> Result<(), CallError> {

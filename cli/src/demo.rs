@@ -81,7 +81,7 @@ async fn column(url: &str, identity: &Identity, per_call: Duration) -> Vec<Check
         Err(_) => return all_failed("connect timed out"),
     };
     let checks = run_checks(&client, per_call).await;
-    client.connection().close(0, "demo done");
+    crate::call::close(&client, endpoint.scheme()).await;
     checks
 }
 
