@@ -112,8 +112,9 @@ pub struct TlsConfig {
     pub ca: Option<PathBuf>,
     /// Client side: how the server is verified. Default `auto`.
     pub verify: VerifyMode,
-    /// Client side: the name the server's certificate must carry. Default:
-    /// the URL's host (an IP address is checked against IP SANs).
+    /// Client side, quic: the name the server's certificate must carry.
+    /// Default: the URL's host (an IP address is checked against IP SANs).
+    /// For wss the URL's host is always the name checked.
     pub server_name: Option<String>,
     /// Server side: what is asked of client certificates. Default `none`.
     pub client_auth: ClientAuthMode,

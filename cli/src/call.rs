@@ -108,10 +108,12 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
             return crate::fail("params must be a JSON object to carry --token or --timeout");
         }
     }
+    tracing::info!(url = %endpoint.url(), "connecting");
     let client = match endpoint.connect().await {
         Ok(client) => client,
         Err(e) => return crate::fail(format!("cannot connect to {}: {e}", args.url)),
     };
+    tracing::info!(method = %args.method, kind = ?args.kind, "calling");
     let result = match args.kind {
         Kind::Unary => unary(&client, &args.method, params).await,
         Kind::Server => server(&client, &args.method, params).await,
@@ -119,6 +121,7 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Kind::Duplex => duplex(&client, &args.method, params).await,
         Kind::Raw => raw(&client, &args.method, params).await,
     };
+    tracing::debug!(ok = result.is_ok(), "call done; closing the connection");
     close(&client, endpoint.scheme()).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,

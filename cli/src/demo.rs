@@ -56,15 +56,15 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
         })
         .collect();
     if failures.is_empty() {
-        println!(
+        out(format_args!(
             "\nall {} calls ok",
             columns.iter().map(|(_, c)| c.len()).sum::<usize>()
-        );
+        ));
         ExitCode::SUCCESS
     } else {
-        println!();
+        out("");
         for f in &failures {
-            println!("failed: {}", f.replace('\n', " "));
+            out(format_args!("failed: {}", f.replace('\n', " ")));
         }
         ExitCode::FAILURE
     }
@@ -95,12 +95,19 @@ fn all_failed(reason: &str) -> Vec<Check> {
         .collect()
 }
 
+/// Prints a line; a closed stdout (`strand demo | head`) is not an error
+/// worth a panic.
+fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn print_table(columns: &[(String, Vec<Check>)]) {
     let mut header = format!("{:<10}", "kind");
     for (transport, _) in columns {
         header.push_str(&format!("{transport:<16}"));
     }
-    println!("{}", header.trim_end());
+    out(header.trim_end());
     for (row, kind) in CHECKS.iter().enumerate() {
         let mut line = format!("{kind:<10}");
         for (_, checks) in columns {
@@ -110,6 +117,6 @@ fn print_table(columns: &[(String, Vec<Check>)]) {
             };
             line.push_str(&format!("{cell:<16}"));
         }
-        println!("{}", line.trim_end());
+        out(line.trim_end());
     }
 }

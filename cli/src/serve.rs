@@ -88,7 +88,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
                 if let Err(e) = std::fs::write(&path, identity.cert_pem()) {
                     return crate::fail(format!("writing {}: {e}", path.display()));
                 }
-                println!("certificate {}", path.display());
+                let _ = writeln!(std::io::stdout().lock(), "certificate {}", path.display());
                 cert_file = Some(path);
                 identity
             }
