@@ -1,5 +1,7 @@
-// A real @matrixai/rpc server over @matrixai/ws (wss) for the `strand call`
-// interop test. Methods: echo (unary, params without metadata), count
+// A real @matrixai/rpc server over @matrixai/ws (wss) or @matrixai/quic for
+// the `strand call` interop test.
+//
+// usage: node cli-rpc-server.mjs [ws|quic]   (default ws) Methods: echo (unary, params without metadata), count
 // (server streaming, {n} -> {i}...), sum (client streaming, {x}... -> {sum}),
 // chat (duplex, echoes each message without metadata), upper (raw: leading
 // {ok: true}, then the input bytes uppercased).
@@ -10,6 +12,8 @@ import { createInterface } from 'node:readline';
 import Logger, { LogLevel } from '@matrixai/logger';
 import ws from '@matrixai/ws';
 import rpc from '@matrixai/rpc';
+import { QUICServer, events as quicEvents } from '@matrixai/quic';
+import { serverCrypto } from './quic-common.mjs';
 
 const { WebSocketServer, events } = ws;
 const { RPCServer, UnaryHandler, ServerHandler, ClientHandler, DuplexHandler, RawHandler } = rpc;
@@ -69,21 +73,36 @@ await rpcServer.start({
   },
 });
 
-const server = new WebSocketServer({
-  config: { key, cert, verifyPeer: false },
-  logger,
-});
-server.addEventListener(events.EventWebSocketServerConnection.name, (evt) => {
-  const conn = evt.detail;
-  conn.addEventListener(events.EventWebSocketConnectionStream.name, (e) => {
-    const stream = e.detail;
-    rpcServer.handleStream({
-      readable: stream.readable,
-      writable: stream.writable,
-      cancel: (reason) => stream.cancel(reason),
-      meta: {},
-    });
+// One RPC stream per transport stream.
+const serve = (stream) =>
+  rpcServer.handleStream({
+    readable: stream.readable,
+    writable: stream.writable,
+    cancel: (reason) => stream.cancel(reason),
+    meta: {},
   });
-});
-await server.start({ host: '127.0.0.1', port: 0 });
-console.log(`listening ${server.port}`);
+
+if (process.argv[2] === 'quic') {
+  const server = new QUICServer({
+    crypto: await serverCrypto(),
+    config: { cert, key, verifyPeer: false },
+    logger,
+  });
+  server.addEventListener(quicEvents.EventQUICServerConnection.name, (evt) => {
+    const conn = evt.detail;
+    conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (e) => serve(e.detail));
+  });
+  await server.start({ host: '127.0.0.1', port: 0 });
+  console.log(`listening ${server.port}`);
+} else {
+  const server = new WebSocketServer({
+    config: { key, cert, verifyPeer: false },
+    logger,
+  });
+  server.addEventListener(events.EventWebSocketServerConnection.name, (evt) => {
+    const conn = evt.detail;
+    conn.addEventListener(events.EventWebSocketConnectionStream.name, (e) => serve(e.detail));
+  });
+  await server.start({ host: '127.0.0.1', port: 0 });
+  console.log(`listening ${server.port}`);
+}
