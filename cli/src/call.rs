@@ -236,11 +236,26 @@ async fn duplex(client: &Client, method: &str, first: Option<Value>) -> Result<(
         }
         Ok::<_, CallError>(())
     };
-    // A failed send often has a clearer cause on the receiving side (the
-    // server's error message): report that first.
-    let (sent, received) = tokio::join!(send, receive);
-    received?;
-    sent
+    both_ways(send, receive).await
+}
+
+/// Runs the sending and the receiving side of a call together. The call is
+/// over when the receiving side ends: its error is the one to report (a failed
+/// send usually has its cause there, e.g. the server's error message), and a
+/// send still waiting on stdin is dropped.
+async fn both_ways(
+    send: impl std::future::Future<Output = Result<(), CallError>>,
+    receive: impl std::future::Future<Output = Result<(), CallError>>,
+) -> Result<(), CallError> {
+    let mut send = std::pin::pin!(send);
+    let mut receive = std::pin::pin!(receive);
+    tokio::select! {
+        received = &mut receive => received,
+        sent = &mut send => {
+            let received = receive.await;
+            received.and(sent)
+        }
+    }
 }
 
 async fn raw(client: &Client, method: &str, params: Option<Value>) -> Result<(), CallError> {
@@ -261,7 +276,5 @@ async fn raw(client: &Client, method: &str, params: Option<Value>) -> Result<(),
         stdout.flush().await?;
         Ok::<_, CallError>(())
     };
-    let (sent, received) = tokio::join!(up, down);
-    received?;
-    sent
+    both_ways(up, down).await
 }

@@ -331,3 +331,30 @@ fn refused_connection_prints_one_line_and_fails() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn duplex_call_ends_on_a_server_error_without_waiting_for_stdin() {
+    let served = serve(&["--ws", "127.0.0.1:0"]);
+    let mut child = Command::new(BIN)
+        .args(["call", &served.urls[0], "nope", "{}", "--kind", "duplex"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep stdin open: the call must end on the server's answer alone.
+    let stdin = child.stdin.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the call ended while stdin was still open")
+        .unwrap();
+    drop(stdin);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("method not found"), "{err}");
+}
