@@ -196,8 +196,8 @@ mod tests {
             let client = client.clone();
             async move { client.unary::<_, Value>("sleep", &json!({"ms": 200})).await }
         });
-        // Wait until the call runs on the server.
-        for _ in 0..200 {
+        // Wait (up to 10 s) until the call runs on the server.
+        for _ in 0..2000 {
             if server.calls_in_flight() > 0 {
                 break;
             }
