@@ -23,7 +23,8 @@ pub struct WsConfig {
     pub stream_window: u32,
     /// Largest WebSocket message accepted, in bytes; a bigger one closes the
     /// connection with 1009. Default 2 MiB: one DATA message can carry up to
-    /// a full 1 MiB window plus its header, with room to spare.
+    /// a full 1 MiB window plus its header, with room to spare. Keep it above
+    /// `stream_window` + 16: a JS peer may send its whole credit in one message.
     pub max_message_size: usize,
     /// Largest DATA payload we send in one message. Default 64 KiB: large
     /// enough for throughput, small enough that streams interleave fairly.

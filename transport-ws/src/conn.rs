@@ -103,6 +103,11 @@ impl Shared {
                 Event::Closed(_) => self.wake_all(inner),
             }
         }
+        if inner.session.is_draining() {
+            // A shutdown waits for streams to become inactive, which any
+            // stream operation or frame may cause.
+            self.released.notify_waiters();
+        }
     }
 
     pub(crate) fn wake_all(&self, inner: &mut Inner) {
@@ -256,14 +261,15 @@ impl WsConnection {
                 let notified = self.shared.released.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                let done = self.shared.with(|inner| {
+                // Only look: processing here would notify ourselves.
+                let done = {
+                    let inner = self.shared.lock();
                     inner.session.close_reason().is_some() || inner.session.active_streams() == 0
-                });
+                };
                 if done {
                     return;
                 }
-                // Streams become inactive on frames, not only on release.
-                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+                notified.await;
             }
         };
         let _ = tokio::time::timeout(deadline, drained).await;
@@ -404,6 +410,21 @@ impl SendStream for WsSendStream {
         }
         inner.stopped_wakers.insert(self.id, cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Toward a JS peer, waits until every byte written so far was ACKed
+    /// (see `Session::write_boundary`); toward strand, ready at once.
+    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        match inner.session.write_boundary(self.id) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(OpError::Blocked) => {
+                // An ACK, a stop or the close wakes the stream's writer.
+                inner.write_wakers.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+        }
     }
 }
 

@@ -303,6 +303,11 @@ impl Session {
         }
     }
 
+    /// Whether a graceful shutdown is under way (and the connection not yet closed).
+    pub fn is_draining(&self) -> bool {
+        self.state == ConnState::Draining
+    }
+
     fn protocol_error(&mut self, what: &str) {
         self.set_closed(CloseReason::local(
             u64::from(CLOSE_PROTOCOL_ERROR),
@@ -499,7 +504,10 @@ impl Session {
         if stream.send_handle || stream.recv_handle {
             return;
         }
-        if stream.send.is_done() && stream.recv.is_done() {
+        // Once the connection closed, no frame can finish a half any more:
+        // the handles going away is the end of the stream.
+        let closed = matches!(self.state, ConnState::Closed(_));
+        if closed || (stream.send.is_done() && stream.recv.is_done()) {
             self.streams.remove(&id);
             self.events.push_back(Event::Released(id));
         }
@@ -805,6 +813,29 @@ impl Session {
             stream.recv_handle = false;
         }
         self.maybe_release(id);
+    }
+
+    /// Whether the bytes written so far on `id` will reach the peer's reader
+    /// apart from later ones (see `SendStream::poll_write_boundary`).
+    ///
+    /// Toward a JS peer that is once every byte was ACKed: a JS RPC server
+    /// drops DATA that arrives while it is still parsing a call's first
+    /// message, even in a DATA message of its own; its ACK shows the message
+    /// was read. A strand peer loses nothing, so there is no wait. Also ready
+    /// once the stream or the connection ended (later writes report it).
+    pub fn write_boundary(&self, id: StreamId) -> Result<(), OpError> {
+        if self.config.peer_window.is_some() || self.close_reason().is_some() {
+            return Ok(());
+        }
+        let Some(stream) = self.streams.get(&id) else {
+            return Ok(());
+        };
+        let delivered = stream.outgoing_bytes == 0 && stream.credit.in_flight() == 0;
+        if delivered || stream.send.is_done() || self.stopped_code(id).is_some() {
+            Ok(())
+        } else {
+            Err(OpError::Blocked)
+        }
     }
 
     /// Forgets every stream once the connection closed and the handles are
