@@ -256,6 +256,9 @@ impl Endpoint {
     }
 
     /// Connects and returns the bare connection (for the transport-level API).
+    ///
+    /// For quic each connection gets its own UDP socket; to make many
+    /// connections from one socket use [`crate::quic::QuicClient`].
     pub async fn connect_connection(&self) -> Result<DynConnection, Error> {
         match self.scheme {
             Scheme::Ws | Scheme::Wss => {
@@ -276,9 +279,10 @@ impl Endpoint {
             }
             Scheme::Quic => {
                 let addr = self.resolve().await?;
-                let mut config = QuicClientConfig::new(ServerVerification::Insecure)
+                let tls = self.client_tls()?;
+                let mut config = QuicClientConfig::new(tls.verification.clone())
                     .with_transport(self.quic_transport());
-                config.tls = self.client_tls()?;
+                config.tls = tls;
                 config.tls.alpn = self
                     .alpn()
                     .unwrap_or_else(|| vec![strand_transport_quic::DEFAULT_ALPN.to_vec()]);
