@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream};
+use quote::{quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -40,9 +41,9 @@ impl Errors {
         }
     }
 
-    /// Records an error at `span`.
-    pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
+    /// Records an error covering `tokens` (from their first to their last token).
+    pub fn at(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     /// The collected errors, if any.
@@ -81,7 +82,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
     for trait_item in &mut item.items {
         let TraitItem::Fn(f) = trait_item else {
             errors.at(
-                trait_item.span(),
+                &trait_item,
                 "a service trait holds only RPC methods; move this item out of the trait",
             );
             continue;
@@ -97,7 +98,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
         };
         if RESERVED.contains(&ident.unraw().to_string().as_str()) {
             errors.at(
-                ident.span(),
+                &ident,
                 format!(
                     "`{ident}` is also a method of the generated code; rename the Rust method \
                      and keep the wire name with `#[rpc(name = \"{wire_name}\")]`"
@@ -107,7 +108,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
         }
         if let Some(first) = names.get(&wire_name) {
             errors.at(
-                wire_span,
+                at_span(wire_span),
                 format!(
                     "duplicate wire name `{wire_name}`: method `{first}` already uses it; \
                      rename one with `#[rpc(name = \"...\")]`"
@@ -166,16 +167,16 @@ fn parse_args(attr: TokenStream, errors: &mut Errors) -> Path {
 fn check_trait(item: &ItemTrait, errors: &mut Errors) {
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.at(
-            item.generics.span(),
+            &item.generics,
             "a service trait cannot be generic: its methods' types must be concrete \
              to be (de)serialized",
         );
     }
     if let Some(u) = &item.unsafety {
-        errors.at(u.span, "a service trait cannot be `unsafe`");
+        errors.at(u, "a service trait cannot be `unsafe`");
     }
     if let Some(a) = &item.auto_token {
-        errors.at(a.span, "a service trait cannot be an `auto` trait");
+        errors.at(a, "a service trait cannot be an `auto` trait");
     }
 }
 
@@ -188,7 +189,7 @@ fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Lit
         }
         if !matches!(attr.meta, Meta::List(_)) {
             errors.at(
-                attr.span(),
+                attr,
                 "expected `#[rpc(name = \"...\")]`: `#[rpc]` takes arguments",
             );
             return false;
@@ -240,25 +241,25 @@ enum Output {
 /// Checks one method's signature against the rules; returns its kind.
 fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
     let mut ok = true;
-    let mut fail = |span: Span, msg: &str| {
-        errors.at(span, msg);
+    let mut fail = |tokens: &dyn ToTokens, msg: &str| {
+        errors.at(tokens, msg);
         ok = false;
     };
     if let Some(c) = &sig.constness {
-        fail(c.span, "an RPC method cannot be `const`");
+        fail(&c, "an RPC method cannot be `const`");
     }
     if let Some(u) = &sig.unsafety {
-        fail(u.span, "an RPC method cannot be `unsafe`");
+        fail(&u, "an RPC method cannot be `unsafe`");
     }
     if let Some(a) = &sig.abi {
-        fail(a.span(), "an RPC method cannot have an `extern` ABI");
+        fail(&a, "an RPC method cannot have an `extern` ABI");
     }
     if let Some(v) = &sig.variadic {
-        fail(v.span(), "an RPC method cannot be variadic");
+        fail(&v, "an RPC method cannot be variadic");
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         fail(
-            sig.generics.span(),
+            &sig.generics,
             "an RPC method cannot be generic: its request and response types must be \
              concrete to be (de)serialized",
         );
@@ -275,7 +276,7 @@ fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
         Some(FnArg::Receiver(r)) if is_shared_self(&r.ty) => {}
         Some(FnArg::Receiver(r)) => {
             errors.at(
-                r.span(),
+                r,
                 "an RPC method takes `&self` (not `self`, `&mut self` or a typed receiver): \
                  the server calls it on a shared instance",
             );
@@ -283,7 +284,7 @@ fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
         }
         _ => {
             errors.at(
-                parens,
+                at_span(parens),
                 "an RPC method takes `&self` first: `fn name(&self, ctx: Context, ...)`",
             );
             return None;
@@ -296,7 +297,7 @@ fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
         Some(FnArg::Typed(pt)) if matches!(&*pt.ty, Type::Reference(r) if last_ident_is(&r.elem, "Context")) =>
         {
             errors.at(
-                pt.ty.span(),
+                &pt.ty,
                 "take the `Context` by value (`ctx: Context`); it is cheap to clone",
             );
             return None;
@@ -311,7 +312,7 @@ fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
         }
         None => {
             errors.at(
-                parens,
+                at_span(parens),
                 "an RPC method takes the call's `Context` after `&self`: \
                  `fn name(&self, ctx: Context, ...)`",
             );
@@ -341,7 +342,7 @@ fn check_method(sig: &Signature, errors: &mut Errors) -> Option<Kind> {
                 }
                 _ => {
                     errors.at(
-                        ok_ty.span(),
+                        &ok_ty,
                         "a raw method returns `Result<(T, RawBody), RpcError>`: \
                          the leading response and the bytes that follow",
                     );
@@ -375,14 +376,14 @@ fn check_inputs(rest: &[&FnArg], parens: Span, errors: &mut Errors) -> Option<In
         match ty {
             Type::Reference(_) => {
                 errors.at(
-                    ty.span(),
+                    ty,
                     "take the request by value: it is deserialized for each call",
                 );
                 return None;
             }
             Type::ImplTrait(_) => {
                 errors.at(
-                    ty.span(),
+                    ty,
                     "an RPC argument needs a concrete type, not `impl Trait`",
                 );
                 return None;
@@ -391,18 +392,12 @@ fn check_inputs(rest: &[&FnArg], parens: Span, errors: &mut Errors) -> Option<In
         }
     }
     let too_many = |errors: &mut Errors, ty: &Type, what: &str| {
-        errors.at(
-            ty.span(),
-            format!(
-                "too many arguments: {what}; an RPC method takes `&self`, `ctx: Context` and \
-                 one request argument (a raw method adds `input: RawReader`)"
-            ),
-        );
+        errors.at(ty, format!("too many arguments: {what}"));
     };
     match typed.as_slice() {
         [] => {
             errors.at(
-                parens,
+                at_span(parens),
                 "missing the request argument after the `Context`: `req: T` (unary, server \
                  streaming), `input: Incoming<T>` (client streaming, duplex) or \
                  `req: T, input: RawReader` (raw)",
@@ -411,7 +406,7 @@ fn check_inputs(rest: &[&FnArg], parens: Span, errors: &mut Errors) -> Option<In
         }
         [ty] if last_ident_is(ty, "RawReader") => {
             errors.at(
-                ty.span(),
+                ty,
                 "a raw method takes its header params before the `RawReader`: \
                  `fn name(&self, ctx: Context, req: T, input: RawReader)`",
             );
@@ -425,7 +420,7 @@ fn check_inputs(rest: &[&FnArg], parens: Span, errors: &mut Errors) -> Option<In
             too_many(
                 errors,
                 typed[1],
-                "a streaming method takes its messages as its only request argument",
+                "`Incoming<T>` is the only request argument of a streaming method",
             );
             None
         }
@@ -434,12 +429,17 @@ fn check_inputs(rest: &[&FnArg], parens: Span, errors: &mut Errors) -> Option<In
             too_many(
                 errors,
                 second,
-                "only a raw method takes a second argument, a `RawReader`",
+                "after `ctx: Context` comes one request argument; only a raw method adds a second, \
+                 `input: RawReader`",
             );
             None
         }
         [_, _, third, ..] => {
-            too_many(errors, third, "this argument is one too many");
+            too_many(
+                errors,
+                third,
+                "a raw method takes `req: T, input: RawReader` after `ctx: Context`",
+            );
             None
         }
     }
@@ -456,7 +456,7 @@ fn check_output(sig: &Signature, errors: &mut Errors) -> Option<Output> {
     match (&sig.asyncness, ret) {
         (Some(a), Some(_)) if stream_item.is_some() => {
             errors.at(
-                a.span,
+                a,
                 "a streaming method is a plain `fn` returning `impl Stream<Item = \
                  Result<T, RpcError>> + Send + 'static`, not an `async fn`",
             );
@@ -465,7 +465,7 @@ fn check_output(sig: &Signature, errors: &mut Errors) -> Option<Output> {
         (Some(_), Some(ty)) => Some(Output::Future(ty.clone())),
         (Some(_), None) => {
             errors.at(
-                sig.ident.span(),
+                &sig.ident,
                 "an `async` RPC method returns `Result<T, RpcError>`",
             );
             None
@@ -477,7 +477,7 @@ fn check_output(sig: &Signature, errors: &mut Errors) -> Option<Output> {
         }
         (None, Some(ty)) if last_ident_is(ty, "Result") => {
             errors.at(
-                sig.fn_token.span,
+                sig.fn_token,
                 "an RPC method returning `Result` must be an `async fn`",
             );
             None
@@ -497,7 +497,7 @@ fn check_output(sig: &Signature, errors: &mut Errors) -> Option<Output> {
 fn result_ok_type(ty: &Type, errors: &mut Errors) -> Option<Type> {
     let Some(args) = last_segment_args(ty, "Result") else {
         errors.at(
-            ty.span(),
+            ty,
             "expected `Result<T, RpcError>`: a handler answers with a value or an `RpcError`",
         );
         return None;
@@ -513,14 +513,14 @@ fn result_ok_type(ty: &Type, errors: &mut Errors) -> Option<Type> {
         [ok, err] if last_ident_is(err, "RpcError") => Some((*ok).clone()),
         [_, err] => {
             errors.at(
-                err.span(),
+                err,
                 "the error type must be `RpcError`: it is what goes back to the caller",
             );
             None
         }
         _ => {
             errors.at(
-                ty.span(),
+                ty,
                 "expected `Result<T, RpcError>` with both type arguments written out",
             );
             None
@@ -603,18 +603,23 @@ fn is_shared_self(ty: &Type) -> bool {
     }
 }
 
-fn arg_type_span(arg: &FnArg) -> Span {
+fn arg_type_span(arg: &FnArg) -> TokenStream {
     match arg {
-        FnArg::Typed(pt) => pt.ty.span(),
-        FnArg::Receiver(r) => r.span(),
+        FnArg::Typed(pt) => pt.ty.to_token_stream(),
+        FnArg::Receiver(r) => r.to_token_stream(),
     }
 }
 
-fn output_span(sig: &Signature) -> Span {
+fn output_span(sig: &Signature) -> TokenStream {
     match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Default => sig.ident.to_token_stream(),
     }
+}
+
+/// Tokens that carry `span`, for errors at a single span.
+fn at_span(span: Span) -> TokenStream {
+    quote_spanned!(span=> _)
 }
 
 fn path_text(path: &Path) -> String {

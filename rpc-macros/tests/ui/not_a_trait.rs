@@ -1,0 +1,6 @@
+#[strand::service]
+pub struct Calc {
+    value: i64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use strand::{Context, RpcError};
+
+#[strand::service]
+pub trait Calc {
+    fn add(&self, ctx: Context, req: i64) -> Result<i64, RpcError>;
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use strand::{Context, RpcError};
+
+#[strand::service]
+pub trait Calc {
+    #[rpc(nmae = "plus")]
+    async fn add(&self, ctx: Context, req: i64) -> Result<i64, RpcError>;
+}
+
+fn main() {}
