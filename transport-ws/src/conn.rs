@@ -158,6 +158,11 @@ fn to_stream_error(err: OpError) -> StreamError {
     }
 }
 
+/// Whether a close frame may carry `code` (RFC 6455 section 7.4).
+pub(crate) fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Connection-wide figures (see also [`WsSendStream::stats`] and
 /// [`WsRecvStream::stats`] for one stream).
 pub type ConnectionStats = SessionStats;
@@ -246,8 +251,14 @@ impl WsConnection {
         )
     }
 
-    /// Closes at once with a WebSocket close code and reason.
+    /// Closes at once with a WebSocket close code and reason. A code that a
+    /// close frame may not carry (e.g. 1005, 1006 or below 1000) is sent as 1000.
     pub fn close_with(&self, code: u16, reason: &str) {
+        let code = if sendable_close_code(code) {
+            code
+        } else {
+            CLOSE_NORMAL
+        };
         self.shared.with(|inner| inner.session.close(code, reason));
     }
 
@@ -318,13 +329,22 @@ impl Connection for WsConnection {
         self.peer.clone()
     }
 
+    /// Codes that a close frame may not carry (0, QUIC's "normal", among
+    /// them) are sent as 1000.
     fn close(&self, code: u64, reason: &str) {
-        let code = u16::try_from(code).unwrap_or(CLOSE_NORMAL);
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| sendable_close_code(*c))
+            .unwrap_or(CLOSE_NORMAL);
         self.close_with(code, reason);
     }
 
     async fn closed(&self) -> CloseReason {
         self.closed_reason().await
+    }
+
+    async fn shutdown(&self, timeout: Duration) {
+        WsConnection::shutdown(self, timeout).await;
     }
 }
 

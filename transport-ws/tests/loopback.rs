@@ -348,3 +348,31 @@ async fn listener_trait_object_accepts() {
         .unwrap();
     assert_eq!(&buf, b"hi");
 }
+
+#[tokio::test]
+async fn close_code_zero_is_sent_as_1000() {
+    let (_l, client, server) = pair().await;
+    Connection::close(&server, 0, "bye");
+    let reason = timeout(LIMIT, client.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code, reason.reason.as_str()),
+        (CloseInitiator::Peer, 1000, "bye")
+    );
+    let reason = timeout(LIMIT, server.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Local, 1000)
+    );
+}
+
+#[tokio::test]
+async fn trait_shutdown_closes_normally() {
+    let (_l, client, server) = pair().await;
+    let conn: strand_rpc_core::transport::DynConnection = Arc::new(server);
+    Connection::shutdown(&*conn, Duration::from_secs(5)).await;
+    let reason = timeout(LIMIT, client.closed()).await.unwrap();
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, 1000)
+    );
+}
