@@ -105,6 +105,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             .collect();
     }
 
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            remove(cert_file);
+            return crate::fail(format!("installing signal handlers: {e}"));
+        }
+    };
     let server = strand::demo::server(args.token.as_deref());
     let serving = match Serving::start(&server, &endpoints).await {
         Ok(serving) => serving,
@@ -121,7 +128,7 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         let _ = out.flush();
     }
     tracing::info!("serving; Ctrl-C to stop");
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     serving.shutdown(Duration::from_millis(args.grace)).await;
     remove(cert_file);
@@ -134,24 +141,43 @@ fn remove(file: Option<PathBuf>) {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGINT (Ctrl-C) and SIGTERM handlers, installed before the server
+/// announces itself so that a signal sent right after the `listening` lines
+/// is never taken by the default action.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
