@@ -9,7 +9,8 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strand::core::memory;
-use strand::core::server::CallKind;
+use strand::core::middleware::{AuthLayer, BearerTokens};
+use strand::core::server::{CallKind, ServerBuilder};
 use strand::{
     Client, ClientError, Context, Incoming, RawBody, RawReader, Router, RpcError, Server,
 };
@@ -63,6 +64,7 @@ pub struct Seen {
     method: String,
     tag: Option<String>,
     authorization: Option<String>,
+    identity: Option<String>,
     has_deadline: bool,
     remaining_ms: Option<u64>,
 }
@@ -108,6 +110,13 @@ pub trait Calc {
 
     /// Waits until the call is cancelled.
     async fn hang(&self, ctx: Context, req: Empty) -> Result<Empty, RpcError>;
+
+    /// Counts up forever.
+    fn ticks(
+        &self,
+        ctx: Context,
+        req: Empty,
+    ) -> impl Stream<Item = Result<u64, RpcError>> + Send + 'static;
 
     /// A provided method: the trait's default body is served as is.
     async fn ping(&self, _ctx: Context, _req: Empty) -> Result<String, RpcError> {
@@ -214,8 +223,21 @@ impl Calc for CalcImpl {
                 .and_then(Value::as_str)
                 .map(String::from),
             authorization: ctx.authorization().map(String::from),
+            identity: ctx.identity().map(|i| i.name.clone()),
             has_deadline: ctx.deadline().is_some(),
             remaining_ms: ctx.remaining().map(|d| d.as_millis() as u64),
+        })
+    }
+
+    fn ticks(
+        &self,
+        _ctx: Context,
+        _req: Empty,
+    ) -> impl Stream<Item = Result<u64, RpcError>> + Send + 'static {
+        let guard = DropGuard(self.events.clone(), "ticks dropped");
+        stream::iter(0..).map(move |i| {
+            let _ = &guard;
+            Ok(i)
         })
     }
 
@@ -239,11 +261,13 @@ struct Harness {
 }
 
 fn serve() -> Harness {
+    serve_with(|builder| builder)
+}
+
+fn serve_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Harness {
     let (tx, events) = mpsc::unbounded_channel();
     let router: Router = CalcImpl { events: tx }.into_router();
-    let server = Server::builder(router)
-        .default_timeout(DEFAULT_TIMEOUT)
-        .build();
+    let server = configure(Server::builder(router).default_timeout(DEFAULT_TIMEOUT)).build();
     let (client_side, server_side) = memory::pair();
     server.spawn_connection(Arc::new(server_side));
     let raw = Client::new(client_side);
@@ -384,6 +408,7 @@ async fn the_context_reaches_the_handler() {
             method: "inspect".into(),
             tag: None,
             authorization: None,
+            identity: None,
             has_deadline: true,
             remaining_ms: Some(DEFAULT_TIMEOUT.as_millis() as u64),
         }
@@ -406,6 +431,20 @@ async fn the_context_reaches_the_handler() {
 
     // The options stay on the copy; the original client is unchanged.
     assert_eq!(h.client.inspect(&Empty {}).await.unwrap().tag, None);
+}
+
+#[tokio::test]
+async fn the_identity_set_by_middleware_reaches_the_handler() {
+    let h = serve_with(|b| b.layer(AuthLayer::new(BearerTokens::new().token("t0ken", "alice"))));
+    let seen = h
+        .client
+        .with_bearer("t0ken")
+        .inspect(&Empty {})
+        .await
+        .unwrap();
+    assert_eq!(seen.identity.as_deref(), Some("alice"));
+    let err = h.client.inspect(&Empty {}).await.unwrap_err();
+    assert_eq!(err.code(), Some(-32020), "{err:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -458,4 +497,14 @@ async fn dropping_a_generated_call_cancels_the_handler() {
     // The server cancels the handler: its future is dropped, long before the
     // server's default timeout could have done it.
     wait_for(&mut h.events, "hang dropped", DEFAULT_TIMEOUT / 10).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_generated_response_stream_drops_the_handlers_stream() {
+    let mut h = serve();
+    let mut ticks = h.client.ticks(&Empty {}).await.unwrap();
+    assert_eq!(ticks.next().await.unwrap().unwrap(), 0);
+    assert_eq!(ticks.next().await.unwrap().unwrap(), 1);
+    drop(ticks);
+    wait_for(&mut h.events, "ticks dropped", DEFAULT_TIMEOUT / 10).await;
 }

@@ -1,0 +1,31 @@
+//! `crate = "..."` names the facade when it is not reachable as `::strand`.
+#![deny(warnings)]
+
+use serde::{Deserialize, Serialize};
+use strand as rpc;
+
+use rpc::{Context, RpcError};
+
+#[derive(Serialize, Deserialize)]
+pub struct Req {
+    n: i64,
+}
+
+#[rpc::service(crate = "rpc")]
+pub trait Echo {
+    async fn echo(&self, ctx: Context, req: Req) -> Result<i64, RpcError>;
+}
+
+struct Impl;
+
+impl Echo for Impl {
+    async fn echo(&self, _ctx: Context, req: Req) -> Result<i64, RpcError> {
+        Ok(req.n)
+    }
+}
+
+fn main() {
+    let router: rpc::Router = Impl.into_router();
+    assert_eq!(router.methods().len(), EchoClient::MANIFEST.len());
+    let _ = EchoClient::echo;
+}
