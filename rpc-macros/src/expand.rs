@@ -47,10 +47,9 @@ fn expand_trait(service: &Service) -> TokenStream {
     let routes = service.methods.iter().map(|m| route(service, m));
     let client_ident = client_ident(service);
     let into_router_doc = format!(
-        "Serves this implementation: a [`Router`]({}::Router) with one route per RPC \
-         method, by wire name. Call it through [`{client_ident}`]; \
-         [`{client_ident}::MANIFEST`] lists the routes.",
-        quote!(#krate).to_string().replace(' ', ""),
+        "Serves this implementation: a `Router` with one route per RPC method, by \
+         wire name. Call it through [`{client_ident}`]; [`{client_ident}::MANIFEST`] \
+         lists the routes."
     );
     item.items.push(parse_quote! {
         #[doc = #into_router_doc]
