@@ -128,6 +128,19 @@ fn add_bounds(f: &mut TraitItemFn, with_static: bool) {
 /// `dyn Stream + Send + 'static` is where that `'static` bound is used. That
 /// costs one allocation per call, not per message.
 fn route(service: &Service, method: &Method) -> TokenStream {
+    let wire = &method.wire_name;
+    let span = method.ident.span();
+    let registration = registration(service, method);
+    let timeout = method.timeout_ms.map(|ms| {
+        quote_spanned! {span=>
+            .timeout(#wire, ::core::time::Duration::from_millis(#ms))
+        }
+    });
+    quote!(#registration #timeout)
+}
+
+/// The registration call for `method`'s kind.
+fn registration(service: &Service, method: &Method) -> TokenStream {
     let krate = &service.krate;
     let trait_ident = &service.item.ident;
     let m = &method.ident;

@@ -125,6 +125,10 @@
 //!   through. The error type is always `RpcError`.
 //! - Wire names default to the Rust method name as written (`sum_all`, a raw
 //!   identifier `r#type` gives `type`); `#[rpc(name = "sumAll")]` renames one.
+//! - `#[rpc(timeout_ms = 5000)]` gives a method its own server-side timeout
+//!   (`Router::timeout`), replacing the server's default for it; a caller's
+//!   shorter `metadata.timeout` still wins. `name` and `timeout_ms` combine:
+//!   `#[rpc(name = "sumAll", timeout_ms = 5000)]`.
 //! - Not allowed, each with a spanned compile error: a non-trait item, generic
 //!   traits or methods, trait items other than methods, a receiver other than
 //!   `&self`, a missing `Context`, a missing or extra argument, a return type

@@ -26,6 +26,8 @@ pub struct Method {
     pub wire_name: String,
     /// Where the wire name was given, for errors.
     pub wire_span: Span,
+    /// The method's own server-side timeout (`#[rpc(timeout_ms = N)]`).
+    pub timeout_ms: Option<u64>,
     /// The call kind and its types.
     pub kind: Kind,
     /// Doc attributes, copied onto the client method.

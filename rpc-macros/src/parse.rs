@@ -10,7 +10,7 @@ use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, GenericArgument, Item, ItemTrait, LitStr, Meta, Path, PathArguments,
+    Attribute, FnArg, GenericArgument, Item, ItemTrait, LitInt, LitStr, Meta, Path, PathArguments,
     ReturnType, Signature, TraitItem, Type, TypeParamBound,
 };
 
@@ -87,12 +87,12 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
             );
             continue;
         };
-        let rename = take_rpc_attrs(&mut f.attrs, &mut errors);
+        let rpc_args = take_rpc_attrs(&mut f.attrs, &mut errors);
         let Some(kind) = check_method(&f.sig, &mut errors) else {
             continue;
         };
         let ident = f.sig.ident.clone();
-        let (wire_name, wire_span) = match rename {
+        let (wire_name, wire_span) = match rpc_args.name {
             Some(lit) => (lit.value(), lit.span()),
             None => (ident.unraw().to_string(), ident.span()),
         };
@@ -128,6 +128,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
             ident,
             wire_name,
             wire_span,
+            timeout_ms: rpc_args.timeout_ms,
             kind,
             docs,
         });
@@ -180,9 +181,18 @@ fn check_trait(item: &ItemTrait, errors: &mut Errors) {
     }
 }
 
-/// Removes `#[rpc(...)]` attributes; returns the `name` they give.
-fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<LitStr> {
-    let mut name: Option<LitStr> = None;
+/// What a method's `#[rpc(...)]` attributes say.
+#[derive(Default)]
+struct RpcArgs {
+    /// `name = "..."`: the wire name.
+    name: Option<LitStr>,
+    /// `timeout_ms = N`: the method's own server-side timeout.
+    timeout_ms: Option<u64>,
+}
+
+/// Removes `#[rpc(...)]` attributes; returns what they say.
+fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> RpcArgs {
+    let mut args = RpcArgs::default();
     attrs.retain(|attr| {
         if !attr.path().is_ident("rpc") {
             return true;
@@ -200,14 +210,28 @@ fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Lit
                 if lit.value().is_empty() {
                     return Err(syn::Error::new(lit.span(), "a wire name cannot be empty"));
                 }
-                if name.is_some() {
+                if args.name.is_some() {
                     return Err(meta.error("`name` is given twice"));
                 }
-                name = Some(lit);
+                args.name = Some(lit);
+                Ok(())
+            } else if meta.path.is_ident("timeout_ms") {
+                let lit: LitInt = meta.value()?.parse()?;
+                let ms: u64 = lit.base10_parse()?;
+                if ms == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`timeout_ms` must be at least 1 (leave it out for the server's default)",
+                    ));
+                }
+                if args.timeout_ms.is_some() {
+                    return Err(meta.error("`timeout_ms` is given twice"));
+                }
+                args.timeout_ms = Some(ms);
                 Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown `#[rpc]` key `{}`; expected `name = \"...\"`",
+                    "unknown `#[rpc]` key `{}`; expected `name = \"...\"` or `timeout_ms = N`",
                     path_text(&meta.path)
                 )))
             }
@@ -217,7 +241,7 @@ fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Lit
         }
         false
     });
-    name
+    args
 }
 
 /// What the arguments after `&self, ctx: Context` say about the call kind.
@@ -795,6 +819,27 @@ mod tests {
                     async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
                 ),
                 "unknown `#[rpc]` key `nme`",
+            ),
+            (
+                quote!(
+                    #[rpc(timeout_ms = 0)]
+                    async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+                ),
+                "at least 1",
+            ),
+            (
+                quote!(
+                    #[rpc(name = "")]
+                    async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+                ),
+                "cannot be empty",
+            ),
+            (
+                quote!(
+                    #[rpc]
+                    async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+                ),
+                "takes arguments",
             ),
             (
                 quote!(

@@ -118,6 +118,13 @@ pub trait Calc {
         req: Empty,
     ) -> impl Stream<Item = Result<u64, RpcError>> + Send + 'static;
 
+    /// Waits for cancellation, under its own short server-side timeout.
+    #[rpc(timeout_ms = 250)]
+    async fn nap(&self, ctx: Context, _req: Empty) -> Result<Empty, RpcError> {
+        ctx.cancelled().await;
+        Ok(Empty {})
+    }
+
     /// A provided method: the trait's default body is served as is.
     async fn ping(&self, _ctx: Context, _req: Empty) -> Result<String, RpcError> {
         Ok("pong".to_string())
@@ -394,6 +401,24 @@ async fn the_manifest_matches_the_router() {
     );
     manifest.sort();
     assert_eq!(manifest, router.methods());
+    assert_eq!(
+        router.method_timeout("nap"),
+        Some(Duration::from_millis(250))
+    );
+    assert_eq!(router.method_timeout("add"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_method_timeout_applies_when_the_caller_sets_none() {
+    let h = serve();
+    let start = tokio::time::Instant::now();
+    let err = h.client.nap(&Empty {}).await.unwrap_err();
+    assert_eq!(err.code(), Some(-32008), "{err:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < DEFAULT_TIMEOUT,
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
