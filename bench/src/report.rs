@@ -1,0 +1,357 @@
+//! Turning results into target verdicts, a Markdown table and an SVG chart.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+/// The metric each case is charted and compared by, its label, and whether
+/// more is better.
+pub fn headline(case: &str) -> (&'static str, &'static str, bool) {
+    match case {
+        "unary1" | "unary64" => ("calls_per_s", "calls/s", true),
+        "throughput" => ("mb_per_s", "MB/s", true),
+        "stream_items" => ("items_per_s", "items/s", true),
+        "open_latency" => ("p50_us", "p50 µs", false),
+        "idle_conn" => ("bytes_per_conn", "bytes per connection (both ends)", false),
+        "idle_stream" => ("bytes_per_stream", "bytes per stream (both ends)", false),
+        "stalled" => ("rss_delta_bytes", "RSS growth, bytes", false),
+        _ => ("", "", true),
+    }
+}
+
+/// Columns printed per case.
+fn columns(case: &str) -> &'static [(&'static str, &'static str)] {
+    match case {
+        "unary1" | "unary64" => &[
+            ("calls_per_s", "calls/s"),
+            ("p50_us", "p50 µs"),
+            ("p99_us", "p99 µs"),
+        ],
+        "throughput" => &[("mb_per_s", "MB/s")],
+        "stream_items" => &[("items_per_s", "items/s")],
+        "open_latency" => &[
+            ("p50_us", "p50 µs"),
+            ("p99_us", "p99 µs"),
+            ("opens", "opens"),
+        ],
+        "idle_conn" => &[
+            ("bytes_per_conn", "bytes/conn (both ends)"),
+            ("count", "conns"),
+            ("peak_rss_bytes", "peak RSS"),
+        ],
+        "idle_stream" => &[
+            ("bytes_per_stream", "bytes/stream (both ends)"),
+            ("count", "streams"),
+            ("peak_rss_bytes", "peak RSS"),
+        ],
+        "stalled" => &[
+            ("rss_delta_bytes", "RSS growth"),
+            ("pushed_bytes", "accepted by writer"),
+            ("window_bytes", "window"),
+        ],
+        _ => &[],
+    }
+}
+
+fn metric(results: &[Value], case: &str, system: &str, key: &str) -> Option<f64> {
+    results
+        .iter()
+        .find(|r| r["case"] == case && r["system"] == system)?
+        .get("metrics")?
+        .get(key)?
+        .as_f64()
+}
+
+/// Evaluates the targets of the issue against one run.
+pub fn targets(results: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut ratio = |name: &str, case: &str, ours: &str, peers: &[&str], min: f64| {
+        let key = headline(case).0;
+        let a = metric(results, case, ours, key);
+        let best = peers
+            .iter()
+            .filter_map(|p| metric(results, case, p, key).map(|v| (*p, v)))
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        let (value, met, against) = match (a, best) {
+            (Some(a), Some((p, b))) if b > 0.0 => (Some(a / b), Some(a / b >= min), Some(p)),
+            _ => (None, None, None),
+        };
+        out.push(json!({
+            "target": name, "case": case, "system": ours, "against": against,
+            "ratio": value, "min_ratio": min, "met": met,
+        }));
+    };
+    ratio(
+        "unary, 1 caller: strand-ws >= 1.0x jsonrpsee",
+        "unary1",
+        "strand-ws",
+        &["jsonrpsee"],
+        1.0,
+    );
+    ratio(
+        "unary, 64 callers: strand-ws >= 1.2x best peer",
+        "unary64",
+        "strand-ws",
+        &["jsonrpsee", "tarpc"],
+        1.2,
+    );
+    ratio(
+        "one-stream throughput: strand-ws >= 0.8x tokio-tungstenite",
+        "throughput",
+        "strand-ws",
+        &["tungstenite"],
+        0.8,
+    );
+    ratio(
+        "one-stream throughput: strand-quic >= 0.8x quinn",
+        "throughput",
+        "strand-quic",
+        &["quinn"],
+        0.8,
+    );
+    ratio(
+        "server streaming: strand-ws >= 1.5x jsonrpsee subscriptions",
+        "stream_items",
+        "strand-ws",
+        &["jsonrpsee"],
+        1.5,
+    );
+    // Memory: both ends live in the one process, so a connection or stream
+    // costs half the measured growth per end.
+    let mut limit = |name: &str, case: &str, system: &str, key: &str, max: f64, halve: bool| {
+        let v = metric(results, case, system, key).map(|v| if halve { v / 2.0 } else { v });
+        out.push(json!({
+            "target": name, "case": case, "system": system,
+            "value": v, "max": max, "met": v.map(|v| v <= max),
+        }));
+    };
+    for sys in ["strand-ws", "strand-quic"] {
+        limit(
+            &format!("idle connection per end <= 16 KiB ({sys})"),
+            "idle_conn",
+            sys,
+            "bytes_per_conn",
+            16384.0,
+            true,
+        );
+        limit(
+            &format!("idle stream per end <= 1 KiB ({sys})"),
+            "idle_stream",
+            sys,
+            "bytes_per_stream",
+            1024.0,
+            true,
+        );
+        // A stalled consumer may cost its window plus one message in flight.
+        let window = metric(results, "stalled", sys, "window_bytes").unwrap_or(0.0);
+        limit(
+            &format!("stalled consumer <= window + one 64 KiB message ({sys})"),
+            "stalled",
+            sys,
+            "rss_delta_bytes",
+            window + 65536.0,
+            false,
+        );
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn fmt_bytes(v: f64) -> String {
+    if v.abs() >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", v / 1048576.0)
+    } else if v.abs() >= 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else {
+        format!("{v:.0} B")
+    }
+}
+
+fn fmt_metric(key: &str, v: &Value) -> String {
+    match v.as_f64() {
+        None => "–".into(),
+        Some(x) if key.contains("bytes") && key != "pushed_bytes_count" => fmt_bytes(x),
+        Some(x) => fmt_num(x),
+    }
+}
+
+/// The result tables and the target verdicts, as Markdown.
+pub fn markdown(doc: &Value) -> String {
+    let empty = Vec::new();
+    let results = doc["results"].as_array().unwrap_or(&empty);
+    let mut s = String::new();
+    let mut cases: Vec<&str> = Vec::new();
+    for r in results {
+        let c = r["case"].as_str().unwrap_or("");
+        if !cases.contains(&c) {
+            cases.push(c);
+        }
+    }
+    for case in cases {
+        let cols = columns(case);
+        let _ = writeln!(s, "\n### {case}\n");
+        let _ = write!(s, "| system |");
+        for (_, label) in cols {
+            let _ = write!(s, " {label} |");
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in cols {
+            let _ = write!(s, "---:|");
+        }
+        s.push('\n');
+        for r in results.iter().filter(|r| r["case"] == case) {
+            let _ = write!(s, "| {} |", r["system"].as_str().unwrap_or(""));
+            if let Some(e) = r.get("error") {
+                let _ = write!(s, " FAILED: {} |", e.as_str().unwrap_or(""));
+                for _ in 1..cols.len() {
+                    s.push_str(" |");
+                }
+            } else {
+                for (key, _) in cols {
+                    let _ = write!(s, " {} |", fmt_metric(key, &r["metrics"][key]));
+                }
+            }
+            s.push('\n');
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n### Targets\n\n| target | figure | verdict |\n|---|---:|---|"
+    );
+    for t in doc["targets"].as_array().unwrap_or(&empty) {
+        let figure = if let Some(r) = t["ratio"].as_f64() {
+            format!("{r:.2}x vs {}", t["against"].as_str().unwrap_or("?"))
+        } else if let Some(v) = t["value"].as_f64() {
+            format!(
+                "{} (limit {})",
+                fmt_bytes(v),
+                fmt_bytes(t["max"].as_f64().unwrap_or(0.0))
+            )
+        } else {
+            "n/a".into()
+        };
+        let verdict = match t["met"].as_bool() {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "no data",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {figure} | {verdict} |",
+            t["target"].as_str().unwrap_or("")
+        );
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One horizontal bar panel per case, bars scaled to the largest value.
+pub fn svg(doc: &Value) -> String {
+    let empty = Vec::new();
+    let results = doc["results"].as_array().unwrap_or(&empty);
+    let mut cases: Vec<&str> = Vec::new();
+    for r in results {
+        let c = r["case"].as_str().unwrap_or("");
+        if !cases.contains(&c) {
+            cases.push(c);
+        }
+    }
+    let (width, label_w, bar_w, row_h) = (760.0, 120.0, 480.0, 20.0);
+    let mut body = String::new();
+    let mut y = 30.0;
+    for case in cases {
+        let (key, unit, higher) = headline(case);
+        let rows: Vec<(&str, Option<f64>)> = results
+            .iter()
+            .filter(|r| r["case"] == case)
+            .map(|r| {
+                (
+                    r["system"].as_str().unwrap_or(""),
+                    r["metrics"][key].as_f64(),
+                )
+            })
+            .collect();
+        let max = rows.iter().filter_map(|r| r.1).fold(0.0f64, f64::max);
+        let better = if higher {
+            "higher is better"
+        } else {
+            "lower is better"
+        };
+        let _ = writeln!(
+            body,
+            r#"<text x="10" y="{y}" font-weight="bold">{} — {} ({better})</text>"#,
+            esc(case),
+            esc(unit)
+        );
+        y += 8.0;
+        for (system, v) in rows {
+            let color = if system.starts_with("strand") {
+                "#2b6cb0"
+            } else {
+                "#a0aec0"
+            };
+            let _ = writeln!(
+                body,
+                r#"<text x="10" y="{}">{}</text>"#,
+                y + 14.0,
+                esc(system)
+            );
+            match v {
+                Some(v) => {
+                    let w = if max > 0.0 {
+                        (v / max * bar_w).max(1.0)
+                    } else {
+                        1.0
+                    };
+                    let text = if key.contains("bytes") {
+                        fmt_bytes(v)
+                    } else {
+                        fmt_num(v)
+                    };
+                    let _ = writeln!(
+                        body,
+                        r##"<rect x="{label_w}" y="{}" width="{w:.1}" height="{}" fill="{color}"/><text x="{:.1}" y="{}">{}</text>"##,
+                        y + 3.0,
+                        row_h - 6.0,
+                        label_w + w + 6.0,
+                        y + 14.0,
+                        esc(&text)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        body,
+                        r##"<text x="{label_w}" y="{}" fill="#c53030">failed</text>"##,
+                        y + 14.0
+                    );
+                }
+            }
+            y += row_h;
+        }
+        y += 26.0;
+    }
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="16" font-size="14" font-weight="bold">strand-bench: strand (blue) vs peers (grey), loopback, {} cores</text>
+{body}</svg>
+"#,
+        doc["cores"]
+    )
+}

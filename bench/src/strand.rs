@@ -1,0 +1,361 @@
+//! strand over ws, quic and the memory transport.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use strand_rpc_core::memory;
+use strand_rpc_core::server::{Router, Server};
+use strand_rpc_core::transport::{DynConnection, Listener};
+use strand_rpc_core::{Client, ClientConfig, RpcError};
+use strand_tls::{Identity, ServerVerification};
+use strand_transport_quic::{
+    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, TransportConfig,
+};
+use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::util::{self, EchoMsg, Opts, Res, CHUNK, STALL_TOTAL};
+
+/// Which strand carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The WebSocket mux.
+    Ws,
+    /// QUIC.
+    Quic,
+    /// The in-memory transport.
+    Memory,
+}
+
+/// Stream limits raised for the idle-stream case (the defaults refuse 10,000 streams).
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    many_streams: bool,
+}
+
+enum Net {
+    Ws {
+        listener: WsListener,
+        url: String,
+        client: WsClientConfig,
+    },
+    Quic {
+        listener: QuicListener,
+        client: QuicClient,
+        addr: std::net::SocketAddr,
+    },
+    Memory,
+}
+
+impl Net {
+    async fn new(kind: Kind, limits: Limits) -> Res<Net> {
+        Ok(match kind {
+            Kind::Ws => {
+                let mut ws = WsConfig::default();
+                if limits.many_streams {
+                    ws = ws.with_max_streams(40_000).with_accept_backlog(40_000);
+                }
+                let listener =
+                    WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(ws.clone()))
+                        .await?;
+                let url = format!("ws://{}/", listener.local_addr());
+                Net::Ws {
+                    listener,
+                    url,
+                    client: WsClientConfig::default().with_ws(ws),
+                }
+            }
+            Kind::Quic => {
+                let mut transport = TransportConfig::default();
+                if limits.many_streams {
+                    transport.max_concurrent_bidi_streams = 40_000;
+                    // Connection-level credit for 10,000 one-byte streams is tiny,
+                    // but quinn also counts stream ids against this limit.
+                }
+                let identity = Identity::dev()?;
+                let listener = QuicListener::bind(
+                    "127.0.0.1:0".parse()?,
+                    QuicServerConfig::new(identity.clone()).with_transport(transport.clone()),
+                )?;
+                let addr = listener.local_addr()?;
+                let client = QuicClient::bind(
+                    "127.0.0.1:0".parse()?,
+                    QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+                        .with_transport(transport),
+                )?;
+                Net::Quic {
+                    listener,
+                    client,
+                    addr,
+                }
+            }
+            Kind::Memory => Net::Memory,
+        })
+    }
+
+    /// A connected (client side, server side) pair.
+    async fn pair(&self) -> Res<(DynConnection, DynConnection)> {
+        Ok(match self {
+            Net::Ws {
+                listener,
+                url,
+                client,
+            } => {
+                let (c, s) = tokio::join!(connect(url, client.clone()), Listener::accept(listener));
+                (Arc::new(c?) as DynConnection, s?)
+            }
+            Net::Quic {
+                listener,
+                client,
+                addr,
+            } => {
+                let (c, s) = tokio::join!(
+                    client.connect(*addr, "localhost"),
+                    Listener::accept(listener)
+                );
+                (Arc::new(c?) as DynConnection, s?)
+            }
+            Net::Memory => {
+                let (c, s) = memory::pair();
+                (Arc::new(c) as DynConnection, Arc::new(s) as DynConnection)
+            }
+        })
+    }
+}
+
+fn router() -> Router {
+    Router::new()
+        .unary(
+            "echo",
+            |_ctx, p: EchoMsg| async move { Ok::<_, RpcError>(p) },
+        )
+        .server_streaming("items", |_ctx, n: u64| {
+            let item = util::item();
+            futures::stream::iter(0..n).map(move |_| Ok::<_, RpcError>(item.clone()))
+        })
+}
+
+/// An RPC client connected to a running server.
+async fn rpc(net: &Net, server: &Server) -> Res<Client> {
+    let (c, s) = net.pair().await?;
+    server.spawn_connection(s);
+    Ok(Client::from_shared(c, ClientConfig::default()))
+}
+
+/// Runs one case.
+pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
+    match case {
+        "unary1" | "unary64" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(router()).build();
+            let client = rpc(&net, &server).await?;
+            let callers = if case == "unary1" { 1 } else { 64 };
+            let payload = Arc::new(util::echo_payload());
+            util::unary_load(opts, callers, move || {
+                let client = client.clone();
+                let payload = payload.clone();
+                async move {
+                    let out: EchoMsg = client.unary("echo", &*payload).await?;
+                    if out != *payload {
+                        return Err(format!("echo mismatch: {out:?}").into());
+                    }
+                    Ok(())
+                }
+            })
+            .await
+        }
+        "stream_items" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(router()).build();
+            let client = rpc(&net, &server).await?;
+            let warm = stream_items_for(&client, opts.warmup()).await?;
+            let _ = warm;
+            let (items, secs) = stream_items_for(&client, opts.duration()).await?;
+            Ok(json!({ "items_per_s": items as f64 / secs, "items": items }))
+        }
+        "throughput" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let (c, s) = net.pair().await?;
+            tokio::spawn(async move {
+                while let Ok(st) = s.accept_stream().await {
+                    tokio::spawn(async move {
+                        let (send, recv) = st.split();
+                        let _ = util::count_and_reply(recv, send).await;
+                    });
+                }
+            });
+            util::throughput(opts, || {
+                let c = c.clone();
+                async move { Ok(c.open_stream().await?.split()) }
+            })
+            .await
+        }
+        "open_latency" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let (c, s) = net.pair().await?;
+            tokio::spawn(async move {
+                while let Ok(st) = s.accept_stream().await {
+                    tokio::spawn(async move {
+                        let (mut send, mut recv) = st.split();
+                        let mut b = [0u8; 1];
+                        if recv.read_exact(&mut b).await.is_ok() {
+                            let _ = send.write_all(&b).await;
+                            let _ = send.shutdown().await;
+                            // The client drops the stream after the first byte.
+                            let mut rest = Vec::new();
+                            let _ = recv.read_to_end(&mut rest).await;
+                        }
+                    });
+                }
+            });
+            util::sequential_latency(opts, || {
+                let c = c.clone();
+                async move {
+                    let (mut send, mut recv) = c.open_stream().await?.split();
+                    send.write_all(b"x").await?;
+                    let mut b = [0u8; 1];
+                    recv.read_exact(&mut b).await?;
+                    // First byte in: the measurement ends; dropping the
+                    // halves resets and stops the stream.
+                    Ok(())
+                }
+            })
+            .await
+        }
+        "idle_conn" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(router()).build();
+            let payload = util::echo_payload();
+            // One connection first, so one-time setup is not counted.
+            let first = rpc(&net, &server).await?;
+            let _: EchoMsg = first.unary("echo", &payload).await?;
+            util::settle().await;
+            let before = util::mem();
+            let n = opts.connections();
+            let mut clients = Vec::with_capacity(n);
+            for _ in 0..n {
+                let client = rpc(&net, &server).await?;
+                let _: EchoMsg = client.unary("echo", &payload).await?;
+                clients.push(client);
+            }
+            util::settle().await;
+            let report = util::per_item_report(before, n, "conn");
+            drop(clients);
+            Ok(report)
+        }
+        "idle_stream" => {
+            let net = Net::new(kind, Limits { many_streams: true }).await?;
+            let (c, s) = net.pair().await?;
+            let held = Arc::new(AtomicU64::new(0));
+            let held2 = held.clone();
+            let server_task = tokio::spawn(async move {
+                let mut streams = Vec::new();
+                while let Ok(st) = s.accept_stream().await {
+                    let (send, mut recv) = st.split();
+                    let mut b = [0u8; 1];
+                    if recv.read_exact(&mut b).await.is_err() {
+                        break;
+                    }
+                    streams.push((send, recv));
+                    held2.fetch_add(1, Ordering::Relaxed);
+                }
+                streams.len()
+            });
+            // Warm one stream up (not counted).
+            let warm = open_idle(&c).await?;
+            wait_count(&held, 1).await?;
+            util::settle().await;
+            let before = util::mem();
+            let n = opts.streams();
+            let mut streams = Vec::with_capacity(n);
+            for _ in 0..n {
+                streams.push(open_idle(&c).await?);
+            }
+            wait_count(&held, n as u64 + 1).await?;
+            util::settle().await;
+            let report = util::per_item_report(before, n, "stream");
+            drop((warm, streams));
+            c.close(0, "done");
+            server_task.abort();
+            Ok(report)
+        }
+        "stalled" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let produced = Arc::new(AtomicU64::new(0));
+            let p2 = produced.clone();
+            let big = "y".repeat(CHUNK - 2); // a 64 KiB JSON string item
+            let router = Router::new().server_streaming("flood", move |_ctx, _p: Value| {
+                let big = big.clone();
+                let p2 = p2.clone();
+                futures::stream::iter(0..(STALL_TOTAL / CHUNK)).map(move |_| {
+                    p2.fetch_add(CHUNK as u64, Ordering::Relaxed);
+                    Ok::<_, RpcError>(big.clone())
+                })
+            });
+            let server = Server::builder(router).build();
+            let client = rpc(&net, &server).await?;
+            // Warm the connection with a small call on another method kind.
+            util::settle().await;
+            let before = util::mem();
+            // The consumer opens the stream and never polls it.
+            let stalled = client
+                .server_streaming::<_, String>("flood", &json!({}))
+                .await?;
+            util::wait_stalled(&produced, STALL_TOTAL as u64).await;
+            let window = match kind {
+                Kind::Ws => WsConfig::default().stream_window as u64,
+                Kind::Quic => TransportConfig::default().stream_receive_window as u64,
+                Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
+            };
+            let report =
+                util::stalled_report(before, produced.load(Ordering::Relaxed), Some(window));
+            drop(stalled);
+            Ok(report)
+        }
+        _ => Err(format!("case {case} is not implemented for strand").into()),
+    }
+}
+
+async fn open_idle(c: &DynConnection) -> Res<strand_rpc_core::transport::Stream> {
+    let mut st = c.open_stream().await?;
+    st.send.write_all(b"x").await?;
+    Ok(st)
+}
+
+async fn wait_count(held: &AtomicU64, n: u64) -> Res<()> {
+    let start = Instant::now();
+    while held.load(Ordering::Relaxed) < n {
+        if start.elapsed().as_secs() > 30 {
+            return Err(format!(
+                "server accepted only {} of {n} streams",
+                held.load(Ordering::Relaxed)
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn stream_items_for(client: &Client, dur: std::time::Duration) -> Res<(u64, f64)> {
+    let mut items = client
+        .server_streaming::<_, String>("items", &u64::MAX)
+        .await?;
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        // Check the clock every 256 items.
+        for _ in 0..256 {
+            match items.next().await {
+                Some(Ok(s)) if s.len() == util::ITEM_LEN => n += 1,
+                Some(Ok(_)) => return Err("bad item".into()),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err("stream ended early".into()),
+            }
+        }
+    }
+    Ok((n, start.elapsed().as_secs_f64()))
+}
