@@ -133,7 +133,8 @@
 //!   traits or methods, trait items other than methods, a receiver other than
 //!   `&self`, a missing `Context`, a missing or extra argument, a return type
 //!   that is neither `Result<_, RpcError>` (async) nor `impl Stream` (plain
-//!   `fn`), duplicate wire names, unknown `#[rpc(...)]` keys, and Rust names
+//!   `fn`), duplicate wire names, unknown `#[rpc(...)]` keys, `#[cfg]` on a
+//!   method (put it on the whole trait), and Rust names
 //!   that clash with the generated code (`new`, `client`, `into_inner`,
 //!   `with_timeout`, `with_metadata`, `with_bearer`, `into_router`: rename the
 //!   method and keep the wire name with `#[rpc(name = "...")]`).

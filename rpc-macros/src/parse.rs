@@ -88,6 +88,16 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
             continue;
         };
         let rpc_args = take_rpc_attrs(&mut f.attrs, &mut errors);
+        if let Some(cfg) = f.attrs.iter().find(|a| a.path().is_ident("cfg")) {
+            // The method would still be named by the router, the client and
+            // the manifest; put the `cfg` on the whole trait instead.
+            errors.at(
+                cfg,
+                "`cfg` on an RPC method is not supported: the generated router, client and \
+                 manifest name every method; put it on the whole trait",
+            );
+            continue;
+        }
         let Some(kind) = check_method(&f.sig, &mut errors) else {
             continue;
         };
@@ -840,6 +850,13 @@ mod tests {
                     async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
                 ),
                 "takes arguments",
+            ),
+            (
+                quote!(
+                    #[cfg(test)]
+                    async fn a(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+                ),
+                "`cfg` on an RPC method is not supported",
             ),
             (
                 quote!(
