@@ -251,9 +251,20 @@ impl Server {
                 Ok(stream) => {
                     let inner = self.inner.clone();
                     let peer = peer.clone();
-                    self.inner
-                        .calls
-                        .spawn(async move { inner.run_call(peer, stream).await });
+                    let conn = conn.clone();
+                    self.inner.calls.spawn(async move {
+                        // A call cannot outlive its connection: nothing can be
+                        // written any more, and a handler that is not reading
+                        // (its input ended, or it is busy) would never notice.
+                        // Dropping the call cancels its handler.
+                        tokio::select! {
+                            biased;
+                            () = inner.run_call(peer, stream) => {}
+                            reason = conn.closed() => {
+                                debug!(%reason, "connection closed: call dropped");
+                            }
+                        }
+                    });
                 }
                 Err(e) => {
                     debug!(error = %e, "connection ended");
