@@ -218,8 +218,10 @@ pub struct WsServerConfig {
     /// Largest HTTP request head accepted, in bytes. Default 16 KiB; a bigger
     /// one gets `431`.
     pub max_request_head: usize,
-    /// Handshakes in progress at once. Default 256: slow or silent clients
-    /// cannot exhaust memory or file descriptors before the handshake timeout.
+    /// Connections in their handshake, or established and waiting for room
+    /// in the accept backlog, at once. Default 256: slow or silent clients
+    /// cannot exhaust memory or file descriptors; further TCP connections
+    /// wait in the kernel's listen queue.
     pub max_pending_handshakes: usize,
     /// Established connections not yet taken by `accept`. Default 128.
     pub accept_backlog: usize,

@@ -217,17 +217,18 @@ async fn accept_loop(
         tokio::spawn(async move {
             let timeout = config.ws.handshake_timeout;
             let conn = tokio::time::timeout(timeout, serve(tcp, remote, &config, tls)).await;
-            drop(permit);
             match conn {
                 Ok(Ok(Some(conn))) => {
-                    // Waits while the backlog is full: the handshake permit
-                    // was released, the connection is established.
+                    // Waits while the accept backlog is full, still holding
+                    // the permit: connections neither accepted nor handed
+                    // over stay bounded by `max_pending_handshakes`.
                     let _ = tx.send(conn).await;
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),
             }
+            drop(permit);
         });
     }
 }
