@@ -276,6 +276,7 @@ fn expand_client(service: &Service) -> TokenStream {
 
             /// A copy whose calls use `timeout` (sent to the server as
             /// `metadata.timeout` and enforced locally too).
+            #[must_use = "the options apply to the returned copy, not to this client"]
             pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
                 let mut this = ::core::clone::Clone::clone(self);
                 this.options.set_timeout(timeout);
@@ -283,6 +284,7 @@ fn expand_client(service: &Service) -> TokenStream {
             }
 
             /// A copy whose calls carry `key: value` in their metadata.
+            #[must_use = "the options apply to the returned copy, not to this client"]
             pub fn with_metadata(
                 &self,
                 key: impl ::core::convert::Into<::std::string::String>,
@@ -294,6 +296,7 @@ fn expand_client(service: &Service) -> TokenStream {
             }
 
             /// A copy whose calls send `authorization: Bearer <token>`.
+            #[must_use = "the options apply to the returned copy, not to this client"]
             pub fn with_bearer(&self, token: &str) -> Self {
                 self.with_metadata("authorization", ::std::format!("Bearer {token}"))
             }
