@@ -116,7 +116,9 @@
 //!   (`Deserialize + Send + 'static` on the server side, `Serialize` on the
 //!   client side). Make requests JSON objects (structs): the caller's metadata
 //!   (timeout, authorization) travels inside the first message's params, which
-//!   only an object can carry.
+//!   only an object can carry. For the same reason, do not put
+//!   `#[serde(deny_unknown_fields)]` on a request type: its params arrive with
+//!   a `metadata` field (also readable through `Context::metadata`).
 //! - `async fn m(...)` may also be written `fn m(...) -> impl Future<Output =
 //!   Result<..., RpcError>>`. Methods may have default bodies; those are served
 //!   like any other.
