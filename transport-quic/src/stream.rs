@@ -229,8 +229,25 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
 
 impl Drop for QuicSendStream {
     fn drop(&mut self) {
-        if self.state == SendState::Open {
-            let _ = self.inner.reset(code(codes::CANCELLED));
+        match self.state {
+            SendState::Open => {
+                let _ = self.inner.reset(code(codes::CANCELLED));
+            }
+            SendState::Finished => {
+                // Keep the stream counted until the peer acknowledged every
+                // byte: a graceful shutdown that closed the connection now
+                // would discard what is still in flight (a call's last
+                // response). Resolves at the latest when the connection ends.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let acked = self.inner.stopped();
+                    let token = self._token.clone();
+                    runtime.spawn(async move {
+                        let _ = acked.await;
+                        drop(token);
+                    });
+                }
+            }
+            SendState::Reset => {}
         }
     }
 }
