@@ -649,13 +649,7 @@ mod cases {
         }
         let server = h.server.clone();
         eventually("no call in flight", move || server.calls_in_flight() == 0).await;
-        if h.pair.server_streams().is_some() {
-            let pair = &h.pair;
-            eventually("every stream released", || {
-                pair.server_streams() == Some(0) && pair.client_streams() == Some(0)
-            })
-            .await;
-        }
+        h.pair.streams_released().await;
     }
 
     pub async fn backpressure_server_to_client<F: Fixture>() {
@@ -807,13 +801,7 @@ mod cases {
         // Every handler was cancelled and dropped; no call, no stream left.
         h.all_calls_gone().await;
         assert_eq!(h.count(&h.state.cancelled), 2);
-        if h.pair.server_streams().is_some() {
-            let pair = &h.pair;
-            eventually("every stream released", || {
-                pair.server_streams() == Some(0) && pair.client_streams() == Some(0)
-            })
-            .await;
-        }
+        h.pair.streams_released().await;
         // Both sides see the connection closed.
         within(h.pair.client.closed()).await;
         within(h.pair.server.closed()).await;

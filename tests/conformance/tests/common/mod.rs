@@ -64,6 +64,29 @@ impl Pair {
         None
     }
 
+    /// Waits until neither side tracks a stream any more (where the carrier
+    /// counts them); panics with the figures after [`LIMIT`].
+    pub async fn streams_released(&self) {
+        if self.server_streams().is_none() {
+            return;
+        }
+        for _ in 0..(LIMIT.as_millis() / 10) {
+            if self.server_streams() == Some(0) && self.client_streams() == Some(0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let detail = match &self.ws {
+            Some((c, s)) => format!("client {:?}, server {:?}", c.stats(), s.stats()),
+            None => format!(
+                "client {:?}, server {:?}",
+                self.client_streams(),
+                self.server_streams()
+            ),
+        };
+        panic!("streams left behind: {detail}");
+    }
+
     /// Streams the client side still tracks, where the carrier counts them.
     pub fn client_streams(&self) -> Option<usize> {
         if let Some((c, _)) = &self.ws {
