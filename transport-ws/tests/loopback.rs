@@ -376,3 +376,28 @@ async fn trait_shutdown_closes_normally() {
         (CloseInitiator::Peer, 1000)
     );
 }
+
+#[tokio::test]
+async fn write_boundary_waits_until_a_js_like_peer_read_the_message() {
+    // A server that does not advertise its window is treated like a JS peer.
+    let cfg = WsServerConfig::default().with_advertise_window(false);
+    let listener = WsListener::bind("127.0.0.1:0", cfg).await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let client = connect(&url, WsClientConfig::default()).await.unwrap();
+    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let (mut send, _recv) = client.open().await.unwrap();
+    send.write_all(b"header").await.unwrap();
+    let (_s, mut r) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let early = timeout(
+        Duration::from_millis(100),
+        strand_rpc_core::transport::write_boundary(&mut send),
+    )
+    .await;
+    assert!(early.is_err(), "ready before the peer read the message");
+    let mut buf = [0u8; 6];
+    r.read_exact(&mut buf).await.unwrap();
+    timeout(LIMIT, strand_rpc_core::transport::write_boundary(&mut send))
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -754,3 +754,28 @@ mod props {
         }
     }
 }
+
+#[test]
+fn write_boundary_waits_for_the_ack_toward_js_only() {
+    let mut c = Session::new(config(Role::Client, 100));
+    let id = c.open().unwrap();
+    assert_eq!(c.write_boundary(id), Ok(()), "nothing written");
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    c.write(id, b"header").unwrap();
+    assert_eq!(c.write_boundary(id), Err(OpError::Blocked));
+    drain(&mut c);
+    assert_eq!(
+        c.write_boundary(id),
+        Err(OpError::Blocked),
+        "sent, not yet pulled"
+    );
+    c.handle_frame(Frame::Ack { id, credit: 6 });
+    assert_eq!(c.write_boundary(id), Ok(()));
+
+    let mut cfg = config(Role::Client, 100);
+    cfg.peer_window = Some(100);
+    let mut c = Session::new(cfg);
+    let id = c.open().unwrap();
+    c.write(id, b"header").unwrap();
+    assert_eq!(c.write_boundary(id), Ok(()), "strand peers lose nothing");
+}
