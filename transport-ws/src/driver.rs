@@ -325,6 +325,10 @@ where
                 }
             }
             Poll::Pending
+        } else if self.needs_flush || (local && !self.close_sent) {
+            // Reading failed (e.g. message too big) but our close frame is
+            // still on its way out; the close deadline bounds the wait.
+            Poll::Pending
         } else {
             Poll::Ready(())
         }
