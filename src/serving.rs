@@ -213,7 +213,6 @@ mod tests {
 
     /// After a graceful shutdown, a client sees the carrier's normal close.
     #[tokio::test]
-    #[ignore = "known bug: ws connections are closed with the invalid code 0 (the peer answers 1002); WsConnection does not override Connection::shutdown"]
     async fn shutdown_closes_ws_connections_normally() {
         let server = crate::demo::server(None);
         let serving = Serving::start(&server, &[Endpoint::from_url("ws://127.0.0.1:0").unwrap()])

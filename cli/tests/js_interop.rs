@@ -143,10 +143,10 @@ fn every_kind(carrier: &str) {
 
 /// Over ws, a JS server drops messages that arrive right after the first
 /// one of a call (measured: lost with 0–10 ms between writes, kept with
-/// 100 ms). Our client writes the first message alone but does not wait
-/// after it on ws (`poll_write_boundary` is ready at once there).
+/// 100 ms). Toward a JS peer our client waits, after the first message,
+/// until the peer has acknowledged it (`poll_write_boundary`), so nothing
+/// is lost.
 #[test]
-#[ignore = "known interop bug: the ws client does not pace the message after the header for JS servers"]
 fn js_server_keeps_messages_sent_right_after_the_first() {
     let (_node, url) = js_server("ws");
     assert_eq!(
