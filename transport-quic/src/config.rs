@@ -61,9 +61,13 @@ pub struct TransportConfig {
     /// The least time [`poll_write_boundary`] waits (it waits one smoothed
     /// round trip, or this if that is shorter).
     ///
-    /// Default 1 ms, a margin over the measured need: against a JS server on
-    /// loopback one smoothed round trip alone already kept the first message
-    /// in a chunk of its own in every run, and skipping the wait never did.
+    /// Default 5 ms. Against a JS server on an idle loopback one smoothed
+    /// round trip alone kept the first message in a chunk of its own in every
+    /// run, and skipping the wait never did; with both cores busy, a 1 ms floor
+    /// lost a message once (the JS process read two packets as one chunk), so
+    /// the default leaves more room. It delays only calls that send more
+    /// after their first message (client streaming, duplex, raw); between
+    /// strand peers, which never lose those bytes, it may be set to zero.
     ///
     /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
     pub write_boundary_min: Duration,
@@ -79,7 +83,7 @@ impl Default for TransportConfig {
             stream_receive_window: 1024 * 1024,
             receive_window: 8 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,
-            write_boundary_min: Duration::from_millis(1),
+            write_boundary_min: Duration::from_millis(5),
         }
     }
 }
