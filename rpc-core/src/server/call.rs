@@ -6,6 +6,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -97,31 +98,51 @@ impl Stream for RawBody {
 }
 
 /// The part of a call's stream after its first message.
+///
+/// Dropped unconsumed (a unary or server-streaming call, or a call refused
+/// before its handler), it keeps reading the caller's side until its end for
+/// at most one second before stopping it, off the call's task (a JS unary
+/// caller ends its side only after reading the response).
 pub struct CallInput {
-    reader: MessageReader<BoxRecvStream>,
+    reader: Option<MessageReader<BoxRecvStream>>,
 }
+
+/// How long an input nobody needs any more is still read before it is
+/// stopped. A JS unary caller ends its side only after it read the response,
+/// and on QUIC fails the call if that side was stopped first; it needs about
+/// one round trip. One second leaves a wide margin and bounds what a caller
+/// that never ends its side can cost.
+pub(crate) const INPUT_LINGER: Duration = Duration::from_secs(1);
 
 impl CallInput {
     pub(crate) fn new(reader: MessageReader<BoxRecvStream>) -> Self {
-        CallInput { reader }
+        CallInput {
+            reader: Some(reader),
+        }
+    }
+
+    fn take(&mut self) -> MessageReader<BoxRecvStream> {
+        self.reader
+            .take()
+            .expect("a call input is consumed at most once")
     }
 
     /// Typed messages: `first` (the first message's params) and then each
     /// further message's params.
     pub fn into_messages<P: DeserializeOwned>(
-        self,
+        mut self,
         first: Option<Result<P, RpcError>>,
     ) -> Incoming<P> {
         Incoming {
             first,
-            reader: Some(self.reader),
+            reader: Some(self.take()),
             _marker: PhantomData,
         }
     }
 
     /// Raw bytes after the first message, including any that arrived with it.
-    pub fn into_raw(self) -> RawReader {
-        let (inner, buf) = self.reader.into_parts();
+    pub fn into_raw(mut self) -> RawReader {
+        let (inner, buf) = self.take().into_parts();
         RawReader { buf, inner }
     }
 
@@ -129,13 +150,31 @@ impl CallInput {
     /// the peer resets the stream or sends bad bytes. A clean end never resolves,
     /// so this can be raced against a handler.
     pub(crate) async fn fail_on_error(mut self) -> RpcError {
+        let Some(reader) = self.reader.as_mut() else {
+            return std::future::pending().await;
+        };
         loop {
-            match self.reader.next().await {
+            match reader.next().await {
                 Ok(Some(_)) => continue,
                 Ok(None) => std::future::pending::<()>().await,
                 Err(e) => return read_error_to_rpc(e),
             }
         }
+    }
+}
+
+impl Drop for CallInput {
+    fn drop(&mut self) {
+        let Some(mut reader) = self.reader.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let drain = async { while let Ok(Some(_)) = reader.next().await {} };
+            let _ = tokio::time::timeout(INPUT_LINGER, drain).await;
+        });
     }
 }
 
