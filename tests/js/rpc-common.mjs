@@ -47,7 +47,7 @@ const quicClientCrypto = {
 
 // Short idle timeouts: the keep-alive case checks that strand's pings keep
 // the connection up past them.
-export const IDLE_MS = 1000;
+export const IDLE_MS = 2000;
 
 // Serves `rpcServer` on a carrier; resolves with the port.
 export async function listen(carrier, rpcServer, { cert, key }) {

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use common::{eventually, within, Fixture, Memory, Pair, Quic, Ws};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use strand_rpc_core::codec::MessageReader;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
 use strand_rpc_core::server::{RawBody, RawReader, Router, Server};
 use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
@@ -585,6 +586,35 @@ mod cases {
         }
     }
 
+    /// A JS unary caller ends its side only after it read the response, and
+    /// fails if that side was stopped first (QUIC). The server must not stop
+    /// a caller's input just because it answered: not after a result, not
+    /// after a refusal (auth, unknown method).
+    pub async fn caller_finishes_after_the_response<F: Fixture>() {
+        let h = Harness::start::<F>(true).await;
+        for (method, token, code) in [
+            ("whoami", "let-me-in", None),
+            ("whoami", "wrong", Some(-32020)),
+            ("nope", "let-me-in", Some(-32601)),
+        ] {
+            within(async {
+                let (mut send, recv) = h.pair.client.open_stream().await.unwrap().split();
+                let params = json!({ "metadata": { "authorization": format!("Bearer {token}"), "timeout": null } });
+                let header = strand_rpc_core::message::encode_request(method, &params).unwrap();
+                send.write_all(&header).await.unwrap();
+                let mut reader = MessageReader::new(recv, 1 << 20);
+                let response: Value =
+                    serde_json::from_slice(&reader.next().await.unwrap().unwrap()).unwrap();
+                assert_eq!(response["error"]["code"].as_i64(), code, "{response}");
+                send.shutdown()
+                    .await
+                    .unwrap_or_else(|e| panic!("{method} with {token}: finishing after the response: {e}"));
+                assert!(reader.next().await.unwrap().is_none());
+            })
+            .await;
+        }
+    }
+
     pub async fn payload_16mib<F: Fixture>() {
         const TOTAL: usize = 16 << 20;
         let h = Harness::start::<F>(false).await;
@@ -860,7 +890,8 @@ macro_rules! suite {
         suite!(@cases $module, $fixture, $attr;
             unary, server_streaming, client_streaming, duplex, raw, auth,
             timeout_by_server, timeout_by_client, cancel_unary, cancel_stream,
-            unknown_method, handler_error, payload_16mib, concurrent_1000,
+            unknown_method, handler_error, caller_finishes_after_the_response,
+            payload_16mib, concurrent_1000,
             backpressure_server_to_client, backpressure_client_to_server,
             killed_by_server, killed_by_client, graceful_shutdown);
     };

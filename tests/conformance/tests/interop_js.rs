@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The idle timeout both sides use (`IDLE_MS` in rpc-common.mjs); strand
 /// pings well inside it.
-const IDLE: Duration = Duration::from_millis(1000);
+const IDLE: Duration = Duration::from_millis(2000);
 const KEEP_ALIVE: Duration = Duration::from_millis(300);
 
 /// A node process whose stdout lines arrive through a channel.
@@ -89,21 +89,6 @@ impl Script {
             }
             eprintln!("js: {line}");
             skipped.push(line);
-        }
-    }
-
-    /// Checks that `unwanted` is not printed within `window` (for JS bugs
-    /// the tests demonstrate: should the JS side get fixed, this fails).
-    async fn expect_none(&self, unwanted: &str, window: Duration) {
-        let end = tokio::time::Instant::now() + window;
-        while tokio::time::Instant::now() < end {
-            match self.lines.try_recv() {
-                Ok(line) => {
-                    assert_ne!(line, unwanted, "the JS side now does what it did not");
-                    eprintln!("js: {line}");
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
         }
     }
 
@@ -244,6 +229,11 @@ fn quic_transport() -> TransportConfig {
     let mut t = TransportConfig::default();
     t.keep_alive_interval = Some(KEEP_ALIVE);
     t.idle_timeout = Some(IDLE);
+    // A JS server drops whatever reaches it before it has parsed a call's
+    // first message (PROTOCOL.md 2.4). The default 1 ms wait after that
+    // message lost the next one in about one client-streaming call in fifty
+    // on a loaded two-core machine; 20 ms lost none.
+    t.write_boundary_min = Duration::from_millis(20);
     t
 }
 
@@ -315,7 +305,7 @@ async fn js_client_against_strand_server(carrier: Carrier) {
     assert_eq!(get("cancel"), "sent");
     assert_eq!(get("big"), (8 << 20).to_string());
     assert_eq!(get("burst"), "50");
-    assert_eq!(get("keepalive"), "2500ms");
+    assert_eq!(get("keepalive"), "5000ms");
     assert_eq!(out.last().map(String::as_str), Some("done"), "{out:#?}");
     // The JS timeout and the JS cancel both reached the strand handlers.
     eventually("strand handlers cancelled", || {
@@ -503,23 +493,15 @@ async fn strand_client_against_js_server(carrier: Carrier) {
         .unwrap();
     assert_eq!(within(stream.next()).await.unwrap().unwrap()["i"], 0);
     drop(stream);
-    match carrier {
-        Carrier::Ws => {
-            within(script.expect("cancelled hangStream")).await;
-        }
-        Carrier::Quic => {
-            // JS bug: after the caller's FIN, its STOP_SENDING is the only
-            // cancel signal left, and the JS side never acts on it: js-quic
-            // reports no stream error and @matrixai/rpc keeps the handler
-            // producing (the same call over ws is cancelled). Between strand
-            // peers the stop cancels the handler (conformance `cancel_stream`).
-            // No strand rule can help once our input has ended; the caller's
-            // `metadata.timeout` still bounds the JS handler (see `slow`).
-            script
-                .expect_none("cancelled hangStream", Duration::from_secs(2))
-                .await;
-        }
+    if let Carrier::Ws = carrier {
+        within(script.expect("cancelled hangStream")).await;
     }
+    // Over QUIC the JS side acts on that STOP_SENDING only sometimes (both
+    // outcomes were seen): js-quic notices it on a later write, and
+    // @matrixai/rpc may or may not stop the handler. No strand rule can
+    // help once our input has ended; the caller's `metadata.timeout` still
+    // bounds the JS handler (see `slow`). Between strand peers the stop
+    // always cancels the handler (conformance `cancel_stream`).
 
     // 8 MiB both ways through a raw echo
     within(async {
