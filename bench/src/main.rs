@@ -98,7 +98,8 @@ pub const MATRIX: &[(&str, &[&str])] = &[
     ),
 ];
 
-const USAGE: &str = "usage: strand-bench [--quick] [--json FILE] [--markdown FILE] [--svg FILE] \
+const USAGE: &str =
+    "usage: strand-bench [--quick] [--repeat N] [--json FILE] [--markdown FILE] [--svg FILE] \
 [--case NAME]... [--system NAME]...\n       strand-bench case <case> <system> [--quick]";
 
 fn main() -> ExitCode {
@@ -165,6 +166,7 @@ fn child(args: &[String]) -> ExitCode {
 
 fn parent(args: &[String]) -> Result<ExitCode, String> {
     let mut quick = false;
+    let mut repeat = 1usize;
     let mut json_path = None;
     let mut md_path = None;
     let mut svg_path = None;
@@ -175,6 +177,14 @@ fn parent(args: &[String]) -> Result<ExitCode, String> {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--quick" => quick = true,
+            "--repeat" => {
+                repeat = value()?
+                    .parse()
+                    .map_err(|_| "--repeat needs a positive number".to_string())?;
+                if repeat == 0 {
+                    return Err("--repeat needs a positive number".into());
+                }
+            }
             "--json" => json_path = Some(value()?),
             "--markdown" => md_path = Some(value()?),
             "--svg" => svg_path = Some(value()?),
@@ -199,34 +209,43 @@ fn parent(args: &[String]) -> Result<ExitCode, String> {
         if !only_cases.is_empty() && !only_cases.iter().any(|c| c == case) {
             continue;
         }
-        for system in *systems {
-            if !only_systems.is_empty() && !only_systems.iter().any(|s| s == system) {
-                continue;
-            }
-            let t = Instant::now();
-            let mut cmd = Command::new(&exe);
-            cmd.args(["case", case, system]);
-            if quick {
-                cmd.arg("--quick");
-            }
-            let outcome = run_child(cmd, limit);
-            eprintln!(
-                "  {case:<13} {system:<12} {:>6.1}s  {}",
-                t.elapsed().as_secs_f64(),
-                match &outcome {
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => format!("FAILED: {e}"),
+        let systems: Vec<&str> = systems
+            .iter()
+            .copied()
+            .filter(|s| only_systems.is_empty() || only_systems.iter().any(|o| o == s))
+            .collect();
+        // Repeats go round-robin over the systems, so load from elsewhere on
+        // the machine spreads over all of them instead of hitting one.
+        let mut runs: Vec<Vec<Result<Value, String>>> = vec![Vec::new(); systems.len()];
+        for rep in 0..repeat {
+            for (i, system) in systems.iter().enumerate() {
+                let t = Instant::now();
+                let mut cmd = Command::new(&exe);
+                cmd.args(["case", case, system]);
+                if quick {
+                    cmd.arg("--quick");
                 }
-            );
-            results.push(match outcome {
-                Ok(metrics) => json!({ "case": case, "system": system, "metrics": metrics }),
-                Err(e) => json!({ "case": case, "system": system, "error": e }),
-            });
+                let outcome = run_child(cmd, limit);
+                eprintln!(
+                    "  {case:<13} {system:<12} #{} {:>6.1}s  {}",
+                    rep + 1,
+                    t.elapsed().as_secs_f64(),
+                    match &outcome {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => format!("FAILED: {e}"),
+                    }
+                );
+                runs[i].push(outcome);
+            }
+        }
+        for (system, outcomes) in systems.iter().zip(runs) {
+            results.push(report::median_result(case, system, outcomes));
         }
     }
     let targets = report::targets(&results);
     let doc = json!({
         "quick": quick,
+        "repeat": repeat,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "elapsed_s": started.elapsed().as_secs_f64(),
         "results": results,

@@ -332,7 +332,6 @@ async fn jsonrpsee_server(
     flood: Option<Arc<AtomicU64>>,
 ) -> Res<(SocketAddr, jsonrpsee::server::ServerHandle)> {
     use jsonrpsee::server::{RpcModule, Server, SubscriptionMessage};
-    use jsonrpsee::types::ErrorObjectOwned;
 
     let config = jsonrpsee::server::ServerConfig::builder()
         .max_connections(40_000)
@@ -344,9 +343,7 @@ async fn jsonrpsee_server(
         .await?;
     let addr = server.local_addr()?;
     let mut module = RpcModule::new(());
-    module.register_method("echo", |params, _, _| {
-        params.one::<EchoMsg>().map_err(ErrorObjectOwned::from)
-    })?;
+    module.register_method("echo", |params, _, _| params.one::<EchoMsg>())?;
     let item = serde_json::value::to_raw_value(&util::item())?;
     module.register_subscription(
         "sub_items",

@@ -31,6 +31,28 @@ pub fn headline(case: &str) -> (&'static str, &'static str, bool) {
     }
 }
 
+/// Folds the repeats of one (case, system) into one result: the run with the
+/// median headline metric (so its other figures stay consistent), plus every
+/// run's headline value. Any failed run makes the result a failure.
+pub fn median_result(case: &str, system: &str, outcomes: Vec<Result<Value, String>>) -> Value {
+    let (key, _, _) = headline(case);
+    let mut ok = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(m) => ok.push(m),
+            Err(e) => return json!({ "case": case, "system": system, "error": e }),
+        }
+    }
+    let values: Vec<f64> = ok.iter().filter_map(|m| m[key].as_f64()).collect();
+    ok.sort_by(|a, b| {
+        let a = a[key].as_f64().unwrap_or(0.0);
+        let b = b[key].as_f64().unwrap_or(0.0);
+        a.total_cmp(&b)
+    });
+    let metrics = ok.get(ok.len() / 2).cloned().unwrap_or(Value::Null);
+    json!({ "case": case, "system": system, "metrics": metrics, "runs": values })
+}
+
 /// Columns printed per case.
 fn columns(case: &str) -> &'static [(&'static str, &'static str)] {
     match case {
