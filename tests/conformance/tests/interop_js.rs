@@ -445,6 +445,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
             .unwrap_err();
         assert!(err.code().is_none(), "{err:?}");
         let text = err.to_string();
+        eprintln!("unknown method on a JS server: {text}");
         assert!(
             text.contains("reset") || text.contains("without a response"),
             "unclear error for an unknown method: {text}"
@@ -583,4 +584,59 @@ async fn strand_client_to_js_server_over_ws() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strand_client_to_js_server_over_quic() {
     strand_client_against_js_server(Carrier::Quic).await;
+}
+
+/// The JS bug behind the write-boundary rule (PROTOCOL.md 2.4): a JS server
+/// drops what reaches it while it still parses a call's first message, even
+/// a DATA message of its own. Written back to back, the second message of a
+/// client-streaming call is lost; waiting for the boundary (on ws: the ACK
+/// of the first message) delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
+    use strand_rpc_core::codec::MessageReader;
+    use strand_rpc_core::message::encode_request;
+    use strand_rpc_core::transport::write_boundary;
+
+    let identity = Identity::dev().unwrap();
+    let script = Script::start(
+        "rpc-server.mjs",
+        &["ws"],
+        &json!({ "cert": identity.cert_pem(), "key": identity.key_pem() }),
+    );
+    let line = script.line().await;
+    let port: u16 = line
+        .strip_prefix("listening ")
+        .expect("listening line")
+        .parse()
+        .unwrap();
+    let (conn, _) = connect_to_js(Carrier::Ws, &identity, port).await;
+    let first = encode_request(
+        "sum",
+        &json!({ "v": 1, "metadata": { "authorization": "Bearer let-me-in", "timeout": null } }),
+    )
+    .unwrap();
+    let second = encode_request("sum", &json!({ "v": 10 })).unwrap();
+    let mut sums = Vec::new();
+    for wait in [false, true] {
+        let sum = within(async {
+            let (mut send, recv) = conn.open_stream().await.unwrap().split();
+            send.write_all(&first).await.unwrap();
+            if wait {
+                write_boundary(&mut send).await.unwrap();
+            }
+            send.write_all(&second).await.unwrap();
+            send.shutdown().await.unwrap();
+            let mut reader = MessageReader::new(recv, 1 << 20);
+            let response: Value =
+                serde_json::from_slice(&reader.next().await.unwrap().unwrap()).unwrap();
+            response["result"]["sum"].clone()
+        })
+        .await;
+        sums.push(sum);
+    }
+    assert_eq!(
+        sums,
+        vec![json!(1), json!(11)],
+        "without the wait, then with it"
+    );
 }
