@@ -1,6 +1,6 @@
 //! The real JS peers, installed with npm into `tests/js/node_modules` on first use.
 //!
-//! `tests/js/package.json` pins the versions (and `bitset` 5.1.1, see
+//! `tests/js/package.json` and its lockfile pin the versions (and `bitset` 5.1.1, see
 //! PROTOCOL.md section 4). Installation is serialised across test processes with
 //! a file lock, and happens once per checkout.
 
@@ -15,7 +15,7 @@ pub fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("js")
 }
 
-/// Installs the npm packages if they are missing and returns the JS folder.
+/// Installs the npm packages (`npm install`) if they are missing and returns the JS folder.
 ///
 /// Panics with the npm output if the install fails: an interop test cannot run
 /// without its peer, and a silent skip would hide a broken CI.
@@ -37,9 +37,11 @@ fn install(dir: &Path) -> io::Result<()> {
     if marker.exists() {
         return Ok(());
     }
-    let lockfile = dir.join("package-lock.json").exists();
+    // `npm install`, not `npm ci`: the lockfile pins every version, but npm
+    // leaves @matrixai/quic's optional per-platform packages for other
+    // platforms out of it, and `npm ci` then refuses the lockfile as out of sync.
     let output = Command::new("npm")
-        .arg(if lockfile { "ci" } else { "install" })
+        .arg("install")
         .args(["--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
         .output()?;
