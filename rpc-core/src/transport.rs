@@ -237,10 +237,12 @@ pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     /// Resolves once bytes written so far will reach the peer's reader as their
     /// own read, apart from bytes written later.
     ///
-    /// JS servers drop whatever arrives in the same chunk as a call's first
-    /// message, so the client waits on this after writing that message.
-    /// Message-oriented carriers (the ws mux: one write is one DATA message)
-    /// are ready at once, which is the default; QUIC waits about a round trip.
+    /// JS servers drop whatever arrives right after a call's first message
+    /// (in the same chunk, or before they finished parsing it), so the client
+    /// waits on this after writing that message. The ws mux waits, toward a JS
+    /// peer, until the peer acknowledged the bytes (toward a strand peer it is
+    /// ready at once); QUIC waits about a round trip. The default is ready at
+    /// once, right for carriers whose peers never lose those bytes.
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let _ = cx;
         Poll::Ready(Ok(()))
@@ -305,7 +307,8 @@ pub trait Connection: Send + Sync + 'static {
     fn peer_info(&self) -> Arc<PeerInfo>;
 
     /// Closes the connection at once with a carrier-specific code (WebSocket
-    /// close code, QUIC application code) and reason. Every open stream fails
+    /// close code, QUIC application code) and reason. Code 0 always means the
+    /// carrier's normal close (the ws mux sends it as 1000). Every open stream fails
     /// with [`StreamError::ConnectionClosed`].
     fn close(&self, code: u64, reason: &str);
 
