@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant, Sleep};
 
-use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::codec::{MessageReader, ReadError, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::ClientError;
 use crate::message::{self, IncomingMessage, MetadataOnly, RawHeaderRef, JSONRPC_VERSION};
 use crate::server::RawReader;
@@ -497,7 +497,15 @@ impl<R: DeserializeOwned> Stream for ResponseStream<R> {
                 this.done = true;
                 return Poll::Ready(None);
             }
-            Poll::Ready(Err(e)) => Err(ClientError::from_read(e)),
+            Poll::Ready(Err(e)) => match e {
+                ReadError::Io(e)
+                    if this.first
+                        && matches!(StreamError::from_io(&e), Some(StreamError::Reset(_))) =>
+                {
+                    Err(ClientError::Unanswered(e))
+                }
+                e => Err(ClientError::from_read(e)),
+            },
         };
         if item.is_err() {
             this.done = true;

@@ -167,6 +167,10 @@ pub enum ClientError {
     /// The transport failed: stream reset, connection closed, ...
     #[error("transport error: {0}")]
     Transport(#[source] io::Error),
+    /// The server reset the call's stream before answering at all. A JS
+    /// server does this for an unknown method (strand answers −32601).
+    #[error("the server reset the call without answering ({0}); is the method known to it?")]
+    Unanswered(#[source] io::Error),
     /// The call's deadline passed before it completed.
     #[error("call timed out after {0:?}")]
     TimedOut(Duration),
@@ -191,7 +195,7 @@ impl ClientError {
     /// The transport-level cause, if the transport failed.
     pub fn stream_error(&self) -> Option<&StreamError> {
         match self {
-            ClientError::Transport(e) => StreamError::from_io(e),
+            ClientError::Transport(e) | ClientError::Unanswered(e) => StreamError::from_io(e),
             _ => None,
         }
     }

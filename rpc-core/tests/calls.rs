@@ -382,3 +382,30 @@ async fn streaming_handler_times_out_mid_stream() {
     assert_eq!(err.code(), Some(error_codes::TIMED_OUT), "{err}");
     assert!(s.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_bare_reset_before_any_answer_is_reported_as_unanswered() {
+    use strand_rpc_core::transport::{Connection, SendStream};
+    // A peer that behaves like a JS server facing an unknown method: it
+    // reads the request, then resets its side without a word.
+    let (client_side, server_side) = strand_rpc_core::memory::pair();
+    tokio::spawn(async move {
+        let mut stream = server_side.accept_stream().await.unwrap();
+        let mut buf = [0u8; 256];
+        let _ = stream.recv.read(&mut buf).await;
+        stream.send.reset(0);
+        // Keep the connection open until the client is done.
+        server_side.closed().await;
+    });
+    let client = strand_rpc_core::Client::new(client_side);
+    let err = client
+        .unary::<_, Value>("nope", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unanswered(_)), "{err:?}");
+    assert!(err.to_string().contains("without answering"), "{err}");
+    assert_eq!(
+        err.stream_error(),
+        Some(&strand_rpc_core::transport::StreamError::Reset(0))
+    );
+}
