@@ -1,4 +1,5 @@
-//! `strand demo`: every call kind over every transport, as a table.
+//! `strand demo`: every call kind over every transport (memory, ws, wss,
+//! quic), as a table.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,6 +39,12 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
     tracing::info!(urls = ?serving.urls(), "demo server started");
 
     let mut columns: Vec<(String, Vec<Check>)> = Vec::new();
+    // The same server over the in-memory transport: no sockets at all.
+    let (client_side, server_side) = strand::core::memory::pair();
+    server.spawn_connection(std::sync::Arc::new(server_side));
+    let memory_client = strand::Client::new(client_side);
+    columns.push(("memory".into(), run_checks(&memory_client, per_call).await));
+    drop(memory_client);
     for url in serving.urls() {
         let transport = url.split("://").next().unwrap_or("?").to_string();
         let checks = column(url, &identity, per_call).await;

@@ -24,8 +24,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start a server on ws, wss and quic (loopback, ephemeral ports, in-memory
-    /// self-signed certificate), run every call kind over every transport and
-    /// print a table. Exits non-zero if any call failed.
+    /// self-signed certificate) and on the in-memory transport, run every call
+    /// kind over every transport and print a table. Exits non-zero if any call failed.
     Demo(demo::DemoArgs),
     /// Serve the built-in demo service (echo, count, sum, chat, upper, whoami,
     /// sleep) until Ctrl-C.

@@ -291,14 +291,14 @@ fn demo_exits_zero_with_a_full_table() {
     let mut lines = table.lines();
     assert_eq!(
         lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["kind", "ws", "wss", "quic"]
+        ["kind", "memory", "ws", "wss", "quic"]
     );
     for kind in ["unary", "server", "client", "duplex", "raw", "deadline"] {
         let row = lines.next().unwrap();
         assert!(row.starts_with(kind), "{row}");
-        assert_eq!(row.matches("ok").count(), 3, "{row}");
+        assert_eq!(row.matches("ok").count(), 4, "{row}");
     }
-    assert!(table.contains("all 18 calls ok"), "{table}");
+    assert!(table.contains("all 24 calls ok"), "{table}");
 }
 
 #[test]
