@@ -51,9 +51,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Starts counting (before the runtime starts, so frees of blocks allocated
-/// while counting was off are the only error, and those only lower the figure
-/// of a delta by what was freed between two readings).
+/// Starts counting. Call it before the runtime starts. Blocks allocated
+/// before are not counted but their frees are, so the absolute figure can be
+/// off; the cases only use differences between two readings taken later.
 pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }

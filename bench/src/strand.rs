@@ -71,9 +71,8 @@ impl Net {
             Kind::Quic => {
                 let mut transport = TransportConfig::default();
                 if limits.many_streams {
+                    // The default (100) would make the 101st open wait.
                     transport.max_concurrent_bidi_streams = 40_000;
-                    // Connection-level credit for 10,000 one-byte streams is tiny,
-                    // but quinn also counts stream ids against this limit.
                 }
                 let identity = Identity::dev()?;
                 let listener = QuicListener::bind(
@@ -171,8 +170,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             let net = Net::new(kind, Limits::default()).await?;
             let server = Server::builder(router()).build();
             let client = rpc(&net, &server).await?;
-            let warm = stream_items_for(&client, opts.warmup()).await?;
-            let _ = warm;
+            stream_items_for(&client, opts.warmup()).await?; // warm-up
             let (items, secs) = stream_items_for(&client, opts.duration()).await?;
             Ok(json!({ "items_per_s": items as f64 / secs, "items": items }))
         }
@@ -297,7 +295,6 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             });
             let server = Server::builder(router).build();
             let client = rpc(&net, &server).await?;
-            // Warm the connection with a small call on another method kind.
             util::settle().await;
             let before = util::mem();
             // The consumer opens the stream and never polls it.
