@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
 
 use super::credit::{CreditWindow, SendCredit};
@@ -151,6 +151,14 @@ pub struct SessionStats {
     pub refused: u64,
 }
 
+/// Received payloads shorter than this are copied into one buffer instead
+/// of being queued one by one. A queued payload costs a deque slot and keeps
+/// its share of the socket read buffer alive, so a peer sending tiny DATA
+/// messages to a stream nobody reads could otherwise make us hold many times
+/// the window; copied, a stalled stream holds at most its window plus the
+/// few large payloads it queued whole.
+const COALESCE_BELOW: usize = 1024;
+
 #[derive(Debug)]
 struct Stream {
     send: SendState,
@@ -161,6 +169,9 @@ struct Stream {
     in_sendable: bool,
     window: CreditWindow,
     incoming: VecDeque<Bytes>,
+    /// Small payloads received after everything in `incoming`, copied
+    /// together (see [`COALESCE_BELOW`]).
+    incoming_tail: BytesMut,
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
@@ -177,15 +188,39 @@ impl Stream {
             in_sendable: false,
             window: CreditWindow::new(window),
             incoming: VecDeque::new(),
+            incoming_tail: BytesMut::new(),
             send_handle: true,
             recv_handle: true,
         }
     }
 
     fn discard_incoming(&mut self) {
-        let n: usize = self.incoming.iter().map(Bytes::len).sum();
+        let n: usize =
+            self.incoming.iter().map(Bytes::len).sum::<usize>() + self.incoming_tail.len();
         self.incoming.clear();
+        self.incoming_tail = BytesMut::new();
         self.window.on_discarded(n);
+    }
+
+    /// Queues a received payload for the reader.
+    fn push_incoming(&mut self, payload: Bytes) {
+        if payload.len() < COALESCE_BELOW {
+            self.incoming_tail.extend_from_slice(&payload);
+        } else {
+            if !self.incoming_tail.is_empty() {
+                self.incoming.push_back(self.incoming_tail.split().freeze());
+            }
+            self.incoming.push_back(payload);
+        }
+    }
+
+    /// The oldest unread bytes, moving the small-payload tail into the queue
+    /// once everything before it was read.
+    fn front_incoming(&mut self) -> Option<&mut Bytes> {
+        if self.incoming.is_empty() && !self.incoming_tail.is_empty() {
+            self.incoming.push_back(self.incoming_tail.split().freeze());
+        }
+        self.incoming.front_mut()
     }
 
     fn discard_outgoing(&mut self) {
@@ -411,7 +446,7 @@ impl Session {
             return;
         }
         if !payload.is_empty() {
-            stream.incoming.push_back(payload);
+            stream.push_incoming(payload);
             self.events.push_back(Event::Readable(id));
         }
     }
@@ -735,7 +770,7 @@ impl Session {
         }
         let mut n = 0;
         while n < buf.len() {
-            let Some(front) = stream.incoming.front_mut() else {
+            let Some(front) = stream.front_incoming() else {
                 break;
             };
             let take = front.len().min(buf.len() - n);
@@ -856,6 +891,14 @@ impl Session {
             send_credit: s.credit.available(),
             in_flight: s.credit.in_flight(),
             queued_send: s.outgoing_bytes as u64,
+        })
+    }
+
+    /// How many separate chunks a stream has queued for its reader.
+    #[cfg(test)]
+    pub(crate) fn queued_chunks(&self, id: StreamId) -> usize {
+        self.streams.get(&id).map_or(0, |s| {
+            s.incoming.len() + usize::from(!s.incoming_tail.is_empty())
         })
     }
 

@@ -599,6 +599,54 @@ fn data_over_the_window_is_a_protocol_error() {
 }
 
 #[test]
+fn tiny_data_to_a_stalled_reader_is_coalesced() {
+    let window = 64 * 1024;
+    let mut s = Session::new(config(Role::Server, window));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    let accepted = s.accept().unwrap();
+    assert_eq!(accepted, id);
+    // A window's worth of one-byte DATA messages, then one large payload,
+    // then more tiny ones: nothing is read meanwhile.
+    for i in 0..30_000u32 {
+        s.handle_frame(Frame::Data {
+            id,
+            payload: Bytes::from(vec![(i % 251) as u8]),
+        });
+    }
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from(vec![7u8; 4096]),
+    });
+    for i in 0..1000u32 {
+        s.handle_frame(Frame::Data {
+            id,
+            payload: Bytes::from(vec![(i % 13) as u8]),
+        });
+    }
+    assert_eq!(closed_code(&mut s), None);
+    // Three chunks (tiny, large, tiny), not 31,001 queued payloads.
+    assert_eq!(s.queued_chunks(id), 3);
+    // The bytes come out in order.
+    let mut out = vec![0u8; 35_096];
+    let mut n = 0;
+    while n < out.len() {
+        let got = s.read(id, &mut out[n..]).unwrap();
+        assert!(got > 0);
+        n += got;
+    }
+    assert!(out[..30_000]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i as u32 % 251) as u8));
+    assert!(out[30_000..34_096].iter().all(|&b| b == 7));
+    assert!(out[34_096..]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i as u32 % 13) as u8));
+}
+
+#[test]
 fn refusal_past_the_stream_limit_and_the_backlog() {
     let mut cfg = config(Role::Server, 100);
     cfg.max_streams = 3;
