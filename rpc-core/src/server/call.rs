@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -168,6 +169,15 @@ impl Drop for CallInput {
         let Some(mut reader) = self.reader.take() else {
             return;
         };
+        // Usually the caller's end is already here (a strand client finishes
+        // right after its request): then no task is needed.
+        loop {
+            match reader.next().now_or_never() {
+                Some(Ok(Some(_))) => continue,
+                Some(_) => return,
+                None => break,
+            }
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
