@@ -27,7 +27,7 @@ use tokio::time::{sleep_until, Instant, Sleep};
 
 use crate::codec::{MessageReader, ReadError, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::ClientError;
-use crate::message::{self, IncomingMessage, MetadataOnly, RawHeaderRef, JSONRPC_VERSION};
+use crate::message::{self, IncomingMessage, MetadataOnly};
 use crate::server::RawReader;
 use crate::transport::{
     self, BoxRecvStream, BoxSendStream, Connection, DynConnection, StreamError,
@@ -291,13 +291,8 @@ impl CallBuilder<'_> {
         let deadline = start.deadline;
         let call = async move {
             let (mut send, reader) = start.open().await?;
-            let params = message::with_metadata(params, Some(&start.metadata))?;
-            let header = message::encode(&RawHeaderRef {
-                jsonrpc: JSONRPC_VERSION,
-                method: &start.method,
-                params: &params,
-                id: (),
-            })?;
+            let header =
+                message::encode_raw_header_with_metadata(&start.method, params, &start.metadata)?;
             send.write_all(&header).await?;
             transport::write_boundary(&mut send).await?;
             let mut responses = ResponseStream::<R>::new(reader, None);
@@ -340,8 +335,11 @@ impl Start {
 
     /// The first message: params with the call's metadata merged in.
     fn header<P: Serialize + ?Sized>(&self, params: &P) -> Result<bytes::Bytes, ClientError> {
-        let params = message::with_metadata(params, Some(&self.metadata))?;
-        Ok(message::encode_request(&self.method, &params)?)
+        Ok(message::encode_request_with_metadata(
+            &self.method,
+            params,
+            &self.metadata,
+        )?)
     }
 }
 

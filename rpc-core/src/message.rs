@@ -176,6 +176,71 @@ pub fn encode_error(error: &ErrorObject) -> Bytes {
     .expect("error objects always serialise")
 }
 
+/// Encodes the first request of a call: params with `metadata` merged in.
+///
+/// Params that serialise to a JSON object without a `metadata` member get
+/// `"metadata":{…}` spliced in before their closing brace, so no `Value` tree
+/// is built; anything else goes through [`with_metadata`].
+pub fn encode_request_with_metadata<P: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+    metadata: &Map<String, Value>,
+) -> Result<Bytes, serde_json::Error> {
+    let mut out = BytesMut::with_capacity(128).writer();
+    out.get_mut().put_slice(b"{\"method\":");
+    serde_json::to_writer(&mut out, method)?;
+    out.get_mut()
+        .put_slice(b",\"jsonrpc\":\"2.0\",\"id\":null,\"params\":");
+    write_params_with_metadata(&mut out, params, metadata)?;
+    out.get_mut().put_slice(b"}");
+    Ok(out.into_inner().freeze())
+}
+
+/// Encodes a raw call's header (the JS client's key order:
+/// `jsonrpc, method, params, id`) with `metadata` merged into its params.
+pub fn encode_raw_header_with_metadata<P: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+    metadata: &Map<String, Value>,
+) -> Result<Bytes, serde_json::Error> {
+    let mut out = BytesMut::with_capacity(128).writer();
+    out.get_mut().put_slice(b"{\"jsonrpc\":\"2.0\",\"method\":");
+    serde_json::to_writer(&mut out, method)?;
+    out.get_mut().put_slice(b",\"params\":");
+    write_params_with_metadata(&mut out, params, metadata)?;
+    out.get_mut().put_slice(b",\"id\":null}");
+    Ok(out.into_inner().freeze())
+}
+
+fn write_params_with_metadata<P: Serialize + ?Sized>(
+    out: &mut bytes::buf::Writer<BytesMut>,
+    params: &P,
+    metadata: &Map<String, Value>,
+) -> Result<(), serde_json::Error> {
+    let start = out.get_ref().len();
+    serde_json::to_writer(&mut *out, params)?;
+    let written = &out.get_ref()[start..];
+    let splice = written.len() >= 2
+        && written[0] == b'{'
+        && written[written.len() - 1] == b'}'
+        && !written.windows(10).any(|w| w == b"\"metadata\"");
+    if splice {
+        let empty = written.len() == 2;
+        let buf = out.get_mut();
+        buf.truncate(buf.len() - 1);
+        if !empty {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(b"\"metadata\":");
+        serde_json::to_writer(&mut *out, metadata)?;
+        out.get_mut().put_u8(b'}');
+    } else {
+        out.get_mut().truncate(start);
+        serde_json::to_writer(&mut *out, &with_metadata(params, Some(metadata))?)?;
+    }
+    Ok(())
+}
+
 /// Parses `raw` (a params or result object) as `T`, then adds `metadata` to it
 /// when `metadata` is `Some`. Used on the first message of a call only.
 pub fn with_metadata<T: Serialize + ?Sized>(
@@ -250,6 +315,37 @@ mod tests {
         assert_eq!(msg.params.unwrap().get(), r#"{"a":1}"#);
         let msg: IncomingMessage<'_> = serde_json::from_slice(br#"{"method":"echo"}"#).unwrap();
         assert!(msg.params.is_none());
+    }
+
+    #[test]
+    fn first_message_splices_metadata_like_the_value_path() {
+        let mut md = Map::new();
+        md.insert("timeout".into(), json!(null));
+        md.insert("authorization".into(), json!("Bearer t"));
+        let cases = [
+            json!({"hello": "world"}),
+            json!({}),
+            json!(null),
+            json!([1, 2]),
+            json!(7),
+            json!({"metadata": {"trace": "x"}, "a": "b"}),
+            json!({"s": "a \"metadata\" inside"}),
+        ];
+        for params in cases {
+            let fast = encode_request_with_metadata("echo", &params, &md).unwrap();
+            let slow = encode_request("echo", &with_metadata(&params, Some(&md)).unwrap()).unwrap();
+            let fast_v: Value = serde_json::from_slice(&fast).unwrap();
+            let slow_v: Value = serde_json::from_slice(&slow).unwrap();
+            assert_eq!(fast_v, slow_v, "{params}");
+            let raw = encode_raw_header_with_metadata("up", &params, &md).unwrap();
+            let raw_v: Value = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(raw_v["params"], slow_v["params"], "{params}");
+            assert!(raw.starts_with(br#"{"jsonrpc":"2.0","method":"up","params":"#));
+        }
+        assert_eq!(
+            &encode_request_with_metadata("echo", &json!({"a": 1}), &md).unwrap()[..],
+            br#"{"method":"echo","jsonrpc":"2.0","id":null,"params":{"a":1,"metadata":{"authorization":"Bearer t","timeout":null}}}"#
+        );
     }
 
     #[test]
