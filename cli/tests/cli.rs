@@ -1,7 +1,7 @@
 //! End-to-end tests of the `strand` binary: `serve`, `call` for every kind
 //! over every transport, `demo`, and the one-line failures.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -33,16 +33,7 @@ fn serve(args: &[&str]) -> Served {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn strand serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = strand_test_support::js::stdout_lines(&mut child);
     let mut served = Served {
         child,
         lines,

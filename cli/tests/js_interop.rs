@@ -1,7 +1,7 @@
 //! `strand call` against a real `@matrixai/rpc` server, over `@matrixai/ws`
 //! (wss) and `@matrixai/quic`: the JS peer in `tests/js/cli-rpc-server.mjs`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,16 +20,7 @@ fn js_server(carrier: &str) -> (js::NodeProcess, String) {
     writeln!(stdin, "{config}").unwrap();
     // Keep stdin open: the script exits when it closes.
     std::mem::forget(stdin);
-    let stdout = node.child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = strand_test_support::js::stdout_lines(&mut node.child);
     let line = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the JS server printed its port");

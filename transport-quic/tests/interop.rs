@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -27,16 +26,7 @@ struct Script {
 impl Script {
     fn start(script: &str, args: &[&str]) -> Script {
         let mut process = node(script, args);
-        let stdout = process.child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = strand_test_support::js::stdout_lines(&mut process.child);
         Script { process, lines }
     }
 

@@ -3,7 +3,7 @@
 //! JS clients always dial `wss://`, and a JS server is always HTTPS, so these
 //! run over TLS with a development identity (IP SANs, which JS verifies).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -32,17 +32,7 @@ fn json_str(s: &str) -> String {
 
 /// Lines printed by a node process, read on a thread.
 fn lines(proc: &mut js::NodeProcess) -> mpsc::Receiver<String> {
-    let stdout = proc.child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    js::stdout_lines(&mut proc.child)
 }
 
 async fn next_line(rx: &mpsc::Receiver<String>) -> Option<String> {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -44,16 +44,7 @@ struct Script {
 impl Script {
     fn start(script: &str, args: &[&str], first_line: &Value) -> Script {
         let mut process = node(script, args);
-        let stdout = process.child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = strand_test_support::js::stdout_lines(&mut process.child);
         let stdin = process.child.stdin.as_mut().expect("piped stdin");
         writeln!(stdin, "{first_line}").unwrap();
         stdin.flush().unwrap();

@@ -84,3 +84,21 @@ impl Drop for NodeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The lines a child prints on stdout, read on a thread of their own so a
+/// test can wait for one with a timeout (`recv_timeout`). Takes the child's
+/// piped stdout.
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
