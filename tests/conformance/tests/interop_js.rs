@@ -581,10 +581,12 @@ async fn strand_client_to_js_server_over_quic() {
 }
 
 /// The JS bug behind the write-boundary rule (PROTOCOL.md 2.4): a JS server
-/// drops what reaches it while it still parses a call's first message, even
-/// a DATA message of its own. Written back to back, the second message of a
-/// client-streaming call is lost; waiting for the boundary (on ws: the ACK
-/// of the first message) delivers it.
+/// drops what reaches it while it still parses a call's first message. Sent
+/// in the same DATA message as the first, the second message of a
+/// client-streaming call is always lost (sent as a DATA message of its own
+/// right after, it is lost too, but only when the JS process is quick enough,
+/// so that variant is not asserted); written alone and after the boundary
+/// (on ws: the ACK of the first message), it is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
     use strand_rpc_core::codec::MessageReader;
@@ -614,11 +616,15 @@ async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
     for wait in [false, true] {
         let sum = within(async {
             let (mut send, recv) = conn.open_stream().await.unwrap().split();
-            send.write_all(&first).await.unwrap();
             if wait {
+                send.write_all(&first).await.unwrap();
                 write_boundary(&mut send).await.unwrap();
+                send.write_all(&second).await.unwrap();
+            } else {
+                send.write_all(&[&first[..], &second[..]].concat())
+                    .await
+                    .unwrap();
             }
-            send.write_all(&second).await.unwrap();
             send.shutdown().await.unwrap();
             let mut reader = MessageReader::new(recv, 1 << 20);
             let response: Value =
