@@ -82,7 +82,7 @@ fn router(state: Arc<State>) -> Router {
         state.clone(),
         state.clone(),
     );
-    Router::new()
+    common::streaming_kinds()
         .unary("echo", |_ctx, p: Value| async move { Ok::<_, RpcError>(p) })
         .unary("whoami", |ctx: Context, _p: Value| async move {
             Ok::<_, RpcError>(json!({
@@ -90,26 +90,6 @@ fn router(state: Arc<State>) -> Router {
                 "transport": ctx.peer().transport,
                 "app": ctx.metadata().get("app"),
             }))
-        })
-        .server_streaming("count", |_ctx, p: Value| {
-            let n = p["n"].as_u64().unwrap_or(0);
-            futures_util::stream::iter((0..n).map(|i| Ok::<_, RpcError>(json!({ "i": i }))))
-        })
-        .client_streaming("sum", |_ctx, input| async move {
-            let values: Vec<Result<Value, RpcError>> = input.collect().await;
-            let mut sum = 0;
-            for v in values {
-                sum += v?["v"].as_i64().unwrap_or(0);
-            }
-            Ok::<_, RpcError>(json!({ "sum": sum }))
-        })
-        .duplex("chat", |_ctx, input| {
-            input.map(|m: Result<Value, RpcError>| {
-                let m = m?;
-                Ok::<_, RpcError>(
-                    json!({ "reply": format!("re:{}", m["msg"].as_str().unwrap_or("")) }),
-                )
-            })
         })
         .raw("upper", |_ctx, p: Value, reader: RawReader| async move {
             let body = tokio_util::io::ReaderStream::new(reader)

@@ -130,7 +130,7 @@ fn watch(ctx: &Context, counter: impl Fn() + Send + 'static) {
 /// The strand twin of the JS service in rpc-common.mjs.
 fn router(probe: Arc<Probe>) -> Router {
     let (p1, p2) = (probe.clone(), probe);
-    Router::new()
+    common::streaming_kinds()
         .unary("echo", |_ctx, p: Value| async move {
             let mut p = p;
             if let Value::Object(map) = &mut p {
@@ -141,26 +141,6 @@ fn router(probe: Arc<Probe>) -> Router {
         })
         .unary("whoami", |ctx: Context, _p: Value| async move {
             Ok::<_, RpcError>(json!({ "identity": ctx.identity().map(|i| i.name.clone()) }))
-        })
-        .server_streaming("count", |_ctx, p: Value| {
-            let n = p["n"].as_u64().unwrap_or(0);
-            futures_util::stream::iter((0..n).map(|i| Ok::<_, RpcError>(json!({ "i": i }))))
-        })
-        .client_streaming("sum", |_ctx, input| async move {
-            let values: Vec<Result<Value, RpcError>> = input.collect().await;
-            let mut sum = 0;
-            for v in values {
-                sum += v?["v"].as_i64().unwrap_or(0);
-            }
-            Ok::<_, RpcError>(json!({ "sum": sum }))
-        })
-        .duplex("chat", |_ctx, input| {
-            input.map(|m: Result<Value, RpcError>| {
-                let m = m?;
-                Ok::<_, RpcError>(
-                    json!({ "reply": format!("re:{}", m["msg"].as_str().unwrap_or("")) }),
-                )
-            })
         })
         .unary("fail", |_ctx, _p: Value| async move {
             Err::<Value, _>(

@@ -7,8 +7,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use serde_json::{json, Value};
 use strand_rpc_core::memory::{self, MemoryConfig};
+use strand_rpc_core::server::Router;
 use strand_rpc_core::transport::DynConnection;
+use strand_rpc_core::RpcError;
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
     QuicClient, QuicClientConfig, QuicConnection, QuicListener, QuicServerConfig, TransportConfig,
@@ -16,6 +20,33 @@ use strand_transport_quic::{
 use strand_transport_ws::{
     connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
 };
+
+/// The streaming methods both suites serve, the same on every carrier and
+/// for the JS peers: `count` (`{"n":N}` → `{"i":0}`…), `sum` (messages
+/// `{"v":n}` → `{"sum":total}`), `chat` (`{"msg":m}` → `{"reply":"re:m"}` each).
+pub fn streaming_kinds() -> Router {
+    Router::new()
+        .server_streaming("count", |_ctx, p: Value| {
+            let n = p["n"].as_u64().unwrap_or(0);
+            futures_util::stream::iter((0..n).map(|i| Ok::<_, RpcError>(json!({ "i": i }))))
+        })
+        .client_streaming("sum", |_ctx, input| async move {
+            let values: Vec<Result<Value, RpcError>> = input.collect().await;
+            let mut sum = 0;
+            for v in values {
+                sum += v?["v"].as_i64().unwrap_or(0);
+            }
+            Ok::<_, RpcError>(json!({ "sum": sum }))
+        })
+        .duplex("chat", |_ctx, input| {
+            input.map(|m: Result<Value, RpcError>| {
+                let m = m?;
+                Ok::<_, RpcError>(
+                    json!({ "reply": format!("re:{}", m["msg"].as_str().unwrap_or("")) }),
+                )
+            })
+        })
+}
 
 /// Guard against hangs only; no assertion depends on speed.
 pub const LIMIT: Duration = Duration::from_secs(30);
