@@ -207,11 +207,11 @@ where
                 Poll::Ready(Err(err)) => return self.lost(err),
                 Poll::Ready(Ok(())) => {}
             }
-            let frame = self
+            let msg = self
                 .shared
                 .with_driver(|inner| inner.session.poll_transmit());
-            let Some(frame) = frame else { break };
-            if let Err(err) = self.ws().start_send(Message::Binary(frame.to_bytes())) {
+            let Some(msg) = msg else { break };
+            if let Err(err) = self.ws().start_send(Message::Binary(msg)) {
                 return self.lost(err);
             }
             self.needs_flush = true;

@@ -164,7 +164,9 @@ struct Stream {
     send: SendState,
     recv: RecvState,
     credit: SendCredit,
+    /// Whole DATA messages (header included), ready for the socket.
     outgoing: VecDeque<Bytes>,
+    /// Payload bytes in `outgoing` (headers not counted).
     outgoing_bytes: usize,
     in_sendable: bool,
     window: CreditWindow,
@@ -251,7 +253,14 @@ pub struct Session {
     accept_queue: VecDeque<StreamId>,
     events: VecDeque<Event>,
     refused: u64,
+    /// Control messages are encoded into slices of this buffer, so that
+    /// they do not each need an allocation.
+    tx_buf: BytesMut,
 }
+
+/// Size of the chunks control messages are encoded into (a control message
+/// is at most 20 bytes).
+const CONTROL_CHUNK: usize = 1024;
 
 impl Session {
     /// A fresh session.
@@ -267,6 +276,7 @@ impl Session {
             accept_queue: VecDeque::new(),
             events: VecDeque::new(),
             refused: 0,
+            tx_buf: BytesMut::new(),
         }
     }
 
@@ -550,14 +560,16 @@ impl Session {
 
     // ---- outputs ------------------------------------------------------------
 
-    /// The next frame for the socket: control frames first, then DATA (and
-    /// the CLOSE that follows a stream's last DATA) round robin by stream.
-    pub fn poll_transmit(&mut self) -> Option<Frame> {
+    /// The next message for the socket, encoded: control frames first, then
+    /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
+    /// stream. DATA messages were built whole by [`Session::write`], so this
+    /// copies nothing.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.close_reason().is_some() {
             return None;
         }
         if let Some(frame) = self.control.pop_front() {
-            return Some(frame);
+            return Some(self.encode_control(&frame));
         }
         let strand_peer = self.config.peer_window.is_some();
         while let Some(id) = self.sendable.pop_front() {
@@ -568,9 +580,9 @@ impl Session {
             if stream.send.is_done() {
                 continue;
             }
-            if let Some(payload) = stream.outgoing.pop_front() {
+            if let Some(msg) = stream.outgoing.pop_front() {
                 let was_full = stream.outgoing_bytes >= self.config.stream_send_buffer;
-                stream.outgoing_bytes -= payload.len();
+                stream.outgoing_bytes -= msg.len() - Frame::data_header_len(id);
                 let more = !stream.outgoing.is_empty() || stream.send == SendState::Finishing;
                 if was_full && stream.outgoing_bytes < self.config.stream_send_buffer {
                     self.events.push_back(Event::Writable(id));
@@ -579,7 +591,7 @@ impl Session {
                     stream.in_sendable = true;
                     self.sendable.push_back(id);
                 }
-                return Some(Frame::Data { id, payload });
+                return Some(msg);
             }
             if stream.send == SendState::Finishing {
                 // PROTOCOL.md 1.5 rule 1: toward a JS peer, CLOSE only once
@@ -589,15 +601,25 @@ impl Session {
                     stream.send = SendState::Finished;
                     self.events.push_back(Event::Finished(id));
                     self.maybe_release(id);
-                    return Some(Frame::Close {
+                    return Some(self.encode_control(&Frame::Close {
                         id,
                         shutdown: Shutdown::Read,
-                    });
+                    }));
                 }
                 // Re-queued by the ACK that brings in_flight to zero.
             }
         }
         None
+    }
+
+    fn encode_control(&mut self, frame: &Frame) -> Bytes {
+        let len = frame.encoded_len();
+        if self.tx_buf.capacity() < len {
+            // Reuses the chunk once every message cut from it was dropped.
+            self.tx_buf.reserve(CONTROL_CHUNK.max(len));
+        }
+        frame.encode(&mut self.tx_buf);
+        self.tx_buf.split().freeze()
     }
 
     /// The next event for the async layer.
@@ -674,7 +696,7 @@ impl Session {
         }
         stream
             .outgoing
-            .push_back(Bytes::copy_from_slice(&data[..n]));
+            .push_back(Frame::encode_data(id, &data[..n]));
         stream.outgoing_bytes += n;
         self.mark_sendable(id);
         Ok(n)

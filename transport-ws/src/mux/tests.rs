@@ -7,7 +7,9 @@ use strand_rpc_core::transport::{codes, CloseInitiator};
 use super::*;
 
 fn drain(s: &mut Session) -> Vec<Frame> {
-    std::iter::from_fn(|| s.poll_transmit()).collect()
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|msg| Frame::decode(msg).expect("the session sends valid frames"))
+        .collect()
 }
 
 fn events(s: &mut Session) -> Vec<Event> {
