@@ -67,11 +67,15 @@ impl Shared {
     }
 
     /// Drains the session's events and wakes whoever they concern; wakes the
-    /// driver so it transmits whatever the mutation queued.
+    /// driver when the mutation gave it something to do (a message to send,
+    /// the close), and only then: a wake-up for nothing costs a task switch,
+    /// often onto the other thread.
     pub(crate) fn process(&self, inner: &mut Inner) {
         self.process_events(inner);
-        if let Some(w) = &inner.driver {
-            w.wake_by_ref();
+        if inner.session.needs_driver() {
+            if let Some(w) = &inner.driver {
+                w.wake_by_ref();
+            }
         }
     }
 

@@ -35,6 +35,8 @@ pub(crate) struct Timers {
     pub keep_alive: Option<Duration>,
     pub idle: Option<Duration>,
     pub close: Duration,
+    /// How long lazy control frames may wait for company.
+    pub lazy_control: Duration,
 }
 
 struct Driver<S> {
@@ -44,6 +46,11 @@ struct Driver<S> {
     keep_alive: Option<Pin<Box<Sleep>>>,
     idle: Option<Pin<Box<Sleep>>>,
     close_deadline: Option<Pin<Box<Sleep>>>,
+    /// Bounds the wait of lazy control frames; armed while some wait.
+    lazy: Option<Pin<Box<Sleep>>>,
+    lazy_armed: bool,
+    /// `Session::control_drains` when the lazy timer was armed.
+    lazy_drains: u64,
     close_sent: bool,
     needs_flush: bool,
     read_done: bool,
@@ -61,6 +68,9 @@ where
         keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
         idle: timers.idle.map(|d| Box::pin(sleep(d))),
         close_deadline: None,
+        lazy: None,
+        lazy_armed: false,
+        lazy_drains: 0,
         close_sent: false,
         needs_flush: false,
         read_done: false,
@@ -86,7 +96,16 @@ where
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.lock().driver = Some(cx.waker().clone());
+        {
+            let mut inner = self.shared.lock();
+            if !inner
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                inner.driver = Some(cx.waker().clone());
+            }
+        }
         loop {
             let mut progress = false;
             if self.poll_read(cx, &mut progress).is_ready() {
@@ -217,7 +236,28 @@ where
             self.needs_flush = true;
             *progress = true;
         }
+        if !self.lazy_armed {
+            let (holds, drains) = {
+                let inner = self.shared.lock();
+                (inner.session.holds_lazy(), inner.session.control_drains())
+            };
+            if holds {
+                self.arm_lazy(drains);
+            }
+        }
         self.poll_flush(cx)
+    }
+
+    /// Starts the wait of the lazy control frames queued now; poll_timers
+    /// polls (and so registers) the timer.
+    fn arm_lazy(&mut self, drains: u64) {
+        let deadline = Instant::now() + self.timers.lazy_control;
+        match self.lazy.as_mut() {
+            Some(lazy) => lazy.as_mut().reset(deadline),
+            None => self.lazy = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.lazy_armed = true;
+        self.lazy_drains = drains;
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -238,6 +278,30 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        if self.lazy_armed {
+            if let Some(lazy) = self.lazy.as_mut() {
+                if lazy.as_mut().poll(cx).is_ready() {
+                    self.lazy_armed = false;
+                    let armed_at = self.lazy_drains;
+                    let again = self.shared.with_driver(|inner| {
+                        let s = &mut inner.session;
+                        if s.control_drains() == armed_at {
+                            // The frames that were waiting then still are.
+                            s.release_lazy();
+                            None
+                        } else {
+                            // They left with other traffic; any waiting
+                            // now came later and get their own wait.
+                            s.holds_lazy().then(|| s.control_drains())
+                        }
+                    });
+                    if let Some(drains) = again {
+                        self.arm_lazy(drains);
+                    }
+                    *progress = true;
+                }
+            }
+        }
         if let Some(idle) = self.idle.as_mut() {
             if idle.as_mut().poll(cx).is_ready() {
                 self.shared

@@ -50,6 +50,7 @@ where
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,
         close: config.close_timeout,
+        lazy_control: config.lazy_control_delay,
     };
     tokio::spawn(driver::run(ws, shared.clone(), timers));
     WsConnection::new(shared, peer)

@@ -353,3 +353,63 @@ async fn graceful_shutdown_forces_the_close_at_the_deadline() {
         .unwrap_err();
     assert!(matches!(io_err(&err), StreamError::ConnectionClosed(r) if r.code == 1000));
 }
+
+/// Toward a strand peer (it sent `x-strand-window`) the acceptor's opening
+/// ACK and the `CLOSE(Write)` reply wait for company, at most the configured
+/// delay; toward a JS-like peer they go at once.
+#[tokio::test]
+async fn lazy_control_frames_wait_toward_strand_peers_only() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    for (strand, delay) in [
+        (true, Duration::from_millis(300)),
+        (false, Duration::from_secs(3600)),
+    ] {
+        let ws_config = WsConfig::default()
+            .with_lazy_control_delay(delay)
+            .with_keep_alive_interval(None);
+        let listener =
+            WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(ws_config))
+                .await
+                .unwrap();
+        let addr = listener.local_addr();
+        let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+        if strand {
+            request
+                .headers_mut()
+                .insert("x-strand-window", HeaderValue::from_static("1048576"));
+        }
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+        let _server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        let start = tokio::time::Instant::now();
+        // Stream 0: opening ACK(1 MiB), DATA "hi", CLOSE(Read). The server
+        // application never accepts it, so nothing else goes out.
+        for msg in [
+            &[0x00, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00][..],
+            b"\x00\x00\x00hi",
+            &[0x00, 0x00, 0x03, 0x00],
+        ] {
+            ws.send(Message::binary(msg.to_vec())).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match timeout(LIMIT, ws.next()).await.unwrap().unwrap().unwrap() {
+                Message::Binary(b) => got.push(b.to_vec()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                vec![0x00, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00],
+                vec![0x00, 0x00, 0x03, 0x01]
+            ],
+            "ACK(window) then CLOSE(Write), strand peer: {strand}"
+        );
+        // A timer never fires early; toward JS the frames cannot have
+        // waited for an hour.
+        assert_eq!(start.elapsed() >= delay, strand, "strand peer: {strand}");
+    }
+}

@@ -248,7 +248,18 @@ pub struct Session {
     next_local: Option<StreamId>,
     /// Highest peer-initiated id seen; every lower unknown id is dead.
     highest_peer: Option<StreamId>,
-    control: VecDeque<Frame>,
+    /// Control frames for the socket, in order; the flag marks a lazy one.
+    control: VecDeque<(Frame, bool)>,
+    /// Control frames in `control` that are not lazy.
+    urgent_control: usize,
+    /// Lazy control frames go out now: something else is going out with
+    /// them, or the driver's delay for them elapsed.
+    release_lazy: bool,
+    /// A stream message held back while the lazy control frames queued
+    /// before it go out first.
+    held: Option<Bytes>,
+    /// How many times the control queue was emptied onto the socket.
+    control_drains: u64,
     sendable: VecDeque<StreamId>,
     accept_queue: VecDeque<StreamId>,
     events: VecDeque<Event>,
@@ -272,6 +283,10 @@ impl Session {
             streams: HashMap::new(),
             highest_peer: None,
             control: VecDeque::new(),
+            urgent_control: 0,
+            release_lazy: false,
+            held: None,
+            control_drains: 0,
             sendable: VecDeque::new(),
             accept_queue: VecDeque::new(),
             events: VecDeque::new(),
@@ -366,6 +381,9 @@ impl Session {
         }
         self.state = ConnState::Closed(reason.clone());
         self.control.clear();
+        self.urgent_control = 0;
+        self.release_lazy = false;
+        self.held = None;
         self.sendable.clear();
         self.accept_queue.clear();
         for stream in self.streams.values_mut() {
@@ -422,11 +440,14 @@ impl Session {
         if refuse {
             self.refused += 1;
             for shutdown in [Shutdown::Read, Shutdown::Write] {
-                self.control.push_back(Frame::Error {
-                    id,
-                    shutdown,
-                    code: codes::REFUSED,
-                });
+                self.push_control(
+                    Frame::Error {
+                        id,
+                        shutdown,
+                        code: codes::REFUSED,
+                    },
+                    false,
+                );
             }
             return;
         }
@@ -434,10 +455,16 @@ impl Session {
         send.on_ack(credit);
         self.streams
             .insert(id, Stream::new(self.config.window, send));
-        self.control.push_back(Frame::Ack {
-            id,
-            credit: self.config.window,
-        });
+        // A strand opener counted our advertised window already: the
+        // opening ACK tells it nothing new, so it may wait for company.
+        let lazy = self.config.peer_window.is_some();
+        self.push_control(
+            Frame::Ack {
+                id,
+                credit: self.config.window,
+            },
+            lazy,
+        );
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Opened(id));
     }
@@ -485,10 +512,16 @@ impl Session {
                     return;
                 }
                 stream.recv = RecvState::FinReceived;
-                self.control.push_back(Frame::Close {
-                    id,
-                    shutdown: Shutdown::Write,
-                });
+                // A strand peer ignores the reply (its half is done once its
+                // CLOSE(Read) went out), so it may wait for company.
+                let lazy = self.config.peer_window.is_some();
+                self.push_control(
+                    Frame::Close {
+                        id,
+                        shutdown: Shutdown::Write,
+                    },
+                    lazy,
+                );
                 self.events.push_back(Event::Readable(id));
             }
             Shutdown::Write => {
@@ -526,11 +559,14 @@ impl Session {
                 self.events.push_back(Event::Writable(id));
             }
         }
-        self.control.push_back(Frame::Error {
-            id,
-            shutdown: shutdown.opposite(),
-            code,
-        });
+        self.push_control(
+            Frame::Error {
+                id,
+                shutdown: shutdown.opposite(),
+                code,
+            },
+            false,
+        );
     }
 
     fn mark_sendable(&mut self, id: StreamId) {
@@ -564,13 +600,87 @@ impl Session {
     /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
     /// stream. DATA messages were built whole by [`Session::write`], so this
     /// copies nothing.
+    ///
+    /// Lazy control frames (toward a strand peer: the acceptor's opening ACK
+    /// and the `CLOSE(Write)` reply, which it does not act on) are held until
+    /// another message goes out, which they then precede, or until
+    /// [`Session::release_lazy`]. A unary call then costs one socket write
+    /// each way instead of two.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.close_reason().is_some() {
             return None;
         }
-        if let Some(frame) = self.control.pop_front() {
-            return Some(self.encode_control(&frame));
+        if self.urgent_control > 0 || self.release_lazy {
+            if let Some((frame, lazy)) = self.control.pop_front() {
+                if !lazy {
+                    self.urgent_control -= 1;
+                }
+                if self.control.is_empty() {
+                    self.release_lazy = false;
+                    self.control_drains += 1;
+                }
+                return Some(self.encode_control(&frame));
+            }
+            self.release_lazy = false;
         }
+        if let Some(msg) = self.held.take() {
+            return Some(msg);
+        }
+        let msg = self.poll_stream_message()?;
+        if self.control.is_empty() {
+            return Some(msg);
+        }
+        // The lazy control frames queued so far ride along, ahead of it.
+        self.held = Some(msg);
+        self.release_lazy = true;
+        self.poll_transmit()
+    }
+
+    /// Lets the lazy control frames queued so far go out on their own (the
+    /// driver calls it once they waited long enough).
+    pub fn release_lazy(&mut self) {
+        if !self.control.is_empty() {
+            self.release_lazy = true;
+        }
+    }
+
+    /// Whether lazy control frames wait for company (see
+    /// [`Session::poll_transmit`]); the driver bounds how long.
+    pub fn holds_lazy(&self) -> bool {
+        !self.control.is_empty() && self.urgent_control == 0 && !self.release_lazy
+    }
+
+    /// Changes whenever every queued control frame went out: a driver that
+    /// saw lazy frames waiting and sees another value later knows that those
+    /// went out, and that any waiting now are younger.
+    pub fn control_drains(&self) -> u64 {
+        self.control_drains
+    }
+
+    /// Whether the driver has something to do: a message that may go out
+    /// now, or the connection closed. Handles wake the driver only then.
+    pub fn needs_driver(&self) -> bool {
+        self.urgent_control > 0
+            || self.release_lazy
+            || self.held.is_some()
+            || !self.sendable.is_empty()
+            || self.close_reason().is_some()
+    }
+
+    fn push_control(&mut self, frame: Frame, lazy: bool) {
+        if !lazy {
+            self.urgent_control += 1;
+        }
+        self.control.push_back((frame, lazy));
+        if self.control.len() >= self.config.max_queued_control / 2 {
+            // Lazy frames must not fill the queue that pauses reading.
+            self.release_lazy = true;
+        }
+    }
+
+    /// The next DATA message, or the CLOSE that follows a stream's last
+    /// DATA, round robin by stream.
+    fn poll_stream_message(&mut self) -> Option<Bytes> {
         let strand_peer = self.config.peer_window.is_some();
         while let Some(id) = self.sendable.pop_front() {
             let Some(stream) = self.streams.get_mut(&id) else {
@@ -650,10 +760,13 @@ impl Session {
         };
         self.streams
             .insert(id, Stream::new(self.config.window, credit));
-        self.control.push_back(Frame::Ack {
-            id,
-            credit: self.config.window,
-        });
+        self.push_control(
+            Frame::Ack {
+                id,
+                credit: self.config.window,
+            },
+            false,
+        );
         Ok(id)
     }
 
@@ -767,11 +880,14 @@ impl Session {
         }
         stream.send = SendState::Reset(code);
         stream.discard_outgoing();
-        self.control.push_back(Frame::Error {
-            id,
-            shutdown: Shutdown::Read,
-            code,
-        });
+        self.push_control(
+            Frame::Error {
+                id,
+                shutdown: Shutdown::Read,
+                code,
+            },
+            false,
+        );
         self.maybe_release(id);
     }
 
@@ -807,7 +923,7 @@ impl Session {
             stream.window.on_consumed(n);
             if stream.recv == RecvState::Open && closed.is_none() {
                 if let Some(credit) = stream.window.take_ack() {
-                    self.control.push_back(Frame::Ack { id, credit });
+                    self.push_control(Frame::Ack { id, credit }, false);
                 }
             }
             return Ok(n);
@@ -832,11 +948,14 @@ impl Session {
                 stream.recv = RecvState::Stopped(code);
                 stream.discard_incoming();
                 if open {
-                    self.control.push_back(Frame::Error {
-                        id,
-                        shutdown: Shutdown::Write,
-                        code,
-                    });
+                    self.push_control(
+                        Frame::Error {
+                            id,
+                            shutdown: Shutdown::Write,
+                            code,
+                        },
+                        false,
+                    );
                 }
             }
             RecvState::FinReceived => {

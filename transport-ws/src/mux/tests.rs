@@ -829,3 +829,171 @@ fn write_boundary_waits_for_the_ack_toward_js_only() {
     c.write(id, b"header").unwrap();
     assert_eq!(c.write_boundary(id), Ok(()), "strand peers lose nothing");
 }
+
+fn strand_pair(window: u32) -> (Session, Session) {
+    let mut c = config(Role::Client, window);
+    c.peer_window = Some(window);
+    let mut s = config(Role::Server, window);
+    s.peer_window = Some(window);
+    (Session::new(c), Session::new(s))
+}
+
+#[test]
+fn toward_a_strand_peer_the_opening_ack_and_close_reply_ride_with_the_response() {
+    let (mut c, mut s) = strand_pair(1 << 20);
+    let id = c.open().unwrap();
+    assert_eq!(c.write(id, b"req"), Ok(3));
+    c.finish(id).unwrap();
+    assert_eq!(deliver(&mut c, &mut s), 3, "ACK + DATA + CLOSE(Read)");
+    // The acceptor's ACK and the CLOSE(Write) reply wait: nothing to send
+    // on their own, and handles have no reason to wake the driver.
+    assert!(s.holds_lazy());
+    assert!(!s.needs_driver());
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.accept(), Ok(id));
+    assert_eq!(read_all(&mut s, id), b"req");
+    assert!(!s.needs_driver(), "reading queued nothing urgent");
+    assert_eq!(s.write(id, b"resp"), Ok(4));
+    assert!(s.needs_driver());
+    s.finish(id).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        [
+            Frame::Ack {
+                id,
+                credit: 1 << 20
+            },
+            Frame::Close {
+                id,
+                shutdown: Shutdown::Write
+            },
+            Frame::Data {
+                id,
+                payload: Bytes::from_static(b"resp")
+            },
+            Frame::Close {
+                id,
+                shutdown: Shutdown::Read
+            },
+        ],
+        "the waiting frames go first, in order, in the same flush"
+    );
+    assert!(!s.holds_lazy());
+    for f in [
+        Frame::Ack {
+            id,
+            credit: 1 << 20,
+        },
+        Frame::Close {
+            id,
+            shutdown: Shutdown::Write,
+        },
+        Frame::Data {
+            id,
+            payload: Bytes::from_static(b"resp"),
+        },
+        Frame::Close {
+            id,
+            shutdown: Shutdown::Read,
+        },
+    ] {
+        c.handle_message(f.to_bytes());
+    }
+    assert_eq!(read_all(&mut c, id), b"resp");
+    assert_eq!(c.read(id, &mut [0; 4]), Ok(0));
+    assert_eq!(c.poll_finished(id), Ok(()));
+    // The client's CLOSE(Write) reply waits for the next call's messages...
+    assert!(c.holds_lazy());
+    assert!(drain(&mut c).is_empty());
+    let next = c.open().unwrap();
+    let sent = drain(&mut c);
+    assert_eq!(
+        sent,
+        [
+            Frame::Close {
+                id,
+                shutdown: Shutdown::Write
+            },
+            Frame::Ack {
+                id: next,
+                credit: 1 << 20
+            },
+        ]
+    );
+    // ...or for the driver's deadline.
+    let (mut c, mut s) = strand_pair(1 << 20);
+    let id = c.open().unwrap();
+    c.finish(id).unwrap();
+    deliver(&mut c, &mut s);
+    assert!(s.holds_lazy());
+    let drains = s.control_drains();
+    s.release_lazy();
+    assert!(s.needs_driver());
+    assert_eq!(
+        drain(&mut s),
+        [
+            Frame::Ack {
+                id,
+                credit: 1 << 20
+            },
+            Frame::Close {
+                id,
+                shutdown: Shutdown::Write
+            },
+        ]
+    );
+    assert_ne!(s.control_drains(), drains);
+    assert!(!s.holds_lazy() && !s.needs_driver());
+}
+
+#[test]
+fn toward_a_js_peer_control_frames_go_at_once() {
+    let mut c = Session::new(config(Role::Client, 1 << 20));
+    let mut s = Session::new(config(Role::Server, 1 << 20));
+    let id = c.open().unwrap();
+    deliver(&mut c, &mut s);
+    assert!(!s.holds_lazy());
+    assert!(s.needs_driver());
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Ack {
+            id,
+            credit: 1 << 20
+        }]
+    );
+    c.finish(id).unwrap();
+    deliver(&mut c, &mut s);
+    assert_eq!(
+        drain(&mut s),
+        [Frame::Close {
+            id,
+            shutdown: Shutdown::Write
+        }]
+    );
+}
+
+#[test]
+fn lazy_control_frames_never_fill_the_queue_that_pauses_reading() {
+    let mut cfg = config(Role::Server, 1 << 20);
+    cfg.peer_window = Some(1 << 20);
+    cfg.max_queued_control = 8;
+    let mut s = Session::new(cfg);
+    // A strand peer opens and finishes streams; we never answer.
+    let open_and_finish = |s: &mut Session, id: StreamId| {
+        s.handle_frame(Frame::Ack {
+            id,
+            credit: 1 << 20,
+        });
+        s.handle_frame(Frame::Close {
+            id,
+            shutdown: Shutdown::Read,
+        });
+    };
+    open_and_finish(&mut s, sid(0));
+    assert!(s.holds_lazy(), "2 lazy frames wait");
+    open_and_finish(&mut s, sid(2));
+    assert!(!s.holds_lazy(), "half the limit of 8 reached: released");
+    assert!(s.needs_driver());
+    assert_eq!(drain(&mut s).len(), 4);
+    assert!(s.wants_read());
+}
