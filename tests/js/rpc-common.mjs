@@ -49,8 +49,9 @@ const quicClientCrypto = {
 // the connection up past them.
 export const IDLE_MS = 2000;
 
-// Serves `rpcServer` on a carrier; resolves with the port.
-export async function listen(carrier, rpcServer, { cert, key }) {
+// Serves `rpcServer` on a carrier; resolves with the port. `onQuicConnection`
+// (optional) sees each js-quic connection first (quic-cancel-trace.mjs).
+export async function listen(carrier, rpcServer, { cert, key }, { onQuicConnection } = {}) {
   if (carrier === 'ws') {
     const server = new ws.WebSocketServer({
       config: { key, cert, verifyPeer: false, keepAliveTimeoutTime: IDLE_MS, keepAliveIntervalTime: 10_000 },
@@ -72,6 +73,7 @@ export async function listen(carrier, rpcServer, { cert, key }) {
   });
   server.addEventListener(quicEvents.EventQUICServerConnection.name, (evt) => {
     const conn = evt.detail;
+    onQuicConnection?.(conn);
     conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (e) => {
       // Logged so a test can tell that a reset or stop did arrive.
       e.detail.addEventListener(quicEvents.EventQUICStreamError.name, (ev) => {

@@ -8,6 +8,7 @@
 // stdin closes, or after 120 s.
 import { createInterface } from 'node:readline';
 import { exitAfter, listen, makeServer, serverManifest } from './rpc-common.mjs';
+import { traceQuicConnection } from './quic-cancel-trace.mjs';
 
 exitAfter(120_000);
 const [carrier] = process.argv.slice(2);
@@ -18,5 +19,7 @@ lines.on('close', () => process.exit(0));
 
 const rpcServer = makeServer({ auth: true });
 await rpcServer.start({ manifest: serverManifest() });
-const port = await listen(carrier, rpcServer, identity);
+// QUIC_TRACE=1 prints `trace ...` lines of what js-quic does per stream.
+const onQuicConnection = process.env.QUIC_TRACE ? (c) => traceQuicConnection(c) : undefined;
+const port = await listen(carrier, rpcServer, identity, { onQuicConnection });
 console.log(`listening ${port}`);

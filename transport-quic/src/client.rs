@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use quinn::{ConnectionError, TransportErrorCode};
 
+use crate::connection::StreamTimings;
 use crate::{QuicClientConfig, QuicConnection, QuicError};
 
 /// The TLS alert `no_application_protocol` (120) as a QUIC crypto error.
@@ -62,7 +63,7 @@ impl QuicClient {
         Ok(QuicConnection::new(
             conn,
             self.endpoint.clone(),
-            self.settings.transport.write_boundary_min,
+            StreamTimings::of(&self.settings.transport),
             None,
         ))
     }

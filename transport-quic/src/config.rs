@@ -71,6 +71,20 @@ pub struct TransportConfig {
     ///
     /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
     pub write_boundary_min: Duration,
+    /// The longest a cancelled read (a stop, or a receive half dropped before
+    /// its end) holds back its STOP_SENDING until quinn has acknowledged the
+    /// data the stream received, so that the two travel in separate packets.
+    /// Applies only once our sending half of the stream is finished or reset.
+    ///
+    /// Default 100 ms. quinn acknowledges within its 25 ms maximum ACK delay,
+    /// and the wait ends as soon as it did; the rest is room for a late timer
+    /// on a busy machine (30 ms missed once in 25 cancellations with both
+    /// cores busy). A `@matrixai/quic` peer misses a STOP_SENDING that arrives
+    /// together with the acknowledgement of its last data once our FIN or
+    /// reset reached it (quiche forgets the stream within that datagram), so
+    /// a JS handler would never be cancelled. Only the STOP_SENDING waits,
+    /// never data. Zero stops at once (fine between strand peers).
+    pub stop_ack_wait: Duration,
 }
 
 impl Default for TransportConfig {
@@ -84,6 +98,7 @@ impl Default for TransportConfig {
             receive_window: 8 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
+            stop_ack_wait: Duration::from_millis(100),
         }
     }
 }

@@ -16,6 +16,22 @@ use tokio::time::Instant;
 
 use crate::stream::{code, QuicRecvStream, QuicSendStream, StreamToken};
 
+/// The stream timings of a [`crate::TransportConfig`] that each connection keeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamTimings {
+    pub(crate) write_boundary_min: Duration,
+    pub(crate) stop_ack_wait: Duration,
+}
+
+impl StreamTimings {
+    pub(crate) fn of(config: &crate::TransportConfig) -> Self {
+        StreamTimings {
+            write_boundary_min: config.write_boundary_min,
+            stop_ack_wait: config.stop_ack_wait,
+        }
+    }
+}
+
 /// State shared by a connection handle and its streams.
 pub(crate) struct Shared {
     pub(crate) conn: quinn::Connection,
@@ -26,6 +42,7 @@ pub(crate) struct Shared {
     pub(crate) streams_changed: Notify,
     shutting_down: AtomicBool,
     pub(crate) write_boundary_min: Duration,
+    pub(crate) stop_ack_wait: Duration,
     /// Keeps the endpoint (and its UDP socket and driver) alive.
     _endpoint: quinn::Endpoint,
     /// The listener's connection slot, freed when the connection is gone.
@@ -82,7 +99,7 @@ impl QuicConnection {
     pub(crate) fn new(
         conn: quinn::Connection,
         endpoint: quinn::Endpoint,
-        write_boundary_min: Duration,
+        timings: StreamTimings,
         slot: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let certificates = conn
@@ -101,7 +118,8 @@ impl QuicConnection {
                 open_streams: AtomicUsize::new(0),
                 streams_changed: Notify::new(),
                 shutting_down: AtomicBool::new(false),
-                write_boundary_min,
+                write_boundary_min: timings.write_boundary_min,
+                stop_ack_wait: timings.stop_ack_wait,
                 _endpoint: endpoint,
                 _slot: slot,
             }),

@@ -82,7 +82,10 @@
 //! safe (a cancelled connect abandons the attempt). Dropping a send half that
 //! was not finished resets it with code 0 (quinn alone would finish it: a
 //! truncated call would look complete); dropping a receive half before its end
-//! stops it with code 0. [`QuicConnection::shutdown`] documents its own case.
+//! stops it with code 0. Once the send half is finished or reset, the
+//! STOP_SENDING of a stop or drop leaves in a packet of its own after quinn
+//! acknowledged what the stream received (at most
+//! [`TransportConfig::stop_ack_wait`] later): a JS peer misses it otherwise. [`QuicConnection::shutdown`] documents its own case.
 
 mod client;
 mod config;

@@ -15,6 +15,7 @@ use strand_rpc_core::transport::{DynConnection, Listener};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::connection::StreamTimings;
 use crate::{QuicConnection, QuicError, QuicServerConfig};
 
 /// Handshaken connections waiting for `accept`, each holding its pending slot.
@@ -59,7 +60,7 @@ impl QuicListener {
                 connections: Arc::new(Semaphore::new(config.max_connections)),
             },
             config.transport.handshake_timeout,
-            config.transport.write_boundary_min,
+            StreamTimings::of(&config.transport),
         ));
         Ok(QuicListener {
             endpoint,
@@ -124,7 +125,7 @@ async fn drive(
     queue: Arc<Queue>,
     limits: Limits,
     handshake_timeout: Duration,
-    write_boundary_min: Duration,
+    timings: StreamTimings,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         let (Ok(permit), Ok(slot)) = (
@@ -150,7 +151,7 @@ async fn drive(
                     return;
                 }
             };
-            let conn = QuicConnection::new(conn, endpoint, write_boundary_min, Some(slot));
+            let conn = QuicConnection::new(conn, endpoint, timings, Some(slot));
             if queue.closed.load(Ordering::Acquire) {
                 return;
             }

@@ -7,7 +7,9 @@
 //!
 //! recv half:  Open ──read Ok(0)────▶ Ended       (stop is then a no-op)
 //!               │
-//!               └──stop / drop─────▶ Stopped     (STOP_SENDING with the code)
+//!               └──stop / drop─────▶ Stopped     (STOP_SENDING with the code,
+//!                                                 once our ACK left; see
+//!                                                 `stop_after_ack`)
 //! ```
 //!
 //! quinn finishes a dropped `SendStream` implicitly; strand's contract is the
@@ -17,26 +19,32 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use quinn::{ReadError, StoppedError, VarInt, WriteError};
 use strand_rpc_core::transport::{codes, SendStream as _, StreamError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::connection::Shared;
 
 /// Keeps a connection's open-stream count while either half lives.
 pub(crate) struct StreamToken {
     shared: Arc<Shared>,
+    /// The send half is open (neither finished, reset nor dropped).
+    send_open: AtomicBool,
 }
 
 impl StreamToken {
     pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
         shared.open_streams.fetch_add(1, Ordering::AcqRel);
-        Arc::new(StreamToken { shared })
+        Arc::new(StreamToken {
+            shared,
+            send_open: AtomicBool::new(true),
+        })
     }
 }
 
@@ -158,6 +166,7 @@ impl AsyncWrite for QuicSendStream {
             return Poll::Ready(Err(StreamError::Stopped(code).into_io()));
         }
         this.state = SendState::Finished;
+        this._token.send_open.store(false, Ordering::Release);
         match this.inner.finish() {
             Ok(()) => Poll::Ready(Ok(())),
             Err(_) => Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
@@ -169,6 +178,7 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
     fn reset(&mut self, code: u64) {
         if self.state == SendState::Open {
             self.state = SendState::Reset;
+            self._token.send_open.store(false, Ordering::Release);
             let _ = self.inner.reset(self::code(code));
         }
     }
@@ -229,6 +239,7 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
 
 impl Drop for QuicSendStream {
     fn drop(&mut self) {
+        self._token.send_open.store(false, Ordering::Release);
         match self.state {
             SendState::Open => {
                 let _ = self.inner.reset(code(codes::CANCELLED));
@@ -270,7 +281,9 @@ enum RecvState {
 
 /// The receiving half of a QUIC stream; see the module docs for its states.
 pub struct QuicRecvStream {
-    inner: quinn::RecvStream,
+    /// `None` once a stop handed it to [`stop_after_ack`].
+    inner: Option<quinn::RecvStream>,
+    id: quinn::StreamId,
     shared: Arc<Shared>,
     _token: Arc<StreamToken>,
     state: RecvState,
@@ -283,7 +296,8 @@ impl QuicRecvStream {
         token: Arc<StreamToken>,
     ) -> Self {
         QuicRecvStream {
-            inner,
+            id: inner.id(),
+            inner: Some(inner),
             shared,
             _token: token,
             state: RecvState::Open,
@@ -292,8 +306,101 @@ impl QuicRecvStream {
 
     /// The QUIC stream id.
     pub fn id(&self) -> quinn::StreamId {
-        self.inner.id()
+        self.id
     }
+
+    /// Stops the stream with `code` (STOP_SENDING), after the data it received
+    /// so far was acknowledged; see [`stop_after_ack`].
+    fn stop_inner(&mut self, code: u64) {
+        self.state = RecvState::Stopped;
+        if let Some(inner) = self.inner.take() {
+            stop_after_ack(&self.shared, &self._token, inner, self::code(code));
+        }
+    }
+}
+
+/// Sends STOP_SENDING on `inner` with `code`, in a packet of its own once
+/// quinn acknowledged what the stream received, if the stream still needs it.
+///
+/// Why: quinn delays acknowledgements (up to 25 ms) and bundles a pending one
+/// into the next packet it sends, so a STOP_SENDING sent right after reading
+/// usually travels with the acknowledgement of the data just read. A quiche
+/// peer whose receiving side has ended (our FIN or reset arrived) handles
+/// both in one datagram: the STOP_SENDING ends its sending side, the
+/// acknowledgement then makes the stream complete, and quiche forgets the
+/// stream before the datagram is done. `@matrixai/quic` learns of a
+/// STOP_SENDING only by finding the stream among quiche's writable streams
+/// after a datagram, so it never does: its writer waits for ever and an
+/// `@matrixai/rpc` handler is never cancelled. Sent on its own, after the
+/// acknowledgement, the STOP_SENDING finds the stream alive.
+///
+/// So, unless our sending half is still open (then the peer's stream cannot
+/// be complete) or [`TransportConfig::stop_ack_wait`] is zero, a task reads
+/// and discards what still arrives and sends the STOP_SENDING once quinn sent
+/// an acknowledgement, or after `stop_ack_wait`; a stream that ends meanwhile
+/// (or had already ended, its FIN unread) needs none. Only cancelled reads
+/// pay for the task.
+///
+/// [`TransportConfig::stop_ack_wait`]: crate::TransportConfig::stop_ack_wait
+fn stop_after_ack(
+    shared: &Arc<Shared>,
+    token: &StreamToken,
+    mut inner: quinn::RecvStream,
+    code: VarInt,
+) {
+    let wait = shared.stop_ack_wait;
+    if wait.is_zero() || token.send_open.load(Ordering::Acquire) {
+        let _ = inner.stop(code);
+        return;
+    }
+    if discard_to_end(&mut inner, &mut Context::from_waker(Waker::noop())).is_ready() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let _ = inner.stop(code);
+        return;
+    };
+    let conn = shared.conn.clone();
+    let acks = conn.stats().frame_tx.acks;
+    runtime.spawn(async move {
+        let deadline = Instant::now() + wait;
+        let mut tick = std::pin::pin!(tokio::time::sleep(STOP_ACK_POLL));
+        let ended = std::future::poll_fn(|cx| {
+            if discard_to_end(&mut inner, cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            loop {
+                let now = Instant::now();
+                if now >= deadline || conn.stats().frame_tx.acks != acks {
+                    return Poll::Ready(false);
+                }
+                ready!(tick.as_mut().poll(cx));
+                tick.as_mut().reset(now + STOP_ACK_POLL);
+            }
+        })
+        .await;
+        if !ended {
+            let _ = inner.stop(code);
+        }
+    });
+}
+
+/// How often [`stop_after_ack`] looks whether quinn sent an acknowledgement.
+const STOP_ACK_POLL: Duration = Duration::from_millis(1);
+
+/// Reads and drops what `inner` holds; ready once the stream ended (FIN,
+/// reset or a lost connection). Reads at most 64 chunks per call, so a fast
+/// peer cannot keep it busy.
+fn discard_to_end(inner: &mut quinn::RecvStream, cx: &mut Context<'_>) -> Poll<()> {
+    for _ in 0..64 {
+        let read = std::pin::pin!(inner.read_chunk(usize::MAX, true));
+        match ready!(read.poll(cx)) {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Poll::Ready(()),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
 
 impl AsyncRead for QuicRecvStream {
@@ -311,8 +418,11 @@ impl AsyncRead for QuicRecvStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Err(StreamError::ClosedLocally.into_io()));
+        };
         let before = buf.filled().len();
-        match ready!(this.inner.poll_read_buf(cx, buf)) {
+        match ready!(inner.poll_read_buf(cx, buf)) {
             Ok(()) => {
                 if buf.filled().len() == before {
                     this.state = RecvState::Ended;
@@ -341,8 +451,7 @@ impl AsyncRead for QuicRecvStream {
 impl strand_rpc_core::transport::RecvStream for QuicRecvStream {
     fn stop(&mut self, code: u64) {
         if self.state == RecvState::Open {
-            self.state = RecvState::Stopped;
-            let _ = self.inner.stop(self::code(code));
+            self.stop_inner(code);
         }
     }
 }
@@ -350,7 +459,7 @@ impl strand_rpc_core::transport::RecvStream for QuicRecvStream {
 impl Drop for QuicRecvStream {
     fn drop(&mut self) {
         if self.state == RecvState::Open {
-            let _ = self.inner.stop(code(codes::CANCELLED));
+            self.stop_inner(codes::CANCELLED);
         }
     }
 }
@@ -358,7 +467,7 @@ impl Drop for QuicRecvStream {
 impl std::fmt::Debug for QuicRecvStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuicRecvStream")
-            .field("id", &self.inner.id())
+            .field("id", &self.id)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }

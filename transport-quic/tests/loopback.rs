@@ -147,6 +147,31 @@ async fn stop_fails_the_peer_write_and_resolves_stopped() {
 }
 
 #[tokio::test]
+async fn stop_after_our_finish_still_reaches_the_peer() {
+    // Our send half finished: the STOP_SENDING waits for quinn's ACK (or
+    // `stop_ack_wait`) so it leaves in a packet of its own; it still arrives,
+    // whether we stop or drop the receive half.
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    for explicit in [true, false] {
+        let (mut c, mut s) = open_pair(&client, &server, b"request").await;
+        c.send.write_all(b"and more").await.unwrap();
+        let mut buf = [0u8; 8];
+        within(s.recv.read_exact(&mut buf[..7])).await.unwrap();
+        s.send.shutdown().await.unwrap();
+        within(s.recv.read_exact(&mut buf)).await.unwrap();
+        assert_eq!(&buf, b"and more");
+        if explicit {
+            s.recv.stop(7);
+            assert_eq!(within(stopped(&mut c.send)).await, 7);
+        } else {
+            drop(s.recv);
+            assert_eq!(within(stopped(&mut c.send)).await, codes::CANCELLED);
+        }
+    }
+}
+
+#[tokio::test]
 async fn stopped_stays_pending_after_finish() {
     let rig = Rig::dev();
     let (client, server) = rig.pair().await;
