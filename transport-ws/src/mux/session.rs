@@ -204,14 +204,27 @@ impl Stream {
         self.window.on_discarded(n);
     }
 
-    /// Queues a received payload for the reader.
-    fn push_incoming(&mut self, payload: Bytes) {
+    /// Queues a received payload for the reader. `behind`: bytes received
+    /// earlier are still unread.
+    ///
+    /// A payload is a slice of the WebSocket layer's read buffer and keeps
+    /// that whole allocation alive (the buffer grows to hold a message, plus
+    /// what was read after it). For a reader that keeps up that is brief; a
+    /// reader that is behind may keep a window's worth of payloads for long,
+    /// so those are copied into allocations of their own size: a stalled
+    /// stream then costs its window, not the buffers its data came in.
+    fn push_incoming(&mut self, payload: Bytes, behind: bool) {
         if payload.len() < COALESCE_BELOW {
             self.incoming_tail.extend_from_slice(&payload);
         } else {
             if !self.incoming_tail.is_empty() {
                 self.incoming.push_back(self.incoming_tail.split().freeze());
             }
+            let payload = if behind {
+                Bytes::copy_from_slice(&payload)
+            } else {
+                payload
+            };
             self.incoming.push_back(payload);
         }
     }
@@ -478,12 +491,13 @@ impl Session {
             // dropped (JS peers may race a write with an abort).
             return;
         }
+        let behind = stream.window.buffered() > 0;
         if stream.window.on_data(payload.len()).is_err() {
             self.protocol_error("data beyond the granted window");
             return;
         }
         if !payload.is_empty() {
-            stream.push_incoming(payload);
+            stream.push_incoming(payload, behind);
             self.events.push_back(Event::Readable(id));
         }
     }
@@ -1040,6 +1054,14 @@ impl Session {
     pub(crate) fn queued_chunks(&self, id: StreamId) -> usize {
         self.streams.get(&id).map_or(0, |s| {
             s.incoming.len() + usize::from(!s.incoming_tail.is_empty())
+        })
+    }
+
+    /// Where each chunk queued for a stream's reader starts.
+    #[cfg(test)]
+    pub(crate) fn queued_ptrs(&self, id: StreamId) -> Vec<*const u8> {
+        self.streams.get(&id).map_or(Vec::new(), |s| {
+            s.incoming.iter().map(|b| b.as_ptr()).collect()
         })
     }
 

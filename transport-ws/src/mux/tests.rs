@@ -997,3 +997,44 @@ fn lazy_control_frames_never_fill_the_queue_that_pauses_reading() {
     assert_eq!(drain(&mut s).len(), 4);
     assert!(s.wants_read());
 }
+
+#[test]
+fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
+    let mut s = Session::new(config(Role::Server, 1 << 20));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
+    let msg = |fill: u8| {
+        Frame::Data {
+            id,
+            payload: Bytes::from(vec![fill; 4096]),
+        }
+        .to_bytes()
+    };
+    // Nothing unread: the payload stays a slice of the message (zero copy).
+    let first = msg(1);
+    let first_payload = first.as_ptr().wrapping_add(3);
+    s.handle_message(first);
+    assert_eq!(s.queued_ptrs(id), [first_payload]);
+    // Behind: the next ones are copied, so the messages' memory is freed.
+    let second = msg(2);
+    let second_payload = second.as_ptr().wrapping_add(3);
+    s.handle_message(second);
+    let ptrs = s.queued_ptrs(id);
+    assert_eq!(ptrs.len(), 2);
+    assert_ne!(ptrs[1], second_payload);
+    s.handle_message(msg(3));
+    let mut out = vec![0u8; 3 * 4096];
+    let mut n = 0;
+    while n < out.len() {
+        n += s.read(id, &mut out[n..]).unwrap();
+    }
+    for (i, chunk) in out.chunks(4096).enumerate() {
+        assert!(chunk.iter().all(|&b| b == i as u8 + 1), "chunk {i}");
+    }
+    // Read to the end: the next payload is not behind anything.
+    let fourth = msg(4);
+    let fourth_payload = fourth.as_ptr().wrapping_add(3);
+    s.handle_message(fourth);
+    assert_eq!(s.queued_ptrs(id), [fourth_payload]);
+}
