@@ -7,6 +7,7 @@
 //! them all while the sink is ready and flushing once, and (3) the keep-alive,
 //! idle and close timers.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,12 +23,24 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsErr, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::conn::Shared;
+use crate::conn::{Inner, Shared};
 use crate::mux::session::{CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
 
 /// Messages read per wake-up before yielding, so one busy socket cannot
 /// starve the writes or other tasks.
 const READ_BUDGET: usize = 64;
+
+/// Bytes of received messages above which a batch is handed to the session
+/// before reading on: bulk data reaches its reader without waiting for the
+/// rest of the batch.
+const READ_BATCH_BYTES: usize = 16 << 10;
+
+/// Messages taken from the session under one lock, at most.
+const WRITE_BATCH: usize = 64;
+
+/// Bytes taken from the session under one lock, at most (one more message
+/// may pass it): bounds what the driver holds outside the session.
+const WRITE_BATCH_BYTES: usize = 128 << 10;
 
 /// Timers of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +65,11 @@ struct Driver<S> {
     /// `Session::control_drains` when the lazy timer was armed.
     lazy_drains: u64,
     close_sent: bool,
+    /// Messages read in one batch (kept for its capacity).
+    read_batch: Vec<Message>,
+    /// Messages taken from the session that the sink has not accepted yet
+    /// (at most one batch).
+    unsent: VecDeque<Bytes>,
     needs_flush: bool,
     read_done: bool,
 }
@@ -72,6 +90,8 @@ where
         lazy_armed: false,
         lazy_drains: 0,
         close_sent: false,
+        read_batch: Vec::new(),
+        unsent: VecDeque::new(),
         needs_flush: false,
         read_done: false,
     };
@@ -126,59 +146,86 @@ where
         }
     }
 
+    /// Reads up to [`READ_BUDGET`] messages, then hands them to the session
+    /// under one lock: the handles on other threads contend for the lock
+    /// once per batch, not once per message.
     fn poll_read(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
         if self.read_done {
             return Poll::Pending;
         }
+        if !self.shared.lock().session.wants_read() {
+            // Too many replies queued for a peer that does not read: stop
+            // reading until the socket drains them. Checked per batch, so
+            // the queue may pass the limit by one batch's replies.
+            return Poll::Pending;
+        }
+        let mut batch = std::mem::take(&mut self.read_batch);
+        let mut batch_bytes = 0;
+        let mut got = false;
+        let mut end = None;
+        let mut budget_used = true;
         for _ in 0..READ_BUDGET {
-            if !self.shared.lock().session.wants_read() {
-                // Too many replies queued for a peer that does not read:
-                // stop reading until the socket drains them.
-                return Poll::Pending;
-            }
             match self.ws().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    self.read_done = true;
-                    self.shared
-                        .with_driver(|inner| inner.session.handle_lost("connection reset"));
-                    return Poll::Ready(());
-                }
-                Poll::Ready(Some(Err(err))) => {
-                    self.read_done = true;
-                    return self.on_read_error(err);
+                Poll::Pending => {
+                    budget_used = false;
+                    break;
                 }
                 Poll::Ready(Some(Ok(msg))) => {
-                    *progress = true;
-                    self.on_alive();
-                    self.on_message(msg);
+                    got = true;
+                    batch_bytes += msg.len();
+                    batch.push(msg);
+                    if batch_bytes >= READ_BATCH_BYTES {
+                        // Bulk data: let its reader start on it now.
+                        self.deliver(&mut batch);
+                        batch_bytes = 0;
+                    }
+                }
+                Poll::Ready(other) => {
+                    end = Some(other);
+                    budget_used = false;
+                    break;
                 }
             }
         }
-        // Budget used up: come back after other tasks ran.
-        cx.waker().wake_by_ref();
+        if !batch.is_empty() {
+            self.deliver(&mut batch);
+        }
+        *progress |= got;
+        self.read_batch = batch;
+        match end {
+            Some(None) => {
+                self.read_done = true;
+                self.shared
+                    .with_driver(|inner| inner.session.handle_lost("connection reset"));
+                return Poll::Ready(());
+            }
+            Some(Some(Err(err))) => {
+                self.read_done = true;
+                return self.on_read_error(err);
+            }
+            _ => {}
+        }
+        if budget_used {
+            // Budget used up: come back after other tasks ran.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
+    }
+
+    /// Hands the messages read so far to the session.
+    fn deliver(&mut self, batch: &mut Vec<Message>) {
+        self.on_alive();
+        self.shared.with_driver(|inner| {
+            for msg in batch.drain(..) {
+                on_message(inner, msg);
+            }
+        });
     }
 
     fn on_alive(&mut self) {
         if let (Some(idle), Some(d)) = (self.idle.as_mut(), self.timers.idle) {
             idle.as_mut().reset(Instant::now() + d);
         }
-    }
-
-    fn on_message(&mut self, msg: Message) {
-        self.shared.with_driver(|inner| match msg {
-            Message::Binary(bytes) => inner.session.handle_message(bytes),
-            Message::Text(_) => inner.session.handle_text(),
-            Message::Close(frame) => {
-                let (code, reason) = frame
-                    .map(|f| (u16::from(f.code), f.reason.to_string()))
-                    .unwrap_or((1005, String::new()));
-                inner.session.handle_peer_close(code, &reason);
-            }
-            // Pongs are answered by tungstenite; any frame is liveness.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-        });
     }
 
     fn on_read_error(&mut self, err: WsErr) -> Poll<()> {
@@ -219,29 +266,49 @@ where
         }
     }
 
+    /// Takes the session's messages in batches (one lock per batch, not
+    /// per message) and feeds them to the sink while it is ready; flushes
+    /// once.
     fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        // Whether lazy frames wait, and `Session::control_drains`, as seen
+        // when the session had nothing more to send.
+        let mut drained = None;
         loop {
+            if self.unsent.is_empty() {
+                let mut unsent = std::mem::take(&mut self.unsent);
+                let (holds, drains) = self.shared.with_driver(|inner| {
+                    let mut bytes = 0;
+                    while unsent.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
+                        let Some(msg) = inner.session.poll_transmit() else {
+                            break;
+                        };
+                        bytes += msg.len();
+                        unsent.push_back(msg);
+                    }
+                    (inner.session.holds_lazy(), inner.session.control_drains())
+                });
+                self.unsent = unsent;
+                if self.unsent.is_empty() {
+                    drained = Some((holds, drains));
+                    break;
+                }
+            }
             match self.ws().poll_ready(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Err(err)) => return self.lost(err),
                 Poll::Ready(Ok(())) => {}
             }
-            let msg = self
-                .shared
-                .with_driver(|inner| inner.session.poll_transmit());
-            let Some(msg) = msg else { break };
+            let Some(msg) = self.unsent.pop_front() else {
+                continue;
+            };
             if let Err(err) = self.ws().start_send(Message::Binary(msg)) {
                 return self.lost(err);
             }
             self.needs_flush = true;
             *progress = true;
         }
-        if !self.lazy_armed {
-            let (holds, drains) = {
-                let inner = self.shared.lock();
-                (inner.session.holds_lazy(), inner.session.control_drains())
-            };
-            if holds {
+        if let Some((true, drains)) = drained {
+            if !self.lazy_armed {
                 self.arm_lazy(drains);
             }
         }
@@ -334,6 +401,9 @@ where
                 Some(r) => (r.clone(), inner.session.closed_locally()),
             }
         };
+        // Taken before the close, not sent: the session dropped its own
+        // queues too.
+        self.unsent.clear();
         if self.close_deadline.is_none() {
             self.close_deadline = Some(Box::pin(sleep(self.timers.close)));
         }
@@ -396,5 +466,21 @@ where
         } else {
             Poll::Ready(())
         }
+    }
+}
+
+/// Hands one received message to the session.
+fn on_message(inner: &mut Inner, msg: Message) {
+    match msg {
+        Message::Binary(bytes) => inner.session.handle_message(bytes),
+        Message::Text(_) => inner.session.handle_text(),
+        Message::Close(frame) => {
+            let (code, reason) = frame
+                .map(|f| (u16::from(f.code), f.reason.to_string()))
+                .unwrap_or((1005, String::new()));
+            inner.session.handle_peer_close(code, &reason);
+        }
+        // Pongs are answered by tungstenite; any frame is liveness.
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
     }
 }
