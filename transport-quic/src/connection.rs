@@ -1,9 +1,11 @@
 //! [`QuicConnection`]: a quinn connection behind rpc-core's `Connection` trait.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use strand_tls::CertificateDer;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use crate::stream::{code, QuicRecvStream, QuicSendStream, StreamToken};
+use crate::stream::{code, QuicRecvStream, QuicSendStream, StoppedFuture, StreamToken};
 
 /// The stream timings of a [`crate::TransportConfig`] that each connection keeps.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +34,40 @@ impl StreamTimings {
     }
 }
 
+/// The `stopped()` futures of dropped, finished send halves: each resolves
+/// once the peer acknowledged the stream's data and FIN (or the connection
+/// ended). Nothing polls them until a graceful shutdown, except a prune of
+/// the resolved ones whenever the list doubled, so the list stays near the
+/// number of streams still in flight, at an amortised constant cost per push.
+#[derive(Default)]
+pub(crate) struct Lingering {
+    acks: Vec<StoppedFuture>,
+    prune_at: usize,
+}
+
+/// The list length below which [`Lingering`] does not prune.
+const LINGER_PRUNE_MIN: usize = 64;
+
+impl Lingering {
+    pub(crate) fn push(&mut self, acked: StoppedFuture) {
+        if self.acks.len() >= self.prune_at {
+            let _ = self.prune(&mut Context::from_waker(Waker::noop()));
+            self.prune_at = (self.acks.len() * 2).max(LINGER_PRUNE_MIN);
+        }
+        self.acks.push(acked);
+    }
+
+    /// Drops the futures that resolved; ready once none is left.
+    fn prune(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.acks.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if self.acks.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// State shared by a connection handle and its streams.
 pub(crate) struct Shared {
     pub(crate) conn: quinn::Connection,
@@ -40,6 +76,9 @@ pub(crate) struct Shared {
     local_close: Mutex<Option<CloseReason>>,
     pub(crate) open_streams: AtomicUsize,
     pub(crate) streams_changed: Notify,
+    /// Finished send halves, dropped, whose data the peer may not have
+    /// acknowledged yet; [`QuicConnection::shutdown`] waits for them.
+    pub(crate) lingering: Mutex<Lingering>,
     shutting_down: AtomicBool,
     pub(crate) write_boundary_min: Duration,
     pub(crate) stop_ack_wait: Duration,
@@ -117,6 +156,7 @@ impl QuicConnection {
                 local_close: Mutex::new(None),
                 open_streams: AtomicUsize::new(0),
                 streams_changed: Notify::new(),
+                lingering: Mutex::new(Lingering::default()),
                 shutting_down: AtomicBool::new(false),
                 write_boundary_min: timings.write_boundary_min,
                 stop_ack_wait: timings.stop_ack_wait,
@@ -147,8 +187,9 @@ impl QuicConnection {
 
     /// Graceful shutdown: stops accepting streams (the peer gets no new stream
     /// credit, and streams it opens anyway are refused with
-    /// [`codes::SHUTDOWN`]), waits until every open stream was dropped or
-    /// `deadline` passed, then closes with code 0. Returns the close reason.
+    /// [`codes::SHUTDOWN`]), waits until every open stream was dropped and
+    /// the peer acknowledged what finished ones wrote, or `deadline` passed,
+    /// then closes with code 0. Returns the close reason.
     ///
     /// Cancel safety: dropping the future leaves the connection refusing new
     /// streams but open; call [`Connection::close`] to end it.
@@ -177,6 +218,15 @@ impl QuicConnection {
                 _ = sleep.as_mut() => break,
             }
         }
+        // Every handle is gone; what the finished ones wrote may still be in
+        // flight, and closing now would discard it.
+        let mut lingering = std::mem::take(
+            &mut *shared
+                .lingering
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let _ = tokio::time::timeout_at(deadline, poll_fn(|cx| lingering.prune(cx))).await;
         shared.close(0, "shutdown");
         let err = shared.conn.closed().await;
         shared.reason(&err)

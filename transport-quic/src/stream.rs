@@ -66,7 +66,8 @@ enum SendState {
     Reset,
 }
 
-type StoppedFuture = Pin<Box<dyn Future<Output = Result<Option<VarInt>, StoppedError>> + Send>>;
+pub(crate) type StoppedFuture =
+    Pin<Box<dyn Future<Output = Result<Option<VarInt>, StoppedError>> + Send>>;
 
 /// The sending half of a QUIC stream; see the module docs for its states.
 pub struct QuicSendStream {
@@ -245,17 +246,13 @@ impl Drop for QuicSendStream {
                 let _ = self.inner.reset(code(codes::CANCELLED));
             }
             SendState::Finished => {
-                // Keep the stream counted until the peer acknowledged every
-                // byte: a graceful shutdown that closed the connection now
-                // would discard what is still in flight (a call's last
-                // response). Resolves at the latest when the connection ends.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    let acked = self.inner.stopped();
-                    let token = self._token.clone();
-                    runtime.spawn(async move {
-                        let _ = acked.await;
-                        drop(token);
-                    });
+                // quinn keeps delivering what we wrote, and the FIN, after
+                // the handle is gone. A graceful shutdown must not close the
+                // connection before the peer acknowledged it (a call's last
+                // response), so it waits on this stream's `stopped()`
+                // (resolves once acknowledged); no task per stream.
+                if let Ok(mut lingering) = self.shared.lingering.lock() {
+                    lingering.push(Box::pin(self.inner.stopped()));
                 }
             }
             SendState::Reset => {}

@@ -572,6 +572,34 @@ async fn shutdown_drains_open_streams_then_closes_with_code_zero() {
 }
 
 #[tokio::test]
+async fn shutdown_waits_until_dropped_finished_streams_were_acknowledged() {
+    // The server finishes a large response, drops the stream and shuts down
+    // at once: most of the response is still in flight, and the close must
+    // wait for the peer's acknowledgement of it.
+    let rig = Rig::dev();
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"request").await;
+    let response: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
+    s.send.write_all(&response).await.unwrap();
+    s.send.shutdown().await.unwrap();
+    drop(s);
+    assert_eq!(server.open_streams(), 0);
+    let shutdown = tokio::spawn(async move {
+        server
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(20))
+            .await
+    });
+    let (data, err) = within(drain(&mut c.recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data.len(), response.len());
+    assert!(data == response);
+    assert_eq!(
+        within(shutdown).await.unwrap(),
+        CloseReason::local(0, "shutdown")
+    );
+}
+
+#[tokio::test]
 async fn shutdown_refuses_new_streams_and_forces_at_the_deadline() {
     let rig = Rig::dev();
     let (client, server) = rig.pair().await;
