@@ -177,14 +177,19 @@ impl Frame {
     }
 
     /// Encodes a DATA message carrying a copy of `payload`, header included,
-    /// in one allocation of exactly its size: the only copy of the bytes
-    /// before the WebSocket layer's own.
+    /// in one allocation of exactly its size.
     pub fn encode_data(id: StreamId, payload: &[u8]) -> Bytes {
         let mut buf = BytesMut::with_capacity(Self::data_header_len(id) + payload.len());
-        varint::encode(id.0, &mut buf);
+        Self::encode_data_into(id, payload, &mut buf);
+        buf.freeze()
+    }
+
+    /// Appends a DATA message carrying a copy of `payload` to `buf`
+    /// ([`Frame::data_header_len`] + `payload.len()` bytes).
+    pub fn encode_data_into(id: StreamId, payload: &[u8], buf: &mut impl BufMut) {
+        varint::encode(id.0, buf);
         buf.put_u16(TYPE_DATA);
         buf.put_slice(payload);
-        buf.freeze()
     }
 
     /// Encodes into a fresh buffer of exactly the right size.

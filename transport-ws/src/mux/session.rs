@@ -277,7 +277,7 @@ pub struct Session {
     accept_queue: VecDeque<StreamId>,
     events: VecDeque<Event>,
     refused: u64,
-    /// Control messages are encoded into slices of this buffer, so that
+    /// Outgoing messages are encoded into slices of this buffer, so that
     /// they do not each need an allocation.
     tx_buf: BytesMut,
 }
@@ -821,9 +821,15 @@ impl Session {
         if n == 0 {
             return Err(OpError::Blocked);
         }
-        stream
-            .outgoing
-            .push_back(Frame::encode_data(id, &data[..n]));
+        // The whole message (header included) is built once, in a buffer
+        // that is reused as soon as the messages cut from it were dropped
+        // (the WebSocket layer copies each one when the driver hands it
+        // over): no allocation per message in steady state, and the only
+        // copy of the bytes before the WebSocket layer's own.
+        let len = Frame::data_header_len(id) + n;
+        self.tx_buf.reserve(len);
+        Frame::encode_data_into(id, &data[..n], &mut self.tx_buf);
+        stream.outgoing.push_back(self.tx_buf.split().freeze());
         stream.outgoing_bytes += n;
         self.mark_sendable(id);
         Ok(n)
