@@ -3,8 +3,8 @@
 //! There is no length prefix and no delimiter, so the reader finds where each
 //! value ends by scanning its structure: nesting depth, strings and escapes.
 //! [`JsonSplitter`] is the pure, incremental part (bytes in, complete values
-//! out, never rescanning a byte); [`MessageReader`] drives it from an
-//! `AsyncRead`.
+//! out, never rescanning a byte); [`MessageReader`] drives it from a
+//! [`RecvStream`], slicing messages out of the carrier's buffers.
 //!
 //! The splitter only delimits values; `serde_json` validates them when they
 //! are parsed. Garbage that never closes is caught by the size limit.
@@ -13,12 +13,11 @@
 //! back whatever was read beyond the last message, which a raw call needs.
 
 use std::io;
-use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncRead;
-use tokio_util::io::poll_read_buf;
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::transport::RecvStream;
 
 /// Default limit on one message: 1 MiB, as the JS stack.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
@@ -81,30 +80,67 @@ impl JsonSplitter {
     /// Whitespace before a value is dropped. `Ok(None)` means more bytes are
     /// needed; what is left in `buf` is the unfinished value.
     pub fn split(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        if self.scanned == 0 {
-            let skip = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let _ = buf.split_to(skip);
-            match buf.first() {
-                None => return Ok(None),
-                Some(b'{' | b'[') => {}
-                Some(&other) => return Err(FrameError::UnexpectedByte(other)),
-            }
+        let skip = self.start(buf)?;
+        buf.advance(skip);
+        Ok(self.scan(buf)?.map(|end| buf.split_to(end).freeze()))
+    }
+
+    /// [`JsonSplitter::split`] for bytes that are not growing: the value
+    /// returned shares `chunk`'s memory (no copy). After `Ok(None)`, `chunk`
+    /// holds the unfinished value; continue it by moving those bytes into a
+    /// growing buffer and calling `split` on that.
+    pub fn split_bytes(&mut self, chunk: &mut Bytes) -> Result<Option<Bytes>, FrameError> {
+        let skip = self.start(chunk)?;
+        chunk.advance(skip);
+        Ok(self.scan(chunk)?.map(|end| chunk.split_to(end)))
+    }
+
+    /// Before a value starts: how many whitespace bytes to drop, checking the
+    /// byte after them opens a value.
+    fn start(&self, data: &[u8]) -> Result<usize, FrameError> {
+        if self.scanned > 0 {
+            return Ok(0);
         }
-        let limit = buf.len().min(self.max_len);
+        let skip = data.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        match data.get(skip) {
+            None | Some(b'{' | b'[') => Ok(skip),
+            Some(&other) => Err(FrameError::UnexpectedByte(other)),
+        }
+    }
+
+    /// Scans `data` (the current value from its first byte) from where the
+    /// last call stopped; the value's length once it is complete.
+    fn scan(&mut self, data: &[u8]) -> Result<Option<usize>, FrameError> {
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let limit = data.len().min(self.max_len);
         let mut i = self.scanned;
         while i < limit {
-            let b = buf[i];
-            i += 1;
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
+                    i += 1;
+                    continue;
+                }
+                // Strings are most of a message: jump to the next quote or
+                // backslash instead of stepping through every byte.
+                match memchr::memchr2(b'"', b'\\', &data[i..limit]) {
+                    Some(at) => {
+                        i += at;
+                        if data[i] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escaped = true;
+                        }
+                        i += 1;
+                    }
+                    None => i = limit,
                 }
                 continue;
             }
+            let b = data[i];
+            i += 1;
             match b {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth += 1,
@@ -112,7 +148,7 @@ impl JsonSplitter {
                     self.depth = self.depth.checked_sub(1).ok_or(FrameError::Unbalanced)?;
                     if self.depth == 0 {
                         self.scanned = 0;
-                        return Ok(Some(buf.split_to(i).freeze()));
+                        return Ok(Some(i));
                     }
                 }
                 _ => {}
@@ -140,33 +176,39 @@ pub enum ReadError {
     Frame(#[from] FrameError),
 }
 
-/// Reads concatenated JSON messages from an `AsyncRead`.
+/// Reads concatenated JSON messages from a [`RecvStream`].
+///
+/// Messages are sliced out of the chunks the carrier hands over
+/// ([`RecvStream::poll_read_chunk`]) without copying; only a message split
+/// across chunks is gathered into a buffer of its own. A message shares its
+/// chunk's memory until it is dropped.
 ///
 /// # Cancel safety
 ///
 /// [`MessageReader::next`] is cancel safe: bytes already read stay in the
-/// buffer and scanning resumes where it stopped.
+/// reader and scanning resumes where it stopped.
 #[derive(Debug)]
 pub struct MessageReader<R> {
     reader: R,
-    buf: BytesMut,
+    /// The rest of the last chunk read, not yet split into messages. Used
+    /// while `partial` is empty.
+    chunk: Bytes,
+    /// A message begun in one chunk and continued in the next ones.
+    partial: BytesMut,
     splitter: JsonSplitter,
     eof: bool,
 }
 
-const READ_CHUNK: usize = 8 * 1024;
+/// The most one read asks of the carrier.
+const READ_CHUNK: usize = 64 * 1024;
 
-impl<R: AsyncRead + Unpin> MessageReader<R> {
+impl<R: RecvStream> MessageReader<R> {
     /// Wraps `reader`, refusing messages longer than `max_len`.
     pub fn new(reader: R, max_len: usize) -> Self {
-        Self::with_buffer(reader, BytesMut::new(), max_len)
-    }
-
-    /// Wraps `reader` with bytes already read from it.
-    pub fn with_buffer(reader: R, buf: BytesMut, max_len: usize) -> Self {
         MessageReader {
             reader,
-            buf,
+            chunk: Bytes::new(),
+            partial: BytesMut::new(),
             splitter: JsonSplitter::new(max_len),
             eof: false,
         }
@@ -180,26 +222,41 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// Polls for the next message's bytes; `Ok(None)` at a clean end of stream.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ReadError>> {
         loop {
-            if let Some(msg) = self.splitter.split(&mut self.buf)? {
+            if self.partial.is_empty() {
+                if let Some(msg) = self.splitter.split_bytes(&mut self.chunk)? {
+                    return Poll::Ready(Ok(Some(msg)));
+                }
+                // The chunk ends inside a message: gather it from here on.
+                self.partial.extend_from_slice(&self.chunk);
+                self.chunk.clear();
+            } else if let Some(msg) = self.splitter.split(&mut self.partial)? {
                 return Poll::Ready(Ok(Some(msg)));
             }
             if self.eof {
-                return Poll::Ready(if self.splitter.in_value() || !self.buf.is_empty() {
+                return Poll::Ready(if self.splitter.in_value() || !self.partial.is_empty() {
                     Err(FrameError::Truncated.into())
                 } else {
                     Ok(None)
                 });
             }
-            self.buf.reserve(READ_CHUNK);
-            if ready!(poll_read_buf(Pin::new(&mut self.reader), cx, &mut self.buf))? == 0 {
-                self.eof = true;
+            match ready!(self.reader.poll_read_chunk(cx, READ_CHUNK))? {
+                None => self.eof = true,
+                Some(bytes) if self.partial.is_empty() => self.chunk = bytes,
+                Some(bytes) => self.partial.extend_from_slice(&bytes),
             }
         }
     }
 
     /// The reader and the bytes read beyond the last returned message.
     pub fn into_parts(self) -> (R, BytesMut) {
-        (self.reader, self.buf)
+        let rest = if self.partial.is_empty() {
+            BytesMut::from(self.chunk)
+        } else {
+            let mut rest = self.partial;
+            rest.extend_from_slice(&self.chunk);
+            rest
+        };
+        (self.reader, rest)
     }
 
     /// The wrapped reader.
@@ -212,6 +269,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::pin::Pin;
 
     fn split_all(chunks: &[&[u8]], max: usize) -> Result<Vec<Bytes>, FrameError> {
         let mut s = JsonSplitter::new(max);
@@ -273,17 +331,122 @@ mod tests {
         assert_eq!(&buf[..], b"raw bytes here");
     }
 
+    /// A receiving half that hands out the given chunks, then the end.
+    struct Chunks(std::collections::VecDeque<Bytes>);
+
+    impl Chunks {
+        fn new(chunks: &[&[u8]]) -> Self {
+            Chunks(chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect())
+        }
+    }
+
+    impl tokio::io::AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            while let Some(front) = self.0.front_mut() {
+                if front.is_empty() {
+                    self.0.pop_front();
+                    continue;
+                }
+                let n = front.len().min(buf.remaining());
+                buf.put_slice(&front.split_to(n));
+                break;
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl RecvStream for Chunks {
+        fn stop(&mut self, _: u64) {}
+
+        fn poll_read_chunk(
+            &mut self,
+            _: &mut Context<'_>,
+            max: usize,
+        ) -> Poll<io::Result<Option<Bytes>>> {
+            while let Some(front) = self.0.front_mut() {
+                if front.is_empty() {
+                    self.0.pop_front();
+                    continue;
+                }
+                let n = front.len().min(max);
+                return Poll::Ready(Ok(Some(front.split_to(n))));
+            }
+            Poll::Ready(Ok(None))
+        }
+    }
+
+    /// Every message `reader` yields, then what was left after the last one.
+    async fn read_all(chunks: &[&[u8]], max: usize) -> (Result<Vec<Bytes>, ReadError>, BytesMut) {
+        let mut reader = MessageReader::new(Chunks::new(chunks), max);
+        let mut out = Vec::new();
+        loop {
+            match reader.next().await {
+                Ok(Some(msg)) => out.push(msg),
+                Ok(None) => break,
+                Err(e) => return (Err(e), reader.into_parts().1),
+            }
+        }
+        (Ok(out), reader.into_parts().1)
+    }
+
     #[tokio::test]
     async fn reader_reports_truncation_and_clean_end() {
-        let mut r = MessageReader::new(&b"{\"a\":1} {\"b\""[..], 1024);
+        let mut r = MessageReader::new(Chunks::new(&[b"{\"a\":1} {\"b\""]), 1024);
         assert_eq!(&r.next().await.unwrap().unwrap()[..], b"{\"a\":1}");
         assert!(matches!(
             r.next().await,
             Err(ReadError::Frame(FrameError::Truncated))
         ));
-        let mut r = MessageReader::new(&b"{\"a\":1}\n"[..], 1024);
+        let mut r = MessageReader::new(Chunks::new(&[b"{\"a\":1}\n"]), 1024);
         assert!(r.next().await.unwrap().is_some());
         assert!(r.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reader_slices_messages_out_of_a_chunk_without_copying() {
+        let chunk = Bytes::from_static(b"{\"a\":1}{\"b\":2}");
+        let mut r = MessageReader::new(Chunks(vec![chunk.clone()].into()), 1024);
+        let first = r.next().await.unwrap().unwrap();
+        assert_eq!(first.as_ptr(), chunk.as_ptr());
+        let second = r.next().await.unwrap().unwrap();
+        assert_eq!(&second[..], b"{\"b\":2}");
+        assert!(r.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reader_hands_back_the_bytes_after_a_header() {
+        for chunks in [
+            &[&b"{\"method\":\"raw\"}raw "[..], b"bytes"][..],
+            &[b"{\"method\"", b":\"raw\"}raw", b" bytes"],
+        ] {
+            let mut r = MessageReader::new(Chunks::new(chunks), 1024);
+            assert_eq!(
+                &r.next().await.unwrap().unwrap()[..],
+                b"{\"method\":\"raw\"}"
+            );
+            let (mut rest, mut buf) = r.into_parts();
+            while let Poll::Ready(Ok(Some(more))) =
+                rest.poll_read_chunk(&mut Context::from_waker(std::task::Waker::noop()), 64)
+            {
+                buf.extend_from_slice(&more);
+            }
+            assert_eq!(&buf[..], b"raw bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn reader_enforces_the_limit_across_chunks() {
+        let (out, _) = read_all(&[b"{\"a\":\"0123", b"456789\"}"], 8).await;
+        assert!(matches!(
+            out,
+            Err(ReadError::Frame(FrameError::TooLong { limit: 8 }))
+        ));
+        let (out, _) = read_all(&[b"{\"a\":", b"1}"], 7).await;
+        assert_eq!(out.unwrap().len(), 1);
     }
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -336,7 +499,15 @@ mod tests {
             let out = split_all(&chunks, usize::MAX).unwrap();
             let parsed: Vec<serde_json::Value> =
                 out.iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
+            prop_assert_eq!(&parsed, &values);
+            // The reader, which slices whole chunks and gathers split ones,
+            // yields the same values.
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (out, rest) = rt.block_on(read_all(&chunks, usize::MAX));
+            let parsed: Vec<serde_json::Value> =
+                out.unwrap().iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
             prop_assert_eq!(parsed, values);
+            prop_assert!(rest.iter().all(|b| b.is_ascii_whitespace()));
         }
 
         /// Arbitrary bytes never panic the splitter and never grow past the limit.

@@ -27,10 +27,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use async_trait::async_trait;
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Notify};
 
@@ -482,12 +482,9 @@ impl MemoryRecvStream {
     }
 }
 
-impl AsyncRead for MemoryRecvStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl MemoryRecvStream {
+    /// Takes up to `max` buffered bytes (`Some(empty)` at the end of stream).
+    fn poll_take(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         let side = self.side;
         let mut st = self.pipe.lock();
         debug_assert_ne!(st.writer_side, side);
@@ -495,18 +492,17 @@ impl AsyncRead for MemoryRecvStream {
             return Poll::Ready(Err(StreamError::Reset(code).into()));
         }
         if !st.buf.is_empty() {
-            let n = st.buf.len().min(out.remaining());
-            out.put_slice(&st.buf[..n]);
-            st.buf.advance(n);
+            let n = st.buf.len().min(max);
+            let taken = st.buf.split_to(n).freeze();
             if let Some(w) = st.write_waker.take() {
                 w.wake();
             }
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(taken));
         }
         if st.finished {
             drop(st);
             self.done = true;
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(Bytes::new()));
         }
         if let Some(err) = st.closed_for(side) {
             return Poll::Ready(Err(err.into()));
@@ -519,7 +515,29 @@ impl AsyncRead for MemoryRecvStream {
     }
 }
 
+impl AsyncRead for MemoryRecvStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let taken = ready!(self.poll_take(cx, out.remaining()))?;
+        out.put_slice(&taken);
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl RecvStream for MemoryRecvStream {
+    /// Hands over the buffered bytes themselves (no copy).
+    fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        let taken = ready!(self.poll_take(cx, max.max(1)))?;
+        Poll::Ready(Ok((!taken.is_empty()).then_some(taken)))
+    }
+
     fn stop(&mut self, code: u64) {
         if self.done {
             return;

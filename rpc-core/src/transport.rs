@@ -33,7 +33,7 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Stream error codes that strand itself uses when it resets or stops a stream.
 ///
@@ -254,7 +254,32 @@ pub trait RecvStream: AsyncRead + Send + Unpin + 'static {
     /// Tells the peer to stop sending with `code`; its writes fail with
     /// [`StreamError::Stopped`]. Idempotent; a no-op after the end was read.
     fn stop(&mut self, code: u64);
+
+    /// Reads the next run of received bytes, at most `max` of them; `Ok(None)`
+    /// once the peer finished. Errors as [`AsyncRead::poll_read`].
+    ///
+    /// Carriers that keep received bytes as [`Bytes`] hand them over without
+    /// copying (the message reader then slices messages out of them). The
+    /// default reads through `poll_read` and copies what arrived into a buffer
+    /// of its exact size.
+    fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); DEFAULT_CHUNK];
+        let len = max.clamp(1, DEFAULT_CHUNK);
+        let mut buf = ReadBuf::uninit(&mut storage[..len]);
+        std::task::ready!(std::pin::Pin::new(&mut *self).poll_read(cx, &mut buf))?;
+        Poll::Ready(Ok(match buf.filled() {
+            [] => None,
+            filled => Some(Bytes::copy_from_slice(filled)),
+        }))
+    }
 }
+
+/// The most [`RecvStream::poll_read_chunk`]'s default reads at once.
+const DEFAULT_CHUNK: usize = 8 * 1024;
 
 /// A boxed sending half.
 pub type BoxSendStream = Box<dyn SendStream>;
@@ -362,5 +387,12 @@ impl SendStream for Box<dyn SendStream> {
 impl RecvStream for Box<dyn RecvStream> {
     fn stop(&mut self, code: u64) {
         (**self).stop(code)
+    }
+    fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        (**self).poll_read_chunk(cx, max)
     }
 }
