@@ -199,8 +199,9 @@ pub struct MessageReader<R> {
     eof: bool,
 }
 
-/// The most one read asks of the carrier.
-const READ_CHUNK: usize = 64 * 1024;
+/// The most one read asks of the carrier: what a reader may hold beyond the
+/// message it is reading, on top of the carrier's own window.
+const READ_CHUNK: usize = 8 * 1024;
 
 impl<R: RecvStream> MessageReader<R> {
     /// Wraps `reader`, refusing messages longer than `max_len`.

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use strand_rpc_core::transport::{
     CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
 };
@@ -513,6 +514,26 @@ impl AsyncRead for WsRecvStream {
 impl RecvStream for WsRecvStream {
     fn stop(&mut self, code: u64) {
         self.shared.with(|inner| inner.session.stop(self.id, code));
+    }
+
+    /// Hands over the received DATA payloads themselves (no copy).
+    fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        let shared = &self.shared;
+        let mut inner = shared.lock();
+        let out = match inner.session.read_chunk(self.id, max) {
+            Ok(chunk) => Poll::Ready(Ok(chunk)),
+            Err(OpError::Blocked) => {
+                inner.read_wakers.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+        };
+        shared.process(&mut inner);
+        out
     }
 }
 

@@ -911,10 +911,54 @@ impl Session {
         self.maybe_release(id);
     }
 
-    /// Reads buffered bytes into `buf`. `Ok(0)` is the end of the stream;
-    /// `Blocked` while nothing is buffered. Returns credit to the peer as
-    /// the window drains.
+    /// Reads buffered bytes into `buf`. `Ok(0)` is the end of the stream (or
+    /// an empty `buf`); `Blocked` while nothing is buffered. Returns credit to
+    /// the peer as the window drains.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, OpError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.read_with(id, |stream| {
+            let mut n = 0;
+            while n < buf.len() {
+                let Some(front) = stream.front_incoming() else {
+                    break;
+                };
+                let take = front.len().min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&front[..take]);
+                front.advance(take);
+                if front.is_empty() {
+                    stream.incoming.pop_front();
+                }
+                n += take;
+            }
+            n
+        })
+    }
+
+    /// Like [`Session::read`], but hands over up to `max` buffered bytes as
+    /// they arrived (no copy); `Ok(None)` is the end of the stream.
+    pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, OpError> {
+        let mut chunk = Bytes::new();
+        self.read_with(id, |stream| {
+            if let Some(front) = stream.front_incoming() {
+                chunk = front.split_to(front.len().min(max.max(1)));
+                if front.is_empty() {
+                    stream.incoming.pop_front();
+                }
+            }
+            chunk.len()
+        })?;
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
+
+    /// The bookkeeping of a read: `take` moves buffered bytes out and says
+    /// how many; then credit goes back to the peer, or the end is reported.
+    fn read_with(
+        &mut self,
+        id: StreamId,
+        take: impl FnOnce(&mut Stream) -> usize,
+    ) -> Result<usize, OpError> {
         let closed = self.closed_error();
         let stream = self.streams.get_mut(&id).ok_or(OpError::ClosedLocally)?;
         match stream.recv {
@@ -923,22 +967,7 @@ impl Session {
             RecvState::EofRead => return Ok(0),
             RecvState::Open | RecvState::FinReceived => {}
         }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let mut n = 0;
-        while n < buf.len() {
-            let Some(front) = stream.front_incoming() else {
-                break;
-            };
-            let take = front.len().min(buf.len() - n);
-            buf[n..n + take].copy_from_slice(&front[..take]);
-            front.advance(take);
-            if front.is_empty() {
-                stream.incoming.pop_front();
-            }
-            n += take;
-        }
+        let n = take(stream);
         if n > 0 {
             stream.window.on_consumed(n);
             if stream.recv == RecvState::Open && closed.is_none() {

@@ -1038,3 +1038,26 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     s.handle_message(fourth);
     assert_eq!(s.queued_ptrs(id), [fourth_payload]);
 }
+
+#[test]
+fn read_chunk_hands_over_payloads_and_returns_credit() {
+    let (mut c, mut s) = pair(16);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    s.accept().unwrap();
+    assert_eq!(c.write(id, b"0123456789"), Ok(10));
+    settle(&mut c, &mut s);
+    assert_eq!(s.read_chunk(id, 4), Ok(Some(Bytes::from_static(b"0123"))));
+    assert!(drain(&mut s).is_empty(), "under half the window consumed");
+    assert_eq!(
+        s.read_chunk(id, 64),
+        Ok(Some(Bytes::from_static(b"456789")))
+    );
+    assert_eq!(drain(&mut s), [Frame::Ack { id, credit: 10 }]);
+    c.handle_frame(Frame::Ack { id, credit: 10 });
+    assert_eq!(s.read_chunk(id, 64), Err(OpError::Blocked));
+    c.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(s.read_chunk(id, 64), Ok(None), "end of stream");
+    assert_eq!(s.read_chunk(id, 64), Ok(None), "and it stays ended");
+}
