@@ -426,22 +426,22 @@ impl AsyncRead for QuicRecvStream {
                 }
                 Poll::Ready(Ok(()))
             }
-            Err(e) => {
-                let err = match e {
-                    ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
-                    ReadError::ConnectionLost(e) => {
-                        StreamError::ConnectionClosed(this.shared.reason(&e))
-                    }
-                    ReadError::ClosedStream | ReadError::IllegalOrderedRead => {
-                        StreamError::ClosedLocally
-                    }
-                    ReadError::ZeroRttRejected => StreamError::ConnectionClosed(
-                        strand_rpc_core::transport::CloseReason::lost("0-rtt rejected"),
-                    ),
-                };
-                Poll::Ready(Err(err.into_io()))
-            }
+            Err(e) => Poll::Ready(Err(this.read_error(e))),
         }
+    }
+}
+
+impl QuicRecvStream {
+    fn read_error(&self, e: ReadError) -> io::Error {
+        let err = match e {
+            ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
+            ReadError::ConnectionLost(e) => StreamError::ConnectionClosed(self.shared.reason(&e)),
+            ReadError::ClosedStream | ReadError::IllegalOrderedRead => StreamError::ClosedLocally,
+            ReadError::ZeroRttRejected => StreamError::ConnectionClosed(
+                strand_rpc_core::transport::CloseReason::lost("0-rtt rejected"),
+            ),
+        };
+        err.into_io()
     }
 }
 
@@ -450,6 +450,36 @@ impl strand_rpc_core::transport::RecvStream for QuicRecvStream {
         if self.state == RecvState::Open {
             self.stop_inner(code);
         }
+    }
+
+    /// Hands over quinn's received chunks themselves (no copy).
+    fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<bytes::Bytes>>> {
+        match self.state {
+            RecvState::Ended => return Poll::Ready(Ok(None)),
+            RecvState::Stopped => return Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
+            RecvState::Open => {}
+        }
+        // quinn's read_chunk future only polls the stream: a fresh one per
+        // poll loses nothing.
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(StreamError::ClosedLocally.into_io()));
+        };
+        let read = {
+            let chunk = std::pin::pin!(inner.read_chunk(max.max(1), true));
+            ready!(chunk.poll(cx))
+        };
+        Poll::Ready(match read {
+            Ok(Some(chunk)) => Ok(Some(chunk.bytes)),
+            Ok(None) => {
+                self.state = RecvState::Ended;
+                Ok(None)
+            }
+            Err(e) => Err(self.read_error(e)),
+        })
     }
 }
 
