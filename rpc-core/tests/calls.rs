@@ -409,3 +409,80 @@ async fn a_bare_reset_before_any_answer_is_reported_as_unanswered() {
         Some(&strand_rpc_core::transport::StreamError::Reset(0))
     );
 }
+
+/// A handler that panics is answered with −32603, and the connection keeps
+/// serving: the panic may come in the call's first poll (which runs on the
+/// connection's accepting task) or after the handler waited.
+#[tokio::test]
+async fn a_panicking_handler_is_answered_and_the_connection_survives() {
+    let router = router()
+        .unary("panic_now", |_ctx, _p: Value| async move {
+            if true {
+                panic!("at once");
+            }
+            Ok::<_, RpcError>(json!(null))
+        })
+        .unary("panic_later", |_ctx, _p: Value| async move {
+            tokio::task::yield_now().await;
+            if true {
+                panic!("after a wait");
+            }
+            Ok::<_, RpcError>(json!(null))
+        });
+    let f = common::start(router);
+    for method in ["panic_now", "panic_later", "panic_now"] {
+        let err = f
+            .client
+            .unary::<_, Value>(method, &json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(error_codes::INTERNAL_ERROR),
+            "{method}: {err:?}"
+        );
+        let out: Value = f
+            .client
+            .unary("echo", &json!({ "after": method }))
+            .await
+            .unwrap();
+        assert_eq!(out["after"], method);
+    }
+    assert_eq!(f.server.calls_in_flight(), 0);
+}
+
+/// A stream that panics between items ends with −32603 after the items
+/// before it, and other calls go on.
+#[tokio::test]
+async fn a_stream_that_panics_ends_with_an_error() {
+    let router = router().server_streaming("panic_midway", |_ctx, _p: Value| {
+        stream::iter(0..3).map(|i| {
+            if i == 2 {
+                panic!("midway");
+            }
+            Ok::<_, RpcError>(json!({ "i": i }))
+        })
+    });
+    let f = common::start(router);
+    let items: Vec<Result<Value, ClientError>> = f
+        .client
+        .server_streaming("panic_midway", &json!({}))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap()["i"], 0);
+    assert_eq!(items[1].as_ref().unwrap()["i"], 1);
+    assert_eq!(
+        items[2].as_ref().unwrap_err().code(),
+        Some(error_codes::INTERNAL_ERROR),
+        "{items:?}"
+    );
+    let out: Value = f
+        .client
+        .unary("echo", &json!({ "still": "up" }))
+        .await
+        .unwrap();
+    assert_eq!(out["still"], "up");
+}

@@ -2,20 +2,22 @@
 //! message, runs it through the service stack (middleware around the
 //! [`Router`]) and writes the response.
 //!
-//! One task per connection accepts streams; one task per call runs it. A call
-//! task watches three things besides its handler: the caller stopping our
+//! One task per connection accepts streams and gives each call its first
+//! poll; a call that cannot finish in that poll gets a task of its own. A call
+//! watches three things besides its handler: the caller stopping our
 //! sending side (it went away: cancel the handler), the server being forced
 //! down (answer −32001), and the deadline (enforced by the router's adapters).
 
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::Map;
 use tokio::io::AsyncWrite;
 use tokio::sync::Semaphore;
@@ -252,7 +254,7 @@ impl Server {
                     let inner = self.inner.clone();
                     let peer = peer.clone();
                     let conn = conn.clone();
-                    self.inner.calls.spawn(async move {
+                    let call = async move {
                         // A call cannot outlive its connection: nothing can be
                         // written any more, and a handler that is not reading
                         // (its input ended, or it is busy) would never notice.
@@ -264,7 +266,8 @@ impl Server {
                                 debug!(%reason, "connection closed: call dropped");
                             }
                         }
-                    });
+                    };
+                    run_or_spawn(Box::pin(self.inner.calls.track_future(call))).await;
                 }
                 Err(e) => {
                     debug!(error = %e, "connection ended");
@@ -300,6 +303,33 @@ impl Server {
     /// The number of calls running now.
     pub fn calls_in_flight(&self) -> usize {
         self.inner.calls.len()
+    }
+}
+
+/// Polls a new call once on the accepting task, and gives it a task of its
+/// own only if it is not finished by then.
+///
+/// A call whose request is already here and whose handler answers at once
+/// (the common unary case) then completes with no spawn and no hop to
+/// another task: on the ws and QUIC carriers that halves the futex wake-ups
+/// per call (strace, bench case unary1). A call that has to wait is spawned;
+/// its task polls it again, which registers its own waker everywhere the
+/// first poll registered ours (the future contract), so the first poll here
+/// loses nothing. A handler that blocks in its first poll delays the next
+/// call on this connection, as it would delay any task sharing its worker.
+///
+/// A panic is caught here (the call is dropped, which resets its stream) so
+/// it cannot take down the connection's accept loop; a panicking handler is
+/// answered with −32603 before that (see `run_call`).
+async fn run_or_spawn(call: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    let mut call = AssertUnwindSafe(call).catch_unwind().map(|outcome| {
+        if outcome.is_err() {
+            warn!("a call panicked: its stream was reset");
+        }
+    });
+    let done = std::future::poll_fn(|cx| Poll::Ready(call.poll_unpin(cx).is_ready())).await;
+    if !done {
+        tokio::spawn(call);
     }
 }
 
@@ -358,7 +388,14 @@ impl Inner {
             input: CallInput::new(reader),
         };
         let mut service = self.service.clone();
-        let response = async move { service.ready().await?.call(req).await };
+        let response = AssertUnwindSafe(async move { service.ready().await?.call(req).await })
+            .catch_unwind()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|_| {
+                    warn!(method = ctx.method(), "a handler panicked");
+                    Err(RpcError::internal("the handler panicked"))
+                })
+            });
         let outcome = tokio::select! {
             biased;
             _ = self.forced.cancelled() => Err(Interrupted::Forced),
@@ -444,7 +481,12 @@ impl Inner {
                     biased;
                     _ = self.forced.cancelled() => return Err(Interrupted::Forced),
                     code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
-                    item = items.next() => item,
+                    // A stream that panics is ended with −32603, like a
+                    // handler that does (it is not polled again).
+                    item = AssertUnwindSafe(items.next()).catch_unwind() => item.unwrap_or_else(|_| {
+                        warn!("a handler's stream panicked");
+                        Some(Err(RpcError::internal("the handler panicked")))
+                    }),
                 };
                 match item {
                     Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
