@@ -58,6 +58,15 @@
 //! and its future is dropped). [`codec::MessageReader::next`] is cancel safe.
 //! [`client::RequestSink::send`] is not: a cancelled send may have written
 //! part of a message, so drop the sink (aborting the input) after cancelling one.
+//!
+//! # Panics in handlers
+//!
+//! A handler, or a handler's response stream, that panics is answered with
+//! −32603 ("the handler panicked") and logged; other calls and the connection
+//! go on. Handlers should still not block: a call's first poll runs on its
+//! connection's accepting task (a call that answers at once needs no task of
+//! its own), so a handler that blocks there delays the next call on that
+//! connection.
 
 pub mod client;
 pub mod codec;
