@@ -5,7 +5,6 @@
 //! resulting events concern, and wake the driver, which owns the socket. The
 //! lock is never held across an await.
 
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,15 +20,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 use crate::mux::session::CLOSE_NORMAL;
-use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamStats};
+use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
 
 /// State shared by the driver and the handles.
 pub(crate) struct Inner {
     pub(crate) session: Session,
     pub(crate) driver: Option<Waker>,
-    read_wakers: HashMap<StreamId, Waker>,
-    write_wakers: HashMap<StreamId, Waker>,
-    stopped_wakers: HashMap<StreamId, Waker>,
+    read_wakers: StreamMap<Waker>,
+    write_wakers: StreamMap<Waker>,
+    stopped_wakers: StreamMap<Waker>,
     /// The driver finished (socket gone).
     pub(crate) driver_done: bool,
 }
@@ -50,9 +49,9 @@ impl Shared {
             inner: Mutex::new(Inner {
                 session,
                 driver: None,
-                read_wakers: HashMap::new(),
-                write_wakers: HashMap::new(),
-                stopped_wakers: HashMap::new(),
+                read_wakers: StreamMap::default(),
+                write_wakers: StreamMap::default(),
+                stopped_wakers: StreamMap::default(),
                 driver_done: false,
             }),
             accept: Notify::new(),

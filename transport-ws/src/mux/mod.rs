@@ -13,4 +13,4 @@ mod tests;
 
 pub use frame::{Frame, FrameError, Shutdown};
 pub use session::{Event, OpError, Session, SessionConfig, SessionStats, StreamStats};
-pub use stream_id::{Role, StreamId};
+pub use stream_id::{Role, StreamId, StreamMap};

@@ -7,7 +7,7 @@
 //! across streams) and [`Session::poll_event`] (what the async layer must wake).
 //! No I/O, no clock, no tokio: the driver owns those.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
@@ -15,7 +15,7 @@ use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
 use super::credit::{CreditWindow, SendCredit};
 use super::frame::{Frame, Shutdown};
 use super::state::{RecvState, SendState};
-use super::stream_id::{Role, StreamId};
+use super::stream_id::{Role, StreamId, StreamMap};
 
 /// WebSocket close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -257,7 +257,7 @@ enum ConnState {
 pub struct Session {
     config: SessionConfig,
     state: ConnState,
-    streams: HashMap<StreamId, Stream>,
+    streams: StreamMap<Stream>,
     next_local: Option<StreamId>,
     /// Highest peer-initiated id seen; every lower unknown id is dead.
     highest_peer: Option<StreamId>,
@@ -293,7 +293,7 @@ impl Session {
             next_local: Some(config.role.first_id()),
             config,
             state: ConnState::Open,
-            streams: HashMap::new(),
+            streams: StreamMap::default(),
             highest_peer: None,
             control: VecDeque::new(),
             urgent_control: 0,

@@ -4,7 +4,9 @@
 //! odd ids (1, 3, 5, …); each side counts up by two and never reuses an id on a
 //! connection. The role is data, not duplicated code (like yamux's `Mode`).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 
 use super::varint;
 
@@ -64,6 +66,64 @@ impl fmt::Display for StreamId {
     }
 }
 
+/// A map keyed by stream id.
+///
+/// Every frame and every stream operation looks its stream up, so the map
+/// hashes ids with a seeded mix (the splitmix64 finaliser: a few
+/// instructions) instead of SipHash. The seed is random per map, so a peer,
+/// which picks the ids of the streams it opens, cannot aim them at one bucket.
+pub type StreamMap<V> = HashMap<StreamId, V, BuildStreamIdHasher>;
+
+/// Builds the hashers of a [`StreamMap`], with a random seed per map.
+#[derive(Debug, Clone)]
+pub struct BuildStreamIdHasher {
+    seed: u64,
+}
+
+impl Default for BuildStreamIdHasher {
+    fn default() -> Self {
+        // RandomState already carries fresh per-instance randomness.
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        BuildStreamIdHasher { seed }
+    }
+}
+
+impl BuildHasher for BuildStreamIdHasher {
+    type Hasher = StreamIdHasher;
+
+    fn build_hasher(&self) -> StreamIdHasher {
+        StreamIdHasher(self.seed)
+    }
+}
+
+/// The hasher of a [`StreamMap`]; a [`StreamId`] hashes as one `u64`.
+#[derive(Debug)]
+pub struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by StreamId (it writes one u64); kept correct for any key.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = mix(self.0 ^ n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// splitmix64's finaliser: every input bit affects every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +137,25 @@ mod tests {
         assert_eq!(StreamId(5).next(), Some(StreamId(7)));
         assert_eq!(StreamId(varint::MAX).next(), None);
         assert_eq!(Role::Client.peer(), Role::Server);
+    }
+
+    #[test]
+    fn stream_map_spreads_ids_a_peer_could_pick() {
+        let build = BuildStreamIdHasher::default();
+        for step in [2u64, 1 << 10, 1 << 32] {
+            let buckets: std::collections::HashSet<u64> = (0..1024u64)
+                .map(|i| build.hash_one(StreamId(i * step)) & 1023)
+                .collect();
+            // A uniform hash fills about 63 % of 1024 buckets with 1024 keys.
+            assert!(
+                buckets.len() > 550,
+                "step {step}: {} buckets",
+                buckets.len()
+            );
+        }
+        let mut map = StreamMap::default();
+        map.insert(StreamId(7), "seven");
+        assert_eq!(map.get(&StreamId(7)), Some(&"seven"));
+        assert_eq!(map.get(&StreamId(9)), None);
     }
 }
