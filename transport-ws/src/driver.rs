@@ -58,6 +58,10 @@ struct Driver<S> {
     timers: Timers,
     keep_alive: Option<Pin<Box<Sleep>>>,
     idle: Option<Pin<Box<Sleep>>>,
+    /// When the peer was last heard from, for the idle timeout; updated from
+    /// `heard_from_peer` once per pass of the driver.
+    last_heard: Instant,
+    heard_from_peer: bool,
     close_deadline: Option<Pin<Box<Sleep>>>,
     /// Bounds the wait of lazy control frames; armed while some wait.
     lazy: Option<Pin<Box<Sleep>>>,
@@ -85,6 +89,8 @@ where
         timers,
         keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
         idle: timers.idle.map(|d| Box::pin(sleep(d))),
+        last_heard: Instant::now(),
+        heard_from_peer: false,
         close_deadline: None,
         lazy: None,
         lazy_armed: false,
@@ -222,10 +228,10 @@ where
         });
     }
 
+    /// Notes that the peer was heard from; `poll_timers` reads the clock
+    /// once per pass for it.
     fn on_alive(&mut self) {
-        if let (Some(idle), Some(d)) = (self.idle.as_mut(), self.timers.idle) {
-            idle.as_mut().reset(Instant::now() + d);
-        }
+        self.heard_from_peer = true;
     }
 
     fn on_read_error(&mut self, err: WsErr) -> Poll<()> {
@@ -369,11 +375,24 @@ where
                 }
             }
         }
-        if let Some(idle) = self.idle.as_mut() {
+        if self.heard_from_peer {
+            // Once per pass, however many messages it read.
+            self.heard_from_peer = false;
+            self.last_heard = Instant::now();
+        }
+        if let (Some(idle), Some(d)) = (self.idle.as_mut(), self.timers.idle) {
             if idle.as_mut().poll(cx).is_ready() {
-                self.shared
-                    .with_driver(|inner| inner.session.handle_lost("idle timeout"));
-                return Poll::Ready(());
+                // The timer is not moved on every message (that costs a timer
+                // wheel update each): when it fires, it is moved to where the
+                // last message put the deadline, if that is still ahead.
+                let deadline = self.last_heard + d;
+                if deadline <= Instant::now() {
+                    self.shared
+                        .with_driver(|inner| inner.session.handle_lost("idle timeout"));
+                    return Poll::Ready(());
+                }
+                idle.as_mut().reset(deadline);
+                *progress = true;
             }
         }
         if let (Some(ka), Some(d)) = (self.keep_alive.as_mut(), self.timers.keep_alive) {

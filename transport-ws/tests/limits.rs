@@ -282,6 +282,37 @@ async fn idle_timeout_closes_a_silent_connection() {
 }
 
 #[tokio::test]
+async fn idle_timeout_counts_from_the_last_message() {
+    let quiet = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(None);
+    let server_cfg = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(Some(Duration::from_secs(10)));
+    let (_l, client, server) = pair_with(server_cfg, quiet).await;
+    tokio::time::pause();
+    let (mut s, _r) = client.open().await.unwrap();
+    // Traffic every 6 s for 30 s: the 10 s timer fires in between and finds
+    // the peer was heard from since.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        s.write_all(b"ping").await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let last = tokio::time::Instant::now();
+    let reason = timeout(Duration::from_secs(100), server.closed())
+        .await
+        .unwrap();
+    assert_eq!(reason.reason, "idle timeout");
+    let silent = last.elapsed();
+    assert!(
+        silent >= Duration::from_secs(10) - Duration::from_millis(100)
+            && silent <= Duration::from_secs(10) + Duration::from_millis(500),
+        "closed {silent:?} after the last message"
+    );
+}
+
+#[tokio::test]
 async fn keep_alive_pings_keep_an_idle_connection_open() {
     let client_cfg = WsConfig::default()
         .with_keep_alive_interval(None)
