@@ -319,3 +319,25 @@ impl fmt::Debug for QuicConnection {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lingering_prunes_what_resolved_and_keeps_what_did_not() {
+        let mut lingering = Lingering::default();
+        for _ in 0..1000 {
+            lingering.push(Box::pin(std::future::ready(Ok(None))));
+            assert!(lingering.acks.len() <= LINGER_PRUNE_MIN);
+        }
+        let mut lingering = Lingering::default();
+        for _ in 0..200 {
+            lingering.push(Box::pin(std::future::pending()));
+        }
+        assert_eq!(lingering.acks.len(), 200);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(lingering.prune(&mut cx).is_pending());
+        assert_eq!(lingering.acks.len(), 200);
+    }
+}
