@@ -258,15 +258,20 @@ async fn client_handshake_timeout() {
     hold.abort();
 }
 
-#[tokio::test]
-async fn idle_timeout_closes_a_silent_connection() {
+/// A server with a 10 s idle timeout and a client that never pings.
+async fn idle_pair() -> (WsListener, WsConnection, WsConnection) {
     let quiet = WsConfig::default()
         .with_keep_alive_interval(None)
         .with_idle_timeout(None);
     let server_cfg = WsConfig::default()
         .with_keep_alive_interval(None)
         .with_idle_timeout(Some(Duration::from_secs(10)));
-    let (_l, client, server) = pair_with(server_cfg, quiet).await;
+    pair_with(server_cfg, quiet).await
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_silent_connection() {
+    let (_l, client, server) = idle_pair().await;
     tokio::time::pause();
     let start = tokio::time::Instant::now();
     let reason = timeout(Duration::from_secs(100), server.closed())
@@ -283,13 +288,7 @@ async fn idle_timeout_closes_a_silent_connection() {
 
 #[tokio::test]
 async fn idle_timeout_counts_from_the_last_message() {
-    let quiet = WsConfig::default()
-        .with_keep_alive_interval(None)
-        .with_idle_timeout(None);
-    let server_cfg = WsConfig::default()
-        .with_keep_alive_interval(None)
-        .with_idle_timeout(Some(Duration::from_secs(10)));
-    let (_l, client, server) = pair_with(server_cfg, quiet).await;
+    let (_l, client, server) = idle_pair().await;
     tokio::time::pause();
     let (mut s, _r) = client.open().await.unwrap();
     // Traffic every 6 s for 30 s: the 10 s timer fires in between and finds
