@@ -4,13 +4,32 @@
 //! a free, so it overstates what a connection or a stalled stream really
 //! holds. The memory cases report both. Counting is off unless a case turns it
 //! on, so the timed cases pay one relaxed load per allocation.
+//!
+//! Bytes are counted per end: a thread that [`mark_producer_thread`] was
+//! called on counts for the producing end, every other thread for the
+//! consuming end. The stalled case runs its producer on a runtime of its own
+//! so the two can be told apart (each end frees what it allocated: they only
+//! share a socket).
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicI64 = AtomicI64::new(0);
+/// Live bytes of the consuming end (index 0) and the producing end (1).
+static LIVE: [AtomicI64; 2] = [AtomicI64::new(0), AtomicI64::new(0)];
+
+thread_local! {
+    /// Which end this thread counts for (an index into `LIVE`).
+    static END: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(delta: i64) {
+    // `try_with`: a thread being torn down still frees memory.
+    let end = END.try_with(Cell::get).unwrap_or(0);
+    LIVE[end].fetch_add(delta, Ordering::Relaxed);
+}
 
 /// The system allocator, counting live bytes while enabled.
 pub struct Counting;
@@ -20,7 +39,7 @@ pub struct Counting;
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if ENABLED.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            count(layout.size() as i64);
         }
         // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
         unsafe { System.alloc(layout) }
@@ -28,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if ENABLED.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            count(layout.size() as i64);
         }
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
@@ -36,7 +55,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if ENABLED.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+            count(-(layout.size() as i64));
         }
         // SAFETY: as above; `ptr` came from this allocator with `layout`.
         unsafe { System.dealloc(ptr, layout) }
@@ -44,7 +63,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if ENABLED.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+            count(new_size as i64 - layout.size() as i64);
         }
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -58,7 +77,23 @@ pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
 
-/// Live heap bytes counted so far.
+/// Live heap bytes counted so far, both ends.
 pub fn live() -> i64 {
-    LIVE.load(Ordering::Relaxed)
+    live_consumer() + live_producer()
+}
+
+/// Live heap bytes counted on the consuming end's threads.
+pub fn live_consumer() -> i64 {
+    LIVE[0].load(Ordering::Relaxed)
+}
+
+/// Live heap bytes counted on the producing end's threads.
+pub fn live_producer() -> i64 {
+    LIVE[1].load(Ordering::Relaxed)
+}
+
+/// Counts this thread's allocations for the producing end (a runtime's
+/// `on_thread_start` hook).
+pub fn mark_producer_thread() {
+    END.with(|end| end.set(1));
 }

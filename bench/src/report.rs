@@ -82,7 +82,9 @@ fn columns(case: &str) -> &'static [(&'static str, &'static str)] {
         ],
         "stalled" => &[
             ("rss_delta_bytes", "RSS growth"),
-            ("heap_delta_bytes", "heap growth"),
+            ("heap_delta_bytes", "heap growth (both ends)"),
+            ("consumer_heap_delta_bytes", "consumer end"),
+            ("producer_heap_delta_bytes", "producer end"),
             ("pushed_bytes", "accepted by writer"),
             ("window_bytes", "window"),
         ],
@@ -218,7 +220,16 @@ pub fn targets(results: &[Value]) -> Vec<Value> {
         // A stalled consumer may cost its window plus one message in flight.
         let window = metric(results, "stalled", sys, "window_bytes").unwrap_or(0.0);
         limit(
-            &format!("stalled consumer, heap <= window + one 64 KiB message ({sys})"),
+            &format!("stalled consumer, its end's heap <= window + one 64 KiB message ({sys})"),
+            "stalled",
+            sys,
+            None,
+            "consumer_heap_delta_bytes",
+            window + 65536.0,
+            false,
+        );
+        limit(
+            &format!("stalled consumer, heap of both ends <= window + one 64 KiB message ({sys})"),
             "stalled",
             sys,
             None,

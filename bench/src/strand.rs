@@ -17,6 +17,7 @@ use strand_transport_quic::{
 use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::heap;
 use crate::util::{self, EchoMsg, Opts, Res, CHUNK, STALL_TOTAL};
 
 /// Which strand carrier.
@@ -280,40 +281,105 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             server_task.abort();
             Ok(report)
         }
-        "stalled" => {
-            let net = Net::new(kind, Limits::default()).await?;
-            let produced = Arc::new(AtomicU64::new(0));
-            let p2 = produced.clone();
-            let big = "y".repeat(CHUNK - 2); // a 64 KiB JSON string item
-            let router = Router::new().server_streaming("flood", move |_ctx, _p: Value| {
-                let big = big.clone();
-                let p2 = p2.clone();
-                futures::stream::iter(0..(STALL_TOTAL / CHUNK)).map(move |_| {
-                    p2.fetch_add(CHUNK as u64, Ordering::Relaxed);
-                    Ok::<_, RpcError>(big.clone())
-                })
-            });
-            let server = Server::builder(router).build();
-            let client = rpc(&net, &server).await?;
-            util::settle().await;
-            let before = util::mem();
-            // The consumer opens the stream and never polls it.
-            let stalled = client
-                .server_streaming::<_, String>("flood", &json!({}))
-                .await?;
-            util::wait_stalled(&produced, STALL_TOTAL as u64).await;
-            let window = match kind {
-                Kind::Ws => WsConfig::default().stream_window as u64,
-                Kind::Quic => TransportConfig::default().stream_receive_window as u64,
-                Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
-            };
-            let report =
-                util::stalled_report(before, produced.load(Ordering::Relaxed), Some(window));
-            drop(stalled);
-            Ok(report)
-        }
+        "stalled" => stalled(kind).await,
         _ => Err(format!("case {case} is not implemented for strand").into()),
     }
+}
+
+/// One consumer that opens a server-streaming call and never reads it, while
+/// the server pushes 8 MiB at it.
+///
+/// The producing server runs on a runtime of its own whose threads count
+/// their allocations for the producing end (see `heap`), so the report can
+/// say what the stalled consumer's end holds apart from the producer's
+/// queue.
+async fn stalled(kind: Kind) -> Res<Value> {
+    let producer = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .on_thread_start(crate::heap::mark_producer_thread)
+        .build()?;
+    let produced = Arc::new(AtomicU64::new(0));
+    let p2 = produced.clone();
+    let big = "y".repeat(CHUNK - 2); // a 64 KiB JSON string item
+    let router = Router::new().server_streaming("flood", move |_ctx, _p: Value| {
+        let big = big.clone();
+        let p2 = p2.clone();
+        futures::stream::iter(0..(STALL_TOTAL / CHUNK)).map(move |_| {
+            p2.fetch_add(CHUNK as u64, Ordering::Relaxed);
+            Ok::<_, RpcError>(big.clone())
+        })
+    });
+    let server = Server::builder(router).build();
+    let result = stalled_on(kind, &producer, server, &produced).await;
+    // Dropping a runtime inside another one's task is not allowed.
+    producer.shutdown_background();
+    result
+}
+
+async fn stalled_on(
+    kind: Kind,
+    producer: &tokio::runtime::Runtime,
+    server: Server,
+    produced: &AtomicU64,
+) -> Res<Value> {
+    let conn: DynConnection = match kind {
+        Kind::Ws => {
+            let listener = producer
+                .spawn(async { WsListener::bind("127.0.0.1:0", WsServerConfig::default()).await })
+                .await??;
+            let url = format!("ws://{}/", listener.local_addr());
+            producer.spawn(async move {
+                if let Ok(conn) = Listener::accept(&listener).await {
+                    server.serve_connection(conn).await;
+                }
+            });
+            Arc::new(connect(&url, WsClientConfig::default()).await?)
+        }
+        Kind::Quic => {
+            let identity = Identity::dev()?;
+            let roots = identity.cert_chain().to_vec();
+            let bind: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+            let listener = producer
+                .spawn(async move { QuicListener::bind(bind, QuicServerConfig::new(identity)) })
+                .await??;
+            let addr = listener.local_addr()?;
+            producer.spawn(async move {
+                if let Ok(conn) = Listener::accept(&listener).await {
+                    server.serve_connection(conn).await;
+                }
+            });
+            let client = QuicClient::bind(
+                "127.0.0.1:0".parse()?,
+                QuicClientConfig::new(ServerVerification::Ca(roots)),
+            )?;
+            Arc::new(client.connect(addr, "localhost").await?)
+        }
+        Kind::Memory => {
+            let (c, s) = memory::pair();
+            producer.spawn(async move { server.serve_connection(Arc::new(s)).await });
+            Arc::new(c)
+        }
+    };
+    let client = Client::from_shared(conn, ClientConfig::default());
+    util::settle().await;
+    let before = util::mem();
+    let (consumer_before, producer_before) = (heap::live_consumer(), heap::live_producer());
+    // The consumer opens the stream and never polls it.
+    let stalled = client
+        .server_streaming::<_, String>("flood", &json!({}))
+        .await?;
+    util::wait_stalled(produced, STALL_TOTAL as u64).await;
+    let window = match kind {
+        Kind::Ws => WsConfig::default().stream_window as u64,
+        Kind::Quic => TransportConfig::default().stream_receive_window as u64,
+        Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
+    };
+    let mut report = util::stalled_report(before, produced.load(Ordering::Relaxed), Some(window));
+    report["consumer_heap_delta_bytes"] = json!(heap::live_consumer() - consumer_before);
+    report["producer_heap_delta_bytes"] = json!(heap::live_producer() - producer_before);
+    drop(stalled);
+    Ok(report)
 }
 
 async fn open_idle(c: &DynConnection) -> Res<strand_rpc_core::transport::Stream> {
