@@ -67,7 +67,11 @@
 //! writer waits once the peer's window or our
 //! [`TransportConfig::send_window`] is full. A slow reader therefore costs one
 //! stream window of memory and never stalls other streams (apart from sharing
-//! the connection window). Stream count is bounded by
+//! the connection window). quinn keeps each received datagram's bytes (packet
+//! header and tag included) and a reassembly index entry per packet, which
+//! adds about 7 % to that window at a 1452-byte MTU (measured: 1.07 MiB of
+//! heap for a full 1 MiB window); the writer's unacknowledged bytes are freed
+//! as soon as the peer acknowledges them, whether or not it reads. Stream count is bounded by
 //! [`TransportConfig::max_concurrent_bidi_streams`] (opening waits for credit),
 //! and connections by [`QuicServerConfig::max_pending_connections`] (still
 //! handshaking or waiting for `accept`) and
