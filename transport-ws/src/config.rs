@@ -54,7 +54,13 @@ pub struct WsConfig {
     /// How long a closing connection waits for the peer's close frame
     /// before dropping the socket. Default 5 s.
     pub close_timeout: Duration,
-    /// Size at which the WebSocket write buffer is flushed. Default 128 KiB.
+    /// Size at which the WebSocket write buffer is flushed. Default 64 KiB,
+    /// one full DATA message ([`WsConfig::max_data_payload`]): small frames
+    /// still leave together (a unary call's ACK, DATA and CLOSE in one
+    /// write), a full message goes out on its own. The buffer keeps the
+    /// capacity it once needed, and with 128 KiB (tungstenite's default) a
+    /// bulk sender's grew to 256 KiB (128 KiB, one message and a few control
+    /// frames, doubled); with 64 KiB it stays at about 128 KiB.
     pub write_buffer_size: usize,
     /// Bytes read from the socket at a time. Default 16 KiB (tungstenite's
     /// own default is 128 KiB): the buffer is allocated per connection and
@@ -87,7 +93,7 @@ impl Default for WsConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
-            write_buffer_size: 128 << 10,
+            write_buffer_size: 64 << 10,
             read_buffer_size: 16 << 10,
             lazy_control_delay: Duration::from_millis(40),
         }
