@@ -174,6 +174,9 @@ struct Stream {
     /// Small payloads received after everything in `incoming`, copied
     /// together (see [`COALESCE_BELOW`]).
     incoming_tail: BytesMut,
+    /// The front of `incoming` is a payload queued as received, a slice of
+    /// the WebSocket layer's read buffer (see [`Stream::push_incoming`]).
+    front_shared: bool,
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
@@ -191,6 +194,7 @@ impl Stream {
             window: CreditWindow::new(window),
             incoming: VecDeque::new(),
             incoming_tail: BytesMut::new(),
+            front_shared: false,
             send_handle: true,
             recv_handle: true,
         }
@@ -200,6 +204,7 @@ impl Stream {
         let n: usize =
             self.incoming.iter().map(Bytes::len).sum::<usize>() + self.incoming_tail.len();
         self.incoming.clear();
+        self.front_shared = false;
         self.incoming_tail = BytesMut::new();
         self.window.on_discarded(n);
     }
@@ -211,8 +216,9 @@ impl Stream {
     /// that whole allocation alive (the buffer grows to hold a message, plus
     /// what was read after it). For a reader that keeps up that is brief; a
     /// reader that is behind may keep a window's worth of payloads for long,
-    /// so those are copied into allocations of their own size: a stalled
-    /// stream then costs its window, not the buffers its data came in.
+    /// so those are copied into allocations of their own size, and so is the
+    /// one it had not started on when it fell behind: a stalled stream then
+    /// costs its window, not the buffers its data came in.
     fn push_incoming(&mut self, payload: Bytes, behind: bool) {
         if payload.len() < COALESCE_BELOW {
             self.incoming_tail.extend_from_slice(&payload);
@@ -220,13 +226,26 @@ impl Stream {
             if !self.incoming_tail.is_empty() {
                 self.incoming.push_back(self.incoming_tail.split().freeze());
             }
-            let payload = if behind {
-                Bytes::copy_from_slice(&payload)
-            } else {
-                payload
-            };
-            self.incoming.push_back(payload);
+            if !behind {
+                // Nothing queued: the reader will most likely take it soon.
+                self.front_shared = self.incoming.is_empty();
+                self.incoming.push_back(payload);
+                return;
+            }
+            if self.front_shared {
+                if let Some(front) = self.incoming.front_mut() {
+                    *front = Bytes::copy_from_slice(front);
+                }
+                self.front_shared = false;
+            }
+            self.incoming.push_back(Bytes::copy_from_slice(&payload));
         }
+    }
+
+    /// Drops the front of `incoming` once it was read.
+    fn pop_front_incoming(&mut self) {
+        self.incoming.pop_front();
+        self.front_shared = false;
     }
 
     /// The oldest unread bytes, moving the small-payload tail into the queue
@@ -928,7 +947,7 @@ impl Session {
                 buf[n..n + take].copy_from_slice(&front[..take]);
                 front.advance(take);
                 if front.is_empty() {
-                    stream.incoming.pop_front();
+                    stream.pop_front_incoming();
                 }
                 n += take;
             }
@@ -944,7 +963,7 @@ impl Session {
             if let Some(front) = stream.front_incoming() {
                 chunk = front.split_to(front.len().min(max.max(1)));
                 if front.is_empty() {
-                    stream.incoming.pop_front();
+                    stream.pop_front_incoming();
                 }
             }
             chunk.len()

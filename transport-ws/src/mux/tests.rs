@@ -1016,12 +1016,14 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     let first_payload = first.as_ptr().wrapping_add(3);
     s.handle_message(first);
     assert_eq!(s.queued_ptrs(id), [first_payload]);
-    // Behind: the next ones are copied, so the messages' memory is freed.
+    // Behind: the next ones are copied, and so is the first one, which the
+    // reader had not started on: no message's memory stays pinned.
     let second = msg(2);
     let second_payload = second.as_ptr().wrapping_add(3);
     s.handle_message(second);
     let ptrs = s.queued_ptrs(id);
     assert_eq!(ptrs.len(), 2);
+    assert_ne!(ptrs[0], first_payload);
     assert_ne!(ptrs[1], second_payload);
     s.handle_message(msg(3));
     let mut out = vec![0u8; 3 * 4096];
