@@ -402,23 +402,21 @@ impl AsyncWrite for WsSendStream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Queues the finish and returns: the session sends `CLOSE(Read)` after
+    /// the queued DATA (toward a JS peer, once every byte was ACKed), also if
+    /// this handle is dropped meanwhile, as QUIC's FIN follows its data. So a
+    /// call that writes its last message and finishes needs no wait on the
+    /// driver. Fails if the stream was already reset or stopped.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let shared = &this.shared;
         let mut inner = shared.lock();
-        let out = match inner.session.finish(this.id) {
-            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-            Ok(()) => match inner.session.poll_finished(this.id) {
-                Ok(()) => Poll::Ready(Ok(())),
-                Err(OpError::Blocked) => {
-                    inner.write_wakers.insert(this.id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-            },
-        };
+        let out = inner
+            .session
+            .finish(this.id)
+            .map_err(|e| to_stream_error(e).into_io());
         shared.process(&mut inner);
-        out
+        Poll::Ready(out)
     }
 }
 

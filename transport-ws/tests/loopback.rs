@@ -401,3 +401,41 @@ async fn write_boundary_waits_until_a_js_like_peer_read_the_message() {
         .unwrap()
         .unwrap();
 }
+
+/// `shutdown` returns once the finish is queued, before the peer has read
+/// (or, toward a peer that did not advertise its window, acknowledged) the
+/// data; dropping the half then still delivers every byte and the end.
+#[tokio::test]
+async fn a_finished_half_delivers_its_data_after_the_handle_is_dropped() {
+    for advertise in [true, false] {
+        let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+            .await
+            .unwrap();
+        let url = format!("ws://{}/", listener.local_addr());
+        let mut client_cfg = WsClientConfig::default();
+        // Without the advertisement the server treats the client as a JS
+        // peer: CLOSE waits until every byte was acknowledged.
+        client_cfg.no_window_advertisement = !advertise;
+        let client = connect(&url, client_cfg).await.unwrap();
+        let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+
+        let (mut send, _recv) = server.open().await.unwrap();
+        let data = pattern(200_000, 7);
+        // The peer reads nothing yet: the ACKs a JS-like peer would wait for
+        // cannot have come.
+        timeout(LIMIT, send.write_all(&data))
+            .await
+            .unwrap()
+            .unwrap();
+        timeout(LIMIT, send.shutdown()).await.unwrap().unwrap();
+        drop(send);
+        let (_cs, mut cr) = timeout(LIMIT, client.accept()).await.unwrap().unwrap();
+        let mut got = Vec::new();
+        timeout(LIMIT, cr.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), data.len(), "advertise {advertise}");
+        assert!(got == data, "advertise {advertise}: bytes differ");
+    }
+}
