@@ -222,8 +222,10 @@ pub struct UpgradeRequest {
 /// The sending half of a duplex stream.
 ///
 /// `poll_shutdown` finishes the stream gracefully: it resolves once the carrier
-/// has accepted the end of stream (on the ws mux, once every byte was
-/// acknowledged and `CLOSE` was sent).
+/// has queued the end of stream. The carrier then delivers the queued bytes
+/// and the end even if the half is dropped right after (as QUIC's FIN follows
+/// its data; the ws mux sends `CLOSE` after the data, toward a JS peer once
+/// every byte was acknowledged).
 pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     /// Aborts sending with `code`; the peer's reads fail with
     /// [`StreamError::Reset`]. Idempotent; a no-op after a graceful finish.
