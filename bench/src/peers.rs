@@ -188,8 +188,16 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
         "throughput" => {
             let (c, s) = quinn_pair(&server, &client, addr).await?;
             tokio::spawn(async move {
-                while let Ok((send, recv)) = s.accept_bi().await {
-                    tokio::spawn(util::count_and_reply_owned(recv, send));
+                while let Ok((mut send, mut recv)) = s.accept_bi().await {
+                    // quinn's zero-copy read, as strand's side reads chunks.
+                    tokio::spawn(async move {
+                        let mut total = 0u64;
+                        while let Ok(Some(chunk)) = recv.read_chunk(util::CHUNK, true).await {
+                            total += chunk.bytes.len() as u64;
+                        }
+                        let _ = send.write_all(&total.to_be_bytes()).await;
+                        let _ = send.finish();
+                    });
                 }
             });
             util::throughput(opts, || {

@@ -182,7 +182,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
                 while let Ok(st) = s.accept_stream().await {
                     tokio::spawn(async move {
                         let (send, recv) = st.split();
-                        let _ = util::count_and_reply(recv, send).await;
+                        let _ = util::count_chunks_and_reply(recv, send).await;
                     });
                 }
             });

@@ -213,20 +213,20 @@ where
     }))
 }
 
-/// Server side of the throughput case: reads to the end, answers the byte count.
-pub async fn count_and_reply<R, W>(mut recv: R, mut send: W) -> Res<()>
+/// Server side of the throughput case: counts what arrives, reading with
+/// strand's zero-copy chunk reads (`RecvStream::poll_read_chunk`) as the raw
+/// peers read owned messages or chunks, then answers the count.
+pub async fn count_chunks_and_reply<W>(
+    mut recv: strand_rpc_core::transport::BoxRecvStream,
+    mut send: W,
+) -> Res<()>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; CHUNK];
+    use strand_rpc_core::transport::RecvStream as _;
     let mut total = 0u64;
-    loop {
-        let n = recv.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
+    while let Some(chunk) = std::future::poll_fn(|cx| recv.poll_read_chunk(cx, CHUNK)).await? {
+        total += chunk.len() as u64;
     }
     send.write_all(&total.to_be_bytes()).await?;
     send.shutdown().await?;
@@ -259,7 +259,7 @@ where
 }
 
 /// The throughput case over any byte stream, with a warm-up stream first:
-/// `open` yields a fresh (send, recv) pair whose peer runs [`count_and_reply`].
+/// `open` yields a fresh (send, recv) pair whose peer runs [`count_chunks_and_reply`] or its raw equivalent.
 pub async fn throughput<R, W, F, Fut>(opts: Opts, open: F) -> Res<Value>
 where
     R: AsyncRead + Unpin,
@@ -336,13 +336,4 @@ pub fn per_item_report(before: Mem, count: usize, unit: &str) -> Value {
 /// Lets background tasks settle before an RSS reading.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
-}
-
-/// [`count_and_reply`] taking its halves by value, for `tokio::spawn`.
-pub async fn count_and_reply_owned<R, W>(recv: R, send: W)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let _ = count_and_reply(recv, send).await;
 }
