@@ -140,8 +140,23 @@ pub struct MetadataOnly {
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, serde_json::Error> {
     let mut buf = BytesMut::with_capacity(128).writer();
     serde_json::to_writer(&mut buf, value)?;
-    Ok(buf.into_inner().freeze())
+    Ok(fit(buf.into_inner()))
 }
+
+/// The buffer grows by doubling, so a large message can sit in nearly twice
+/// its size for as long as it is queued (a stream's writer holds one while
+/// its reader stalls). Above [`FIT_ABOVE`] a message that wastes more than a
+/// quarter of its buffer is copied into one of its own size.
+fn fit(buf: BytesMut) -> Bytes {
+    if buf.len() > FIT_ABOVE && buf.capacity() - buf.len() > buf.len() / 4 {
+        Bytes::copy_from_slice(&buf)
+    } else {
+        buf.freeze()
+    }
+}
+
+/// Messages up to this size keep their buffer as it grew.
+const FIT_ABOVE: usize = 16 * 1024;
 
 /// Encodes a request message.
 pub fn encode_request<P: Serialize + ?Sized>(
@@ -193,7 +208,7 @@ pub fn encode_request_with_metadata<P: Serialize + ?Sized>(
         .put_slice(b",\"jsonrpc\":\"2.0\",\"id\":null,\"params\":");
     write_params_with_metadata(&mut out, params, metadata)?;
     out.get_mut().put_slice(b"}");
-    Ok(out.into_inner().freeze())
+    Ok(fit(out.into_inner()))
 }
 
 /// Encodes a raw call's header (the JS client's key order:
@@ -209,7 +224,7 @@ pub fn encode_raw_header_with_metadata<P: Serialize + ?Sized>(
     out.get_mut().put_slice(b",\"params\":");
     write_params_with_metadata(&mut out, params, metadata)?;
     out.get_mut().put_slice(b",\"id\":null}");
-    Ok(out.into_inner().freeze())
+    Ok(fit(out.into_inner()))
 }
 
 fn write_params_with_metadata<P: Serialize + ?Sized>(
@@ -277,6 +292,20 @@ pub fn with_metadata<T: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_messages_get_a_buffer_of_their_own_size() {
+        let mut big = BytesMut::with_capacity(128 * 1024);
+        big.resize(70 * 1024, b'x');
+        let ptr = big.as_ptr();
+        let fitted = fit(big);
+        assert_eq!(fitted.len(), 70 * 1024);
+        assert_ne!(fitted.as_ptr(), ptr, "copied out of the doubled buffer");
+        let mut small = BytesMut::with_capacity(256);
+        small.resize(100, b'x');
+        let ptr = small.as_ptr();
+        assert_eq!(fit(small).as_ptr(), ptr, "small messages keep their buffer");
+    }
     use serde_json::json;
 
     #[test]
