@@ -106,3 +106,57 @@ async fn concurrency_limit_queues_calls() {
     // Two at a time: four one-second calls take two seconds.
     assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
+
+/// A stream whose items are always ready and whose caller reads as fast as
+/// they come never waits, yet a forced shutdown still ends it with −32001,
+/// and a caller that drops it still cancels it.
+#[tokio::test]
+async fn an_endless_ready_stream_is_still_interrupted() {
+    use futures_util::StreamExt;
+    let router = Router::new().server_streaming("forever", |_ctx, _p: Value| {
+        futures_util::stream::repeat_with(|| Ok::<_, RpcError>(json!({ "x": 1 })))
+    });
+    let f = common::start(router);
+
+    // Dropped by the caller: the handler's stream stops being polled.
+    let mut items = f
+        .client
+        .server_streaming::<_, Value>("forever", &json!({}))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        items.next().await.unwrap().unwrap();
+    }
+    drop(items);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while f.server.calls_in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the dropped stream's call ended");
+
+    // Forced down while the caller keeps reading.
+    let mut items = f
+        .client
+        .server_streaming::<_, Value>("forever", &json!({}))
+        .await
+        .unwrap();
+    items.next().await.unwrap().unwrap();
+    let server = f.server.clone();
+    let shutdown = tokio::spawn(async move { server.shutdown(Duration::ZERO).await });
+    let err = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match items.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended without an error"),
+            }
+        }
+    })
+    .await
+    .expect("the forced shutdown reached the stream");
+    assert_eq!(err.code(), Some(error_codes::SERVER_STOPPING), "{err}");
+    shutdown.await.unwrap();
+    assert_eq!(f.server.calls_in_flight(), 0);
+}

@@ -38,6 +38,10 @@ use crate::transport::{
     codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream,
 };
 
+/// A stream whose items are always ready is checked for a stop or a forced
+/// shutdown once per this many messages (a lock each, on some carriers).
+const INTERRUPT_CHECK_EVERY: u32 = 64;
+
 /// How long an aborted call may take to write its last error message.
 const ABORT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -343,6 +347,16 @@ enum Interrupted {
     Io(io::Error),
 }
 
+impl Interrupted {
+    /// A failed write: the caller's stop is a stop, anything else I/O.
+    fn from_write_error(e: io::Error) -> Self {
+        match crate::transport::StreamError::from_io(&e) {
+            Some(crate::transport::StreamError::Stopped(code)) => Interrupted::Stopped(*code),
+            _ => Interrupted::Io(e),
+        }
+    }
+}
+
 impl Inner {
     async fn run_call(self: Arc<Self>, peer: Arc<PeerInfo>, stream: Stream) {
         let (mut send, recv) = stream.split();
@@ -396,11 +410,13 @@ impl Inner {
                     Err(RpcError::internal("the handler panicked"))
                 })
             });
+        // The handler first: one that answers at once needs no watch on
+        // the caller's stop or a forced shutdown (both register wakers).
         let outcome = tokio::select! {
             biased;
+            r = response => Ok(r),
             _ = self.forced.cancelled() => Err(Interrupted::Forced),
             code = crate::transport::stopped(&mut send) => Err(Interrupted::Stopped(code)),
-            r = response => Ok(r),
         };
         let result = match outcome {
             Ok(Ok(response)) => self.write_response(&mut send, response).await,
@@ -476,40 +492,51 @@ impl Inner {
             CallResponse::Unary(bytes) => {
                 write_message(send, &bytes, &self.forced).await?;
             }
-            CallResponse::Stream(mut items) => loop {
-                let item = tokio::select! {
-                    biased;
-                    _ = self.forced.cancelled() => return Err(Interrupted::Forced),
-                    code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
-                    // A stream that panics is ended with −32603, like a
-                    // handler that does (it is not polled again).
-                    item = AssertUnwindSafe(items.next()).catch_unwind() => item.unwrap_or_else(|_| {
-                        warn!("a handler's stream panicked");
-                        Some(Err(RpcError::internal("the handler panicked")))
-                    }),
-                };
-                match item {
-                    Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
-                    Some(Err(err)) => {
-                        write_message(
-                            send,
-                            &message::encode_error(&err.to_error_object()),
-                            &self.forced,
-                        )
-                        .await?;
-                        break;
-                    }
-                    None => break,
-                }
-            },
-            CallResponse::Raw { leading, mut body } => {
-                write_message(send, &leading, &self.forced).await?;
+            CallResponse::Stream(mut items) => {
+                let mut written = 0u32;
                 loop {
-                    let chunk = tokio::select! {
+                    self.check_interrupted(send, &mut written)?;
+                    // The next item first: when it is ready, nothing needs to
+                    // watch for a stop or a forced shutdown (a stop also fails
+                    // the write, and the check above sees both every
+                    // INTERRUPT_CHECK_EVERY items); only while we wait for it
+                    // do those register.
+                    let item = tokio::select! {
                         biased;
+                        // A stream that panics is ended with −32603, like a
+                        // handler that does (it is not polled again).
+                        item = AssertUnwindSafe(items.next()).catch_unwind() => item.unwrap_or_else(|_| {
+                            warn!("a handler's stream panicked");
+                            Some(Err(RpcError::internal("the handler panicked")))
+                        }),
                         _ = self.forced.cancelled() => return Err(Interrupted::Forced),
                         code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
+                    };
+                    match item {
+                        Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
+                        Some(Err(err)) => {
+                            write_message(
+                                send,
+                                &message::encode_error(&err.to_error_object()),
+                                &self.forced,
+                            )
+                            .await?;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            CallResponse::Raw { leading, mut body } => {
+                write_message(send, &leading, &self.forced).await?;
+                let mut written = 0u32;
+                loop {
+                    self.check_interrupted(send, &mut written)?;
+                    let chunk = tokio::select! {
+                        biased;
                         chunk = body.next() => chunk,
+                        _ = self.forced.cancelled() => return Err(Interrupted::Forced),
+                        code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
                     };
                     match chunk {
                         Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
@@ -520,6 +547,28 @@ impl Inner {
             }
         }
         self.finish(send).await
+    }
+
+    /// Every [`INTERRUPT_CHECK_EVERY`] messages of a stream whose items are
+    /// always ready (so the select never waits and never sees them): has the
+    /// caller stopped reading, or the server been forced down?
+    fn check_interrupted(
+        &self,
+        send: &mut BoxSendStream,
+        written: &mut u32,
+    ) -> Result<(), Interrupted> {
+        *written = written.wrapping_add(1);
+        if !written.is_multiple_of(INTERRUPT_CHECK_EVERY) {
+            return Ok(());
+        }
+        if self.forced.is_cancelled() {
+            return Err(Interrupted::Forced);
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match send.poll_stopped(&mut cx) {
+            Poll::Ready(code) => Err(Interrupted::Stopped(code)),
+            Poll::Pending => Ok(()),
+        }
     }
 
     async fn answer_error(
@@ -551,8 +600,9 @@ impl Inner {
     }
 }
 
-/// Writes one message with a single transport write, giving up if the caller
-/// stops reading or the server is forced down.
+/// Writes one message, giving up if the caller stops reading or the server
+/// is forced down. Those are watched only while the write waits: a write
+/// that goes through needs no registration (and a stop fails it anyway).
 async fn write_message(
     send: &mut BoxSendStream,
     bytes: &Bytes,
@@ -561,22 +611,25 @@ async fn write_message(
     let mut forced = pin!(forced.cancelled());
     let mut rest: &[u8] = bytes;
     std::future::poll_fn(|cx| {
-        // Once part of a message is out, finish it: a torn message would
-        // corrupt the stream for the error that follows.
-        if rest.len() == bytes.len() && forced.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(Interrupted::Forced));
-        }
-        if let Poll::Ready(code) = send.poll_stopped(cx) {
-            return Poll::Ready(Err(Interrupted::Stopped(code)));
-        }
         while !rest.is_empty() {
             match Pin::new(&mut *send).poll_write(cx, rest) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(Interrupted::Io(io::ErrorKind::WriteZero.into())))
                 }
                 Poll::Ready(Ok(n)) => rest = &rest[n..],
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(Interrupted::Io(e))),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Interrupted::from_write_error(e))),
+                Poll::Pending => {
+                    // Once part of a message is out, finish it: a torn
+                    // message would corrupt the stream for the error that
+                    // follows.
+                    if rest.len() == bytes.len() && forced.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(Interrupted::Forced));
+                    }
+                    if let Poll::Ready(code) = send.poll_stopped(cx) {
+                        return Poll::Ready(Err(Interrupted::Stopped(code)));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
         Poll::Ready(Ok(()))
