@@ -346,8 +346,9 @@ async fn connect_quic_to_js(
     (Arc::new(conn), client)
 }
 
-async fn strand_client_against_js_server(carrier: Carrier) {
-    let identity = Identity::dev().unwrap();
+/// Starts the JS RPC server on `carrier` with `identity`; returns the script
+/// and the port it listens on.
+async fn start_js_server(carrier: Carrier, identity: &Identity) -> (Script, u16) {
     let script = Script::start(
         "rpc-server.mjs",
         &[carrier.name()],
@@ -359,6 +360,12 @@ async fn strand_client_against_js_server(carrier: Carrier) {
         .expect("listening line")
         .parse()
         .unwrap();
+    (script, port)
+}
+
+async fn strand_client_against_js_server(carrier: Carrier) {
+    let identity = Identity::dev().unwrap();
+    let (script, port) = start_js_server(carrier, &identity).await;
     let (conn, _endpoint) = connect_to_js(carrier, &identity, port).await;
     let client = Client::from_shared(conn.clone(), ClientConfig::default().bearer("let-me-in"));
 
@@ -588,17 +595,7 @@ async fn cancel_js_server_streams(
     until_missed: bool,
 ) -> usize {
     let identity = Identity::dev().unwrap();
-    let script = Script::start(
-        "rpc-server.mjs",
-        &["quic"],
-        &json!({ "cert": identity.cert_pem(), "key": identity.key_pem() }),
-    );
-    let line = script.line().await;
-    let port: u16 = line
-        .strip_prefix("listening ")
-        .expect("listening line")
-        .parse()
-        .unwrap();
+    let (script, port) = start_js_server(Carrier::Quic, &identity).await;
     let mut transport = quic_transport();
     transport.stop_ack_wait = stop_ack_wait;
     let (conn, _client) = connect_quic_to_js(&identity, port, transport).await;
@@ -679,17 +676,7 @@ async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
     use strand_rpc_core::transport::write_boundary;
 
     let identity = Identity::dev().unwrap();
-    let script = Script::start(
-        "rpc-server.mjs",
-        &["ws"],
-        &json!({ "cert": identity.cert_pem(), "key": identity.key_pem() }),
-    );
-    let line = script.line().await;
-    let port: u16 = line
-        .strip_prefix("listening ")
-        .expect("listening line")
-        .parse()
-        .unwrap();
+    let (_script, port) = start_js_server(Carrier::Ws, &identity).await;
     let (conn, _) = connect_to_js(Carrier::Ws, &identity, port).await;
     let first = encode_request(
         "sum",
