@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,47 +48,114 @@ impl Identity {
 /// it with [`Context::cancelled`].
 #[derive(Clone)]
 pub struct Context {
-    method: Arc<str>,
-    metadata: Arc<Map<String, Value>>,
+    call: Arc<Call>,
     identity: Option<Arc<Identity>>,
     deadline: Option<Instant>,
     cancel: CancellationToken,
     peer: Arc<PeerInfo>,
-    reply_metadata: Arc<Mutex<Option<Map<String, Value>>>>,
+}
+
+/// What every clone of a call's context shares: one allocation per call.
+struct Call {
+    method: String,
+    metadata: Metadata,
+    reply_metadata: Mutex<Option<Map<String, Value>>>,
+}
+
+/// `params.metadata` as the caller sent it, made a map only when someone
+/// asks for one (most calls only need the timeout, read without a map).
+struct Metadata {
+    raw: Option<Box<RawValue>>,
+    map: OnceLock<Map<String, Value>>,
+}
+
+impl Metadata {
+    fn map(&self) -> &Map<String, Value> {
+        self.map.get_or_init(|| {
+            self.raw
+                .as_deref()
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        if let Some(map) = self.map.get() {
+            return requested_timeout(map);
+        }
+        #[derive(Deserialize)]
+        struct TimeoutOnly {
+            #[serde(default)]
+            timeout: Option<Value>,
+        }
+        let raw = self.raw.as_deref()?;
+        let only: TimeoutOnly = serde_json::from_str(raw.get()).ok()?;
+        timeout_ms(only.timeout?.as_f64()?)
+    }
 }
 
 impl Context {
     /// A context for a call to `method` from `peer` with the caller's `metadata`.
     pub fn new(method: &str, metadata: Map<String, Value>, peer: Arc<PeerInfo>) -> Self {
+        Self::with_metadata(
+            method,
+            Metadata {
+                raw: None,
+                map: OnceLock::from(metadata),
+            },
+            peer,
+        )
+    }
+
+    /// A context whose metadata is the raw JSON of `params.metadata`, parsed
+    /// on first use.
+    pub(crate) fn from_raw_metadata(
+        method: &str,
+        metadata: Option<&RawValue>,
+        peer: Arc<PeerInfo>,
+    ) -> Self {
+        Self::with_metadata(
+            method,
+            Metadata {
+                raw: metadata.map(ToOwned::to_owned),
+                map: OnceLock::new(),
+            },
+            peer,
+        )
+    }
+
+    fn with_metadata(method: &str, metadata: Metadata, peer: Arc<PeerInfo>) -> Self {
         Context {
-            method: method.into(),
-            metadata: Arc::new(metadata),
+            call: Arc::new(Call {
+                method: method.to_owned(),
+                metadata,
+                reply_metadata: Mutex::new(None),
+            }),
             identity: None,
             deadline: None,
             cancel: CancellationToken::new(),
             peer,
-            reply_metadata: Arc::new(Mutex::new(None)),
         }
     }
 
     /// The method name the caller asked for.
     pub fn method(&self) -> &str {
-        &self.method
+        &self.call.method
     }
 
     /// The caller's metadata (`params.metadata` of the first message).
     pub fn metadata(&self) -> &Map<String, Value> {
-        &self.metadata
+        self.call.metadata.map()
     }
 
     /// `metadata.authorization`, e.g. `"Bearer <token>"`.
     pub fn authorization(&self) -> Option<&str> {
-        self.metadata.get("authorization")?.as_str()
+        self.metadata().get("authorization")?.as_str()
     }
 
     /// The timeout the caller asked for (`metadata.timeout`, milliseconds).
     pub fn requested_timeout(&self) -> Option<Duration> {
-        requested_timeout(&self.metadata)
+        self.call.metadata.timeout()
     }
 
     /// The authenticated identity, if an authentication layer set one.
@@ -143,6 +212,7 @@ impl Context {
     /// (how a refreshed token travels back).
     pub fn set_reply_metadata(&self, key: impl Into<String>, value: impl Into<Value>) {
         let mut guard = self
+            .call
             .reply_metadata
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -153,7 +223,8 @@ impl Context {
 
     /// Takes the metadata for the first response (once).
     pub(crate) fn take_reply_metadata(&self) -> Option<Map<String, Value>> {
-        self.reply_metadata
+        self.call
+            .reply_metadata
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
@@ -163,7 +234,7 @@ impl Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("method", &self.method)
+            .field("method", &self.call.method)
             .field("identity", &self.identity)
             .field("deadline", &self.deadline)
             .field("cancelled", &self.cancel.is_cancelled())
@@ -174,6 +245,46 @@ impl fmt::Debug for Context {
 
 /// Reads `metadata.timeout` (milliseconds; `null` or absent for none).
 pub(crate) fn requested_timeout(metadata: &Map<String, Value>) -> Option<Duration> {
-    let ms = metadata.get("timeout")?.as_f64()?;
+    timeout_ms(metadata.get("timeout")?.as_f64()?)
+}
+
+fn timeout_ms(ms: f64) -> Option<Duration> {
     (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(1e12) / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(raw: Option<&str>) -> Context {
+        let raw = raw.map(|r| RawValue::from_string(r.to_owned()).unwrap());
+        Context::from_raw_metadata("m", raw.as_deref(), Arc::new(PeerInfo::default()))
+    }
+
+    #[test]
+    fn raw_metadata_reads_like_the_map() {
+        let c = ctx(Some(r#"{"timeout":1500,"authorization":"Bearer t","x":[1,{"y":"}"}]}"#));
+        // The timeout is read without making the map.
+        assert_eq!(c.requested_timeout(), Some(Duration::from_millis(1500)));
+        assert!(c.call.metadata.map.get().is_none());
+        assert_eq!(c.authorization(), Some("Bearer t"));
+        assert_eq!(c.metadata()["x"][1]["y"], "}");
+        // Once the map exists, the timeout comes from it.
+        assert_eq!(c.requested_timeout(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn odd_metadata_is_empty_or_ignored() {
+        for raw in [None, Some("null"), Some("\"text\""), Some("[1,2]")] {
+            let c = ctx(raw);
+            assert_eq!(c.requested_timeout(), None, "{raw:?}");
+            assert!(c.metadata().is_empty(), "{raw:?}");
+        }
+        for raw in [r#"{"timeout":null}"#, r#"{"timeout":"soon"}"#, r#"{"timeout":-1}"#] {
+            assert_eq!(ctx(Some(raw)).requested_timeout(), None, "{raw}");
+        }
+        let c = Context::new("m", Map::new(), Arc::new(PeerInfo::default()));
+        assert!(c.metadata().is_empty());
+        assert_eq!(c.method(), "m");
+    }
 }

@@ -128,6 +128,14 @@ pub struct IncomingMessage<'a> {
     pub error: Option<ErrorObject>,
 }
 
+/// `params.metadata` of a message, as raw JSON (nothing allocated).
+#[derive(Debug, Deserialize)]
+pub struct MetadataRaw<'a> {
+    /// `params.metadata`, if present and not null.
+    #[serde(default, borrow)]
+    pub metadata: Option<&'a RawValue>,
+}
+
 /// Only the `metadata` member of a params or result object.
 #[derive(Debug, Default, Deserialize)]
 pub struct MetadataOnly {

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use serde_json::Map;
 use tokio::io::AsyncWrite;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -31,9 +30,9 @@ use tracing::{debug, trace, warn};
 use super::call::{parse_error_to_rpc, read_error_to_rpc, CallInput, CallRequest, CallResponse};
 use super::router::Router;
 use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::context::{requested_timeout, Context};
+use crate::context::Context;
 use crate::error::RpcError;
-use crate::message::{self, error_codes, IncomingMessage, MetadataOnly};
+use crate::message::{self, error_codes, IncomingMessage, MetadataRaw};
 use crate::transport::{
     codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream,
 };
@@ -463,22 +462,22 @@ impl Inner {
         let method = msg.method.as_deref().ok_or_else(|| {
             RpcError::new(error_codes::INVALID_REQUEST, "first message has no method")
         })?;
-        let metadata = match msg.params {
-            Some(raw) => serde_json::from_str::<MetadataOnly>(raw.get())
+        // Only the raw JSON of `metadata` is kept: the context makes a map
+        // of it if a handler or a layer asks.
+        let metadata = msg.params.and_then(|raw| {
+            serde_json::from_str::<MetadataRaw<'_>>(raw.get())
                 .ok()
                 .and_then(|m| m.metadata)
-                .unwrap_or_default(),
-            None => Map::new(),
-        };
+        });
         let now = Instant::now();
+        let mut ctx = Context::from_raw_metadata(method, metadata, peer);
         let mut timeout = self
             .router
             .method_timeout(method)
             .unwrap_or(self.config.default_timeout);
-        if let Some(requested) = requested_timeout(&metadata) {
+        if let Some(requested) = ctx.requested_timeout() {
             timeout = timeout.min(requested);
         }
-        let mut ctx = Context::new(method, metadata, peer);
         ctx.shorten_deadline(now + timeout);
         Ok((ctx, msg.params.map(|p| p.to_owned())))
     }
