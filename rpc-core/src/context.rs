@@ -263,7 +263,9 @@ mod tests {
 
     #[test]
     fn raw_metadata_reads_like_the_map() {
-        let c = ctx(Some(r#"{"timeout":1500,"authorization":"Bearer t","x":[1,{"y":"}"}]}"#));
+        let c = ctx(Some(
+            r#"{"timeout":1500,"authorization":"Bearer t","x":[1,{"y":"}"}]}"#,
+        ));
         // The timeout is read without making the map.
         assert_eq!(c.requested_timeout(), Some(Duration::from_millis(1500)));
         assert!(c.call.metadata.map.get().is_none());
@@ -280,7 +282,11 @@ mod tests {
             assert_eq!(c.requested_timeout(), None, "{raw:?}");
             assert!(c.metadata().is_empty(), "{raw:?}");
         }
-        for raw in [r#"{"timeout":null}"#, r#"{"timeout":"soon"}"#, r#"{"timeout":-1}"#] {
+        for raw in [
+            r#"{"timeout":null}"#,
+            r#"{"timeout":"soon"}"#,
+            r#"{"timeout":-1}"#,
+        ] {
             assert_eq!(ctx(Some(raw)).requested_timeout(), None, "{raw}");
         }
         let c = Context::new("m", Map::new(), Arc::new(PeerInfo::default()));
