@@ -268,7 +268,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
                 Ok::<_, util::BoxError>((send, recv))
             };
             let warm = open().await?;
-            wait_count(&held, 1).await?;
+            util::wait_count(&held, 1).await?;
             util::settle().await;
             let before = util::mem();
             let n = opts.streams();
@@ -276,7 +276,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
             for _ in 0..n {
                 streams.push(open().await?);
             }
-            wait_count(&held, n as u64 + 1).await?;
+            util::wait_count(&held, n as u64 + 1).await?;
             util::settle().await;
             let report = util::per_item_report(before, n, "stream");
             drop((warm, streams));
@@ -316,21 +316,6 @@ async fn quinn_ping(c: &quinn::Connection, s: &quinn::Connection) -> Res<()> {
     ssend.write_all(&b).await?;
     ssend.finish()?;
     recv.read_exact(&mut b).await?;
-    Ok(())
-}
-
-async fn wait_count(held: &AtomicU64, n: u64) -> Res<()> {
-    let start = Instant::now();
-    while held.load(Ordering::Relaxed) < n {
-        if start.elapsed().as_secs() > 30 {
-            return Err(format!(
-                "server accepted only {} of {n} streams",
-                held.load(Ordering::Relaxed)
-            )
-            .into());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
     Ok(())
 }
 

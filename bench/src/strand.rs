@@ -265,7 +265,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             });
             // Warm one stream up (not counted).
             let warm = open_idle(&c).await?;
-            wait_count(&held, 1).await?;
+            util::wait_count(&held, 1).await?;
             util::settle().await;
             let before = util::mem();
             let n = opts.streams();
@@ -273,7 +273,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             for _ in 0..n {
                 streams.push(open_idle(&c).await?);
             }
-            wait_count(&held, n as u64 + 1).await?;
+            util::wait_count(&held, n as u64 + 1).await?;
             util::settle().await;
             let report = util::per_item_report(before, n, "stream");
             drop((warm, streams));
@@ -386,21 +386,6 @@ async fn open_idle(c: &DynConnection) -> Res<strand_rpc_core::transport::Stream>
     let mut st = c.open_stream().await?;
     st.send.write_all(b"x").await?;
     Ok(st)
-}
-
-async fn wait_count(held: &AtomicU64, n: u64) -> Res<()> {
-    let start = Instant::now();
-    while held.load(Ordering::Relaxed) < n {
-        if start.elapsed().as_secs() > 30 {
-            return Err(format!(
-                "server accepted only {} of {n} streams",
-                held.load(Ordering::Relaxed)
-            )
-            .into());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    Ok(())
 }
 
 async fn stream_items_for(client: &Client, dur: std::time::Duration) -> Res<(u64, f64)> {

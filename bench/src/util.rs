@@ -337,3 +337,19 @@ pub fn per_item_report(before: Mem, count: usize, unit: &str) -> Value {
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
+
+/// Waits until a server counted `n` accepted streams (at most 30 s).
+pub async fn wait_count(held: &AtomicU64, n: u64) -> Res<()> {
+    let start = Instant::now();
+    while held.load(Ordering::Relaxed) < n {
+        if start.elapsed().as_secs() > 30 {
+            return Err(format!(
+                "server accepted only {} of {n} streams",
+                held.load(Ordering::Relaxed)
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
