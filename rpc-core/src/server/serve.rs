@@ -34,7 +34,7 @@ use crate::context::Context;
 use crate::error::RpcError;
 use crate::message::{self, error_codes, IncomingMessage, MetadataRaw};
 use crate::transport::{
-    codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream,
+    codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream, StreamError,
 };
 
 /// A stream whose items are always ready is checked for a stop or a forced
@@ -349,8 +349,8 @@ enum Interrupted {
 impl Interrupted {
     /// A failed write: the caller's stop is a stop, anything else I/O.
     fn from_write_error(e: io::Error) -> Self {
-        match crate::transport::StreamError::from_io(&e) {
-            Some(crate::transport::StreamError::Stopped(code)) => Interrupted::Stopped(*code),
+        match StreamError::from_io(&e) {
+            Some(StreamError::Stopped(code)) => Interrupted::Stopped(*code),
             _ => Interrupted::Io(e),
         }
     }
