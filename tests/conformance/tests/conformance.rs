@@ -211,7 +211,46 @@ struct Harness {
     state: Arc<State>,
 }
 
+/// Which end writes, in the backpressure cases.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Client,
+    Server,
+}
+
 impl Harness {
+    /// A writer that had `n` messages of `item` bytes to send stalled after
+    /// `settled`, with at most `bound` bytes buffered between it and its
+    /// stalled reader (one message may be in the writer's hands and one
+    /// being written); on ws, the reader's buffer stays within its window
+    /// and the writer's queue within its send buffer.
+    fn assert_stalled_within_bound(
+        &self,
+        settled: usize,
+        n: usize,
+        item: usize,
+        bound: usize,
+        writer: Side,
+    ) {
+        assert!(
+            settled < n,
+            "the writer never stalled: {settled} of {n} messages sent"
+        );
+        let wire = item + 64;
+        assert!(
+            settled.saturating_sub(2) * wire <= bound,
+            "{settled} messages of {wire} bytes buffered, bound {bound}"
+        );
+        if let Some((client, server)) = &self.pair.ws {
+            let (w, r) = match writer {
+                Side::Client => (client.stats(), server.stats()),
+                Side::Server => (server.stats(), client.stats()),
+            };
+            assert!(r.buffered <= u64::from(common::ws_window()), "{r:?}");
+            assert!(w.queued_send <= common::ws_send_buffer() as u64, "{w:?}");
+        }
+    }
+
     async fn start<F: Fixture>(auth: bool) -> Harness {
         let state = Arc::new(State::default());
         let mut builder = Server::builder(router(state.clone()));
@@ -674,21 +713,7 @@ mod cases {
         .await
         .unwrap();
         let produced = settle(&h.state.produced).await;
-        assert!(
-            produced < n,
-            "the writer never stalled: {produced} of {n} items produced"
-        );
-        // One item may be in the handler's hands and one being written.
-        let wire = ITEM + 64;
-        assert!(
-            produced.saturating_sub(2) * wire <= bound,
-            "{produced} items of {wire} bytes buffered, bound {bound}"
-        );
-        if let Some((client, server)) = &h.pair.ws {
-            let (c, s) = (client.stats(), server.stats());
-            assert!(c.buffered <= u64::from(common::ws_window()), "{c:?}");
-            assert!(s.queued_send <= common::ws_send_buffer() as u64, "{s:?}");
-        }
+        h.assert_stalled_within_bound(produced, n, ITEM, bound, Side::Server);
         // The stalled stream holds up no other call.
         within(async {
             let out: Value = h.client.unary("echo", &json!("other")).await.unwrap();
@@ -734,21 +759,8 @@ mod cases {
             call.finish().await
         });
         let settled = settle(&sent).await;
-        assert!(
-            settled < n,
-            "the writer never stalled: {settled} of {n} messages sent"
-        );
         assert_eq!(h.count(&h.state.sinks), 1);
-        let wire = ITEM + 64;
-        assert!(
-            settled.saturating_sub(2) * wire <= bound,
-            "{settled} messages of {wire} bytes buffered, bound {bound}"
-        );
-        if let Some((client, server)) = &h.pair.ws {
-            let (c, s) = (client.stats(), server.stats());
-            assert!(s.buffered <= u64::from(common::ws_window()), "{s:?}");
-            assert!(c.queued_send <= common::ws_send_buffer() as u64, "{c:?}");
-        }
+        h.assert_stalled_within_bound(settled, n, ITEM, bound, Side::Client);
         within(async {
             let out: Value = h.client.unary("echo", &json!("other")).await.unwrap();
             assert_eq!(out, json!("other"));
