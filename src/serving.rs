@@ -103,6 +103,7 @@ impl Drop for Serving {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use strand_rpc_core::Client;
     use strand_tls::Identity;
 
     fn config(url: &str, ca: &std::path::Path, token: &str) -> String {
@@ -181,8 +182,8 @@ mod tests {
         assert!(matches!(err, Error::Config(_)), "{err}");
     }
 
-    #[tokio::test]
-    async fn shutdown_lets_running_calls_finish() {
+    /// The demo server on a loopback ws listener, and a client of it.
+    async fn demo_on_ws() -> (Server, Serving, Client) {
         let server = crate::demo::server(None);
         let serving = Serving::start(&server, &[Endpoint::from_url("ws://127.0.0.1:0").unwrap()])
             .await
@@ -192,6 +193,12 @@ mod tests {
             .connect()
             .await
             .unwrap();
+        (server, serving, client)
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_running_calls_finish() {
+        let (server, serving, client) = demo_on_ws().await;
         let call = tokio::spawn({
             let client = client.clone();
             async move { client.unary::<_, Value>("sleep", &json!({"ms": 200})).await }
@@ -214,15 +221,7 @@ mod tests {
     /// After a graceful shutdown, a client sees the carrier's normal close.
     #[tokio::test]
     async fn shutdown_closes_ws_connections_normally() {
-        let server = crate::demo::server(None);
-        let serving = Serving::start(&server, &[Endpoint::from_url("ws://127.0.0.1:0").unwrap()])
-            .await
-            .unwrap();
-        let client = Endpoint::from_url(&serving.urls()[0])
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let (_server, serving, client) = demo_on_ws().await;
         let _: Value = client.unary("echo", &json!({})).await.unwrap();
         serving.shutdown(Duration::from_millis(100)).await;
         let reason = tokio::time::timeout(Duration::from_secs(5), client.connection().closed())
