@@ -422,19 +422,7 @@ pub async fn jsonrpsee(case: &str, opts: Opts) -> Res<Value> {
                 let mut sub = client
                     .subscribe::<String, _>("sub_items", rpc_params![u64::MAX], "unsub_items")
                     .await?;
-                let start = Instant::now();
-                let mut n = 0u64;
-                while start.elapsed() < dur {
-                    for _ in 0..256 {
-                        match sub.next().await {
-                            Some(Ok(s)) if s.len() == util::ITEM_LEN => n += 1,
-                            Some(Ok(_)) => return Err("bad item".into()),
-                            Some(Err(e)) => return Err(e.into()),
-                            None => return Err("subscription ended early".into()),
-                        }
-                    }
-                }
-                res = (n, start.elapsed().as_secs_f64());
+                res = util::count_items_for(&mut sub, dur).await?;
                 sub.unsubscribe().await?;
             }
             Ok(json!({ "items_per_s": res.0 as f64 / res.1, "items": res.0 }))

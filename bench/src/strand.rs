@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -392,18 +391,5 @@ async fn stream_items_for(client: &Client, dur: std::time::Duration) -> Res<(u64
     let mut items = client
         .server_streaming::<_, String>("items", &u64::MAX)
         .await?;
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < dur {
-        // Check the clock every 256 items.
-        for _ in 0..256 {
-            match items.next().await {
-                Some(Ok(s)) if s.len() == util::ITEM_LEN => n += 1,
-                Some(Ok(_)) => return Err("bad item".into()),
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err("stream ended early".into()),
-            }
-        }
-    }
-    Ok((n, start.elapsed().as_secs_f64()))
+    util::count_items_for(&mut items, dur).await
 }

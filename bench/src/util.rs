@@ -353,3 +353,26 @@ pub async fn wait_count(held: &AtomicU64, n: u64) -> Res<()> {
     }
     Ok(())
 }
+
+/// Counts streamed items of [`ITEM_LEN`] characters for `dur` (the clock is
+/// read every 256 items). Returns (items, seconds).
+pub async fn count_items_for<S, E>(items: &mut S, dur: Duration) -> Res<(u64, f64)>
+where
+    S: futures::Stream<Item = Result<String, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    use futures::StreamExt;
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..256 {
+            match items.next().await {
+                Some(Ok(s)) if s.len() == ITEM_LEN => n += 1,
+                Some(Ok(_)) => return Err("bad item".into()),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err("stream ended early".into()),
+            }
+        }
+    }
+    Ok((n, start.elapsed().as_secs_f64()))
+}
