@@ -1,5 +1,9 @@
 //! Limits, timers, graceful shutdown and upgrade handling over loopback.
 
+mod common;
+
+use common::{pair_with, LIMIT};
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,20 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-async fn pair_with(server: WsConfig, client: WsConfig) -> (WsListener, WsConnection, WsConnection) {
-    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(server))
-        .await
-        .unwrap();
-    let url = format!("ws://{}/", listener.local_addr());
-    let client = connect(&url, WsClientConfig::default().with_ws(client))
-        .await
-        .unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
-    (listener, client, server)
-}
 
 fn io_err(e: &std::io::Error) -> StreamError {
     StreamError::from_io(e)

@@ -1,5 +1,9 @@
 //! The transport over a real loopback WebSocket.
 
+mod common;
+
+use common::{pair_with, LIMIT};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,21 +16,6 @@ use strand_transport_ws::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
-
-/// Guard against hangs only; no assertion depends on speed.
-const LIMIT: Duration = Duration::from_secs(30);
-
-async fn pair_with(server: WsConfig, client: WsConfig) -> (WsListener, WsConnection, WsConnection) {
-    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(server))
-        .await
-        .unwrap();
-    let url = format!("ws://{}/", listener.local_addr());
-    let client = connect(&url, WsClientConfig::default().with_ws(client))
-        .await
-        .unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
-    (listener, client, server)
-}
 
 async fn pair() -> (WsListener, WsConnection, WsConnection) {
     pair_with(WsConfig::default(), WsConfig::default()).await
