@@ -219,6 +219,22 @@ enum Side {
 }
 
 impl Harness {
+    /// Opens a `hang_stream` call and reads its first item; the handler then
+    /// waits until it is cancelled.
+    async fn open_hang_stream(&self) -> strand_rpc_core::ResponseStream<Value> {
+        let mut items = within(
+            self.client
+                .server_streaming::<_, Value>("hang_stream", &json!({})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            within(items.next()).await.unwrap().unwrap(),
+            json!({ "i": 0 })
+        );
+        items
+    }
+
     /// A writer that had `n` messages of `item` bytes to send stalled after
     /// `settled`, with at most `bound` bytes buffered between it and its
     /// stalled reader (one message may be in the writer's hands and one
@@ -541,16 +557,7 @@ mod cases {
 
     pub async fn cancel_stream<F: Fixture>() {
         let h = Harness::start::<F>(false).await;
-        let mut items = within(
-            h.client
-                .server_streaming::<_, Value>("hang_stream", &json!({})),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            within(items.next()).await.unwrap().unwrap(),
-            json!({ "i": 0 })
-        );
+        let items = h.open_hang_stream().await;
         assert_eq!(h.count(&h.state.cancelled), 0);
         drop(items);
         h.all_calls_gone().await;
@@ -782,16 +789,7 @@ mod cases {
         let h = Harness::start::<F>(false).await;
         let client = h.client.clone();
         let unary = tokio::spawn(async move { client.unary::<_, Value>("hang", &json!({})).await });
-        let mut stream = within(
-            h.client
-                .server_streaming::<_, Value>("hang_stream", &json!({})),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            within(stream.next()).await.unwrap().unwrap(),
-            json!({ "i": 0 })
-        );
+        let mut stream = h.open_hang_stream().await;
         let mut sink = within(h.client.client_streaming::<Value, Value>("sink"))
             .await
             .unwrap();
