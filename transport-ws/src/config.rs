@@ -69,15 +69,6 @@ pub struct WsConfig {
     /// and per stalled stream. Measured on loopback: same one-stream
     /// throughput, faster unary calls (see docs/benchmarks.md).
     pub read_buffer_size: usize,
-    /// How long, toward a strand peer, the control frames it does not act on
-    /// (the acceptor's opening ACK, the `CLOSE(Write)` reply to its finish)
-    /// may wait to ride along with the next message, so that a unary call
-    /// costs one socket write each way instead of two. Default 40 ms (like
-    /// TCP's delayed ACK): under load they nearly always leave with the next
-    /// reply or call, and the timer that bounds the wait then fires at most
-    /// 25 times a second (at 5 ms its wake-ups showed in the p99 latency).
-    /// JS peers get these frames at once.
-    pub lazy_control_delay: Duration,
 }
 
 impl Default for WsConfig {
@@ -95,7 +86,6 @@ impl Default for WsConfig {
             close_timeout: Duration::from_secs(5),
             write_buffer_size: 64 << 10,
             read_buffer_size: 16 << 10,
-            lazy_control_delay: Duration::from_millis(40),
         }
     }
 }
@@ -146,12 +136,6 @@ impl WsConfig {
     /// Sets [`WsConfig::max_data_payload`].
     pub fn with_max_data_payload(mut self, size: usize) -> Self {
         self.max_data_payload = size;
-        self
-    }
-
-    /// Sets [`WsConfig::lazy_control_delay`].
-    pub fn with_lazy_control_delay(mut self, delay: Duration) -> Self {
-        self.lazy_control_delay = delay;
         self
     }
 

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsErr, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::conn::{Inner, Shared};
+use crate::conn::{wake_all, Inner, Shared};
 use crate::mux::session::{CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
 
 /// Messages read per wake-up before yielding, so one busy socket cannot
@@ -48,8 +48,6 @@ pub(crate) struct Timers {
     pub keep_alive: Option<Duration>,
     pub idle: Option<Duration>,
     pub close: Duration,
-    /// How long lazy control frames may wait for company.
-    pub lazy_control: Duration,
 }
 
 struct Driver<S> {
@@ -63,11 +61,6 @@ struct Driver<S> {
     last_heard: Instant,
     heard_from_peer: bool,
     close_deadline: Option<Pin<Box<Sleep>>>,
-    /// Bounds the wait of lazy control frames; armed while some wait.
-    lazy: Option<Pin<Box<Sleep>>>,
-    lazy_armed: bool,
-    /// `Session::control_drains` when the lazy timer was armed.
-    lazy_drains: u64,
     close_sent: bool,
     /// Messages read in one batch (kept for its capacity).
     read_batch: Vec<Message>,
@@ -92,9 +85,6 @@ where
         last_heard: Instant::now(),
         heard_from_peer: false,
         close_deadline: None,
-        lazy: None,
-        lazy_armed: false,
-        lazy_drains: 0,
         close_sent: false,
         read_batch: Vec::new(),
         unsent: VecDeque::new(),
@@ -108,7 +98,7 @@ where
         inner.driver_done = true;
         inner.driver = None;
     });
-    shared.with(|inner| shared.wake_all(inner));
+    shared.with(wake_all);
     shared.notify_closed();
     drop(driver);
 }
@@ -122,16 +112,7 @@ where
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        {
-            let mut inner = self.shared.lock();
-            if !inner
-                .driver
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                inner.driver = Some(cx.waker().clone());
-            }
-        }
+        self.shared.lock().driver_polled(cx.waker());
         loop {
             let mut progress = false;
             if self.poll_read(cx, &mut progress).is_ready() {
@@ -276,13 +257,10 @@ where
     /// per message) and feeds them to the sink while it is ready; flushes
     /// once.
     fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
-        // Whether lazy frames wait, and `Session::control_drains`, as seen
-        // when the session had nothing more to send.
-        let mut drained = None;
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
-                let (holds, drains) = self.shared.with_driver(|inner| {
+                self.shared.with_driver(|inner| {
                     let mut bytes = 0;
                     while unsent.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
                         let Some(msg) = inner.session.poll_transmit() else {
@@ -291,11 +269,9 @@ where
                         bytes += msg.len();
                         unsent.push_back(msg);
                     }
-                    (inner.session.holds_lazy(), inner.session.control_drains())
                 });
                 self.unsent = unsent;
                 if self.unsent.is_empty() {
-                    drained = Some((holds, drains));
                     break;
                 }
             }
@@ -313,24 +289,7 @@ where
             self.needs_flush = true;
             *progress = true;
         }
-        if let Some((true, drains)) = drained {
-            if !self.lazy_armed {
-                self.arm_lazy(drains);
-            }
-        }
         self.poll_flush(cx)
-    }
-
-    /// Starts the wait of the lazy control frames queued now; poll_timers
-    /// polls (and so registers) the timer.
-    fn arm_lazy(&mut self, drains: u64) {
-        let deadline = Instant::now() + self.timers.lazy_control;
-        match self.lazy.as_mut() {
-            Some(lazy) => lazy.as_mut().reset(deadline),
-            None => self.lazy = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
-        self.lazy_armed = true;
-        self.lazy_drains = drains;
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -351,30 +310,6 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
-        if self.lazy_armed {
-            if let Some(lazy) = self.lazy.as_mut() {
-                if lazy.as_mut().poll(cx).is_ready() {
-                    self.lazy_armed = false;
-                    let armed_at = self.lazy_drains;
-                    let again = self.shared.with_driver(|inner| {
-                        let s = &mut inner.session;
-                        if s.control_drains() == armed_at {
-                            // The frames that were waiting then still are.
-                            s.release_lazy();
-                            None
-                        } else {
-                            // They left with other traffic; any waiting
-                            // now came later and get their own wait.
-                            s.holds_lazy().then(|| s.control_drains())
-                        }
-                    });
-                    if let Some(drains) = again {
-                        self.arm_lazy(drains);
-                    }
-                    *progress = true;
-                }
-            }
-        }
         if self.heard_from_peer {
             // Once per pass, however many messages it read.
             self.heard_from_peer = false;

@@ -23,7 +23,12 @@ use crate::error::WsError;
 use crate::handshake;
 use crate::mux::{Role, Session, SessionConfig};
 
-fn session_config(role: Role, ws: &WsConfig, peer_window: Option<u32>) -> SessionConfig {
+fn session_config(
+    role: Role,
+    ws: &WsConfig,
+    peer_window: Option<u32>,
+    window_advertised: bool,
+) -> SessionConfig {
     SessionConfig {
         window: ws.stream_window,
         max_streams: ws.max_streams,
@@ -31,6 +36,7 @@ fn session_config(role: Role, ws: &WsConfig, peer_window: Option<u32>) -> Sessio
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
         peer_window,
+        window_advertised,
         ..SessionConfig::new(role)
     }
 }
@@ -39,18 +45,22 @@ fn start<S>(
     ws: WebSocketStream<S>,
     role: Role,
     config: &WsConfig,
-    peer_window: Option<u32>,
+    (peer_window, window_advertised): (Option<u32>, bool),
     peer: PeerInfo,
 ) -> WsConnection
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Shared::new(Session::new(session_config(role, config, peer_window)));
+    let shared = Shared::new(Session::new(session_config(
+        role,
+        config,
+        peer_window,
+        window_advertised,
+    )));
     let timers = Timers {
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,
         close: config.close_timeout,
-        lazy_control: config.lazy_control_delay,
     };
     tokio::spawn(driver::run(ws, shared.clone(), timers));
     WsConnection::new(shared, peer)
@@ -110,11 +120,23 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
         let peer = PeerInfo::new("wss")
             .with_remote_addr(remote)
             .with_certificates(certs);
-        Ok(start(ws, Role::Client, &config.ws, peer_window, peer))
+        Ok(start(
+            ws,
+            Role::Client,
+            &config.ws,
+            (peer_window, !config.no_window_advertisement),
+            peer,
+        ))
     } else {
         let (ws, peer_window) = handshake::client(tcp, url, &config).await?;
         let peer = PeerInfo::new("ws").with_remote_addr(remote);
-        Ok(start(ws, Role::Client, &config.ws, peer_window, peer))
+        Ok(start(
+            ws,
+            Role::Client,
+            &config.ws,
+            (peer_window, !config.no_window_advertisement),
+            peer,
+        ))
     }
 }
 
@@ -252,7 +274,7 @@ async fn serve(
                 acc.ws,
                 Role::Server,
                 &config.ws,
-                acc.peer_window,
+                (acc.peer_window, config.advertise_window),
                 peer,
             )))
         }
@@ -270,7 +292,7 @@ async fn serve(
                 acc.ws,
                 Role::Server,
                 &config.ws,
-                acc.peer_window,
+                (acc.peer_window, config.advertise_window),
                 peer,
             )))
         }

@@ -46,6 +46,9 @@ pub struct SessionConfig {
     /// The peer's stream window, when it advertised one (strand extension):
     /// streams we open start with that much credit.
     pub peer_window: Option<u32>,
+    /// We advertised our window to the peer (strand extension): a strand
+    /// opener then counts it and needs no opening ACK from us.
+    pub window_advertised: bool,
     /// Control frames queued for the socket above which the driver stops
     /// reading until the socket drains them.
     pub max_queued_control: usize,
@@ -62,6 +65,7 @@ impl SessionConfig {
             max_data_payload: 1 << 20,
             stream_send_buffer: 256 << 10,
             peer_window: None,
+            window_advertised: false,
             max_queued_control: 4096,
         }
     }
@@ -280,18 +284,8 @@ pub struct Session {
     next_local: Option<StreamId>,
     /// Highest peer-initiated id seen; every lower unknown id is dead.
     highest_peer: Option<StreamId>,
-    /// Control frames for the socket, in order; the flag marks a lazy one.
-    control: VecDeque<(Frame, bool)>,
-    /// Control frames in `control` that are not lazy.
-    urgent_control: usize,
-    /// Lazy control frames go out now: something else is going out with
-    /// them, or the driver's delay for them elapsed.
-    release_lazy: bool,
-    /// A stream message held back while the lazy control frames queued
-    /// before it go out first.
-    held: Option<Bytes>,
-    /// How many times the control queue was emptied onto the socket.
-    control_drains: u64,
+    /// Control frames for the socket, in order.
+    control: VecDeque<Frame>,
     sendable: VecDeque<StreamId>,
     accept_queue: VecDeque<StreamId>,
     events: VecDeque<Event>,
@@ -315,10 +309,6 @@ impl Session {
             streams: StreamMap::default(),
             highest_peer: None,
             control: VecDeque::new(),
-            urgent_control: 0,
-            release_lazy: false,
-            held: None,
-            control_drains: 0,
             sendable: VecDeque::new(),
             accept_queue: VecDeque::new(),
             events: VecDeque::new(),
@@ -413,9 +403,6 @@ impl Session {
         }
         self.state = ConnState::Closed(reason.clone());
         self.control.clear();
-        self.urgent_control = 0;
-        self.release_lazy = false;
-        self.held = None;
         self.sendable.clear();
         self.accept_queue.clear();
         for stream in self.streams.values_mut() {
@@ -472,14 +459,11 @@ impl Session {
         if refuse {
             self.refused += 1;
             for shutdown in [Shutdown::Read, Shutdown::Write] {
-                self.push_control(
-                    Frame::Error {
-                        id,
-                        shutdown,
-                        code: codes::REFUSED,
-                    },
-                    false,
-                );
+                self.push_control(Frame::Error {
+                    id,
+                    shutdown,
+                    code: codes::REFUSED,
+                });
             }
             return;
         }
@@ -487,16 +471,15 @@ impl Session {
         send.on_ack(credit);
         self.streams
             .insert(id, Stream::new(self.config.window, send));
-        // A strand opener counted our advertised window already: the
-        // opening ACK tells it nothing new, so it may wait for company.
-        let lazy = self.config.peer_window.is_some();
-        self.push_control(
-            Frame::Ack {
+        // A strand opener that saw our advertised window counted it
+        // already: the opening ACK would tell it nothing
+        // (PROTOCOL-EXTENSIONS.md rule 2).
+        if !(self.strand_peer() && self.config.window_advertised) {
+            self.push_control(Frame::Ack {
                 id,
                 credit: self.config.window,
-            },
-            lazy,
-        );
+            });
+        }
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Opened(id));
     }
@@ -545,16 +528,15 @@ impl Session {
                     return;
                 }
                 stream.recv = RecvState::FinReceived;
-                // A strand peer ignores the reply (its half is done once its
-                // CLOSE(Read) went out), so it may wait for company.
-                let lazy = self.config.peer_window.is_some();
-                self.push_control(
-                    Frame::Close {
+                // A strand peer's half is done once its CLOSE(Read) went
+                // out: it would ignore the reply (PROTOCOL-EXTENSIONS.md
+                // rule 4).
+                if !self.strand_peer() {
+                    self.push_control(Frame::Close {
                         id,
                         shutdown: Shutdown::Write,
-                    },
-                    lazy,
-                );
+                    });
+                }
                 self.events.push_back(Event::Readable(id));
             }
             Shutdown::Write => {
@@ -592,14 +574,11 @@ impl Session {
                 self.events.push_back(Event::Writable(id));
             }
         }
-        self.push_control(
-            Frame::Error {
-                id,
-                shutdown: shutdown.opposite(),
-                code,
-            },
-            false,
-        );
+        self.push_control(Frame::Error {
+            id,
+            shutdown: shutdown.opposite(),
+            code,
+        });
     }
 
     fn mark_sendable(&mut self, id: StreamId) {
@@ -633,82 +612,30 @@ impl Session {
     /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
     /// stream. DATA messages were built whole by [`Session::write`], so this
     /// copies nothing.
-    ///
-    /// Lazy control frames (toward a strand peer: the acceptor's opening ACK
-    /// and the `CLOSE(Write)` reply, which it does not act on) are held until
-    /// another message goes out, which they then precede, or until
-    /// [`Session::release_lazy`]. A unary call then costs one socket write
-    /// each way instead of two.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.close_reason().is_some() {
             return None;
         }
-        if self.urgent_control > 0 || self.release_lazy {
-            if let Some((frame, lazy)) = self.control.pop_front() {
-                if !lazy {
-                    self.urgent_control -= 1;
-                }
-                if self.control.is_empty() {
-                    self.release_lazy = false;
-                    self.control_drains += 1;
-                }
-                return Some(self.encode_control(&frame));
-            }
-            self.release_lazy = false;
+        if let Some(frame) = self.control.pop_front() {
+            return Some(self.encode_control(&frame));
         }
-        if let Some(msg) = self.held.take() {
-            return Some(msg);
-        }
-        let msg = self.poll_stream_message()?;
-        if self.control.is_empty() {
-            return Some(msg);
-        }
-        // The lazy control frames queued so far ride along, ahead of it.
-        self.held = Some(msg);
-        self.release_lazy = true;
-        self.poll_transmit()
+        self.poll_stream_message()
     }
 
-    /// Lets the lazy control frames queued so far go out on their own (the
-    /// driver calls it once they waited long enough).
-    pub fn release_lazy(&mut self) {
-        if !self.control.is_empty() {
-            self.release_lazy = true;
-        }
-    }
-
-    /// Whether lazy control frames wait for company (see
-    /// [`Session::poll_transmit`]); the driver bounds how long.
-    pub fn holds_lazy(&self) -> bool {
-        !self.control.is_empty() && self.urgent_control == 0 && !self.release_lazy
-    }
-
-    /// Changes whenever every queued control frame went out: a driver that
-    /// saw lazy frames waiting and sees another value later knows that those
-    /// went out, and that any waiting now are younger.
-    pub fn control_drains(&self) -> u64 {
-        self.control_drains
-    }
-
-    /// Whether the driver has something to do: a message that may go out
-    /// now, or the connection closed. Handles wake the driver only then.
+    /// Whether the driver has something to do: a message to send, or the
+    /// connection closed. Handles wake the driver only then.
     pub fn needs_driver(&self) -> bool {
-        self.urgent_control > 0
-            || self.release_lazy
-            || self.held.is_some()
-            || !self.sendable.is_empty()
-            || self.close_reason().is_some()
+        !self.control.is_empty() || !self.sendable.is_empty() || self.close_reason().is_some()
     }
 
-    fn push_control(&mut self, frame: Frame, lazy: bool) {
-        if !lazy {
-            self.urgent_control += 1;
-        }
-        self.control.push_back((frame, lazy));
-        if self.control.len() >= self.config.max_queued_control / 2 {
-            // Lazy frames must not fill the queue that pauses reading.
-            self.release_lazy = true;
-        }
+    /// Whether the peer is strand (it advertised its window): frames that
+    /// only JS peers need are then not sent (PROTOCOL-EXTENSIONS.md).
+    fn strand_peer(&self) -> bool {
+        self.config.peer_window.is_some()
+    }
+
+    fn push_control(&mut self, frame: Frame) {
+        self.control.push_back(frame);
     }
 
     /// The next DATA message, or the CLOSE that follows a stream's last
@@ -793,13 +720,10 @@ impl Session {
         };
         self.streams
             .insert(id, Stream::new(self.config.window, credit));
-        self.push_control(
-            Frame::Ack {
-                id,
-                credit: self.config.window,
-            },
-            false,
-        );
+        self.push_control(Frame::Ack {
+            id,
+            credit: self.config.window,
+        });
         Ok(id)
     }
 
@@ -919,14 +843,11 @@ impl Session {
         }
         stream.send = SendState::Reset(code);
         stream.discard_outgoing();
-        self.push_control(
-            Frame::Error {
-                id,
-                shutdown: Shutdown::Read,
-                code,
-            },
-            false,
-        );
+        self.push_control(Frame::Error {
+            id,
+            shutdown: Shutdown::Read,
+            code,
+        });
         self.maybe_release(id);
     }
 
@@ -991,7 +912,7 @@ impl Session {
             stream.window.on_consumed(n);
             if stream.recv == RecvState::Open && closed.is_none() {
                 if let Some(credit) = stream.window.take_ack() {
-                    self.push_control(Frame::Ack { id, credit }, false);
+                    self.push_control(Frame::Ack { id, credit });
                 }
             }
             return Ok(n);
@@ -1016,14 +937,11 @@ impl Session {
                 stream.recv = RecvState::Stopped(code);
                 stream.discard_incoming();
                 if open {
-                    self.push_control(
-                        Frame::Error {
-                            id,
-                            shutdown: Shutdown::Write,
-                            code,
-                        },
-                        false,
-                    );
+                    self.push_control(Frame::Error {
+                        id,
+                        shutdown: Shutdown::Write,
+                        code,
+                    });
                 }
             }
             RecvState::FinReceived => {

@@ -833,117 +833,84 @@ fn write_boundary_waits_for_the_ack_toward_js_only() {
 fn strand_pair(window: u32) -> (Session, Session) {
     let mut c = config(Role::Client, window);
     c.peer_window = Some(window);
+    c.window_advertised = true;
     let mut s = config(Role::Server, window);
     s.peer_window = Some(window);
+    s.window_advertised = true;
     (Session::new(c), Session::new(s))
 }
 
 #[test]
-fn toward_a_strand_peer_the_opening_ack_and_close_reply_ride_with_the_response() {
+fn toward_a_strand_peer_the_acceptor_sends_no_opening_ack_and_no_close_reply() {
     let (mut c, mut s) = strand_pair(1 << 20);
     let id = c.open().unwrap();
     assert_eq!(c.write(id, b"req"), Ok(3));
     c.finish(id).unwrap();
     assert_eq!(deliver(&mut c, &mut s), 3, "ACK + DATA + CLOSE(Read)");
-    // The acceptor's ACK and the CLOSE(Write) reply wait: nothing to send
-    // on their own, and handles have no reason to wake the driver.
-    assert!(s.holds_lazy());
+    // The opener counted our window already and its half is done: neither
+    // the opening ACK nor the CLOSE(Write) reply would tell it anything.
     assert!(!s.needs_driver());
     assert!(drain(&mut s).is_empty());
     assert_eq!(s.accept(), Ok(id));
     assert_eq!(read_all(&mut s, id), b"req");
-    assert!(!s.needs_driver(), "reading queued nothing urgent");
+    assert_eq!(s.read(id, &mut [0; 4]), Ok(0));
+    assert!(!s.needs_driver(), "reading queued nothing");
     assert_eq!(s.write(id, b"resp"), Ok(4));
     assert!(s.needs_driver());
     s.finish(id).unwrap();
-    assert_eq!(
-        drain(&mut s),
-        [
-            Frame::Ack {
-                id,
-                credit: 1 << 20
-            },
-            Frame::Close {
-                id,
-                shutdown: Shutdown::Write
-            },
-            Frame::Data {
-                id,
-                payload: Bytes::from_static(b"resp")
-            },
-            Frame::Close {
-                id,
-                shutdown: Shutdown::Read
-            },
-        ],
-        "the waiting frames go first, in order, in the same flush"
-    );
-    assert!(!s.holds_lazy());
-    for f in [
-        Frame::Ack {
-            id,
-            credit: 1 << 20,
-        },
-        Frame::Close {
-            id,
-            shutdown: Shutdown::Write,
-        },
-        Frame::Data {
-            id,
-            payload: Bytes::from_static(b"resp"),
-        },
-        Frame::Close {
-            id,
-            shutdown: Shutdown::Read,
-        },
-    ] {
-        c.handle_message(f.to_bytes());
-    }
+    assert_eq!(deliver(&mut s, &mut c), 2, "DATA + CLOSE(Read)");
     assert_eq!(read_all(&mut c, id), b"resp");
     assert_eq!(c.read(id, &mut [0; 4]), Ok(0));
     assert_eq!(c.poll_finished(id), Ok(()));
-    // The client's CLOSE(Write) reply waits for the next call's messages...
-    assert!(c.holds_lazy());
-    assert!(drain(&mut c).is_empty());
-    let next = c.open().unwrap();
-    let sent = drain(&mut c);
-    assert_eq!(
-        sent,
-        [
-            Frame::Close {
-                id,
-                shutdown: Shutdown::Write
-            },
-            Frame::Ack {
-                id: next,
-                credit: 1 << 20
-            },
-        ]
-    );
-    // ...or for the driver's deadline.
-    let (mut c, mut s) = strand_pair(1 << 20);
-    let id = c.open().unwrap();
-    c.finish(id).unwrap();
-    deliver(&mut c, &mut s);
-    assert!(s.holds_lazy());
-    let drains = s.control_drains();
-    s.release_lazy();
-    assert!(s.needs_driver());
+    assert!(drain(&mut c).is_empty(), "no CLOSE(Write) reply either");
+    // Both ends forget the stream once the handles are gone.
+    for end in [&mut c, &mut s] {
+        end.release_send(id);
+        end.release_recv(id);
+        assert_eq!(end.stream_count(), 0);
+    }
+    assert!(drain(&mut c).is_empty() && drain(&mut s).is_empty());
+}
+
+#[test]
+fn an_acceptor_that_did_not_advertise_its_window_still_sends_the_opening_ack() {
+    // The peer is strand but never saw our window: it waits for the ACK.
+    let mut cfg = config(Role::Server, 1 << 20);
+    cfg.peer_window = Some(1 << 20);
+    let mut s = Session::new(cfg);
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 20,
+    });
     assert_eq!(
         drain(&mut s),
-        [
-            Frame::Ack {
-                id,
-                credit: 1 << 20
-            },
-            Frame::Close {
-                id,
-                shutdown: Shutdown::Write
-            },
-        ]
+        [Frame::Ack {
+            id,
+            credit: 1 << 20
+        }]
     );
-    assert_ne!(s.control_drains(), drains);
-    assert!(!s.holds_lazy() && !s.needs_driver());
+}
+
+#[test]
+fn a_strand_opener_still_accepts_an_opening_ack() {
+    // An acceptor that sends the JS frames anyway (say, with the extension
+    // turned off on its side only) changes nothing for the opener.
+    let (mut c, _) = strand_pair(100);
+    let id = c.open().unwrap();
+    c.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(
+        c.write(id, &[7; 150]),
+        Ok(100),
+        "the opening ACK adds no credit"
+    );
+    c.finish(id).unwrap();
+    drain(&mut c);
+    c.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Write,
+    });
+    assert_eq!(c.stopped_code(id), None, "the reply to a finish is no stop");
 }
 
 #[test]
@@ -952,7 +919,6 @@ fn toward_a_js_peer_control_frames_go_at_once() {
     let mut s = Session::new(config(Role::Server, 1 << 20));
     let id = c.open().unwrap();
     deliver(&mut c, &mut s);
-    assert!(!s.holds_lazy());
     assert!(s.needs_driver());
     assert_eq!(
         drain(&mut s),
@@ -973,13 +939,14 @@ fn toward_a_js_peer_control_frames_go_at_once() {
 }
 
 #[test]
-fn lazy_control_frames_never_fill_the_queue_that_pauses_reading() {
+fn a_strand_peer_opening_and_finishing_streams_queues_no_control_frames() {
     let mut cfg = config(Role::Server, 1 << 20);
     cfg.peer_window = Some(1 << 20);
+    cfg.window_advertised = true;
     cfg.max_queued_control = 8;
     let mut s = Session::new(cfg);
-    // A strand peer opens and finishes streams; we never answer.
-    let open_and_finish = |s: &mut Session, id: StreamId| {
+    for n in 0..16 {
+        let id = sid(2 * n);
         s.handle_frame(Frame::Ack {
             id,
             credit: 1 << 20,
@@ -988,14 +955,10 @@ fn lazy_control_frames_never_fill_the_queue_that_pauses_reading() {
             id,
             shutdown: Shutdown::Read,
         });
-    };
-    open_and_finish(&mut s, sid(0));
-    assert!(s.holds_lazy(), "2 lazy frames wait");
-    open_and_finish(&mut s, sid(2));
-    assert!(!s.holds_lazy(), "half the limit of 8 reached: released");
-    assert!(s.needs_driver());
-    assert_eq!(drain(&mut s).len(), 4);
-    assert!(s.wants_read());
+    }
+    assert!(!s.needs_driver());
+    assert!(s.wants_read(), "nothing queued that could pause reading");
+    assert!(drain(&mut s).is_empty());
 }
 
 #[test]
