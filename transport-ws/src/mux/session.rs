@@ -179,9 +179,9 @@ struct Stream {
     /// The front of `incoming` is a payload queued as received, a slice of
     /// the WebSocket layer's read buffer (see [`Stream::push_incoming`]).
     front_shared: bool,
-    /// The back of `incoming` is a payload queued behind unread data that
-    /// still shares the read buffer of the last message received; copied
-    /// when the next message arrives (see [`Session::unpin`]).
+    /// The back of `incoming` is a payload that filled the window behind
+    /// unread data and still shares the read buffer it came in; copied once
+    /// a message arrives in another buffer (see [`Session::unpin`]).
     back_pinned: bool,
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
@@ -228,11 +228,14 @@ impl Stream {
     /// reader that is behind may keep a window's worth of payloads for long,
     /// so those end up in allocations of their own size, and so does the one
     /// it had not started on when it fell behind: a stalled stream then
-    /// costs its window, not the buffers its data came in. The copy of a
-    /// payload queued behind waits until a message arrives in another buffer
-    /// (the payload is "pinned" until then, see [`Session::unpin`]): its
-    /// buffer is the one the WebSocket layer reads into until then, and
-    /// copying it at once would hold the message twice.
+    /// costs its window, not the buffers its data came in. The copy of the
+    /// payload that fills the window waits until a message arrives in
+    /// another buffer (the payload is "pinned" until then, see
+    /// [`Session::unpin`]): its buffer is the one the WebSocket layer reads
+    /// into until then, and copying it at once would hold that message twice
+    /// for as long as the stream stalls. Payloads that leave room in the
+    /// window are copied at once, so that a busy connection's read buffer
+    /// is not kept from being reused.
     fn push_incoming(&mut self, payload: Bytes, behind: bool, room: u64) -> bool {
         if payload.len() < COALESCE_BELOW {
             self.extend_tail(&payload, room);
@@ -251,8 +254,13 @@ impl Stream {
             }
             self.front_shared = false;
         }
-        // At most one pinned payload: the one before (from the same buffer)
-        // is copied now.
+        if room > 0 {
+            self.incoming.push_back(Bytes::copy_from_slice(&payload));
+            return false;
+        }
+        // The window is full: nothing more can come for this stream until
+        // its reader catches up. At most one pinned payload per stream (one
+        // queued before, from the same buffer, is copied now).
         self.unpin();
         self.incoming.push_back(payload);
         self.back_pinned = true;
@@ -289,18 +297,18 @@ impl Stream {
         tail.extend_from_slice(payload);
     }
 
-    /// Moves `incoming_tail` into `incoming` as a `Bytes` of its own size.
+    /// Moves `incoming_tail` into `incoming`.
     fn flush_tail(&mut self) {
         if self.incoming_tail.is_empty() {
             return;
         }
         let tail = if self.incoming_tail.len() == self.incoming_tail.capacity() {
-            // Frozen as is: no copy, no shared-buffer header.
+            // Full: frozen as is, without the shared-buffer header a split
+            // allocates.
             std::mem::take(&mut self.incoming_tail).freeze()
         } else {
-            let tail = Bytes::copy_from_slice(&self.incoming_tail);
-            self.incoming_tail = BytesMut::new();
-            tail
+            // The rest of the buffer takes the next small payloads.
+            self.incoming_tail.split().freeze()
         };
         self.incoming.push_back(tail);
     }

@@ -998,19 +998,10 @@ fn lazy_control_frames_never_fill_the_queue_that_pauses_reading() {
     assert!(s.wants_read());
 }
 
-/// A copy of `msg` in an allocation of its own with 64 bytes on either
-/// side: a message from another read buffer, never taken for the next one
-/// cut from the buffer of the message before.
-fn apart(msg: Bytes) -> Bytes {
-    let mut buf = vec![0u8; 64];
-    buf.extend_from_slice(&msg);
-    buf.extend_from_slice(&[0u8; 64]);
-    Bytes::from(buf).slice(64..64 + msg.len())
-}
-
 #[test]
 fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
-    let mut s = Session::new(config(Role::Server, 1 << 20));
+    // Room for three payloads.
+    let mut s = Session::new(config(Role::Server, 3 * 4096));
     let id = sid(0);
     s.handle_frame(Frame::Ack { id, credit: 100 });
     assert_eq!(s.accept(), Ok(id));
@@ -1028,25 +1019,22 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     let first_payload = first.as_ptr().wrapping_add(3);
     s.handle_message(first);
     assert_eq!(s.queued_ptrs(id), [first_payload]);
-    // Behind: the first one, which the reader had not started on, is copied;
-    // the new one stays in its message until the next message arrives (its
-    // buffer is the one the socket is read into until then).
+    // Behind: the next one is copied, and so is the first one, which the
+    // reader had not started on: no message's memory stays pinned.
     let second = msg(2);
     let second_payload = second.as_ptr().wrapping_add(3);
     s.handle_message(second);
     let ptrs = s.queued_ptrs(id);
     assert_eq!(ptrs.len(), 2);
     assert_ne!(ptrs[0], first_payload);
-    assert_eq!(ptrs[1], second_payload);
-    // The next message: the second one is copied, the third one waits.
+    assert_ne!(ptrs[1], second_payload);
+    // The one that fills the window stays in its message (whose buffer the
+    // socket is read into) until a message arrives in another buffer; any
+    // message counts, not only DATA for this stream.
     let third = msg(3);
     let third_payload = third.as_ptr().wrapping_add(3);
     s.handle_message(third);
-    let ptrs = s.queued_ptrs(id);
-    assert_eq!(ptrs.len(), 3);
-    assert_ne!(ptrs[1], second_payload);
-    assert_eq!(ptrs[2], third_payload);
-    // Any message counts, not only DATA for this stream.
+    assert_eq!(s.queued_ptrs(id)[2], third_payload);
     s.handle_message(apart(Frame::Ack { id, credit: 1 }.to_bytes()));
     assert_ne!(s.queued_ptrs(id)[2], third_payload);
     let mut out = vec![0u8; 3 * 4096];
@@ -1062,25 +1050,38 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     let fourth_payload = fourth.as_ptr().wrapping_add(3);
     s.handle_message(fourth);
     assert_eq!(s.queued_ptrs(id), [fourth_payload]);
-    // A pinned payload the reader took before the next message is not
-    // copied afterwards (nor is anything else).
-    let fifth = msg(5);
-    s.handle_message(fifth);
-    let mut buf = vec![0u8; 2 * 4096];
-    let mut n = 0;
-    while n < buf.len() {
-        n += s.read(id, &mut buf[n..]).unwrap();
+}
+
+/// A copy of `msg` in an allocation of its own with 64 bytes on either
+/// side: a message from another read buffer, never taken for the next one
+/// cut from the buffer of the message before.
+fn apart(msg: Bytes) -> Bytes {
+    let mut buf = vec![0u8; 64];
+    buf.extend_from_slice(&msg);
+    buf.extend_from_slice(&[0u8; 64]);
+    Bytes::from(buf).slice(64..64 + msg.len())
+}
+
+/// `msgs` cut from one read buffer, a 2-byte frame header before each, as
+/// the WebSocket layer hands them over; and where each one's DATA payload
+/// starts.
+fn one_buffer(msgs: &[Bytes]) -> (Vec<Bytes>, Vec<*const u8>) {
+    let mut buf = Vec::new();
+    let mut at = Vec::new();
+    for m in msgs {
+        buf.extend_from_slice(&[0x82, 0x7e]);
+        at.push(buf.len()..buf.len() + m.len());
+        buf.extend_from_slice(m);
     }
-    let sixth = msg(6);
-    let sixth_payload = sixth.as_ptr().wrapping_add(3);
-    s.handle_message(sixth);
-    s.handle_message(apart(Frame::Ack { id, credit: 1 }.to_bytes()));
-    assert_eq!(s.queued_ptrs(id), [sixth_payload]);
+    let buf = Bytes::from(buf);
+    let cut: Vec<Bytes> = at.iter().map(|r| buf.slice(r.clone())).collect();
+    let payloads = cut.iter().map(|m| m.as_ptr().wrapping_add(3)).collect();
+    (cut, payloads)
 }
 
 #[test]
 fn a_pinned_payload_is_copied_only_once_messages_come_from_another_buffer() {
-    let mut s = Session::new(config(Role::Server, 1 << 20));
+    let mut s = Session::new(config(Role::Server, 2 * 4096));
     let id = sid(0);
     s.handle_frame(Frame::Ack { id, credit: 100 });
     assert_eq!(s.accept(), Ok(id));
@@ -1091,27 +1092,17 @@ fn a_pinned_payload_is_copied_only_once_messages_come_from_another_buffer() {
         }
         .to_bytes()
     };
-    // Three messages cut from one read buffer, a 2-byte header before each.
-    let (a, b, c) = (data(1), data(2), Frame::Ack { id, credit: 1 }.to_bytes());
-    let mut buf = Vec::new();
-    let mut at = Vec::new();
-    for m in [&a, &b, &c] {
-        buf.extend_from_slice(&[0x82, 0x7e]);
-        at.push(buf.len()..buf.len() + m.len());
-        buf.extend_from_slice(m);
-    }
-    let buf = Bytes::from(buf);
-    let b_payload = buf[at[1].clone()].as_ptr().wrapping_add(3);
-    s.handle_message(buf.slice(at[0].clone()));
-    s.handle_message(buf.slice(at[1].clone()));
-    assert_eq!(s.queued_ptrs(id)[1], b_payload, "pinned");
+    let (msgs, payloads) = one_buffer(&[data(1), data(2), Frame::Ack { id, credit: 1 }.to_bytes()]);
+    s.handle_message(msgs[0].clone());
+    s.handle_message(msgs[1].clone());
+    assert_eq!(s.queued_ptrs(id)[1], payloads[1], "pinned");
     // The next message follows in the same buffer: copying would free
     // nothing, so the payload stays where it is.
-    s.handle_message(buf.slice(at[2].clone()));
-    assert_eq!(s.queued_ptrs(id)[1], b_payload);
+    s.handle_message(msgs[2].clone());
+    assert_eq!(s.queued_ptrs(id)[1], payloads[1]);
     // One from another buffer: copied out.
     s.handle_message(apart(Frame::Ack { id, credit: 1 }.to_bytes()));
-    assert_ne!(s.queued_ptrs(id)[1], b_payload);
+    assert_ne!(s.queued_ptrs(id)[1], payloads[1]);
     let mut out = vec![0u8; 2 * 4096];
     let mut n = 0;
     while n < out.len() {
@@ -1122,7 +1113,7 @@ fn a_pinned_payload_is_copied_only_once_messages_come_from_another_buffer() {
 
 #[test]
 fn one_payload_per_connection_stays_pinned() {
-    let mut s = Session::new(config(Role::Server, 1 << 20));
+    let mut s = Session::new(config(Role::Server, 3 * 2048));
     let (a, b) = (sid(0), sid(4));
     for id in [a, b] {
         s.handle_frame(Frame::Ack { id, credit: 100 });
@@ -1136,40 +1127,30 @@ fn one_payload_per_connection_stays_pinned() {
         .to_bytes()
     };
     // Both streams fall behind, then four DATA messages come from one read
-    // buffer: A, A, B, B.
+    // buffer: A, A (filling A's window), B, B (filling B's).
     s.handle_message(apart(data(a, 0)));
     s.handle_message(apart(data(b, 0)));
-    let msgs = [data(a, 1), data(a, 2), data(b, 1), data(b, 2)];
-    let mut buf = Vec::new();
-    let mut at = Vec::new();
-    for m in &msgs {
-        buf.extend_from_slice(&[0x82, 0x7e]);
-        at.push(buf.len()..buf.len() + m.len());
-        buf.extend_from_slice(m);
-    }
-    let buf = Bytes::from(buf);
-    let payload = |i: usize| buf[at[i].clone()].as_ptr().wrapping_add(3);
-    for range in &at {
-        s.handle_message(buf.slice(range.clone()));
-    }
+    let (msgs, payloads) = one_buffer(&[data(a, 1), data(a, 2), data(b, 1), data(b, 2)]);
+    s.handle_message(msgs[0].clone());
+    s.handle_message(msgs[1].clone());
+    assert_eq!(s.queued_ptrs(a)[2], payloads[1], "A's last pinned");
+    s.handle_message(msgs[2].clone());
+    s.handle_message(msgs[3].clone());
     // Only B's last payload still shares the buffer.
-    assert_ne!(s.queued_ptrs(a)[1], payload(0));
-    assert_ne!(s.queued_ptrs(a)[2], payload(1));
-    assert_ne!(s.queued_ptrs(b)[1], payload(2));
-    assert_eq!(s.queued_ptrs(b)[2], payload(3));
+    assert_ne!(s.queued_ptrs(a)[1], payloads[0]);
+    assert_ne!(s.queued_ptrs(a)[2], payloads[1]);
+    assert_ne!(s.queued_ptrs(b)[1], payloads[2]);
+    assert_eq!(s.queued_ptrs(b)[2], payloads[3]);
     s.handle_message(apart(Frame::Ack { id: a, credit: 1 }.to_bytes()));
-    assert_ne!(s.queued_ptrs(b)[2], payload(3));
-    for (id, fill) in [(a, 0u8), (b, 0)] {
+    assert_ne!(s.queued_ptrs(b)[2], payloads[3]);
+    for id in [a, b] {
         let mut out = vec![0u8; 3 * 2048];
         let mut n = 0;
         while n < out.len() {
             n += s.read(id, &mut out[n..]).unwrap();
         }
         for (i, chunk) in out.chunks(2048).enumerate() {
-            assert!(
-                chunk.iter().all(|&x| x == fill + i as u8),
-                "{id:?} chunk {i}"
-            );
+            assert!(chunk.iter().all(|&x| x == i as u8), "{id:?} chunk {i}");
         }
     }
 }
