@@ -55,12 +55,16 @@ pub struct TransportConfig {
     /// full-sized packets (at least 1,100 bytes of it per packet, as quinn
     /// and `@matrixai/quic` do whenever a writer has that much to send). It
     /// does not hold for a peer that sends it in small frames: quinn then
-    /// keeps up to about 200 bytes more per frame until it compacts the
-    /// stream (after 2,048 buffered frames, or once what it estimates it over-
-    /// allocates passes 1.5 times the buffered bytes plus 32 KiB), and a
-    /// frame received in a coalesced (GRO) batch of datagrams keeps the whole
-    /// batch (up to 64 KiB) alive until it is read. It also caps one stream's
-    /// throughput at one advertised window per round trip.
+    /// keeps each frame's whole datagram and about 150 bytes of bookkeeping
+    /// per frame until it compacts the stream (once more than 2,048 frames
+    /// are buffered, or once the datagram bytes it holds beyond the data
+    /// pass the larger of 32 KiB and 1.5 times the data), and a frame that
+    /// arrived in a coalesced (GRO) batch of datagrams keeps the whole batch
+    /// (up to 64 KiB) alive until it is read or compacted. A peer doing that
+    /// on purpose can make one stream hold far more than this value (in the
+    /// worst case 2,048 such batches); quinn 0.11 has no setting that bounds
+    /// it. This value also caps one stream's throughput at one advertised
+    /// window per round trip.
     pub stream_receive_window: u32,
     /// Heap bytes all streams of a connection may hold for readers that are
     /// behind.
