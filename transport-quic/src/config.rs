@@ -60,11 +60,12 @@ pub struct TransportConfig {
     /// are buffered, or once the datagram bytes it holds beyond the data
     /// pass the larger of 32 KiB and 1.5 times the data), and a frame that
     /// arrived in a coalesced (GRO) batch of datagrams keeps the whole batch
-    /// (up to 64 KiB) alive until it is read or compacted. A peer doing that
-    /// on purpose can make one stream hold far more than this value (in the
-    /// worst case 2,048 such batches); quinn 0.11 has no setting that bounds
-    /// it. This value also caps one stream's throughput at one advertised
-    /// window per round trip.
+    /// (up to 64 KiB) alive until it is read or compacted. Data a peer sends
+    /// twice (a retransmission that was not needed) is kept twice until the
+    /// same compaction. A peer sending small frames on purpose can make one
+    /// stream hold far more than this value (in the worst case 2,048 such
+    /// batches); quinn 0.11 has no setting that bounds it. This value also
+    /// caps one stream's throughput at one advertised window per round trip.
     pub stream_receive_window: u32,
     /// Heap bytes all streams of a connection may hold for readers that are
     /// behind.
