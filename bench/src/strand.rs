@@ -374,9 +374,13 @@ async fn stalled_on(
         Kind::Quic => TransportConfig::default().stream_receive_window as u64,
         Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
     };
+    // Read before the report is built: its JSON is allocated on this
+    // (consumer) thread and is not what the stalled stream holds.
+    let consumer = heap::live_consumer() - consumer_before;
+    let producer = heap::live_producer() - producer_before;
     let mut report = util::stalled_report(before, produced.load(Ordering::Relaxed), Some(window));
-    report["consumer_heap_delta_bytes"] = json!(heap::live_consumer() - consumer_before);
-    report["producer_heap_delta_bytes"] = json!(heap::live_producer() - producer_before);
+    report["consumer_heap_delta_bytes"] = json!(consumer);
+    report["producer_heap_delta_bytes"] = json!(producer);
     drop(stalled);
     Ok(report)
 }

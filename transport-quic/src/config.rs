@@ -14,9 +14,10 @@ pub const DEFAULT_ALPN: &[u8] = b"quic";
 /// Connection-level QUIC settings shared by listeners and clients.
 ///
 /// Memory per connection is bounded by these windows: at most
-/// `stream_receive_window` bytes buffered per stream and `receive_window`
-/// bytes across all streams on the receiving side, and `send_window` bytes
-/// buffered or unacknowledged on the sending side.
+/// `stream_receive_window` bytes held per stream and `receive_window`
+/// bytes across all streams on the receiving side (for peers that send
+/// full-sized packets, see [`TransportConfig::stream_receive_window`]), and
+/// `send_window` bytes buffered or unacknowledged on the sending side.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TransportConfig {
@@ -42,16 +43,36 @@ pub struct TransportConfig {
     /// Default 100 (what JS peers allow). Bounds per-connection stream state;
     /// a peer over the limit waits for credit, it is not refused.
     pub max_concurrent_bidi_streams: u32,
-    /// Bytes the peer may send on one stream ahead of our reader.
+    /// Heap bytes one stream may hold for a reader that is behind: the
+    /// memory bound of a stalled stream.
     ///
-    /// Default 1 MiB (the JS default). This is the per-stream memory bound of
-    /// a slow reader and also caps one stream's throughput at one window per
-    /// round trip.
+    /// Default 1 MiB (the JS default). quinn keeps each received packet whole
+    /// (header, tag and frame header included) plus an index entry per
+    /// packet, so the flow-control window advertised to the peer is smaller:
+    /// this value scaled by [`TransportConfig::advertised_window`] (about
+    /// 85 %, 866 KiB for the default), which leaves room for that overhead.
+    /// The bound holds for a peer that sends this stream's data in
+    /// full-sized packets (at least 1,100 bytes of it per packet, as quinn
+    /// and `@matrixai/quic` do whenever a writer has that much to send). It
+    /// does not hold for a peer that sends it in small frames: quinn then
+    /// keeps each frame's whole datagram and about 150 bytes of bookkeeping
+    /// per frame until it compacts the stream (once more than 2,048 frames
+    /// are buffered, or once the datagram bytes it holds beyond the data
+    /// pass the larger of 32 KiB and 1.5 times the data), and a frame that
+    /// arrived in a coalesced (GRO) batch of datagrams keeps the whole batch
+    /// (up to 64 KiB) alive until it is read or compacted. Data a peer sends
+    /// twice (a retransmission that was not needed) is kept twice until the
+    /// same compaction. A peer sending small frames on purpose can make one
+    /// stream hold far more than this value (in the worst case 2,048 such
+    /// batches); quinn 0.11 has no setting that bounds it. This value also
+    /// caps one stream's throughput at one advertised window per round trip.
     pub stream_receive_window: u32,
-    /// Bytes the peer may send across all streams ahead of our readers.
+    /// Heap bytes all streams of a connection may hold for readers that are
+    /// behind.
     ///
     /// Default 8 MiB: bounds a connection's receive buffers however many
-    /// streams are open.
+    /// streams are open. Advertised to the peer scaled like
+    /// [`TransportConfig::stream_receive_window`], with the same caveats.
     pub receive_window: u64,
     /// Bytes we buffer for sending (written but not yet acknowledged) across
     /// all streams of a connection; writers wait once it is full.
@@ -103,7 +124,33 @@ impl Default for TransportConfig {
     }
 }
 
+/// The least stream data a packet carries in the bound of
+/// [`TransportConfig::stream_receive_window`]: a packet of QUIC's minimum
+/// datagram size (1,200 bytes) less its header, tag, frame header and room
+/// for an ACK frame riding along.
+const MIN_PACKET_DATA: u64 = 1100;
+
+/// Heap bytes quinn holds per received packet beyond its stream data, at
+/// most: the rest of the datagram (short header with our 8-byte connection
+/// id and packet number, 13; AEAD tag, 16; STREAM frame header, up to 19),
+/// the shared-buffer header `bytes` allocates for it (40) and the
+/// reassembly index entry (56), twice over for the index vector's spare
+/// capacity (it grows by doubling).
+const PACKET_OVERHEAD: u64 = 13 + 16 + 19 + 40 + 2 * 56;
+
 impl TransportConfig {
+    /// The flow-control window advertised to the peer for a memory bound of
+    /// `window` bytes (see [`TransportConfig::stream_receive_window`]): the
+    /// stream data that, received in packets carrying at least 1,100 bytes
+    /// of it each, fits in `window` bytes together with what quinn keeps
+    /// per packet (at most 200 bytes: the rest of the datagram, a buffer
+    /// header and an index entry). About 85 % of `window`.
+    pub fn advertised_window(window: u64) -> u64 {
+        // u128: no overflow for any u64 window.
+        (u128::from(window) * u128::from(MIN_PACKET_DATA)
+            / u128::from(MIN_PACKET_DATA + PACKET_OVERHEAD)) as u64
+    }
+
     pub(crate) fn build(&self) -> Result<Arc<quinn::TransportConfig>, QuicError> {
         if let (Some(keep_alive), Some(idle)) = (self.keep_alive_interval, self.idle_timeout) {
             if keep_alive >= idle {
@@ -122,17 +169,20 @@ impl TransportConfig {
             ),
             None => None,
         };
-        let receive_window = VarInt::from_u64(self.receive_window).map_err(|_| {
-            QuicError::Config(format!(
-                "receive window {} is too large",
-                self.receive_window
-            ))
-        })?;
+        let receive_window = VarInt::from_u64(Self::advertised_window(self.receive_window))
+            .map_err(|_| {
+                QuicError::Config(format!(
+                    "receive window {} is too large",
+                    self.receive_window
+                ))
+            })?;
         t.keep_alive_interval(self.keep_alive_interval)
             .max_idle_timeout(idle)
             .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_bidi_streams))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
-            .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
+            .stream_receive_window(VarInt::from_u32(Self::advertised_window(u64::from(
+                self.stream_receive_window,
+            )) as u32))
             .receive_window(receive_window)
             .send_window(self.send_window)
             .datagram_receive_buffer_size(None);
@@ -246,5 +296,25 @@ impl QuicClientConfig {
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(self.transport.build()?);
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_window_leaves_room_for_quinns_per_packet_overhead() {
+        for window in [0u64, 1, 1199, 65_536, 300_000, 1 << 20, 8 << 20, 1 << 40] {
+            let advertised = TransportConfig::advertised_window(window);
+            assert!(advertised <= window);
+            // Full packets carrying MIN_PACKET_DATA each, with their overhead.
+            let packets = advertised.div_ceil(MIN_PACKET_DATA);
+            let held = advertised + packets * PACKET_OVERHEAD;
+            assert!(held <= window + PACKET_OVERHEAD, "{window}: {held}");
+        }
+        assert_eq!(TransportConfig::advertised_window(1 << 20), 887_256);
+        // No overflow at the extreme.
+        assert!(TransportConfig::advertised_window(u64::MAX) < u64::MAX);
     }
 }

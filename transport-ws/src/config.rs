@@ -19,7 +19,13 @@ use strand_tls::{ClientTls, ServerTls};
 pub struct WsConfig {
     /// Receive window granted to the peer per stream, in bytes. Default
     /// 1 MiB (the JS default), at most 2^32 − 1 (the ACK field is a u32).
-    /// A stalled reader costs at most this much memory per stream.
+    /// A stalled reader costs at most this much memory per stream: the
+    /// payloads it has not read are kept in allocations of their own size
+    /// (small ones copied together into a buffer that never outgrows the
+    /// window), except the one that filled the window, which stays in the
+    /// WebSocket read buffer it arrived in for as long as that buffer is the
+    /// one the socket is read into. Besides, each connection holds that read
+    /// buffer: one message plus up to [`WsConfig::read_buffer_size`] more.
     pub stream_window: u32,
     /// Largest WebSocket message accepted, in bytes; a bigger one closes the
     /// connection with 1009. Default 2 MiB: one DATA message can carry up to

@@ -160,7 +160,9 @@ pub struct SessionStats {
 /// its share of the socket read buffer alive, so a peer sending tiny DATA
 /// messages to a stream nobody reads could otherwise make us hold many times
 /// the window; copied, a stalled stream holds at most its window plus the
-/// few large payloads it queued whole.
+/// few large payloads it queued whole. The buffer grows no larger than what
+/// the window still lets the peer send into it, so it never holds more than
+/// the window either.
 const COALESCE_BELOW: usize = 1024;
 
 #[derive(Debug)]
@@ -181,6 +183,10 @@ struct Stream {
     /// The front of `incoming` is a payload queued as received, a slice of
     /// the WebSocket layer's read buffer (see [`Stream::push_incoming`]).
     front_shared: bool,
+    /// The back of `incoming` is a payload that filled the window behind
+    /// unread data and still shares the read buffer it came in; copied once
+    /// a message arrives in another buffer (see [`Session::unpin`]).
+    back_pinned: bool,
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
@@ -199,6 +205,7 @@ impl Stream {
             incoming: VecDeque::new(),
             incoming_tail: BytesMut::new(),
             front_shared: false,
+            back_pinned: false,
             send_handle: true,
             recv_handle: true,
         }
@@ -209,54 +216,121 @@ impl Stream {
             self.incoming.iter().map(Bytes::len).sum::<usize>() + self.incoming_tail.len();
         self.incoming.clear();
         self.front_shared = false;
+        self.back_pinned = false;
         self.incoming_tail = BytesMut::new();
         self.window.on_discarded(n);
     }
 
     /// Queues a received payload for the reader. `behind`: bytes received
-    /// earlier are still unread.
+    /// earlier are still unread. `room`: what the peer may still send on top
+    /// of this payload before the reader returns credit. Returns whether the
+    /// payload was queued pinned (see below).
     ///
     /// A payload is a slice of the WebSocket layer's read buffer and keeps
     /// that whole allocation alive (the buffer grows to hold a message, plus
     /// what was read after it). For a reader that keeps up that is brief; a
     /// reader that is behind may keep a window's worth of payloads for long,
-    /// so those are copied into allocations of their own size, and so is the
-    /// one it had not started on when it fell behind: a stalled stream then
-    /// costs its window, not the buffers its data came in.
-    fn push_incoming(&mut self, payload: Bytes, behind: bool) {
+    /// so those end up in allocations of their own size, and so does the one
+    /// it had not started on when it fell behind: a stalled stream then
+    /// costs its window, not the buffers its data came in. The copy of the
+    /// payload that fills the window waits until a message arrives in
+    /// another buffer (the payload is "pinned" until then, see
+    /// [`Session::unpin`]): its buffer is the one the WebSocket layer reads
+    /// into until then, and copying it at once would hold that message twice
+    /// for as long as the stream stalls. Payloads that leave room in the
+    /// window are copied at once, so that a busy connection's read buffer
+    /// is not kept from being reused.
+    fn push_incoming(&mut self, payload: Bytes, behind: bool, room: u64) -> bool {
         if payload.len() < COALESCE_BELOW {
-            self.incoming_tail.extend_from_slice(&payload);
-        } else {
-            if !self.incoming_tail.is_empty() {
-                self.incoming.push_back(self.incoming_tail.split().freeze());
-            }
-            if !behind {
-                // Nothing queued: the reader will most likely take it soon.
-                self.front_shared = self.incoming.is_empty();
-                self.incoming.push_back(payload);
-                return;
-            }
-            if self.front_shared {
-                if let Some(front) = self.incoming.front_mut() {
-                    *front = Bytes::copy_from_slice(front);
-                }
-                self.front_shared = false;
-            }
-            self.incoming.push_back(Bytes::copy_from_slice(&payload));
+            self.extend_tail(&payload, room);
+            return false;
         }
+        self.flush_tail();
+        if !behind {
+            // Nothing queued: the reader will most likely take it soon.
+            self.front_shared = self.incoming.is_empty();
+            self.incoming.push_back(payload);
+            return false;
+        }
+        if self.front_shared {
+            if let Some(front) = self.incoming.front_mut() {
+                *front = Bytes::copy_from_slice(front);
+            }
+            self.front_shared = false;
+        }
+        if room > 0 {
+            self.incoming.push_back(Bytes::copy_from_slice(&payload));
+            return false;
+        }
+        // The window is full: nothing more can come for this stream until
+        // its reader catches up. At most one pinned payload per stream (one
+        // queued before, from the same buffer, is copied now).
+        self.unpin();
+        self.incoming.push_back(payload);
+        self.back_pinned = true;
+        true
+    }
+
+    /// Copies the pinned payload, if it is still queued, out of the read
+    /// buffer it shares.
+    fn unpin(&mut self) {
+        if std::mem::take(&mut self.back_pinned) {
+            if let Some(back) = self.incoming.back_mut() {
+                *back = Bytes::copy_from_slice(back);
+            }
+        }
+    }
+
+    /// Appends a small payload to `incoming_tail`, growing it no further
+    /// than `room` (what may still arrive) past its new length: doubling
+    /// alone could leave it with nearly twice the window in capacity.
+    fn extend_tail(&mut self, payload: &[u8], room: u64) {
+        let tail = &mut self.incoming_tail;
+        if tail.capacity() - tail.len() < payload.len() {
+            let needed = tail.len() + payload.len();
+            let most = u64::try_from(needed)
+                .unwrap_or(u64::MAX)
+                .saturating_add(room);
+            let cap = usize::try_from(most)
+                .unwrap_or(usize::MAX)
+                .min(needed.saturating_mul(2));
+            let mut grown = BytesMut::with_capacity(cap);
+            grown.extend_from_slice(tail);
+            *tail = grown;
+        }
+        tail.extend_from_slice(payload);
+    }
+
+    /// Moves `incoming_tail` into `incoming`.
+    fn flush_tail(&mut self) {
+        if self.incoming_tail.is_empty() {
+            return;
+        }
+        let tail = if self.incoming_tail.len() == self.incoming_tail.capacity() {
+            // Full: frozen as is, without the shared-buffer header a split
+            // allocates.
+            std::mem::take(&mut self.incoming_tail).freeze()
+        } else {
+            // The rest of the buffer takes the next small payloads.
+            self.incoming_tail.split().freeze()
+        };
+        self.incoming.push_back(tail);
     }
 
     /// Drops the front of `incoming` once it was read.
     fn pop_front_incoming(&mut self) {
         self.incoming.pop_front();
         self.front_shared = false;
+        if self.incoming.is_empty() {
+            self.back_pinned = false;
+        }
     }
 
     /// The oldest unread bytes, moving the small-payload tail into the queue
     /// once everything before it was read.
     fn front_incoming(&mut self) -> Option<&mut Bytes> {
-        if self.incoming.is_empty() && !self.incoming_tail.is_empty() {
-            self.incoming.push_back(self.incoming_tail.split().freeze());
+        if self.incoming.is_empty() {
+            self.flush_tail();
         }
         self.incoming.front_mut()
     }
@@ -293,7 +367,18 @@ pub struct Session {
     /// Outgoing messages are encoded into slices of this buffer, so that
     /// they do not each need an allocation.
     tx_buf: BytesMut,
+    /// The stream whose last queued payload still shares the read buffer of
+    /// the last message received ([`Stream::push_incoming`]); there is at
+    /// most one such payload per connection.
+    pinned: Option<StreamId>,
+    /// Address just past the last message received: a message that starts
+    /// at most [`MAX_WS_HEADER`] bytes later was cut from the same buffer.
+    last_msg_end: usize,
 }
+
+/// Longest WebSocket frame header (a 64-bit length and a mask key): the gap
+/// between two messages the WebSocket layer cut from one read buffer.
+const MAX_WS_HEADER: usize = 14;
 
 /// Size of the chunks control messages are encoded into (a control message
 /// is at most 20 bytes).
@@ -314,6 +399,8 @@ impl Session {
             events: VecDeque::new(),
             refused: 0,
             tx_buf: BytesMut::new(),
+            pinned: None,
+            last_msg_end: 0,
         }
     }
 
@@ -348,12 +435,32 @@ impl Session {
 
     /// A binary WebSocket message arrived.
     pub fn handle_message(&mut self, msg: Bytes) {
+        // Addresses only, compared: never turned back into pointers.
+        let start = msg.as_ptr() as usize;
+        if start.wrapping_sub(self.last_msg_end) > MAX_WS_HEADER {
+            self.unpin();
+        }
+        self.last_msg_end = start.wrapping_add(msg.len());
         if self.close_reason().is_some() {
             return;
         }
         match Frame::decode(msg) {
             Ok(frame) => self.handle_frame(frame),
             Err(err) => self.protocol_error(&err.to_string()),
+        }
+    }
+
+    /// A message came in that was not cut from the buffer the last one was
+    /// (the WebSocket layer moved on to another read buffer): a payload of
+    /// the last one still queued behind unread data is the only thing
+    /// keeping that buffer, so it is copied out (see
+    /// [`Stream::push_incoming`]). While messages keep coming from the same
+    /// buffer, copying would free nothing.
+    fn unpin(&mut self) {
+        if let Some(id) = self.pinned.take() {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.unpin();
+            }
         }
     }
 
@@ -499,8 +606,18 @@ impl Session {
             return;
         }
         if !payload.is_empty() {
-            stream.push_incoming(payload, behind);
+            let room = stream.window.peer_credit();
+            let pinned = stream.push_incoming(payload, behind, room);
             self.events.push_back(Event::Readable(id));
+            if pinned {
+                // One pinned payload per connection: another stream's is
+                // copied now.
+                if let Some(other) = self.pinned.replace(id).filter(|&other| other != id) {
+                    if let Some(stream) = self.streams.get_mut(&other) {
+                        stream.unpin();
+                    }
+                }
+            }
         }
     }
 
@@ -1027,6 +1144,15 @@ impl Session {
         self.streams.get(&id).map_or(0, |s| {
             s.incoming.len() + usize::from(!s.incoming_tail.is_empty())
         })
+    }
+
+    /// Capacity of the buffer small payloads for a stream's reader are
+    /// copied into.
+    #[cfg(test)]
+    pub(crate) fn tail_capacity(&self, id: StreamId) -> usize {
+        self.streams
+            .get(&id)
+            .map_or(0, |s| s.incoming_tail.capacity())
     }
 
     /// Where each chunk queued for a stream's reader starts.

@@ -963,23 +963,26 @@ fn a_strand_peer_opening_and_finishing_streams_queues_no_control_frames() {
 
 #[test]
 fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
-    let mut s = Session::new(config(Role::Server, 1 << 20));
+    // Room for three payloads.
+    let mut s = Session::new(config(Role::Server, 3 * 4096));
     let id = sid(0);
     s.handle_frame(Frame::Ack { id, credit: 100 });
     assert_eq!(s.accept(), Ok(id));
     let msg = |fill: u8| {
-        Frame::Data {
-            id,
-            payload: Bytes::from(vec![fill; 4096]),
-        }
-        .to_bytes()
+        apart(
+            Frame::Data {
+                id,
+                payload: Bytes::from(vec![fill; 4096]),
+            }
+            .to_bytes(),
+        )
     };
     // Nothing unread: the payload stays a slice of the message (zero copy).
     let first = msg(1);
     let first_payload = first.as_ptr().wrapping_add(3);
     s.handle_message(first);
     assert_eq!(s.queued_ptrs(id), [first_payload]);
-    // Behind: the next ones are copied, and so is the first one, which the
+    // Behind: the next one is copied, and so is the first one, which the
     // reader had not started on: no message's memory stays pinned.
     let second = msg(2);
     let second_payload = second.as_ptr().wrapping_add(3);
@@ -988,7 +991,15 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     assert_eq!(ptrs.len(), 2);
     assert_ne!(ptrs[0], first_payload);
     assert_ne!(ptrs[1], second_payload);
-    s.handle_message(msg(3));
+    // The one that fills the window stays in its message (whose buffer the
+    // socket is read into) until a message arrives in another buffer; any
+    // message counts, not only DATA for this stream.
+    let third = msg(3);
+    let third_payload = third.as_ptr().wrapping_add(3);
+    s.handle_message(third);
+    assert_eq!(s.queued_ptrs(id)[2], third_payload);
+    s.handle_message(apart(Frame::Ack { id, credit: 1 }.to_bytes()));
+    assert_ne!(s.queued_ptrs(id)[2], third_payload);
     let mut out = vec![0u8; 3 * 4096];
     let mut n = 0;
     while n < out.len() {
@@ -1002,6 +1013,137 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     let fourth_payload = fourth.as_ptr().wrapping_add(3);
     s.handle_message(fourth);
     assert_eq!(s.queued_ptrs(id), [fourth_payload]);
+}
+
+/// A copy of `msg` in an allocation of its own with 64 bytes on either
+/// side: a message from another read buffer, never taken for the next one
+/// cut from the buffer of the message before.
+fn apart(msg: Bytes) -> Bytes {
+    let mut buf = vec![0u8; 64];
+    buf.extend_from_slice(&msg);
+    buf.extend_from_slice(&[0u8; 64]);
+    Bytes::from(buf).slice(64..64 + msg.len())
+}
+
+/// `msgs` cut from one read buffer, a 2-byte frame header before each, as
+/// the WebSocket layer hands them over; and where each one's DATA payload
+/// starts.
+fn one_buffer(msgs: &[Bytes]) -> (Vec<Bytes>, Vec<*const u8>) {
+    let mut buf = Vec::new();
+    let mut at = Vec::new();
+    for m in msgs {
+        buf.extend_from_slice(&[0x82, 0x7e]);
+        at.push(buf.len()..buf.len() + m.len());
+        buf.extend_from_slice(m);
+    }
+    let buf = Bytes::from(buf);
+    let cut: Vec<Bytes> = at.iter().map(|r| buf.slice(r.clone())).collect();
+    let payloads = cut.iter().map(|m| m.as_ptr().wrapping_add(3)).collect();
+    (cut, payloads)
+}
+
+#[test]
+fn a_pinned_payload_is_copied_only_once_messages_come_from_another_buffer() {
+    let mut s = Session::new(config(Role::Server, 2 * 4096));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
+    let data = |fill: u8| {
+        Frame::Data {
+            id,
+            payload: Bytes::from(vec![fill; 4096]),
+        }
+        .to_bytes()
+    };
+    let (msgs, payloads) = one_buffer(&[data(1), data(2), Frame::Ack { id, credit: 1 }.to_bytes()]);
+    s.handle_message(msgs[0].clone());
+    s.handle_message(msgs[1].clone());
+    assert_eq!(s.queued_ptrs(id)[1], payloads[1], "pinned");
+    // The next message follows in the same buffer: copying would free
+    // nothing, so the payload stays where it is.
+    s.handle_message(msgs[2].clone());
+    assert_eq!(s.queued_ptrs(id)[1], payloads[1]);
+    // One from another buffer: copied out.
+    s.handle_message(apart(Frame::Ack { id, credit: 1 }.to_bytes()));
+    assert_ne!(s.queued_ptrs(id)[1], payloads[1]);
+    let mut out = vec![0u8; 2 * 4096];
+    let mut n = 0;
+    while n < out.len() {
+        n += s.read(id, &mut out[n..]).unwrap();
+    }
+    assert!(out[..4096].iter().all(|&x| x == 1) && out[4096..].iter().all(|&x| x == 2));
+}
+
+#[test]
+fn one_payload_per_connection_stays_pinned() {
+    let mut s = Session::new(config(Role::Server, 3 * 2048));
+    let (a, b) = (sid(0), sid(4));
+    for id in [a, b] {
+        s.handle_frame(Frame::Ack { id, credit: 100 });
+        assert_eq!(s.accept(), Ok(id));
+    }
+    let data = |id: StreamId, fill: u8| {
+        Frame::Data {
+            id,
+            payload: Bytes::from(vec![fill; 2048]),
+        }
+        .to_bytes()
+    };
+    // Both streams fall behind, then four DATA messages come from one read
+    // buffer: A, A (filling A's window), B, B (filling B's).
+    s.handle_message(apart(data(a, 0)));
+    s.handle_message(apart(data(b, 0)));
+    let (msgs, payloads) = one_buffer(&[data(a, 1), data(a, 2), data(b, 1), data(b, 2)]);
+    s.handle_message(msgs[0].clone());
+    s.handle_message(msgs[1].clone());
+    assert_eq!(s.queued_ptrs(a)[2], payloads[1], "A's last pinned");
+    s.handle_message(msgs[2].clone());
+    s.handle_message(msgs[3].clone());
+    // Only B's last payload still shares the buffer.
+    assert_ne!(s.queued_ptrs(a)[1], payloads[0]);
+    assert_ne!(s.queued_ptrs(a)[2], payloads[1]);
+    assert_ne!(s.queued_ptrs(b)[1], payloads[2]);
+    assert_eq!(s.queued_ptrs(b)[2], payloads[3]);
+    s.handle_message(apart(Frame::Ack { id: a, credit: 1 }.to_bytes()));
+    assert_ne!(s.queued_ptrs(b)[2], payloads[3]);
+    for id in [a, b] {
+        let mut out = vec![0u8; 3 * 2048];
+        let mut n = 0;
+        while n < out.len() {
+            n += s.read(id, &mut out[n..]).unwrap();
+        }
+        for (i, chunk) in out.chunks(2048).enumerate() {
+            assert!(chunk.iter().all(|&x| x == i as u8), "{id:?} chunk {i}");
+        }
+    }
+}
+
+#[test]
+fn small_payloads_of_a_stalled_stream_take_no_more_than_the_window() {
+    const WINDOW: u32 = 10_000;
+    let mut s = Session::new(config(Role::Server, WINDOW));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
+    // 700-byte payloads (copied together) until the window is full: plain
+    // doubling would have grown the buffer to 11,200 bytes.
+    let mut sent = 0;
+    while sent + 700 <= WINDOW as usize {
+        s.handle_message(
+            Frame::Data {
+                id,
+                payload: Bytes::from(vec![9u8; 700]),
+            }
+            .to_bytes(),
+        );
+        sent += 700;
+    }
+    assert_eq!(s.stream_stats(id).unwrap().buffered, sent as u64);
+    let cap = s.tail_capacity(id);
+    assert!(cap >= sent && cap <= WINDOW as usize, "capacity {cap}");
+    let mut out = vec![0u8; sent];
+    assert_eq!(s.read(id, &mut out), Ok(sent));
+    assert!(out.iter().all(|&b| b == 9));
 }
 
 #[test]
