@@ -117,7 +117,7 @@ impl Client {
             client: self,
             method: method.to_string(),
             timeout: self.config.timeout,
-            metadata: self.config.metadata.clone(),
+            metadata: None,
         }
     }
 
@@ -170,7 +170,8 @@ pub struct CallBuilder<'a> {
     client: &'a Client,
     method: String,
     timeout: Option<Duration>,
-    metadata: Map<String, Value>,
+    /// This call's own metadata, on top of the client's.
+    metadata: Option<Map<String, Value>>,
 }
 
 impl CallBuilder<'_> {
@@ -182,7 +183,9 @@ impl CallBuilder<'_> {
 
     /// Adds application metadata.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.metadata.insert(key.into(), value.into());
+        self.metadata
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), value.into());
         self
     }
 
@@ -191,20 +194,14 @@ impl CallBuilder<'_> {
         self.metadata("authorization", format!("Bearer {token}"))
     }
 
-    fn start(mut self) -> Start {
-        let timeout = match self.timeout {
-            Some(t) => Value::from(t.as_millis().min(u64::MAX as u128) as u64),
-            None => Value::Null,
-        };
-        // An explicit `metadata("timeout", ..)` without a local timeout is kept.
-        if self.timeout.is_some() || !self.metadata.contains_key("timeout") {
-            self.metadata.insert("timeout".into(), timeout);
-        }
+    fn start(self) -> Start {
         Start {
             conn: self.client.conn.clone(),
             max_message_size: self.client.config.max_message_size,
             method: self.method,
+            config: self.client.config.clone(),
             metadata: self.metadata,
+            timeout: self.timeout,
             deadline: self.timeout.map(|t| (Instant::now() + t, t)),
         }
     }
@@ -292,7 +289,7 @@ impl CallBuilder<'_> {
         let call = async move {
             let (mut send, reader) = start.open().await?;
             let header =
-                message::encode_raw_header_with_metadata(&start.method, params, &start.metadata)?;
+                message::encode_raw_header_with_metadata(&start.method, params, &start.metadata())?;
             send.write_all(&header).await?;
             transport::write_boundary(&mut send).await?;
             let mut responses = ResponseStream::<R>::new(reader, None);
@@ -318,11 +315,25 @@ struct Start {
     conn: DynConnection,
     max_message_size: usize,
     method: String,
-    metadata: Map<String, Value>,
+    /// The client's settings: its metadata goes with every call.
+    config: Arc<ClientConfig>,
+    /// This call's own metadata.
+    metadata: Option<Map<String, Value>>,
+    timeout: Option<Duration>,
     deadline: Option<(Instant, Duration)>,
 }
 
 impl Start {
+    /// The metadata the first message carries, merged as it is written (no
+    /// map is built per call).
+    fn metadata(&self) -> CallMetadata<'_> {
+        CallMetadata {
+            client: &self.config.metadata,
+            call: self.metadata.as_ref(),
+            timeout: self.timeout,
+        }
+    }
+
     async fn open(&self) -> Result<(BoxSendStream, MessageReader<BoxRecvStream>), ClientError> {
         let stream = self
             .conn
@@ -338,8 +349,48 @@ impl Start {
         Ok(message::encode_request_with_metadata(
             &self.method,
             params,
-            &self.metadata,
+            &self.metadata(),
         )?)
+    }
+}
+
+/// `params.metadata` of a call's first message: the client's metadata, the
+/// call's own over it, and `timeout` (milliseconds, or `null` for none).
+/// A `timeout` entry set as metadata is kept when the call has no timeout
+/// of its own.
+struct CallMetadata<'a> {
+    client: &'a Map<String, Value>,
+    call: Option<&'a Map<String, Value>>,
+    timeout: Option<Duration>,
+}
+
+impl Serialize for CallMetadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let call = self.call.filter(|m| !m.is_empty());
+        let has =
+            |key: &str| self.client.contains_key(key) || call.is_some_and(|m| m.contains_key(key));
+        let write_timeout = self.timeout.is_some() || !has("timeout");
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.client {
+            let replaced =
+                call.is_some_and(|m| m.contains_key(key)) || (write_timeout && key == "timeout");
+            if !replaced {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in call.into_iter().flatten() {
+            if !(write_timeout && key == "timeout") {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if write_timeout {
+            let millis = self
+                .timeout
+                .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+            map.serialize_entry("timeout", &millis)?;
+        }
+        map.end()
     }
 }
 
@@ -465,7 +516,7 @@ impl<R: DeserializeOwned> ResponseStream<R> {
         let raw = msg
             .result
             .ok_or_else(|| ClientError::Protocol("response has neither result nor error".into()))?;
-        if std::mem::take(&mut self.first) {
+        if std::mem::take(&mut self.first) && message::may_have_metadata(raw.get()) {
             self.metadata = serde_json::from_str::<MetadataOnly>(raw.get())
                 .ok()
                 .and_then(|m| m.metadata);
@@ -561,4 +612,68 @@ pub struct RawCall<R> {
     pub writer: BoxSendStream,
     /// Bytes from the server.
     pub reader: RawReader,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn merged(client: Value, call: Option<Value>, timeout: Option<u64>) -> Value {
+        let as_map = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let client = as_map(client);
+        let call = call.map(as_map);
+        let md = CallMetadata {
+            client: &client,
+            call: call.as_ref(),
+            timeout: timeout.map(Duration::from_millis),
+        };
+        serde_json::to_value(&md).unwrap()
+    }
+
+    #[test]
+    fn call_metadata_merges_the_client_the_call_and_the_timeout() {
+        assert_eq!(merged(json!({}), None, None), json!({"timeout": null}));
+        assert_eq!(
+            merged(json!({"authorization": "Bearer a"}), None, Some(1500)),
+            json!({"authorization": "Bearer a", "timeout": 1500})
+        );
+        assert_eq!(
+            merged(
+                json!({"authorization": "Bearer a", "x": 1}),
+                Some(json!({"authorization": "Bearer b"})),
+                None
+            ),
+            json!({"authorization": "Bearer b", "x": 1, "timeout": null}),
+            "the call's own entry wins"
+        );
+        // A `timeout` set as metadata stays unless the call has a timeout.
+        assert_eq!(
+            merged(json!({"timeout": 7}), None, None),
+            json!({"timeout": 7})
+        );
+        assert_eq!(
+            merged(json!({}), Some(json!({"timeout": 8})), None),
+            json!({"timeout": 8})
+        );
+        assert_eq!(
+            merged(json!({"timeout": 7}), Some(json!({"timeout": 8})), Some(9)),
+            json!({"timeout": 9})
+        );
+    }
+
+    #[test]
+    fn call_metadata_writes_each_key_once() {
+        let client = Map::from_iter([("timeout".to_string(), json!(1))]);
+        let call = Map::from_iter([("timeout".to_string(), json!(2))]);
+        let md = CallMetadata {
+            client: &client,
+            call: Some(&call),
+            timeout: None,
+        };
+        assert_eq!(serde_json::to_string(&md).unwrap(), r#"{"timeout":2}"#);
+    }
 }

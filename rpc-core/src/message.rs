@@ -144,6 +144,14 @@ pub struct MetadataOnly {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// Whether a params or result object's JSON text may have a `metadata`
+/// member: false when the key cannot be in it (not even escaped), which
+/// spares a parse of the whole object on most messages.
+pub fn may_have_metadata(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    memchr::memmem::find(bytes, b"metadata").is_some() || memchr::memchr(b'\\', bytes).is_some()
+}
+
 /// Serialises `value` as one message into a fresh buffer.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, serde_json::Error> {
     let mut buf = BytesMut::with_capacity(128).writer();
@@ -204,10 +212,10 @@ pub fn encode_error(error: &ErrorObject) -> Bytes {
 /// Params that serialise to a JSON object without a `metadata` member get
 /// `"metadata":{…}` spliced in before their closing brace, so no `Value` tree
 /// is built; anything else goes through [`with_metadata`].
-pub fn encode_request_with_metadata<P: Serialize + ?Sized>(
+pub fn encode_request_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized>(
     method: &str,
     params: &P,
-    metadata: &Map<String, Value>,
+    metadata: &M,
 ) -> Result<Bytes, serde_json::Error> {
     let mut out = BytesMut::with_capacity(128).writer();
     out.get_mut().put_slice(b"{\"method\":");
@@ -221,10 +229,10 @@ pub fn encode_request_with_metadata<P: Serialize + ?Sized>(
 
 /// Encodes a raw call's header (the JS client's key order:
 /// `jsonrpc, method, params, id`) with `metadata` merged into its params.
-pub fn encode_raw_header_with_metadata<P: Serialize + ?Sized>(
+pub fn encode_raw_header_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized>(
     method: &str,
     params: &P,
-    metadata: &Map<String, Value>,
+    metadata: &M,
 ) -> Result<Bytes, serde_json::Error> {
     let mut out = BytesMut::with_capacity(128).writer();
     out.get_mut().put_slice(b"{\"jsonrpc\":\"2.0\",\"method\":");
@@ -235,10 +243,10 @@ pub fn encode_raw_header_with_metadata<P: Serialize + ?Sized>(
     Ok(fit(out.into_inner()))
 }
 
-fn write_params_with_metadata<P: Serialize + ?Sized>(
+fn write_params_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized>(
     out: &mut bytes::buf::Writer<BytesMut>,
     params: &P,
-    metadata: &Map<String, Value>,
+    metadata: &M,
 ) -> Result<(), serde_json::Error> {
     let start = out.get_ref().len();
     serde_json::to_writer(&mut *out, params)?;
@@ -259,7 +267,11 @@ fn write_params_with_metadata<P: Serialize + ?Sized>(
         out.get_mut().put_u8(b'}');
     } else {
         out.get_mut().truncate(start);
-        serde_json::to_writer(&mut *out, &with_metadata(params, Some(metadata))?)?;
+        let metadata = match serde_json::to_value(metadata)? {
+            Value::Object(map) => Some(map),
+            _ => None,
+        };
+        serde_json::to_writer(&mut *out, &with_metadata(params, metadata.as_ref())?)?;
     }
     Ok(())
 }
@@ -315,6 +327,16 @@ mod tests {
         assert_eq!(fit(small).as_ptr(), ptr, "small messages keep their buffer");
     }
     use serde_json::json;
+
+    #[test]
+    fn metadata_is_looked_for_only_where_it_may_be() {
+        assert!(may_have_metadata(r#"{"a":1,"metadata":{}}"#));
+        assert!(
+            may_have_metadata(r#"{"meta\u0064ata":{}}"#),
+            "an escaped key"
+        );
+        assert!(!may_have_metadata(r#"{"msg":"hello world","n":42}"#));
+    }
 
     #[test]
     fn request_key_order_matches_js() {

@@ -286,28 +286,38 @@ impl WsConnection {
     /// Opens a stream. Waits while [`crate::WsConfig::max_streams`] streams
     /// are alive.
     pub async fn open(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
-        loop {
-            let notified = self.shared.released.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.shared.with(|inner| inner.session.open()) {
-                Ok(id) => return Ok(self.halves(id)),
-                Err(OpError::Blocked) => notified.await,
-                Err(e) => return Err(to_stream_error(e)),
-            }
-        }
+        self.wait_for(&self.shared.released, Session::open).await
     }
 
     /// Waits for the next stream the peer opened.
     pub async fn accept(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+        self.wait_for(&self.shared.accept, Session::accept).await
+    }
+
+    /// Runs `op` until it gives a stream, waiting on `notify` while it is
+    /// blocked. The first try registers nothing: registering with a
+    /// `Notify` takes its lock, which every call would otherwise pay.
+    async fn wait_for(
+        &self,
+        notify: &Notify,
+        op: fn(&mut Session) -> Result<StreamId, OpError>,
+    ) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+        let mut notified = std::pin::pin!(notify.notified());
+        let mut registered = false;
         loop {
-            let notified = self.shared.accept.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.shared.with(|inner| inner.session.accept()) {
+            match self.shared.with(|inner| op(&mut inner.session)) {
                 Ok(id) => return Ok(self.halves(id)),
-                Err(OpError::Blocked) => notified.await,
+                Err(OpError::Blocked) => {}
                 Err(e) => return Err(to_stream_error(e)),
+            }
+            if registered {
+                notified.as_mut().await;
+                notified.set(notify.notified());
+                registered = false;
+            } else {
+                // Registered before the retry: a wake-up in between is kept.
+                notified.as_mut().enable();
+                registered = true;
             }
         }
     }

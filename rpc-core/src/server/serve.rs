@@ -464,11 +464,14 @@ impl Inner {
         })?;
         // Only the raw JSON of `metadata` is kept: the context makes a map
         // of it if a handler or a layer asks.
-        let metadata = msg.params.and_then(|raw| {
-            serde_json::from_str::<MetadataRaw<'_>>(raw.get())
-                .ok()
-                .and_then(|m| m.metadata)
-        });
+        let metadata = msg
+            .params
+            .filter(|raw| message::may_have_metadata(raw.get()))
+            .and_then(|raw| {
+                serde_json::from_str::<MetadataRaw<'_>>(raw.get())
+                    .ok()
+                    .and_then(|m| m.metadata)
+            });
         let now = Instant::now();
         let mut ctx = Context::from_raw_metadata(method, metadata, peer);
         let mut timeout = self
