@@ -132,8 +132,11 @@ pub struct TlsConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LimitsConfig {
-    /// Bytes a peer may send on one stream ahead of our reader: the memory a
-    /// stalled stream costs. Default 1 MiB on both carriers.
+    /// The memory a stalled stream may cost: bytes a peer may send on one
+    /// stream ahead of our reader. Default 1 MiB on both carriers. On QUIC
+    /// the peer is granted about 85 % of it, the rest being room for
+    /// quinn's per-packet cost (see transport-quic's
+    /// `TransportConfig::stream_receive_window`).
     pub stream_window: Option<u32>,
     /// Streams open at once on one connection (ws: both directions, default
     /// 256; quic: opened by the peer, default 100). Bounds per-connection
