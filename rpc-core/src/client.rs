@@ -508,7 +508,7 @@ impl<R: DeserializeOwned> ResponseStream<R> {
     }
 
     fn decode(&mut self, bytes: &[u8]) -> Result<R, ClientError> {
-        let msg: IncomingMessage<'_> = serde_json::from_slice(bytes)
+        let msg = IncomingMessage::parse(bytes)
             .map_err(|e| ClientError::Protocol(format!("invalid response: {e}")))?;
         if let Some(error) = msg.error {
             return Err(ClientError::from_error_object(error));

@@ -253,7 +253,7 @@ impl<P: DeserializeOwned> Stream for Incoming<P> {
             return Poll::Ready(None);
         };
         let item = match ready!(reader.poll_next(cx)) {
-            Ok(Some(bytes)) => match serde_json::from_slice::<IncomingMessage<'_>>(&bytes) {
+            Ok(Some(bytes)) => match IncomingMessage::parse(&bytes) {
                 Ok(msg) => parse_params(msg.params),
                 Err(e) => Err(parse_error_to_rpc(&e)),
             },

@@ -457,8 +457,7 @@ impl Inner {
         header: &[u8],
         peer: Arc<PeerInfo>,
     ) -> Result<(Context, Option<Box<serde_json::value::RawValue>>), RpcError> {
-        let msg: IncomingMessage<'_> =
-            serde_json::from_slice(header).map_err(|e| parse_error_to_rpc(&e))?;
+        let msg = IncomingMessage::parse(header).map_err(|e| parse_error_to_rpc(&e))?;
         let method = msg.method.as_deref().ok_or_else(|| {
             RpcError::new(error_codes::INVALID_REQUEST, "first message has no method")
         })?;
