@@ -107,6 +107,7 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     let _ = tcp.set_nodelay(true);
     let remote = tcp.peer_addr()?;
+    let advertised = !config.no_window_advertisement;
     if secure {
         let tls = config.tls.as_ref().ok_or(WsError::TlsRequired)?.build()?;
         let name = ServerName::try_from(host.clone())
@@ -120,23 +121,13 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
         let peer = PeerInfo::new("wss")
             .with_remote_addr(remote)
             .with_certificates(certs);
-        Ok(start(
-            ws,
-            Role::Client,
-            &config.ws,
-            (peer_window, !config.no_window_advertisement),
-            peer,
-        ))
+        let windows = (peer_window, advertised);
+        Ok(start(ws, Role::Client, &config.ws, windows, peer))
     } else {
         let (ws, peer_window) = handshake::client(tcp, url, &config).await?;
         let peer = PeerInfo::new("ws").with_remote_addr(remote);
-        Ok(start(
-            ws,
-            Role::Client,
-            &config.ws,
-            (peer_window, !config.no_window_advertisement),
-            peer,
-        ))
+        let windows = (peer_window, advertised);
+        Ok(start(ws, Role::Client, &config.ws, windows, peer))
     }
 }
 
