@@ -224,10 +224,13 @@ impl CallBuilder<'_> {
         let call = async move {
             let (mut send, reader) = start.open().await?;
             let header = start.header(params)?;
-            send.write_all(&header).await?;
+            let refused = write_request(&mut send, &header).await?;
             let mut responses = ResponseStream::<R>::new(reader, None);
-            let (_, first) = tokio::join!(finish(&mut send), responses.next());
-            let value = first.unwrap_or_else(|| Err(no_response()))?;
+            let first = match refused {
+                None => tokio::join!(finish(&mut send), responses.next()).1,
+                Some(_) => responses.next().await,
+            };
+            let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
             Ok((value, responses.metadata))
         };
         with_deadline(deadline, call).await
@@ -243,8 +246,10 @@ impl CallBuilder<'_> {
         let opened = async {
             let (mut send, reader) = start.open().await?;
             let header = start.header(params)?;
-            send.write_all(&header).await?;
-            finish(&mut send).await?;
+            // A refused request is answered on the response stream.
+            if write_request(&mut send, &header).await?.is_none() {
+                finish(&mut send).await?;
+            }
             Ok::<_, ClientError>(reader)
         };
         let reader = with_deadline(deadline, opened).await?;
@@ -290,13 +295,15 @@ impl CallBuilder<'_> {
             let (mut send, reader) = start.open().await?;
             let header =
                 message::encode_raw_header_with_metadata(&start.method, params, &start.metadata())?;
-            send.write_all(&header).await?;
-            transport::write_boundary(&mut send).await?;
+            let refused = write_request(&mut send, &header).await?;
+            if refused.is_none() {
+                transport::write_boundary(&mut send).await?;
+            }
             let mut responses = ResponseStream::<R>::new(reader, None);
             let leading = responses
                 .next()
                 .await
-                .unwrap_or_else(|| Err(no_response()))?;
+                .unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
             let metadata = responses.metadata.take();
             let (inner, buf) = responses.reader.into_parts();
             Ok(RawCall {
@@ -391,6 +398,24 @@ impl Serialize for CallMetadata<'_> {
             map.serialize_entry("timeout", &millis)?;
         }
         map.end()
+    }
+}
+
+/// Writes a call's first message. A stop from the server is returned as
+/// `Some(error)`, not failed on: a server may answer without reading the
+/// request (one that is shutting down answers every new call with −32001),
+/// and its stop can overtake our write; the response then says why, and the
+/// stop is the error only if no response comes.
+async fn write_request(
+    send: &mut BoxSendStream,
+    bytes: &[u8],
+) -> Result<Option<ClientError>, ClientError> {
+    match send.write_all(bytes).await {
+        Ok(()) => Ok(None),
+        Err(e) if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) => {
+            Ok(Some(ClientError::Transport(e)))
+        }
+        Err(e) => Err(ClientError::Transport(e)),
     }
 }
 
