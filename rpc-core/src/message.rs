@@ -7,6 +7,7 @@
 //! parsed once, straight from the received bytes.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -162,8 +163,12 @@ pub struct MetadataOnly {
 /// spares a parse of the whole object on most messages.
 pub fn may_have_metadata(json: &str) -> bool {
     let bytes = json.as_bytes();
-    memchr::memmem::find(bytes, b"metadata").is_some() || memchr::memchr(b'\\', bytes).is_some()
+    METADATA_KEY.find(bytes).is_some() || memchr::memchr(b'\\', bytes).is_some()
 }
+
+/// Built once: building a searcher per message cost more than the search.
+static METADATA_KEY: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"metadata"));
 
 /// Serialises `value` as one message into a fresh buffer.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, serde_json::Error> {

@@ -1,20 +1,19 @@
 //! The connection handle and the stream halves the application holds.
 //!
-//! The [`Session`] lives behind a `std::sync::Mutex` shared by the driver task
-//! and every handle (quinn's shape). Handles mutate it, wake the tasks that the
-//! resulting events concern, and wake the driver, which owns the socket. The
-//! lock is never held across an await.
+//! The [`Session`] lives behind a mutex shared by the driver task and every
+//! handle (quinn's shape). Handles mutate it, then wake the tasks that the
+//! resulting events concern and the driver, which owns the socket, once the
+//! lock is released. The lock is never held across an await.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
 use strand_rpc_core::transport::{
     CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
 };
@@ -110,10 +109,20 @@ impl Shared {
     /// something to do (a message to send, the close), and only then: a
     /// wake-up for nothing costs a task switch, often onto the other thread.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        self.locked(true, f)
+    }
+
+    /// [`Shared::with`] for the driver: does not wake the driver, which
+    /// would otherwise wake itself forever.
+    pub(crate) fn with_driver<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        self.locked(false, f)
+    }
+
+    fn locked<R>(&self, wake_driver: bool, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut inner = self.lock();
         let r = f(&mut inner);
         self.process_events(&mut inner);
-        let driver = if inner.session.needs_driver() && !inner.driver_woken {
+        let driver = if wake_driver && inner.session.needs_driver() && !inner.driver_woken {
             inner.driver_woken = true;
             inner.driver.clone()
         } else {
@@ -124,18 +133,6 @@ impl Shared {
         if let Some(driver) = driver {
             driver.wake();
         }
-        self.wake(wakeups);
-        r
-    }
-
-    /// [`Shared::with`] for the driver: does not wake the driver, which
-    /// would otherwise wake itself forever.
-    pub(crate) fn with_driver<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut inner = self.lock();
-        let r = f(&mut inner);
-        self.process_events(&mut inner);
-        let wakeups = take_wakeups(&mut inner);
-        drop(inner);
         self.wake(wakeups);
         r
     }
@@ -218,6 +215,25 @@ pub(crate) fn wake_all(inner: &mut Inner) {
     inner.wakeups.accept = true;
     inner.wakeups.released = true;
     inner.wakeups.closed = true;
+}
+
+/// A stream operation's result as a poll: `Blocked` registers the task in
+/// `wakers` (the session's event for this stream wakes it), other errors
+/// become I/O errors.
+fn poll_op<T>(
+    result: Result<T, OpError>,
+    wakers: &mut StreamMap<Waker>,
+    id: StreamId,
+    cx: &Context<'_>,
+) -> Poll<io::Result<T>> {
+    match result {
+        Ok(v) => Poll::Ready(Ok(v)),
+        Err(OpError::Blocked) => {
+            wakers.insert(id, cx.waker().clone());
+            Poll::Pending
+        }
+        Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
+    }
 }
 
 fn to_stream_error(err: OpError) -> StreamError {
@@ -461,15 +477,10 @@ impl AsyncWrite for WsSendStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let id = self.id;
-        self.shared
-            .with(|inner| match inner.session.write(id, buf) {
-                Ok(n) => Poll::Ready(Ok(n)),
-                Err(OpError::Blocked) => {
-                    inner.write_wakers.insert(id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-            })
+        self.shared.with(|inner| {
+            let r = inner.session.write(id, buf);
+            poll_op(r, &mut inner.write_wakers, id, cx)
+        })
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -508,15 +519,9 @@ impl SendStream for WsSendStream {
     /// (see `Session::write_boundary`); toward strand, ready at once.
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
-        match inner.session.write_boundary(self.id) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(OpError::Blocked) => {
-                // An ACK, a stop or the close wakes the stream's writer.
-                inner.write_wakers.insert(self.id, cx.waker().clone());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-        }
+        let r = inner.session.write_boundary(self.id);
+        // An ACK, a stop or the close wakes the stream's writer.
+        poll_op(r, &mut inner.write_wakers, self.id, cx)
     }
 }
 
@@ -560,19 +565,11 @@ impl AsyncRead for WsRecvStream {
             return Poll::Ready(Ok(()));
         }
         let id = self.id;
-        self.shared.with(
-            |inner| match inner.session.read(id, buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    Poll::Ready(Ok(()))
-                }
-                Err(OpError::Blocked) => {
-                    inner.read_wakers.insert(id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-            },
-        )
+        let n = self.shared.with(|inner| {
+            let r = inner.session.read(id, buf.initialize_unfilled());
+            poll_op(r, &mut inner.read_wakers, id, cx)
+        });
+        n.map_ok(|n| buf.advance(n))
     }
 }
 
@@ -588,15 +585,10 @@ impl RecvStream for WsRecvStream {
         max: usize,
     ) -> Poll<io::Result<Option<Bytes>>> {
         let id = self.id;
-        self.shared
-            .with(|inner| match inner.session.read_chunk(id, max) {
-                Ok(chunk) => Poll::Ready(Ok(chunk)),
-                Err(OpError::Blocked) => {
-                    inner.read_wakers.insert(id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(to_stream_error(e).into_io())),
-            })
+        self.shared.with(|inner| {
+            let r = inner.session.read_chunk(id, max);
+            poll_op(r, &mut inner.read_wakers, id, cx)
+        })
     }
 }
 
