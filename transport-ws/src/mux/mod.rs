@@ -3,6 +3,7 @@
 
 pub mod credit;
 pub mod frame;
+mod queue;
 pub mod session;
 pub mod state;
 pub mod stream_id;
