@@ -11,6 +11,7 @@
 //! set with [`CallBuilder::timeout`] is sent to the server and also enforced
 //! locally, failing with [`ClientError::TimedOut`].
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -112,10 +113,10 @@ impl Client {
     }
 
     /// Starts a call with per-call options.
-    pub fn call(&self, method: &str) -> CallBuilder<'_> {
+    pub fn call<'a>(&'a self, method: &'a str) -> CallBuilder<'a> {
         CallBuilder {
             client: self,
-            method: method.to_string(),
+            method,
             timeout: self.config.timeout,
             metadata: None,
         }
@@ -168,13 +169,13 @@ impl Client {
 /// One call's options: timeout and metadata. Finish with a call-kind method.
 pub struct CallBuilder<'a> {
     client: &'a Client,
-    method: String,
+    method: &'a str,
     timeout: Option<Duration>,
     /// This call's own metadata, on top of the client's.
     metadata: Option<Map<String, Value>>,
 }
 
-impl CallBuilder<'_> {
+impl<'a> CallBuilder<'a> {
     /// Sets this call's timeout (sent as `metadata.timeout`, enforced here too).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -194,11 +195,11 @@ impl CallBuilder<'_> {
         self.metadata("authorization", format!("Bearer {token}"))
     }
 
-    fn start(self) -> Start {
+    fn start(self) -> Start<'a> {
         Start {
             conn: self.client.conn.clone(),
             max_message_size: self.client.config.max_message_size,
-            method: self.method,
+            method: Cow::Borrowed(self.method),
             config: self.client.config.clone(),
             metadata: self.metadata,
             timeout: self.timeout,
@@ -272,7 +273,8 @@ impl CallBuilder<'_> {
         let start = self.start();
         let deadline = start.deadline;
         let (send, reader) = with_deadline(deadline, start.open()).await?;
-        let method = start.method.clone();
+        let start = start.into_owned();
+        let method = start.method.to_string();
         let sink = RequestSink {
             send,
             method,
@@ -318,10 +320,11 @@ impl CallBuilder<'_> {
 }
 
 /// What a call needs once its options are fixed.
-struct Start {
+struct Start<'a> {
     conn: DynConnection,
     max_message_size: usize,
-    method: String,
+    /// Borrowed from the caller, owned only by a streaming call's sink.
+    method: Cow<'a, str>,
     /// The client's settings: its metadata goes with every call.
     config: Arc<ClientConfig>,
     /// This call's own metadata.
@@ -330,7 +333,21 @@ struct Start {
     deadline: Option<(Instant, Duration)>,
 }
 
-impl Start {
+impl Start<'_> {
+    /// This start with its method owned, for a sink that outlives the
+    /// caller's borrow.
+    fn into_owned(self) -> Start<'static> {
+        Start {
+            conn: self.conn,
+            max_message_size: self.max_message_size,
+            method: Cow::Owned(self.method.into_owned()),
+            config: self.config,
+            metadata: self.metadata,
+            timeout: self.timeout,
+            deadline: self.deadline,
+        }
+    }
+
     /// The metadata the first message carries, merged as it is written (no
     /// map is built per call).
     fn metadata(&self) -> CallMetadata<'_> {
@@ -352,8 +369,8 @@ impl Start {
     }
 
     /// The first message: params with the call's metadata merged in.
-    fn header<P: Serialize + ?Sized>(&self, params: &P) -> Result<bytes::Bytes, ClientError> {
-        Ok(message::encode_request_with_metadata(
+    fn header<P: Serialize + ?Sized>(&self, params: &P) -> Result<bytes::BytesMut, ClientError> {
+        Ok(message::request_with_metadata(
             &self.method,
             params,
             &self.metadata(),
@@ -453,7 +470,7 @@ async fn with_deadline<T>(
 pub struct RequestSink<P> {
     send: BoxSendStream,
     method: String,
-    start: Option<Start>,
+    start: Option<Start<'static>>,
     deadline: Option<(Instant, Duration)>,
     _marker: PhantomData<fn(&P)>,
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -51,7 +52,6 @@ pub struct Context {
     call: Arc<Call>,
     identity: Option<Arc<Identity>>,
     deadline: Option<Instant>,
-    cancel: CancellationToken,
     peer: Arc<PeerInfo>,
 }
 
@@ -60,6 +60,12 @@ struct Call {
     method: String,
     metadata: Metadata,
     reply_metadata: Mutex<Option<Map<String, Value>>>,
+    /// The cancellation token, made on first use: most calls never look
+    /// at it, and making one allocates.
+    cancel: OnceLock<CancellationToken>,
+    /// The call ended ([`CallEnd`] dropped): a token made after that
+    /// starts cancelled.
+    ended: AtomicBool,
 }
 
 /// `params.metadata` as the caller sent it, made a map only when someone
@@ -130,10 +136,11 @@ impl Context {
                 method: method.to_owned(),
                 metadata,
                 reply_metadata: Mutex::new(None),
+                cancel: OnceLock::new(),
+                ended: AtomicBool::new(false),
             }),
             identity: None,
             deadline: None,
-            cancel: CancellationToken::new(),
             peer,
         }
     }
@@ -190,17 +197,34 @@ impl Context {
 
     /// The call's cancellation token.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        let call = &*self.call;
+        let token = call.cancel.get_or_init(CancellationToken::new);
+        // Pairs with the fence in `CallEnd::drop`: either the end sees this
+        // token, or this sees the end.
+        fence(Ordering::SeqCst);
+        if call.ended.load(Ordering::Relaxed) {
+            token.cancel();
+        }
+        token
     }
 
     /// Whether the call has been cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        match self.call.cancel.get() {
+            Some(token) => token.is_cancelled(),
+            None => self.call.ended.load(Ordering::Acquire),
+        }
     }
 
     /// Resolves when the call is cancelled.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.cancel.clone().cancelled_owned()
+        self.cancellation().clone().cancelled_owned()
+    }
+
+    /// Cancels the call when dropped (the server holds it while the call
+    /// runs).
+    pub(crate) fn end_guard(&self) -> CallEnd {
+        CallEnd(self.call.clone())
     }
 
     /// What is known about the peer: carrier, address, certificates, upgrade request.
@@ -237,9 +261,23 @@ impl fmt::Debug for Context {
             .field("method", &self.call.method)
             .field("identity", &self.identity)
             .field("deadline", &self.deadline)
-            .field("cancelled", &self.cancel.is_cancelled())
+            .field("cancelled", &self.is_cancelled())
             .field("transport", &self.peer.transport)
             .finish_non_exhaustive()
+    }
+}
+
+/// Cancels its call when dropped (see [`Context::end_guard`]).
+pub(crate) struct CallEnd(Arc<Call>);
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Release);
+        // Pairs with the fence in `Context::cancellation`.
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.0.cancel.get() {
+            token.cancel();
+        }
     }
 }
 
@@ -292,5 +330,29 @@ mod tests {
         let c = Context::new("m", Map::new(), Arc::new(PeerInfo::default()));
         assert!(c.metadata().is_empty());
         assert_eq!(c.method(), "m");
+    }
+
+    #[test]
+    fn the_end_of_the_call_cancels_its_token_made_before_or_after() {
+        // Made before the end: cancelled by it, in every clone.
+        let c = ctx(None);
+        let token = c.cancellation().clone();
+        let clone = c.clone();
+        let end = c.end_guard();
+        assert!(!token.is_cancelled() && !clone.is_cancelled());
+        drop(end);
+        assert!(token.is_cancelled() && clone.is_cancelled());
+        // Never made while the call ran: none is allocated, the context
+        // still reads cancelled, and one made afterwards starts cancelled.
+        let c = ctx(None);
+        drop(c.end_guard());
+        assert!(c.call.cancel.get().is_none());
+        assert!(c.is_cancelled());
+        assert!(c.cancellation().is_cancelled());
+        // A cancel before the end is seen as such.
+        let c = ctx(None);
+        let _end = c.end_guard();
+        c.cancellation().cancel();
+        assert!(c.is_cancelled());
     }
 }

@@ -235,6 +235,17 @@ pub fn encode_request_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized
     params: &P,
     metadata: &M,
 ) -> Result<Bytes, serde_json::Error> {
+    request_with_metadata(method, params, metadata).map(fit)
+}
+
+/// [`encode_request_with_metadata`] left in its buffer, for a caller that
+/// only copies it into a stream (freezing a buffer that is not full
+/// allocates).
+pub(crate) fn request_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+    metadata: &M,
+) -> Result<BytesMut, serde_json::Error> {
     let mut out = BytesMut::with_capacity(128).writer();
     out.get_mut().put_slice(b"{\"method\":");
     serde_json::to_writer(&mut out, method)?;
@@ -242,7 +253,7 @@ pub fn encode_request_with_metadata<P: Serialize + ?Sized, M: Serialize + ?Sized
         .put_slice(b",\"jsonrpc\":\"2.0\",\"id\":null,\"params\":");
     write_params_with_metadata(&mut out, params, metadata)?;
     out.get_mut().put_slice(b"}");
-    Ok(fit(out.into_inner()))
+    Ok(out.into_inner())
 }
 
 /// Encodes a raw call's header (the JS client's key order:

@@ -269,6 +269,17 @@ impl tower::Service<CallRequest> for Router {
     }
 
     fn call(&mut self, req: CallRequest) -> Self::Future {
+        self.dispatch(req)
+    }
+}
+
+impl Router {
+    /// Runs the handler for the call's method (what the tower `Service`
+    /// impl does, without needing `&mut`).
+    pub(crate) fn dispatch(
+        &self,
+        req: CallRequest,
+    ) -> BoxFuture<'static, Result<CallResponse, RpcError>> {
         match self.methods.get(req.ctx.method()) {
             Some(m) => (m.handler)(req),
             None => {

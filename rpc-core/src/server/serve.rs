@@ -127,10 +127,15 @@ impl ServerBuilder {
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        let mut service = BoxCloneSyncService::new(self.router.clone());
-        for layer in self.layers.into_iter().rev() {
-            service = layer(service);
-        }
+        // Without layers the router is called directly: the boxed stack
+        // costs a clone of the service and a second boxed future per call.
+        let service = (!self.layers.is_empty()).then(|| {
+            let mut service = BoxCloneSyncService::new(self.router.clone());
+            for layer in self.layers.into_iter().rev() {
+                service = layer(service);
+            }
+            service
+        });
         Server {
             inner: Arc::new(Inner {
                 service,
@@ -168,7 +173,8 @@ pub struct Server {
 }
 
 struct Inner {
-    service: CallService,
+    /// The layers around the router; `None` without layers.
+    service: Option<CallService>,
     router: Router,
     config: ServerConfig,
     connection_slots: Arc<Semaphore>,
@@ -265,7 +271,8 @@ impl Server {
                         tokio::select! {
                             biased;
                             () = inner.run_call(peer, stream) => {}
-                            reason = conn.closed() => {
+                            // Made only if the call waits: it allocates.
+                            reason = async { conn.closed().await } => {
                                 debug!(%reason, "connection closed: call dropped");
                             }
                         }
@@ -394,21 +401,27 @@ impl Inner {
             }
         };
         trace!(method = ctx.method(), "call started");
-        let cancel_on_exit = ctx.cancellation().clone().drop_guard();
+        let cancel_on_exit = ctx.end_guard();
         let req = CallRequest {
             ctx: ctx.clone(),
             params,
             input: CallInput::new(reader),
         };
-        let mut service = self.service.clone();
-        let response = AssertUnwindSafe(async move { service.ready().await?.call(req).await })
-            .catch_unwind()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|_| {
-                    warn!(method = ctx.method(), "a handler panicked");
-                    Err(RpcError::internal("the handler panicked"))
-                })
-            });
+        let service = self.service.clone();
+        let router = &self.router;
+        let response = AssertUnwindSafe(async move {
+            match service {
+                Some(mut service) => service.ready().await?.call(req).await,
+                None => router.dispatch(req).await,
+            }
+        })
+        .catch_unwind()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|_| {
+                warn!(method = ctx.method(), "a handler panicked");
+                Err(RpcError::internal("the handler panicked"))
+            })
+        });
         // The handler first: one that answers at once needs no watch on
         // the caller's stop or a forced shutdown (both register wakers).
         let outcome = tokio::select! {
