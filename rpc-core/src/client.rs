@@ -197,10 +197,8 @@ impl<'a> CallBuilder<'a> {
 
     fn start(self) -> Start<'a> {
         Start {
-            conn: self.client.conn.clone(),
-            max_message_size: self.client.config.max_message_size,
+            client: Cow::Borrowed(self.client),
             method: Cow::Borrowed(self.method),
-            config: self.client.config.clone(),
             metadata: self.metadata,
             timeout: self.timeout,
             deadline: self.timeout.map(|t| (Instant::now() + t, t)),
@@ -321,12 +319,12 @@ impl<'a> CallBuilder<'a> {
 
 /// What a call needs once its options are fixed.
 struct Start<'a> {
-    conn: DynConnection,
-    max_message_size: usize,
-    /// Borrowed from the caller, owned only by a streaming call's sink.
+    /// The connection and the client's settings (its metadata goes with
+    /// every call). Borrowed, like the method, but for a streaming call's
+    /// sink: cloning them is an atomic update on a counter every caller
+    /// shares.
+    client: Cow<'a, Client>,
     method: Cow<'a, str>,
-    /// The client's settings: its metadata goes with every call.
-    config: Arc<ClientConfig>,
     /// This call's own metadata.
     metadata: Option<Map<String, Value>>,
     timeout: Option<Duration>,
@@ -338,10 +336,8 @@ impl Start<'_> {
     /// caller's borrow.
     fn into_owned(self) -> Start<'static> {
         Start {
-            conn: self.conn,
-            max_message_size: self.max_message_size,
+            client: Cow::Owned(self.client.into_owned()),
             method: Cow::Owned(self.method.into_owned()),
-            config: self.config,
             metadata: self.metadata,
             timeout: self.timeout,
             deadline: self.deadline,
@@ -352,20 +348,22 @@ impl Start<'_> {
     /// map is built per call).
     fn metadata(&self) -> CallMetadata<'_> {
         CallMetadata {
-            client: &self.config.metadata,
+            client: &self.client.config.metadata,
             call: self.metadata.as_ref(),
             timeout: self.timeout,
         }
     }
 
     async fn open(&self) -> Result<(BoxSendStream, MessageReader<BoxRecvStream>), ClientError> {
-        let stream = self
-            .conn
-            .open_stream()
-            .await
-            .map_err(|e| ClientError::Transport(e.into()))?;
+        let conn = &self.client.conn;
+        let stream = match conn.try_open_stream() {
+            Some(opened) => opened,
+            None => conn.open_stream().await,
+        }
+        .map_err(|e| ClientError::Transport(e.into()))?;
         let (send, recv) = stream.split();
-        Ok((send, MessageReader::new(recv, self.max_message_size)))
+        let max = self.client.config.max_message_size;
+        Ok((send, MessageReader::new(recv, max)))
     }
 
     /// The first message: params with the call's metadata merged in.

@@ -115,8 +115,8 @@ pub struct ErrorObject {
 /// members and any `id` are accepted and ignored (PROTOCOL.md 2.3).
 #[derive(Debug, Deserialize)]
 pub struct IncomingMessage<'a> {
-    /// The method (requests).
-    #[serde(default, borrow)]
+    /// The method (requests); borrowed unless it has escapes.
+    #[serde(default, borrow, deserialize_with = "borrowed_cow")]
     pub method: Option<Cow<'a, str>>,
     /// The params (requests), as raw JSON.
     #[serde(default, borrow)]
@@ -127,6 +127,16 @@ pub struct IncomingMessage<'a> {
     /// The error (error responses).
     #[serde(default)]
     pub error: Option<ErrorObject>,
+}
+
+/// serde borrows a `Cow` field but not one inside an `Option`, which it
+/// always copies: this borrows it there too.
+fn borrowed_cow<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(deserializer)?.map(|b| b.0))
 }
 
 impl<'a> IncomingMessage<'a> {
@@ -365,6 +375,21 @@ mod tests {
             "an escaped key"
         );
         assert!(!may_have_metadata(r#"{"msg":"hello world","n":42}"#));
+    }
+
+    #[test]
+    fn the_method_is_borrowed_unless_escaped() {
+        let plain = br#"{"method":"echo","jsonrpc":"2.0","id":null,"params":[]}"#;
+        let msg = IncomingMessage::parse(plain).unwrap();
+        assert!(matches!(msg.method, Some(Cow::Borrowed("echo"))));
+        let escaped = br#"{"method":"ec\u0068o","jsonrpc":"2.0","id":null}"#;
+        let msg = IncomingMessage::parse(escaped).unwrap();
+        assert!(matches!(msg.method.as_deref(), Some("echo")));
+        assert!(matches!(msg.method, Some(Cow::Owned(_))));
+        let none = br#"{"jsonrpc":"2.0","id":null,"result":1}"#;
+        assert_eq!(IncomingMessage::parse(none).unwrap().method, None);
+        let null = br#"{"method":null,"jsonrpc":"2.0","id":null}"#;
+        assert_eq!(IncomingMessage::parse(null).unwrap().method, None);
     }
 
     #[test]

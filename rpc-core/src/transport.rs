@@ -330,6 +330,21 @@ pub trait Connection: Send + Sync + 'static {
     /// [`StreamError::ConnectionClosed`] once the connection is gone.
     async fn accept_stream(&self) -> Result<Stream, StreamError>;
 
+    /// [`Connection::open_stream`] if it can complete without waiting;
+    /// `None` if it would wait (then call `open_stream`). A fast path for
+    /// the call loops: the boxed future of `open_stream` is an allocation
+    /// per call. The default always says it would wait.
+    fn try_open_stream(&self) -> Option<Result<Stream, StreamError>> {
+        None
+    }
+
+    /// [`Connection::accept_stream`] if a stream is waiting (or the
+    /// connection is gone); `None` if it would wait. See
+    /// [`Connection::try_open_stream`].
+    fn try_accept_stream(&self) -> Option<Result<Stream, StreamError>> {
+        None
+    }
+
     /// What is known about the peer.
     fn peer_info(&self) -> Arc<PeerInfo>;
 

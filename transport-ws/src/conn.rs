@@ -321,10 +321,8 @@ impl WsConnection {
         let mut notified = std::pin::pin!(notify.notified());
         let mut registered = false;
         loop {
-            match self.shared.with(|inner| op(&mut inner.session)) {
-                Ok(id) => return Ok(self.halves(id)),
-                Err(OpError::Blocked) => {}
-                Err(e) => return Err(to_stream_error(e)),
+            if let Some(done) = self.try_op(op) {
+                return done;
             }
             if registered {
                 notified.as_mut().await;
@@ -335,6 +333,18 @@ impl WsConnection {
                 notified.as_mut().enable();
                 registered = true;
             }
+        }
+    }
+
+    /// Runs `op` once: `None` if it is blocked.
+    fn try_op(
+        &self,
+        op: fn(&mut Session) -> Result<StreamId, OpError>,
+    ) -> Option<Result<(WsSendStream, WsRecvStream), StreamError>> {
+        match self.shared.with(|inner| op(&mut inner.session)) {
+            Ok(id) => Some(Ok(self.halves(id))),
+            Err(OpError::Blocked) => None,
+            Err(e) => Some(Err(to_stream_error(e))),
         }
     }
 
@@ -423,6 +433,16 @@ impl Connection for WsConnection {
     async fn accept_stream(&self) -> Result<Stream, StreamError> {
         let (send, recv) = self.accept().await?;
         Ok(Stream::new(send, recv))
+    }
+
+    fn try_open_stream(&self) -> Option<Result<Stream, StreamError>> {
+        let opened = self.try_op(Session::open)?;
+        Some(opened.map(|(send, recv)| Stream::new(send, recv)))
+    }
+
+    fn try_accept_stream(&self) -> Option<Result<Stream, StreamError>> {
+        let accepted = self.try_op(Session::accept)?;
+        Some(accepted.map(|(send, recv)| Stream::new(send, recv)))
     }
 
     fn peer_info(&self) -> Arc<PeerInfo> {

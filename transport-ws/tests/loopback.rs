@@ -428,3 +428,36 @@ async fn a_finished_half_delivers_its_data_after_the_handle_is_dropped() {
         assert!(got == data, "advertise {advertise}: bytes differ");
     }
 }
+
+#[tokio::test]
+async fn try_open_and_try_accept_never_wait() {
+    let (_l, client, server) = pair().await;
+    assert!(server.try_accept_stream().is_none(), "nothing opened yet");
+    let opened = client.try_open_stream().expect("no limit reached");
+    let (mut send, _recv) = opened.unwrap().split();
+    send.write_all(b"hi").await.unwrap();
+    eventually("the peer's stream is waiting", || {
+        server.try_accept_stream().is_some_and(|s| s.is_ok())
+    })
+    .await;
+    assert!(server.try_accept_stream().is_none(), "taken once");
+    // At the stream limit, opening would wait.
+    let mut one_stream = WsConfig::default();
+    one_stream.max_streams = 1;
+    let (_l2, limited, _peer) = pair_with(WsConfig::default(), one_stream).await;
+    let _held = limited.try_open_stream().unwrap().unwrap();
+    assert!(limited.try_open_stream().is_none());
+    // Once closed, both report it at once.
+    Connection::close(&client, 1000, "");
+    assert!(matches!(
+        client.try_open_stream(),
+        Some(Err(StreamError::ConnectionClosed(_)))
+    ));
+    eventually("the server saw the close", || {
+        matches!(
+            server.try_accept_stream(),
+            Some(Err(StreamError::ConnectionClosed(_)))
+        )
+    })
+    .await;
+}

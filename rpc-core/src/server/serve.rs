@@ -254,9 +254,15 @@ impl Server {
         }
         let peer = conn.peer_info();
         loop {
-            let stream = tokio::select! {
-                _ = inner.forced.cancelled() => break,
-                s = conn.accept_stream() => s,
+            if inner.forced.is_cancelled() {
+                break;
+            }
+            let stream = match conn.try_accept_stream() {
+                Some(s) => s,
+                None => tokio::select! {
+                    _ = inner.forced.cancelled() => break,
+                    s = conn.accept_stream() => s,
+                },
             };
             match stream {
                 Ok(stream) => {
