@@ -57,7 +57,10 @@ pub struct Context {
 
 /// What every clone of a call's context shares: one allocation per call.
 struct Call {
-    method: String,
+    /// The method name, then the raw JSON of `params.metadata` if the
+    /// caller sent it: one allocation for both.
+    text: Box<str>,
+    method_len: usize,
     metadata: Metadata,
     reply_metadata: Mutex<Option<Map<String, Value>>>,
     /// The cancellation token, made on first use: most calls never look
@@ -68,25 +71,33 @@ struct Call {
     ended: AtomicBool,
 }
 
-/// `params.metadata` as the caller sent it, made a map only when someone
-/// asks for one (most calls only need the timeout, read without a map).
+/// `params.metadata`, made a map from the raw JSON the caller sent (kept
+/// in [`Call::text`]) only when someone asks for one: most calls only need
+/// the timeout, read without a map.
 struct Metadata {
-    raw: Option<Box<RawValue>>,
     map: OnceLock<Map<String, Value>>,
 }
 
-impl Metadata {
-    fn map(&self) -> &Map<String, Value> {
-        self.map.get_or_init(|| {
-            self.raw
-                .as_deref()
-                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+impl Call {
+    fn method(&self) -> &str {
+        &self.text[..self.method_len]
+    }
+
+    /// The raw JSON of `params.metadata`, if the caller sent it.
+    fn raw_metadata(&self) -> Option<&str> {
+        Some(&self.text[self.method_len..]).filter(|raw| !raw.is_empty())
+    }
+
+    fn metadata(&self) -> &Map<String, Value> {
+        self.metadata.map.get_or_init(|| {
+            self.raw_metadata()
+                .and_then(|raw| serde_json::from_str(raw).ok())
                 .unwrap_or_default()
         })
     }
 
     fn timeout(&self) -> Option<Duration> {
-        if let Some(map) = self.map.get() {
+        if let Some(map) = self.metadata.map.get() {
             return requested_timeout(map);
         }
         #[derive(Deserialize)]
@@ -94,8 +105,7 @@ impl Metadata {
             #[serde(default)]
             timeout: Option<Value>,
         }
-        let raw = self.raw.as_deref()?;
-        let only: TimeoutOnly = serde_json::from_str(raw.get()).ok()?;
+        let only: TimeoutOnly = serde_json::from_str(self.raw_metadata()?).ok()?;
         timeout_ms(only.timeout?.as_f64()?)
     }
 }
@@ -103,14 +113,7 @@ impl Metadata {
 impl Context {
     /// A context for a call to `method` from `peer` with the caller's `metadata`.
     pub fn new(method: &str, metadata: Map<String, Value>, peer: Arc<PeerInfo>) -> Self {
-        Self::with_metadata(
-            method,
-            Metadata {
-                raw: None,
-                map: OnceLock::from(metadata),
-            },
-            peer,
-        )
+        Self::with_metadata(method, None, OnceLock::from(metadata), peer)
     }
 
     /// A context whose metadata is the raw JSON of `params.metadata`, parsed
@@ -120,21 +123,24 @@ impl Context {
         metadata: Option<&RawValue>,
         peer: Arc<PeerInfo>,
     ) -> Self {
-        Self::with_metadata(
-            method,
-            Metadata {
-                raw: metadata.map(ToOwned::to_owned),
-                map: OnceLock::new(),
-            },
-            peer,
-        )
+        Self::with_metadata(method, metadata, OnceLock::new(), peer)
     }
 
-    fn with_metadata(method: &str, metadata: Metadata, peer: Arc<PeerInfo>) -> Self {
+    fn with_metadata(
+        method: &str,
+        raw: Option<&RawValue>,
+        map: OnceLock<Map<String, Value>>,
+        peer: Arc<PeerInfo>,
+    ) -> Self {
+        let raw = raw.map_or("", RawValue::get);
+        let mut text = String::with_capacity(method.len() + raw.len());
+        text.push_str(method);
+        text.push_str(raw);
         Context {
             call: Arc::new(Call {
-                method: method.to_owned(),
-                metadata,
+                text: text.into_boxed_str(),
+                method_len: method.len(),
+                metadata: Metadata { map },
                 reply_metadata: Mutex::new(None),
                 cancel: OnceLock::new(),
                 ended: AtomicBool::new(false),
@@ -147,12 +153,12 @@ impl Context {
 
     /// The method name the caller asked for.
     pub fn method(&self) -> &str {
-        &self.call.method
+        self.call.method()
     }
 
     /// The caller's metadata (`params.metadata` of the first message).
     pub fn metadata(&self) -> &Map<String, Value> {
-        self.call.metadata.map()
+        self.call.metadata()
     }
 
     /// `metadata.authorization`, e.g. `"Bearer <token>"`.
@@ -162,7 +168,7 @@ impl Context {
 
     /// The timeout the caller asked for (`metadata.timeout`, milliseconds).
     pub fn requested_timeout(&self) -> Option<Duration> {
-        self.call.metadata.timeout()
+        self.call.timeout()
     }
 
     /// The authenticated identity, if an authentication layer set one.
@@ -258,7 +264,7 @@ impl Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("method", &self.call.method)
+            .field("method", &self.method())
             .field("identity", &self.identity)
             .field("deadline", &self.deadline)
             .field("cancelled", &self.is_cancelled())
