@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::message;
 use crate::transport::PeerInfo;
 
 /// Who the caller is, as established by an authentication layer (a bearer
@@ -105,7 +106,8 @@ impl Call {
             #[serde(default)]
             timeout: Option<Value>,
         }
-        let only: TimeoutOnly = serde_json::from_str(self.raw_metadata()?).ok()?;
+        let raw = self.raw_metadata().filter(|raw| message::is_object(raw))?;
+        let only: TimeoutOnly = serde_json::from_str(raw).ok()?;
         timeout_ms(only.timeout?.as_f64()?)
     }
 }
@@ -321,7 +323,13 @@ mod tests {
 
     #[test]
     fn odd_metadata_is_empty_or_ignored() {
-        for raw in [None, Some("null"), Some("\"text\""), Some("[1,2]")] {
+        for raw in [
+            None,
+            Some("null"),
+            Some("\"text\""),
+            Some("[1,2]"),
+            Some("[5000]"),
+        ] {
             let c = ctx(raw);
             assert_eq!(c.requested_timeout(), None, "{raw:?}");
             assert!(c.metadata().is_empty(), "{raw:?}");

@@ -168,12 +168,21 @@ pub struct MetadataOnly {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// Whether a params or result object's JSON text may have a `metadata`
-/// member: false when the key cannot be in it (not even escaped), which
-/// spares a parse of the whole object on most messages.
+/// Whether a params or result value's JSON text may have a `metadata`
+/// member: false when it is not an object, or when the key cannot be in it
+/// (not even escaped), which spares a parse of the whole object on most
+/// messages.
 pub fn may_have_metadata(json: &str) -> bool {
     let bytes = json.as_bytes();
-    METADATA_KEY.find(bytes).is_some() || memchr::memchr(b'\\', bytes).is_some()
+    is_object(json)
+        && (METADATA_KEY.find(bytes).is_some() || memchr::memchr(b'\\', bytes).is_some())
+}
+
+/// Whether a value's JSON text is an object. Only an object has members:
+/// serde also reads a struct from an array (its elements as the fields, in
+/// order), where JS reads no member at all.
+pub(crate) fn is_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
 }
 
 /// Built once: building a searcher per message cost more than the search.
@@ -375,6 +384,10 @@ mod tests {
             "an escaped key"
         );
         assert!(!may_have_metadata(r#"{"msg":"hello world","n":42}"#));
+        // Not an object: no members, whatever it holds.
+        assert!(!may_have_metadata(r#"[{"timeout":1,"note":"metadata"}]"#));
+        assert!(!may_have_metadata(r#""metadata""#));
+        assert!(may_have_metadata(r#" {"metadata":{}}"#));
     }
 
     #[test]

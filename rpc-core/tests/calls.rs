@@ -486,3 +486,24 @@ async fn a_stream_that_panics_ends_with_an_error() {
         .unwrap();
     assert_eq!(out["still"], "up");
 }
+
+#[tokio::test(start_paused = true)]
+async fn array_params_carry_no_metadata() {
+    // `params.metadata` of an array is nothing (as in JS): its first
+    // element is not read as the metadata (serde reads a struct from an
+    // array that way), so its `timeout` does not shorten the server's 2 s.
+    let (router, _probe) = slow_router(None);
+    let f = common::start_with(
+        strand_rpc_core::server::Server::builder(router).default_timeout(Duration::from_secs(2)),
+    );
+    let start = tokio::time::Instant::now();
+    let err = f
+        .client
+        .call("slow")
+        .timeout(Duration::from_secs(10))
+        .unary::<_, Value>(&json!([{ "timeout": 300, "note": "metadata" }]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(error_codes::TIMED_OUT), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
