@@ -157,7 +157,10 @@ impl Router {
             let params = parse_params::<P>(params.as_deref());
             let fut = params.map(|p| f(ctx.clone(), p));
             Box::pin(async move {
+                // The handler first: one that answers at once never reads
+                // the input (its end is read when the call drops it).
                 let result = tokio::select! {
+                    biased;
                     r = with_deadline(&ctx, fut?) => r?,
                     e = input.fail_on_error() => {
                         ctx.cancellation().cancel();

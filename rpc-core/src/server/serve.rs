@@ -379,9 +379,12 @@ impl Inner {
             return;
         }
         let mut reader = MessageReader::new(recv, self.config.max_message_size);
+        // The read first: a request that is already here (the usual case)
+        // never registers with the shared shutdown token.
         let first = tokio::select! {
-            _ = self.forced.cancelled() => return,
+            biased;
             r = tokio::time::timeout(self.config.default_timeout, reader.next()) => r,
+            _ = self.forced.cancelled() => return,
         };
         let header = match first {
             Ok(Ok(Some(bytes))) => bytes,
@@ -609,13 +612,16 @@ impl Inner {
     /// never acknowledges) cannot hold the task.
     async fn finish(&self, send: &mut BoxSendStream) -> Result<(), Interrupted> {
         let finish = std::future::poll_fn(|cx| Pin::new(&mut *send).poll_shutdown(cx));
+        // The finish first: one that completes at once (the usual case)
+        // never registers with the shared shutdown token.
         tokio::select! {
-            _ = self.forced.cancelled() => Err(Interrupted::Forced),
+            biased;
             r = tokio::time::timeout(self.config.default_timeout, finish) => match r {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(Interrupted::Io(e)),
                 Err(_) => Err(Interrupted::Io(io::Error::new(io::ErrorKind::TimedOut, "finishing the stream timed out"))),
             },
+            _ = self.forced.cancelled() => Err(Interrupted::Forced),
         }
     }
 }
