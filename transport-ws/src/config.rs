@@ -22,10 +22,11 @@ pub struct WsConfig {
     /// A stalled reader costs at most this much memory per stream: the
     /// payloads it has not read are kept in allocations of their own size
     /// (small ones copied together into a buffer that never outgrows the
-    /// window), except the one that filled the window, which stays in the
-    /// WebSocket read buffer it arrived in for as long as that buffer is the
-    /// one the socket is read into. Besides, each connection holds that read
-    /// buffer: one message plus up to [`WsConfig::read_buffer_size`] more.
+    /// window), except the one that filled the window and a small one that
+    /// arrived with nothing unread: those stay in the WebSocket read buffer
+    /// they arrived in for as long as that buffer is the one the socket is
+    /// read into. Besides, each connection holds that read buffer: one
+    /// message plus up to [`WsConfig::read_buffer_size`] more.
     pub stream_window: u32,
     /// Largest WebSocket message accepted, in bytes; a bigger one closes the
     /// connection with 1009. Default 2 MiB: one DATA message can carry up to
