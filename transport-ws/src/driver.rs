@@ -69,6 +69,11 @@ struct Driver<S> {
     unsent: VecDeque<Bytes>,
     needs_flush: bool,
     read_done: bool,
+    /// The session's state as of the driver's last lock of it (see
+    /// [`Driver::with_session`]): whether it wants the socket read, and
+    /// whether it closed.
+    wants_read: bool,
+    closed: bool,
 }
 
 /// Runs a connection until it closed. Spawned once per connection.
@@ -90,6 +95,8 @@ where
         unsent: VecDeque::new(),
         needs_flush: false,
         read_done: false,
+        wants_read: true,
+        closed: false,
     };
     poll_fn(|cx| driver.poll(cx)).await;
     let shared = driver.shared.clone();
@@ -111,8 +118,27 @@ where
         Pin::new(&mut self.ws)
     }
 
+    /// Runs `f` on the shared state and notes what the driver's own checks
+    /// need from it (whether to read, whether the session closed): each step
+    /// of a pass takes the lock once, not once more per check, and the
+    /// handles on the other thread contend with fewer acquisitions. A change
+    /// a handle makes meanwhile wakes the driver, and the next pass sees it.
+    fn with_session<R>(&mut self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut state = (true, false);
+        let r = self.shared.with_driver(|inner| {
+            let r = f(inner);
+            state = (
+                inner.session.wants_read(),
+                inner.session.close_reason().is_some(),
+            );
+            r
+        });
+        (self.wants_read, self.closed) = state;
+        r
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.lock().driver_polled(cx.waker());
+        self.with_session(|inner| inner.driver_polled(cx.waker()));
         loop {
             let mut progress = false;
             if self.poll_read(cx, &mut progress).is_ready() {
@@ -140,7 +166,7 @@ where
         if self.read_done {
             return Poll::Pending;
         }
-        if !self.shared.lock().session.wants_read() {
+        if !self.wants_read {
             // Too many replies queued for a peer that does not read: stop
             // reading until the socket drains them. Checked per batch, so
             // the queue may pass the limit by one batch's replies.
@@ -182,8 +208,7 @@ where
         match end {
             Some(None) => {
                 self.read_done = true;
-                self.shared
-                    .with_driver(|inner| inner.session.handle_lost("connection reset"));
+                self.with_session(|inner| inner.session.handle_lost("connection reset"));
                 return Poll::Ready(());
             }
             Some(Some(Err(err))) => {
@@ -202,7 +227,7 @@ where
     /// Hands the messages read so far to the session.
     fn deliver(&mut self, batch: &mut Vec<Message>) {
         self.on_alive();
-        self.shared.with_driver(|inner| {
+        self.with_session(|inner| {
             for msg in batch.drain(..) {
                 on_message(inner, msg);
             }
@@ -218,12 +243,11 @@ where
     fn on_read_error(&mut self, err: WsErr) -> Poll<()> {
         match err {
             WsErr::ConnectionClosed | WsErr::AlreadyClosed => {
-                self.shared
-                    .with_driver(|inner| inner.session.handle_lost("connection closed"));
+                self.with_session(|inner| inner.session.handle_lost("connection closed"));
                 Poll::Ready(())
             }
             WsErr::Capacity(e) => {
-                self.shared.with_driver(|inner| {
+                self.with_session(|inner| {
                     inner
                         .session
                         .close(CLOSE_TOO_BIG, &format!("message too big: {e}"))
@@ -231,13 +255,13 @@ where
                 Poll::Pending
             }
             WsErr::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                self.shared.with_driver(|inner| {
+                self.with_session(|inner| {
                     inner.session.handle_lost("connection reset without close")
                 });
                 Poll::Ready(())
             }
             WsErr::Protocol(e) => {
-                self.shared.with_driver(|inner| {
+                self.with_session(|inner| {
                     inner.session.close(
                         CLOSE_PROTOCOL_ERROR,
                         &format!("websocket protocol error: {e}"),
@@ -246,8 +270,7 @@ where
                 Poll::Pending
             }
             other => {
-                self.shared
-                    .with_driver(|inner| inner.session.handle_lost(&other.to_string()));
+                self.with_session(|inner| inner.session.handle_lost(&other.to_string()));
                 Poll::Ready(())
             }
         }
@@ -260,7 +283,7 @@ where
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
-                self.shared.with_driver(|inner| {
+                self.with_session(|inner| {
                     let mut bytes = 0;
                     while unsent.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
                         let Some(msg) = inner.session.poll_transmit() else {
@@ -304,8 +327,7 @@ where
     }
 
     fn lost(&mut self, err: WsErr) -> Poll<()> {
-        self.shared
-            .with_driver(|inner| inner.session.handle_lost(&err.to_string()));
+        self.with_session(|inner| inner.session.handle_lost(&err.to_string()));
         Poll::Ready(())
     }
 
@@ -348,6 +370,9 @@ where
     /// Once the session is closed: send our close frame if we closed, flush,
     /// and wait (bounded) for the peer's close so the handshake completes.
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.closed {
+            return Poll::Pending;
+        }
         let (reason, local) = {
             let inner = self.shared.lock();
             match inner.session.close_reason() {
