@@ -26,7 +26,10 @@ pub struct WsConfig {
     /// arrived with nothing unread: those stay in the WebSocket read buffer
     /// they arrived in for as long as that buffer is the one the socket is
     /// read into. Besides, each connection holds that read buffer: one
-    /// message plus up to [`WsConfig::read_buffer_size`] more.
+    /// message plus up to [`WsConfig::read_buffer_size`] more, and up to
+    /// 256 KiB of buffers that payloads of readers behind were copied into,
+    /// kept for reuse (an allocation per large message otherwise) and let
+    /// go at the next keep-alive tick once unused.
     pub stream_window: u32,
     /// Largest WebSocket message accepted, in bytes; a bigger one closes the
     /// connection with 1009. Default 2 MiB: one DATA message can carry up to
@@ -50,7 +53,9 @@ pub struct WsConfig {
     /// one fast writer queue its whole credit in memory.
     pub stream_send_buffer: usize,
     /// WebSocket ping interval. Default 20 s. `None` disables pings (we
-    /// still answer the peer's).
+    /// still answer the peer's). The same tick lets go of the receive copy
+    /// buffers kept for reuse (see [`WsConfig::stream_window`]); without
+    /// it they are kept, 256 KiB at most, for the connection's life.
     pub keep_alive_interval: Option<Duration>,
     /// Close the connection when nothing arrived for this long. Default
     /// 60 s. Armed at connect time, so a silent peer is timed out too.

@@ -355,6 +355,8 @@ where
         if let (Some(ka), Some(d)) = (self.keep_alive.as_mut(), self.timers.keep_alive) {
             if ka.as_mut().poll(cx).is_ready() {
                 ka.as_mut().reset(Instant::now() + d);
+                // Copy buffers kept since the last tick and unused now go.
+                self.with_session(|inner| inner.session.release_idle_copies());
                 if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
                     if let Err(err) = self.ws().start_send(Message::Ping(Bytes::new())) {
                         return self.lost(err);

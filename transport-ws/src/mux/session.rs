@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
 
+use super::copies::CopyPool;
 use super::credit::{CreditWindow, SendCredit};
 use super::frame::{Frame, Shutdown};
 use super::queue::ChunkQueue;
@@ -245,7 +246,13 @@ impl Stream {
     /// would hold that message twice for as long as the stream stalls.
     /// Payloads that leave room in the window are copied at once, so that a
     /// busy connection's read buffer is not kept from being reused.
-    fn push_incoming(&mut self, payload: Bytes, behind: bool, room: u64) -> bool {
+    fn push_incoming(
+        &mut self,
+        payload: Bytes,
+        behind: bool,
+        room: u64,
+        copies: &mut CopyPool,
+    ) -> bool {
         if !behind {
             // Nothing queued: the reader will most likely take it soon.
             debug_assert!(self.incoming.is_empty() && self.incoming_tail.is_empty());
@@ -273,7 +280,7 @@ impl Stream {
         // At most one pinned payload per stream, the last one.
         self.unpin();
         if room > 0 {
-            self.incoming.push_back(Bytes::copy_from_slice(&payload));
+            self.incoming.push_back(copies.copy(&payload));
             return false;
         }
         // The window is full: nothing more can come for this stream until
@@ -394,7 +401,14 @@ pub struct Session {
     /// Address just past the last message received: a message that starts
     /// at most [`MAX_WS_HEADER`] bytes later was cut from the same buffer.
     last_msg_end: usize,
+    /// Buffers payloads behind unread data are copied into (see
+    /// [`Session::release_idle_copies`]).
+    copies: CopyPool,
 }
+
+/// Bytes of reusable copy buffers a connection keeps at most (four 64 KiB
+/// messages), on top of what its streams have queued.
+const COPY_POOL_BYTES: usize = 256 << 10;
 
 /// Longest WebSocket frame header (a 64-bit length and a mask key): the gap
 /// between two messages the WebSocket layer cut from one read buffer.
@@ -431,6 +445,7 @@ impl Session {
             tx_buf: BytesMut::new(),
             pinned: Vec::new(),
             last_msg_end: 0,
+            copies: CopyPool::new(COPY_POOL_BYTES),
         }
     }
 
@@ -636,7 +651,7 @@ impl Session {
         }
         if !payload.is_empty() {
             let room = stream.window.peer_credit();
-            let pinned = stream.push_incoming(payload, behind, room);
+            let pinned = stream.push_incoming(payload, behind, room, &mut self.copies);
             self.events.push_back(Event::Readable(id));
             if pinned && self.pinned.last() != Some(&id) {
                 self.pinned.push(id);
@@ -826,6 +841,14 @@ impl Session {
         reserve_tx(&mut self.tx_buf, frame.encoded_len());
         frame.encode(&mut self.tx_buf);
         self.tx_buf.split().freeze()
+    }
+
+    /// Lets go of the copy buffers no payload uses any more. The driver
+    /// calls it on a timer: a connection keeps them between bursts (reusing
+    /// them is what spares an allocation per message) but not for long once
+    /// it went quiet.
+    pub fn release_idle_copies(&mut self) {
+        self.copies.release_idle();
     }
 
     /// The next event for the async layer.
@@ -1179,6 +1202,12 @@ impl Session {
         self.streams.get(&id).map_or(Vec::new(), |s| {
             s.incoming.iter().map(|b| b.as_ptr()).collect()
         })
+    }
+
+    /// Copy buffers the connection keeps.
+    #[cfg(test)]
+    pub(crate) fn copy_buffers(&self) -> usize {
+        self.copies.buffers()
     }
 
     /// Figures for the connection.

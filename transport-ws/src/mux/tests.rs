@@ -1210,3 +1210,44 @@ fn read_chunk_hands_over_payloads_and_returns_credit() {
     assert_eq!(s.read_chunk(id, 64), Ok(None), "end of stream");
     assert_eq!(s.read_chunk(id, 64), Ok(None), "and it stays ended");
 }
+
+#[test]
+fn copies_for_a_reader_behind_reuse_the_buffers_it_is_done_with() {
+    let mut s = Session::new(config(Role::Server, 16 * 4096));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
+    let data = |fill: u8| {
+        apart(
+            Frame::Data {
+                id,
+                payload: Bytes::from(vec![fill; 4096]),
+            }
+            .to_bytes(),
+        )
+    };
+    // The first arrives with nothing unread (queued as received); the two
+    // behind it are copied.
+    for fill in 1..=3 {
+        s.handle_message(data(fill));
+    }
+    assert_eq!(s.copy_buffers(), 2);
+    let second_copy = s.queued_ptrs(id)[1];
+    // The reader takes the first two and drops them; the third is unread.
+    for fill in 1..=2u8 {
+        let chunk = s.read_chunk(id, 4096).unwrap().unwrap();
+        assert!(chunk.iter().all(|&b| b == fill));
+    }
+    // The fourth, behind the third, goes into the second's buffer: no new
+    // one.
+    s.handle_message(data(4));
+    assert_eq!(s.queued_ptrs(id)[1], second_copy);
+    assert_eq!(s.copy_buffers(), 2);
+    for fill in 3..=4u8 {
+        let chunk = s.read_chunk(id, 4096).unwrap().unwrap();
+        assert!(chunk.iter().all(|&b| b == fill));
+    }
+    // The driver's timer lets the unused ones go.
+    s.release_idle_copies();
+    assert_eq!(s.copy_buffers(), 0);
+}

@@ -1,0 +1,177 @@
+//! Buffers a connection's received payloads are copied into while their
+//! readers are behind, reused once a reader dropped what was cut from them.
+//!
+//! A payload that arrives behind unread data is copied out of the socket's
+//! read buffer, so that a stalled stream costs its window and not the
+//! buffers its data came in (see `Stream::push_incoming`). A bulk reader is
+//! usually a few messages behind, so every large message was copied into an
+//! allocation of its own, made on the driver's thread and freed on the
+//! reader's: with glibc that trims and re-faults memory at every turn (about
+//! 100k page faults a second at 64 KiB messages). Reusing buffers keeps the
+//! copy and drops the allocation.
+//!
+//! The pool holds at most [`CopyPool::new`]'s byte cap in buffers; beyond
+//! it a payload gets an allocation of its own, as before. Buffers in use
+//! hold queued data, counted in their streams' windows; the idle ones are
+//! let go by [`CopyPool::release_idle`], which the driver calls on a timer.
+
+use bytes::{Bytes, BytesMut};
+
+/// Reusable copy buffers of one connection.
+#[derive(Debug)]
+pub(crate) struct CopyPool {
+    /// Each buffer, with the size it was made with.
+    buffers: Vec<(BytesMut, usize)>,
+    /// Sum of those sizes.
+    bytes: usize,
+    cap: usize,
+}
+
+impl CopyPool {
+    /// A pool that holds at most `cap` bytes of buffers.
+    pub(crate) fn new(cap: usize) -> Self {
+        CopyPool {
+            buffers: Vec::new(),
+            bytes: 0,
+            cap,
+        }
+    }
+
+    /// `data` in a buffer of its own size: one no payload uses any more if
+    /// its size fits (within 1/32, so reuse adds no more than that to what a
+    /// payload holds), else a new one while the cap allows, else an
+    /// allocation of its own.
+    pub(crate) fn copy(&mut self, data: &[u8]) -> Bytes {
+        let len = data.len();
+        let free = self.buffers.iter_mut().position(|(b, _)| reclaim(b));
+        let at = match free {
+            Some(at) if fits(self.buffers[at].1, len) => Some(at),
+            Some(at) => {
+                // Free but of another size: replaced by one of this size.
+                let (_, size) = self.buffers.swap_remove(at);
+                self.bytes -= size;
+                self.add(len)
+            }
+            None => self.add(len),
+        };
+        let Some(at) = at else {
+            return Bytes::copy_from_slice(data);
+        };
+        let buffer = &mut self.buffers[at].0;
+        buffer.extend_from_slice(data);
+        buffer.split().freeze()
+    }
+
+    /// A new buffer of `len` bytes, if the cap allows.
+    fn add(&mut self, len: usize) -> Option<usize> {
+        if self.bytes + len > self.cap {
+            return None;
+        }
+        self.bytes += len;
+        self.buffers.push((BytesMut::with_capacity(len), len));
+        Some(self.buffers.len() - 1)
+    }
+
+    /// Drops the buffers no payload uses any more.
+    pub(crate) fn release_idle(&mut self) {
+        let bytes = &mut self.bytes;
+        self.buffers.retain_mut(|(b, size)| {
+            let idle = reclaim(b);
+            if idle {
+                *bytes -= *size;
+            }
+            !idle
+        });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buffers(&self) -> usize {
+        self.buffers.len()
+    }
+}
+
+/// Takes back the whole of `buffer` if no payload points into it. Asking
+/// for one byte more than its spare capacity makes `try_reclaim` check
+/// that, rather than settle for the spare bytes left after the last copy.
+fn reclaim(buffer: &mut BytesMut) -> bool {
+    buffer.try_reclaim(buffer.capacity() + 1)
+}
+
+fn fits(size: usize, len: usize) -> bool {
+    size >= len && size - len <= size / 32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_is_reused_once_its_payload_is_dropped() {
+        let mut pool = CopyPool::new(1 << 20);
+        let first = pool.copy(&[1; 65_536]);
+        let first_at = first.as_ptr();
+        // In use: a second buffer.
+        let second = pool.copy(&[2; 65_536]);
+        assert_eq!(pool.buffers(), 2);
+        assert!(first.iter().all(|&b| b == 1) && second.iter().all(|&b| b == 2));
+        drop(first);
+        // The first one is free again: reused, nothing added.
+        let third = pool.copy(&[3; 65_536]);
+        assert_eq!(third.as_ptr(), first_at);
+        assert_eq!(pool.buffers(), 2);
+        assert!(third.iter().all(|&b| b == 3) && second.iter().all(|&b| b == 2));
+    }
+
+    #[test]
+    fn a_buffer_with_spare_bytes_is_reused_only_once_free() {
+        let mut pool = CopyPool::new(1 << 20);
+        drop(pool.copy(&[1; 65_536]));
+        // Fits with 1,000 bytes to spare.
+        let second = pool.copy(&[2; 64_536]);
+        let at = second.as_ptr();
+        // Still in use: its spare bytes are not taken for the next one.
+        let third = pool.copy(&[3; 64_536]);
+        assert_ne!(third.as_ptr(), at);
+        assert_eq!(pool.buffers(), 2);
+        drop(second);
+        assert_eq!(pool.copy(&[4; 65_000]).as_ptr(), at);
+        assert!(third.iter().all(|&b| b == 3));
+    }
+
+    #[test]
+    fn a_free_buffer_of_another_size_is_replaced() {
+        let mut pool = CopyPool::new(1 << 20);
+        drop(pool.copy(&[1; 65_536]));
+        let small = pool.copy(&[2; 2_000]);
+        assert_eq!((pool.buffers(), pool.bytes), (1, 2_000));
+        drop(small);
+        let larger = pool.copy(&[3; 70_000]);
+        assert_eq!(larger.len(), 70_000);
+        assert_eq!((pool.buffers(), pool.bytes), (1, 70_000));
+    }
+
+    #[test]
+    fn the_cap_bounds_the_buffers_and_release_lets_idle_ones_go() {
+        let mut pool = CopyPool::new(3 * 10_000);
+        let held: Vec<Bytes> = (0..5).map(|i| pool.copy(&[i; 10_000])).collect();
+        // Three pooled, two copied on their own.
+        assert_eq!((pool.buffers(), pool.bytes), (3, 30_000));
+        for (i, b) in held.iter().enumerate() {
+            assert!(b.iter().all(|&x| x == i as u8));
+        }
+        let first = held.into_iter().next();
+        pool.release_idle();
+        assert_eq!(pool.buffers(), 1, "the one still held stays");
+        drop(first);
+        pool.release_idle();
+        assert_eq!((pool.buffers(), pool.bytes), (0, 0));
+    }
+
+    #[test]
+    fn fit_allows_a_thirty_second_of_slack() {
+        assert!(fits(65_536, 65_536));
+        assert!(fits(65_536, 63_488));
+        assert!(!fits(65_536, 63_487));
+        assert!(!fits(65_536, 65_537));
+    }
+}
