@@ -244,8 +244,9 @@ impl Stream {
     /// the payload that fills the window is pinned too: its buffer is the one
     /// the WebSocket layer reads into until then, and copying it at once
     /// would hold that message twice for as long as the stream stalls.
-    /// Payloads that leave room in the window are copied at once, so that a
-    /// busy connection's read buffer is not kept from being reused.
+    /// Payloads that leave room in the window are copied at once, into the
+    /// connection's reusable copy buffers ([`CopyPool`]), so that a busy
+    /// connection's read buffer is not kept from being reused.
     fn push_incoming(
         &mut self,
         payload: Bytes,
