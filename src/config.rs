@@ -4,7 +4,7 @@
 //! Every field but `url` is optional. A limit or timeout left out keeps the
 //! transport's own default, which is documented next to the field; the
 //! transports' config types (`strand::ws::WsConfig`,
-//! `strand::quic::TransportConfig`) give the memory or DoS reason for each.
+//! `strand::quic::QuicConfig`) give the memory or DoS reason for each.
 //!
 //! ```
 //! let config: strand::EndpointConfig = toml::from_str(r#"
@@ -136,18 +136,24 @@ pub struct LimitsConfig {
     /// stream ahead of our reader. Default 1 MiB on both carriers. On QUIC
     /// the peer is granted about 85 % of it, the rest being room for
     /// quinn's per-packet cost (see transport-quic's
-    /// `TransportConfig::stream_receive_window`).
+    /// `QuicConfig::stream_window`).
     pub stream_window: Option<u32>,
     /// Streams open at once on one connection (ws: both directions, default
     /// 256; quic: opened by the peer, default 100). Bounds per-connection
     /// memory to about `max_streams × stream_window`.
     pub max_streams: Option<u32>,
     /// ws: streams opened by the peer and not yet accepted, default 64; past
-    /// it new streams are refused instead of buffered.
-    pub accept_backlog: Option<usize>,
-    /// quic server: connections open at once, default 1024 (each costs its
-    /// windows). Serving ws, the server's own connection limit applies.
+    /// it new streams are refused instead of buffered. (`accept_backlog` is
+    /// accepted as its former name.)
+    #[serde(alias = "accept_backlog")]
+    pub stream_backlog: Option<usize>,
+    /// Server: connections open at once, default 1024 (each costs its
+    /// buffers and windows). Past it a ws client gets `503`, a QUIC one is
+    /// refused.
     pub max_connections: Option<usize>,
+    /// Server: connections in their handshake or not yet accepted, default
+    /// 256 (ws) and 128 (quic): slow or silent clients cannot take more.
+    pub max_pending_handshakes: Option<usize>,
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,

@@ -13,7 +13,7 @@ use strand_tls::{
     load_certs_pem, ClientAuth, ClientCertVerification, ClientTls, Identity, ServerTls,
     ServerVerification,
 };
-use strand_transport_quic::{QuicClientConfig, QuicListener, QuicServerConfig, TransportConfig};
+use strand_transport_quic::{QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig};
 use strand_transport_ws::{UpgradeHook, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 
 use crate::config::{ClientAuthMode, EndpointConfig, TimeoutsConfig, VerifyMode};
@@ -44,16 +44,6 @@ impl Scheme {
     /// Whether the carrier uses TLS.
     pub fn is_tls(self) -> bool {
         !matches!(self, Scheme::Ws)
-    }
-
-    /// The code of a normal close on this carrier, for
-    /// [`Connection::close`](strand_rpc_core::transport::Connection::close):
-    /// WebSocket 1000, QUIC application code 0.
-    pub fn normal_close_code(self) -> u64 {
-        match self {
-            Scheme::Ws | Scheme::Wss => 1000,
-            Scheme::Quic => 0,
-        }
     }
 }
 
@@ -212,7 +202,14 @@ impl Endpoint {
         let inner = match self.scheme {
             Scheme::Ws | Scheme::Wss => {
                 let mut config = WsServerConfig::default();
-                config.ws = self.ws_config();
+                config.transport = self.ws_config();
+                let limits = &self.config.limits;
+                if let Some(n) = limits.max_connections {
+                    config.max_connections = n;
+                }
+                if let Some(n) = limits.max_pending_handshakes {
+                    config.max_pending_handshakes = n;
+                }
                 if self.path != "/" {
                     config.path = Some(self.path.clone());
                 }
@@ -232,15 +229,19 @@ impl Endpoint {
                 if let Some(alpn) = self.alpn() {
                     config = config.with_alpn(alpn);
                 }
-                if let Some(n) = self.config.limits.max_connections {
+                let limits = &self.config.limits;
+                if let Some(n) = limits.max_connections {
                     config.max_connections = n;
                 }
-                Inner::Quic(QuicListener::bind(addr, config)?)
+                if let Some(n) = limits.max_pending_handshakes {
+                    config.max_pending_handshakes = n;
+                }
+                Inner::Quic(QuicListener::bind(addr, config).await?)
             }
         };
         let local_addr = match &inner {
             Inner::Ws(l) => l.local_addr(),
-            Inner::Quic(l) => l.local_addr()?,
+            Inner::Quic(l) => l.local_addr(),
         };
         let url = format_url(
             self.scheme,
@@ -263,7 +264,7 @@ impl Endpoint {
         match self.scheme {
             Scheme::Ws | Scheme::Wss => {
                 let mut config = WsClientConfig::default();
-                config.ws = self.ws_config();
+                config.transport = self.ws_config();
                 if self.scheme == Scheme::Wss {
                     config.tls = Some(self.client_tls()?);
                 }
@@ -346,8 +347,8 @@ impl Endpoint {
         if let Some(n) = limits.max_streams {
             ws.max_streams = n as usize;
         }
-        if let Some(n) = limits.accept_backlog {
-            ws.accept_backlog = n;
+        if let Some(n) = limits.stream_backlog {
+            ws.stream_backlog = n;
         }
         if let Some(t) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             ws.handshake_timeout = t;
@@ -361,14 +362,14 @@ impl Endpoint {
         ws
     }
 
-    fn quic_transport(&self) -> TransportConfig {
+    fn quic_transport(&self) -> QuicConfig {
         let (limits, timeouts) = (&self.config.limits, &self.config.timeouts);
-        let mut t = TransportConfig::default();
+        let mut t = QuicConfig::default();
         if let Some(w) = limits.stream_window {
-            t.stream_receive_window = w;
+            t.stream_window = w;
         }
         if let Some(n) = limits.max_streams {
-            t.max_concurrent_bidi_streams = n;
+            t.max_streams = n;
         }
         if let Some(d) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             t.handshake_timeout = d;
@@ -642,8 +643,8 @@ mod tests {
         assert_eq!(c.timeouts, crate::TimeoutsConfig::default());
         // Defaults left to the transports.
         let t = e.quic_transport();
-        let d = TransportConfig::default();
-        assert_eq!(t.stream_receive_window, d.stream_receive_window);
+        let d = QuicConfig::default();
+        assert_eq!(t.stream_window, d.stream_window);
         assert_eq!(t.idle_timeout, d.idle_timeout);
         assert!(e.client_config().timeout.is_none());
         assert!(e.client_config().metadata.is_empty());
@@ -665,8 +666,9 @@ mod tests {
             [limits]
             stream_window = 65536
             max_streams = 16
-            accept_backlog = 8
+            stream_backlog = 8
             max_connections = 10
+            max_pending_handshakes = 5
             max_message_size = 4096
             [timeouts]
             handshake_ms = 2000
@@ -689,7 +691,11 @@ mod tests {
         let ws = e.ws_config();
         assert_eq!(ws.stream_window, 65536);
         assert_eq!(ws.max_streams, 16);
-        assert_eq!(ws.accept_backlog, 8);
+        assert_eq!(ws.stream_backlog, 8);
+        assert_eq!(c.limits.max_pending_handshakes, Some(5));
+        // The former name of `stream_backlog` still reads.
+        let old = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\naccept_backlog = 3").unwrap();
+        assert_eq!(old.ws_config().stream_backlog, 3);
         assert_eq!(ws.handshake_timeout, std::time::Duration::from_secs(2));
         assert_eq!(ws.idle_timeout, None, "0 disables the idle timeout");
         assert_eq!(
@@ -697,8 +703,8 @@ mod tests {
             Some(std::time::Duration::from_secs(1))
         );
         let q = e.quic_transport();
-        assert_eq!(q.stream_receive_window, 65536);
-        assert_eq!(q.max_concurrent_bidi_streams, 16);
+        assert_eq!(q.stream_window, 65536);
+        assert_eq!(q.max_streams, 16);
         let client = e.client_config();
         assert_eq!(client.timeout, Some(std::time::Duration::from_secs(3)));
         assert_eq!(client.max_message_size, 4096);

@@ -103,6 +103,7 @@ impl Drop for Serving {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use strand_rpc_core::transport::CloseCode;
     use strand_rpc_core::Client;
     use strand_tls::Identity;
 
@@ -227,10 +228,10 @@ mod tests {
         let reason = tokio::time::timeout(Duration::from_secs(5), client.connection().closed())
             .await
             .expect("the connection closed");
-        assert_eq!(reason.code, 1000, "{reason:?}");
+        assert_eq!(reason.code, CloseCode::Normal, "{reason:?}");
     }
 
-    /// After a graceful shutdown, a QUIC client sees application code 0.
+    /// After a graceful shutdown, a QUIC client sees a normal close (code 0).
     #[tokio::test]
     async fn shutdown_closes_quic_connections_normally() {
         let identity = Identity::dev().unwrap();
@@ -252,7 +253,7 @@ mod tests {
         let reason = tokio::time::timeout(Duration::from_secs(5), client.connection().closed())
             .await
             .expect("the connection closed");
-        assert_eq!(reason.code, 0, "{reason:?}");
+        assert_eq!(reason.code, CloseCode::Normal, "{reason:?}");
         assert_eq!(
             reason.initiator,
             strand_rpc_core::transport::CloseInitiator::Peer,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::Value;
-use strand::{Client, ClientError, Endpoint, Scheme, VerifyMode};
+use strand::core::transport::CloseCode;
+use strand::{Client, ClientError, Endpoint, VerifyMode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Longest stdin line accepted as one message (the default message limit).
@@ -122,18 +123,18 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Kind::Raw => raw(&client, &args.method, params).await,
     };
     tracing::debug!(ok = result.is_ok(), "call done; closing the connection");
-    close(&client, endpoint.scheme()).await;
+    close(&client).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::fail(e),
     }
 }
 
-/// Closes the connection with the carrier's normal code and waits (briefly)
-/// until the peer was told, so the process does not exit mid-handshake.
-pub(crate) async fn close(client: &Client, scheme: Scheme) {
+/// Closes the connection normally and waits (briefly) until the peer was
+/// told, so the process does not exit mid-handshake.
+pub(crate) async fn close(client: &Client) {
     let conn = client.connection();
-    conn.close(scheme.normal_close_code(), "");
+    conn.close(CloseCode::Normal, "");
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.closed()).await;
 }
 

@@ -88,7 +88,7 @@ async fn column(url: &str, identity: &Identity, per_call: Duration) -> Vec<Check
         Err(_) => return all_failed("connect timed out"),
     };
     let checks = run_checks(&client, per_call).await;
-    crate::call::close(&client, endpoint.scheme()).await;
+    crate::call::close(&client).await;
     checks
 }
 

@@ -35,8 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Notify};
 
 use crate::transport::{
-    codes, CloseReason, Connection, DynConnection, Listener, PeerInfo, RecvStream, SendStream,
-    Stream, StreamError,
+    codes, CloseCode, CloseReason, Connection, DynConnection, Listener, PeerInfo, RecvStream,
+    SendStream, Stream, StreamError,
 };
 
 /// Limits of the memory transport.
@@ -47,14 +47,14 @@ pub struct MemoryConfig {
     pub stream_buffer: usize,
     /// Streams opened by the peer and not yet accepted before openers wait.
     /// Default 128.
-    pub accept_backlog: usize,
+    pub stream_backlog: usize,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             stream_buffer: 64 * 1024,
-            accept_backlog: 128,
+            stream_backlog: 128,
         }
     }
 }
@@ -245,7 +245,7 @@ impl Connection for MemoryConnection {
             }
             {
                 let mut streams = lock(&queue.streams);
-                if streams.len() < self.link.config.accept_backlog {
+                if streams.len() < self.link.config.stream_backlog {
                     let outgoing = self.new_pipe(self.side);
                     let incoming = self.new_pipe(peer_side);
                     let ours = Stream::new(
@@ -287,7 +287,7 @@ impl Connection for MemoryConnection {
         self.peer.clone()
     }
 
-    fn close(&self, code: u64, reason: &str) {
+    fn close(&self, code: CloseCode, reason: &str) {
         let me = self.side;
         self.link.close(|side| {
             if side == me {
@@ -311,7 +311,7 @@ impl Connection for MemoryConnection {
 
 impl Drop for MemoryConnection {
     fn drop(&mut self) {
-        self.close(0, "connection dropped");
+        self.close(CloseCode::Normal, "connection dropped");
     }
 }
 
@@ -586,7 +586,7 @@ mod tests {
     async fn writer_waits_at_buffer_limit() {
         let (a, b) = pair_with(MemoryConfig {
             stream_buffer: 8,
-            accept_backlog: 4,
+            stream_backlog: 4,
         });
         let mut s = a.open_stream().await.unwrap();
         let mut t = b.accept_stream().await.unwrap();
@@ -647,11 +647,11 @@ mod tests {
         let (a, b) = pair();
         let mut s = a.open_stream().await.unwrap();
         let mut t = b.accept_stream().await.unwrap();
-        a.close(1000, "bye");
+        a.close(CloseCode::Normal, "bye");
         let err = t.recv.read(&mut [0u8; 4]).await.unwrap_err();
         match StreamError::from_io(&err) {
             Some(StreamError::ConnectionClosed(r)) => {
-                assert_eq!((r.code, r.reason.as_str()), (1000, "bye"));
+                assert_eq!((r.code, r.reason.as_str()), (CloseCode::Normal, "bye"));
                 assert_eq!(r.initiator, crate::transport::CloseInitiator::Peer);
             }
             other => panic!("unexpected {other:?}"),

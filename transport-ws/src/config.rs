@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use strand_rpc_core::transport::UpgradeRequest;
 use strand_tls::{ClientTls, ServerTls};
+
+use crate::handshake::UpgradeRequest;
 
 /// Limits and timers of one connection, the same on both sides.
 #[derive(Debug, Clone)]
@@ -47,7 +48,7 @@ pub struct WsConfig {
     /// Streams opened by the peer and not yet taken by `accept_stream`.
     /// Default 64; past it new streams are refused (an application that does
     /// not accept must not make us buffer without bound).
-    pub accept_backlog: usize,
+    pub stream_backlog: usize,
     /// Bytes written on one stream and not yet handed to the socket before
     /// writes wait. Default 256 KiB: keeps the socket busy without letting
     /// one fast writer queue its whole credit in memory.
@@ -90,7 +91,7 @@ impl Default for WsConfig {
             max_message_size: 2 << 20,
             max_data_payload: 64 << 10,
             max_streams: 256,
-            accept_backlog: 64,
+            stream_backlog: 64,
             stream_send_buffer: 256 << 10,
             keep_alive_interval: Some(Duration::from_secs(20)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -115,9 +116,9 @@ impl WsConfig {
         self
     }
 
-    /// Sets [`WsConfig::accept_backlog`].
-    pub fn with_accept_backlog(mut self, n: usize) -> Self {
-        self.accept_backlog = n;
+    /// Sets [`WsConfig::stream_backlog`].
+    pub fn with_stream_backlog(mut self, n: usize) -> Self {
+        self.stream_backlog = n;
         self
     }
 
@@ -233,7 +234,7 @@ impl fmt::Debug for UpgradeHook {
 #[non_exhaustive]
 pub struct WsServerConfig {
     /// Limits and timers of each connection.
-    pub ws: WsConfig,
+    pub transport: WsConfig,
     /// Accept upgrades only on this path (e.g. `/rpc`); any path if `None`.
     /// Other paths get `404`.
     pub path: Option<String>,
@@ -245,37 +246,40 @@ pub struct WsServerConfig {
     /// Largest HTTP request head accepted, in bytes. Default 16 KiB; a bigger
     /// one gets `431`.
     pub max_request_head: usize,
-    /// Connections in their handshake, or established and waiting for room
-    /// in the accept backlog, at once. Default 256: slow or silent clients
+    /// Connections in their handshake, or established and not yet taken by
+    /// `accept_connection`, at once. Default 256: slow or silent clients
     /// cannot exhaust memory or file descriptors; further TCP connections
     /// wait in the kernel's listen queue.
     pub max_pending_handshakes: usize,
-    /// Established connections not yet taken by `accept`. Default 128.
-    pub accept_backlog: usize,
+    /// Connections open at once (pending ones included). Default 1024: each
+    /// costs its buffers and stream state, so this bounds the listener's
+    /// memory. A client over the limit gets `503 Service Unavailable`.
+    pub max_connections: usize,
     /// Advertise our stream window in the `x-strand-window` response header
-    /// (strand extension, see PROTOCOL-EXTENSIONS.md). Default true.
+    /// (strand extension, see docs/protocol.md, "Window advertisement").
+    /// Default true.
     pub advertise_window: bool,
 }
 
 impl Default for WsServerConfig {
     fn default() -> Self {
         WsServerConfig {
-            ws: WsConfig::default(),
+            transport: WsConfig::default(),
             path: None,
             tls: None,
             upgrade_hook: None,
             max_request_head: 16 << 10,
             max_pending_handshakes: 256,
-            accept_backlog: 128,
+            max_connections: 1024,
             advertise_window: true,
         }
     }
 }
 
 impl WsServerConfig {
-    /// Sets the connection limits.
-    pub fn with_ws(mut self, ws: WsConfig) -> Self {
-        self.ws = ws;
+    /// Sets the connection limits and timers.
+    pub fn with_transport(mut self, transport: WsConfig) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -305,24 +309,42 @@ impl WsServerConfig {
 }
 
 /// Client configuration for [`crate::connect`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WsClientConfig {
     /// Limits and timers of the connection.
-    pub ws: WsConfig,
+    pub transport: WsConfig,
     /// TLS for `wss://` URLs. Required for them.
     pub tls: Option<ClientTls>,
     /// Extra headers for the upgrade request (e.g. `authorization`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Do not advertise our window (behave exactly like a JS client).
-    /// Default false.
-    pub no_window_advertisement: bool,
+    /// Advertise our stream window in the `x-strand-window` request header
+    /// (strand extension, see docs/protocol.md, "Window advertisement").
+    /// Default true; false behaves exactly like a JS client.
+    pub advertise_window: bool,
+}
+
+impl Default for WsClientConfig {
+    fn default() -> Self {
+        WsClientConfig {
+            transport: WsConfig::default(),
+            tls: None,
+            headers: Vec::new(),
+            advertise_window: true,
+        }
+    }
 }
 
 impl WsClientConfig {
-    /// Sets the connection limits.
-    pub fn with_ws(mut self, ws: WsConfig) -> Self {
-        self.ws = ws;
+    /// Sets the connection limits and timers.
+    pub fn with_transport(mut self, transport: WsConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets [`WsClientConfig::advertise_window`].
+    pub fn with_advertise_window(mut self, advertise: bool) -> Self {
+        self.advertise_window = advertise;
         self
     }
 

@@ -15,12 +15,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strand_rpc_core::transport::{
-    CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
+    CloseCode, CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use crate::mux::session::CLOSE_NORMAL;
 use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
 
 /// State shared by the driver and the handles.
@@ -248,14 +247,13 @@ fn to_stream_error(err: OpError) -> StreamError {
     }
 }
 
-/// Whether a close frame may carry `code` (RFC 6455 section 7.4).
-pub(crate) fn sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
 /// Connection-wide figures (see also [`WsSendStream::stats`] and
 /// [`WsRecvStream::stats`] for one stream).
 pub type ConnectionStats = SessionStats;
+
+/// A mux stream with its own halves, as [`WsConnection::open_stream`] and
+/// [`WsConnection::accept_stream`] give it.
+pub type WsStream = Stream<WsSendStream, WsRecvStream>;
 
 /// A WebSocket mux connection: opens and accepts streams.
 ///
@@ -273,7 +271,8 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.with(|inner| inner.session.close(CLOSE_NORMAL, ""));
+        self.0
+            .with(|inner| inner.session.close(CloseCode::Normal, ""));
     }
 }
 
@@ -300,13 +299,15 @@ impl WsConnection {
     }
 
     /// Opens a stream. Waits while [`crate::WsConfig::max_streams`] streams
-    /// are alive.
-    pub async fn open(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    /// are alive. Gives the mux's own halves; [`Connection::open_stream`]
+    /// boxes them.
+    pub async fn open_stream(&self) -> Result<WsStream, StreamError> {
         self.wait_for(&self.shared.released, Session::open).await
     }
 
-    /// Waits for the next stream the peer opened.
-    pub async fn accept(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    /// Waits for the next stream the peer opened. Gives the mux's own
+    /// halves; [`Connection::accept_stream`] boxes them.
+    pub async fn accept_stream(&self) -> Result<WsStream, StreamError> {
         self.wait_for(&self.shared.accept, Session::accept).await
     }
 
@@ -317,7 +318,7 @@ impl WsConnection {
         &self,
         notify: &Notify,
         op: fn(&mut Session) -> Result<StreamId, OpError>,
-    ) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    ) -> Result<WsStream, StreamError> {
         let mut notified = std::pin::pin!(notify.notified());
         let mut registered = false;
         loop {
@@ -340,7 +341,7 @@ impl WsConnection {
     fn try_op(
         &self,
         op: fn(&mut Session) -> Result<StreamId, OpError>,
-    ) -> Option<Result<(WsSendStream, WsRecvStream), StreamError>> {
+    ) -> Option<Result<WsStream, StreamError>> {
         match self.shared.with(|inner| op(&mut inner.session)) {
             Ok(id) => Some(Ok(self.halves(id))),
             Err(OpError::Blocked) => None,
@@ -348,8 +349,8 @@ impl WsConnection {
         }
     }
 
-    fn halves(&self, id: StreamId) -> (WsSendStream, WsRecvStream) {
-        (
+    fn halves(&self, id: StreamId) -> WsStream {
+        Stream::from_halves(
             WsSendStream {
                 shared: self.shared.clone(),
                 id,
@@ -361,20 +362,15 @@ impl WsConnection {
         )
     }
 
-    /// Closes at once with a WebSocket close code and reason. A code that a
-    /// close frame may not carry (e.g. 1005, 1006 or below 1000) is sent as 1000.
-    pub fn close_with(&self, code: u16, reason: &str) {
-        let code = if sendable_close_code(code) {
-            code
-        } else {
-            CLOSE_NORMAL
-        };
+    /// Closes at once with `code` and `reason`; the close frame carries the
+    /// WebSocket code for `code` (see [`crate::mux::close_code::to_wire`]).
+    pub fn close(&self, code: CloseCode, reason: &str) {
         self.shared.with(|inner| inner.session.close(code, reason));
     }
 
     /// Graceful shutdown: no new streams either way (peer opens are refused),
     /// open streams may finish until `deadline` elapses, then the connection
-    /// closes with 1000. Resolves once closed.
+    /// closes with [`CloseCode::Normal`] (1000). Resolves once closed.
     pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
@@ -394,12 +390,12 @@ impl WsConnection {
             }
         };
         let _ = tokio::time::timeout(deadline, drained).await;
-        self.close_with(CLOSE_NORMAL, "");
-        self.closed_reason().await
+        self.close(CloseCode::Normal, "");
+        self.closed().await
     }
 
     /// Resolves when the connection has closed and its driver has stopped.
-    pub async fn closed_reason(&self) -> CloseReason {
+    pub async fn closed(&self) -> CloseReason {
         loop {
             let notified = self.shared.closed.notified();
             tokio::pin!(notified);
@@ -426,41 +422,33 @@ impl WsConnection {
 #[async_trait]
 impl Connection for WsConnection {
     async fn open_stream(&self) -> Result<Stream, StreamError> {
-        let (send, recv) = self.open().await?;
-        Ok(Stream::new(send, recv))
+        Ok(WsConnection::open_stream(self).await?.boxed())
     }
 
     async fn accept_stream(&self) -> Result<Stream, StreamError> {
-        let (send, recv) = self.accept().await?;
-        Ok(Stream::new(send, recv))
+        Ok(WsConnection::accept_stream(self).await?.boxed())
     }
 
     fn try_open_stream(&self) -> Option<Result<Stream, StreamError>> {
         let opened = self.try_op(Session::open)?;
-        Some(opened.map(|(send, recv)| Stream::new(send, recv)))
+        Some(opened.map(Stream::boxed))
     }
 
     fn try_accept_stream(&self) -> Option<Result<Stream, StreamError>> {
         let accepted = self.try_op(Session::accept)?;
-        Some(accepted.map(|(send, recv)| Stream::new(send, recv)))
+        Some(accepted.map(Stream::boxed))
     }
 
     fn peer_info(&self) -> Arc<PeerInfo> {
         self.peer.clone()
     }
 
-    /// Codes that a close frame may not carry (0, QUIC's "normal", among
-    /// them) are sent as 1000.
-    fn close(&self, code: u64, reason: &str) {
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| sendable_close_code(*c))
-            .unwrap_or(CLOSE_NORMAL);
-        self.close_with(code, reason);
+    fn close(&self, code: CloseCode, reason: &str) {
+        WsConnection::close(self, code, reason);
     }
 
     async fn closed(&self) -> CloseReason {
-        self.closed_reason().await
+        WsConnection::closed(self).await
     }
 
     async fn shutdown(&self, timeout: Duration) {

@@ -115,9 +115,9 @@ pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,
 };
-pub use conn::{ConnectionStats, WsConnection, WsRecvStream, WsSendStream};
+pub use conn::{ConnectionStats, WsConnection, WsRecvStream, WsSendStream, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
-pub use handshake::WINDOW_HEADER;
+pub use handshake::{UpgradeRequest, WINDOW_HEADER};
 pub use mux::{SessionStats, StreamStats};
 pub use strand_tls;

@@ -34,7 +34,8 @@ use crate::context::Context;
 use crate::error::RpcError;
 use crate::message::{self, error_codes, IncomingMessage, MetadataRaw};
 use crate::transport::{
-    codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream, StreamError,
+    codes, BoxSendStream, CloseCode, DynConnection, Listener, PeerInfo, SendStream, Stream,
+    StreamError,
 };
 
 /// A stream whose items are always ready is checked for a stop or a forced
@@ -244,7 +245,7 @@ impl Server {
     pub async fn serve_connection(&self, conn: DynConnection) {
         let inner = &self.inner;
         if inner.forced.is_cancelled() {
-            conn.close(0, "server shut down");
+            conn.close(CloseCode::Normal, "server shut down");
             return;
         }
         {

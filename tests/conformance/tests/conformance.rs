@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use strand_rpc_core::codec::MessageReader;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
 use strand_rpc_core::server::{RawBody, RawReader, Router, Server};
+use strand_rpc_core::transport::CloseCode;
 use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -804,9 +805,9 @@ mod cases {
         .await;
 
         if by_server {
-            h.pair.server.close(1011, "killed");
+            h.pair.server.close(CloseCode::Internal, "killed");
         } else {
-            h.pair.client.close(1011, "killed");
+            h.pair.client.close(CloseCode::Internal, "killed");
         }
 
         // Every call fails on the client, none looks like a clean end.

@@ -25,7 +25,7 @@ use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
 use strand_test_support::js::{node, NodeProcess};
 use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, TransportConfig,
+    QuicClient, QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig,
 };
 use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -215,8 +215,8 @@ fn ws_config() -> WsConfig {
         .with_idle_timeout(Some(IDLE))
 }
 
-fn quic_transport() -> TransportConfig {
-    let mut t = TransportConfig::default();
+fn quic_transport() -> QuicConfig {
+    let mut t = QuicConfig::default();
     t.keep_alive_interval = Some(KEEP_ALIVE);
     t.idle_timeout = Some(IDLE);
     // A JS server drops whatever reaches it before it has parsed a call's
@@ -240,7 +240,7 @@ async fn js_client_against_strand_server(carrier: Carrier) {
         Carrier::Ws => {
             let config = WsServerConfig::default()
                 .with_tls(ServerTls::new(identity.clone()))
-                .with_ws(ws_config());
+                .with_transport(ws_config());
             let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
             let port = listener.local_addr().port();
             let server = server.clone();
@@ -249,8 +249,8 @@ async fn js_client_against_strand_server(carrier: Carrier) {
         }
         Carrier::Quic => {
             let config = QuicServerConfig::new(identity.clone()).with_transport(quic_transport());
-            let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
-            let port = listener.local_addr().unwrap().port();
+            let listener = QuicListener::bind("127.0.0.1:0", config).await.unwrap();
+            let port = listener.local_addr().port();
             let server = server.clone();
             tokio::spawn(async move { server.serve(listener).await });
             port
@@ -317,7 +317,7 @@ async fn connect_to_js(
         Carrier::Ws => {
             let config = WsClientConfig::default()
                 .with_tls(ClientTls::new(verification))
-                .with_ws(ws_config());
+                .with_transport(ws_config());
             let conn = within(connect(&format!("wss://127.0.0.1:{port}/"), config))
                 .await
                 .unwrap();
@@ -333,7 +333,7 @@ async fn connect_to_js(
 async fn connect_quic_to_js(
     identity: &Identity,
     port: u16,
-    transport: TransportConfig,
+    transport: QuicConfig,
 ) -> (DynConnection, QuicClient) {
     let verification = ServerVerification::Ca(identity.cert_chain().to_vec());
     let client = QuicClient::bind(
@@ -634,7 +634,7 @@ async fn cancel_js_server_streams(
 /// into the packet of the STOP_SENDING, so that was the usual case (missed
 /// in about 4 rounds of 5). A JS client acknowledges at once, before it
 /// cancels, which is why JS → JS cancels always worked. The strand rule
-/// (`TransportConfig::stop_ack_wait`): send the STOP_SENDING only after our
+/// (`QuicConfig::stop_ack_wait`): send the STOP_SENDING only after our
 /// ACK went out, in a packet of its own. `QUIC_TRACE=1` makes rpc-server.mjs
 /// show it (quic-cancel-trace.mjs): without the rule, the one datagram takes
 /// the stream from open straight to forgotten (`InvalidStreamState`); with
@@ -644,7 +644,7 @@ async fn cancel_js_server_streams(
 async fn js_server_streams_cancelled_over_quic() {
     let rounds = 5;
     let cancelled =
-        cancel_js_server_streams(TransportConfig::default().stop_ack_wait, rounds, false).await;
+        cancel_js_server_streams(QuicConfig::default().stop_ack_wait, rounds, false).await;
     assert_eq!(cancelled, rounds);
 }
 

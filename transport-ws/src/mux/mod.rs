@@ -1,6 +1,7 @@
 //! The sans-IO mux: frames, stream ids, credit, per-stream state and the
 //! session that ties them together. Nothing here touches tokio or a clock.
 
+pub mod close_code;
 mod copies;
 pub mod credit;
 pub mod frame;

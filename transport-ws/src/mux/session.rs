@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
-use strand_rpc_core::transport::{codes, CloseInitiator, CloseReason};
+use strand_rpc_core::transport::{codes, CloseCode, CloseInitiator, CloseReason};
 
 use super::copies::CopyPool;
 use super::credit::{CreditWindow, SendCredit};
@@ -19,16 +19,7 @@ use super::queue::ChunkQueue;
 use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
 
-/// WebSocket close code: normal closure.
-pub const CLOSE_NORMAL: u16 = 1000;
-/// WebSocket close code: going away (server shutting down).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// WebSocket close code: protocol error.
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-/// WebSocket close code: message too big.
-pub const CLOSE_TOO_BIG: u16 = 1009;
-/// WebSocket close code: internal error.
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+use super::close_code;
 
 /// Limits and parameters of one session.
 #[derive(Debug, Clone)]
@@ -516,7 +507,7 @@ impl Session {
 
     /// The peer closed the WebSocket with this code and reason.
     pub fn handle_peer_close(&mut self, code: u16, reason: &str) {
-        self.set_closed(CloseReason::peer(u64::from(code), reason));
+        self.set_closed(CloseReason::peer(close_code::from_wire(code), reason));
     }
 
     /// The connection broke (I/O error, timeout) without a close handshake.
@@ -525,8 +516,8 @@ impl Session {
     }
 
     /// Closes the connection at once; the driver sends a close frame.
-    pub fn close(&mut self, code: u16, reason: &str) {
-        self.set_closed(CloseReason::local(u64::from(code), reason));
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        self.set_closed(CloseReason::local(code, reason));
     }
 
     /// Starts a graceful shutdown: no stream may be opened by either side;
@@ -544,7 +535,7 @@ impl Session {
 
     fn protocol_error(&mut self, what: &str) {
         self.set_closed(CloseReason::local(
-            u64::from(CLOSE_PROTOCOL_ERROR),
+            CloseCode::Protocol,
             format!("protocol error: {what}"),
         ));
     }

@@ -2,7 +2,7 @@
 //! scripted peer that sends and expects exact frames.
 
 use bytes::Bytes;
-use strand_rpc_core::transport::{codes, CloseInitiator};
+use strand_rpc_core::transport::{codes, CloseCode, CloseInitiator};
 
 use super::*;
 
@@ -67,9 +67,10 @@ fn sid(n: u64) -> StreamId {
     StreamId(n)
 }
 
+/// The WebSocket close code the session's close would carry.
 fn closed_code(s: &mut Session) -> Option<u64> {
     events(s).into_iter().find_map(|e| match e {
-        Event::Closed(r) => Some(r.code),
+        Event::Closed(r) => Some(u64::from(super::close_code::to_wire(r.code))),
         _ => None,
     })
 }
@@ -720,10 +721,12 @@ fn connection_close_fails_every_stream_but_keeps_buffered_data() {
     };
     assert_eq!(
         (reason.initiator, reason.code, reason.reason.as_str()),
-        (CloseInitiator::Peer, 1001, "going away")
+        (CloseInitiator::Peer, CloseCode::GoingAway, "going away")
     );
     assert_eq!(read_all(&mut s, id), b"tail");
-    assert!(matches!(s.read(id, &mut [0; 4]), Err(OpError::ConnectionClosed(r)) if r.code == 1001));
+    assert!(
+        matches!(s.read(id, &mut [0; 4]), Err(OpError::ConnectionClosed(r)) if r.code == CloseCode::GoingAway)
+    );
     assert!(matches!(
         s.write(id, b"x"),
         Err(OpError::ConnectionClosed(_))

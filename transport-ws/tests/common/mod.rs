@@ -16,13 +16,19 @@ pub async fn pair_with(
     server: WsConfig,
     client: WsConfig,
 ) -> (WsListener, WsConnection, WsConnection) {
-    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(server))
-        .await
-        .unwrap();
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_transport(server),
+    )
+    .await
+    .unwrap();
     let url = format!("ws://{}/", listener.local_addr());
-    let client = connect(&url, WsClientConfig::default().with_ws(client))
+    let client = connect(&url, WsClientConfig::default().with_transport(client))
         .await
         .unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     (listener, client, server)
 }
