@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
-//! use strand_rpc_core::transport::Connection;
+//! use strand_rpc_core::transport::CloseCode;
 //! use strand_tls::{Identity, ServerVerification};
 //! use strand_transport_quic::{QuicClient, QuicClientConfig, QuicListener, QuicServerConfig};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +28,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let identity = Identity::dev()?;
 //! let listener = QuicListener::bind("127.0.0.1:0", QuicServerConfig::new(identity.clone())).await?;
-//! let addr = listener.local_addr()?;
+//! let addr = listener.local_addr();
 //! tokio::spawn(async move {
 //!     while let Ok(conn) = listener.accept_connection().await {
 //!         tokio::spawn(async move {
@@ -54,7 +54,7 @@
 //! let mut echoed = Vec::new();
 //! recv.read_to_end(&mut echoed).await?;
 //! assert_eq!(echoed, b"hello");
-//! conn.close(0, "done");
+//! conn.close(CloseCode::Normal, "done");
 //! # Ok(())
 //! # }
 //! ```

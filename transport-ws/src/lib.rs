@@ -19,7 +19,8 @@
 //!
 //! Between two strand peers the stream window is advertised in the upgrade
 //! (`x-strand-window`), so a stream's first DATA leaves with its opening ACK
-//! instead of a round trip later; see `PROTOCOL-EXTENSIONS.md`. With a JS
+//! instead of a round trip later; see docs/protocol.md, "Window
+//! advertisement". With a JS
 //! peer the behaviour is exactly the JS protocol.
 //!
 //! # Example
@@ -33,8 +34,9 @@
 //! let url = format!("ws://{}/", listener.local_addr());
 //!
 //! tokio::spawn(async move {
-//!     let conn = listener.accept_ws().await.unwrap();
-//!     while let Ok((mut send, mut recv)) = conn.accept().await {
+//!     let conn = listener.accept_connection().await.unwrap();
+//!     while let Ok(stream) = conn.accept_stream().await {
+//!         let (mut send, mut recv) = stream.split();
 //!         tokio::spawn(async move {
 //!             let mut buf = Vec::new();
 //!             recv.read_to_end(&mut buf).await.unwrap();
@@ -45,7 +47,7 @@
 //! });
 //!
 //! let conn = connect(&url, WsClientConfig::default()).await?;
-//! let (mut send, mut recv) = conn.open().await?;
+//! let (mut send, mut recv) = conn.open_stream().await?.split();
 //! send.write_all(b"hello").await?;
 //! send.shutdown().await?; // CLOSE(Read): the end of our half
 //! let mut echo = Vec::new();
