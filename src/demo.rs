@@ -14,7 +14,7 @@
 //! | `sleep` | unary | `{"ms":N}`: sleeps, then `{"slept":N}`; honours cancellation and deadlines |
 //!
 //! `echo` and `chat` return params without the `metadata` key that carries
-//! the call's timeout and authorization (PROTOCOL.md 2.3): the caller gets
+//! the call's timeout and authorization (docs/protocol.md, "Metadata"): the caller gets
 //! back what it sent.
 
 use std::io;

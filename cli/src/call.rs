@@ -102,7 +102,7 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => return crate::fail(format!("invalid JSON params: {e}")),
     };
-    // Metadata (token, timeout) rides inside params (PROTOCOL.md 2.3), which
+    // Metadata (token, timeout) rides inside params (docs/protocol.md, "Metadata"), which
     // only an object can carry.
     if let Some(p) = &params {
         if !p.is_object() && !p.is_null() && (args.token.is_some() || args.timeout.is_some()) {

@@ -2,7 +2,7 @@
 //!
 //! Every call opens its own stream. The first message carries
 //! `params.metadata` (the timeout in milliseconds, the authorization, and any
-//! application metadata) and is written on its own (PROTOCOL.md 2.4).
+//! application metadata) and is written on its own (docs/protocol.md, "Write boundary").
 //!
 //! # Cancellation
 //!

@@ -15,7 +15,7 @@ use crate::transport::StreamError;
 ///
 /// Handler errors (code −32006) carry `data` = `{type, message, data}`, which a
 /// JS client rebuilds into an `Error` of that `type`; protocol errors carry
-/// `data` = `{code, message, data}` (PROTOCOL.md 2.3).
+/// `data` = `{code, message, data}` (docs/protocol.md, "RPC messages").
 ///
 /// Any `std::error::Error` converts into a handler error, so handlers can use
 /// `?`. (That is also why `RpcError` itself does not implement `Error`.)

@@ -1,4 +1,4 @@
-//! JSON-RPC message shapes on the wire (PROTOCOL.md 2.3).
+//! JSON-RPC message shapes on the wire (docs/protocol.md, "RPC messages").
 //!
 //! Outgoing messages serialise straight from borrowed data (no intermediate
 //! `Value`), with the key order the JS stack writes: requests
@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 /// The only JSON-RPC version strand speaks.
 pub const JSONRPC_VERSION: &str = "2.0";
 
-/// JSON-RPC error codes used by strand and the JS stack (PROTOCOL.md 2.3).
+/// JSON-RPC error codes used by strand and the JS stack (docs/protocol.md, "Error
+/// codes").
 pub mod error_codes {
     /// The bytes were not valid JSON.
     pub const PARSE_ERROR: i64 = -32700;
@@ -112,7 +113,7 @@ pub struct ErrorObject {
 /// Any message as read, with `params` / `result` left as raw JSON.
 ///
 /// Requests have `method` and `params`; responses `result` or `error`. Unknown
-/// members and any `id` are accepted and ignored (PROTOCOL.md 2.3).
+/// members and any `id` are accepted and ignored (docs/protocol.md, "RPC messages").
 #[derive(Debug, Deserialize)]
 pub struct IncomingMessage<'a> {
     /// The method (requests); borrowed unless it has escapes.

@@ -1,4 +1,4 @@
-//! Wire-level behaviour: exact bytes in, exact JSON out (PROTOCOL.md 2).
+//! Wire-level behaviour: exact bytes in, exact JSON out (docs/protocol.md, "RPC framing" to "Error codes").
 
 mod common;
 
@@ -140,7 +140,7 @@ async fn oversized_later_message_fails_the_call() {
 async fn header_and_messages_in_one_chunk_lose_nothing() {
     let f = common::start(router());
     // Packed with newlines, packed back to back, and one split across writes
-    // (PROTOCOL.md 2.2; compare captures/rpc-raw.txt cases B and C, where the JS
+    // (docs/protocol.md, "RPC framing" and "Write boundary", where the JS
     // server dropped messages).
     let out = f
         .exchange_json(&[

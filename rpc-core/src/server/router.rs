@@ -26,7 +26,7 @@ use crate::context::Context;
 use crate::error::RpcError;
 use crate::message;
 
-/// The five call kinds (PROTOCOL.md 2.4).
+/// The five call kinds (docs/protocol.md, "Call kinds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
     /// One request, one response.

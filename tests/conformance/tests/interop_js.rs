@@ -220,8 +220,8 @@ fn quic_transport() -> QuicConfig {
     t.keep_alive_interval = Some(KEEP_ALIVE);
     t.idle_timeout = Some(IDLE);
     // A JS server drops whatever reaches it before it has parsed a call's
-    // first message (PROTOCOL.md 2.4). The default 1 ms wait after that
-    // message lost the next one in about one client-streaming call in fifty
+    // first message (docs/protocol.md, "Write boundary"). A 1 ms wait (the
+    // default at the time) after that message lost the next one in about one client-streaming call in fifty
     // on a loaded two-core machine; 20 ms lost none.
     t.write_boundary_min = Duration::from_millis(20);
     t
@@ -662,7 +662,7 @@ async fn js_server_misses_a_stop_that_carries_the_last_ack_over_quic() {
     assert!(cancelled < rounds, "the JS handler saw every cancellation");
 }
 
-/// The JS bug behind the write-boundary rule (PROTOCOL.md 2.4): a JS server
+/// The JS bug behind the write-boundary rule (docs/protocol.md, "Write boundary"): a JS server
 /// drops what reaches it while it still parses a call's first message. Sent
 /// in the same DATA message as the first, the second message of a
 /// client-streaming call is always lost (sent as a DATA message of its own
