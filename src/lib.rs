@@ -89,4 +89,4 @@ pub use error::Error;
 pub use serving::Serving;
 
 #[doc(hidden)]
-pub mod macro_support;
+pub use strand_rpc_core::__private;

@@ -448,16 +448,16 @@ fn no_response() -> ClientError {
     ClientError::Protocol("the stream ended without a response".into())
 }
 
+/// Runs `fut` until the call's deadline, if it has one.
 async fn with_deadline<T>(
     deadline: Option<(Instant, Duration)>,
     fut: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
-    match deadline {
-        None => fut.await,
-        Some((at, timeout)) => tokio::time::timeout_at(at, fut)
-            .await
-            .unwrap_or(Err(ClientError::TimedOut(timeout))),
-    }
+    let at = deadline.map(|(at, _)| at);
+    crate::deadline::until(at, fut, || {
+        ClientError::TimedOut(deadline.map_or(Duration::ZERO, |(_, timeout)| timeout))
+    })
+    .await
 }
 
 /// The requests of a client-streaming or duplex call.
