@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::checks::{run_checks, Check, CHECKS};
 use clap::Args;
-use strand::demo::{run_checks, Check, CHECKS};
 use strand::tls::{Identity, ServerVerification};
 use strand::{Endpoint, Serving};
 

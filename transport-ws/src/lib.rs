@@ -77,11 +77,11 @@
 //! more, so a slow network pushes back on writers instead of growing buffers.
 //! Streams beyond [`WsConfig::max_streams`] or the accept backlog are refused
 //! with `ERROR(Read, 4)` + `ERROR(Write, 4)` rather than buffered; our own
-//! [`WsConnection::open`] waits for a free slot.
+//! [`WsConnection::open_stream`] waits for a free slot.
 //!
 //! # Cancel safety
 //!
-//! - [`WsConnection::open`] and [`WsConnection::accept`] are cancel safe: if
+//! - [`WsConnection::open_stream`] and [`WsConnection::accept_stream`] are cancel safe: if
 //!   the future is dropped before it completes, no stream was taken (an
 //!   accepted stream stays in the backlog for the next `accept`).
 //! - `poll_write` either takes bytes (returning how many) or takes none, so

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{pair_with, LIMIT};
+use common::{eventually, pair_with, LIMIT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,17 +86,6 @@ fn spawn_writer(
         }
         send.shutdown().await.unwrap();
     })
-}
-
-/// Waits (bounded) until `cond` holds, yielding to the driver in between.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// One side writes 4 windows' worth on stream A while the other side does not

@@ -1,7 +1,5 @@
 //! The upgrade: auth hook, extra client headers, the window extension, TLS.
 
-use std::time::Duration;
-
 use http::{HeaderName, HeaderValue, StatusCode};
 use strand_rpc_core::transport::Connection;
 use strand_tls::{
@@ -14,7 +12,7 @@ use strand_transport_ws::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-const LIMIT: Duration = Duration::from_secs(30);
+use strand_test_support::LIMIT;
 
 fn bearer_hook() -> UpgradeHook {
     UpgradeHook::new(|ctx| async move {

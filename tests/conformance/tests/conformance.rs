@@ -400,7 +400,7 @@ mod cases {
         let out: Value = within(async {
             let mut call = h.client.client_streaming("sum").await.unwrap();
             for v in 1..=3 {
-                call.send(&json!({ "v": v })).await.unwrap();
+                call.send(&json!({ "x": v })).await.unwrap();
             }
             call.finish().await.unwrap()
         })
@@ -777,7 +777,7 @@ mod cases {
                 .client_streaming::<Value, Value>("sum")
                 .await
                 .unwrap();
-            other.send(&json!({ "v": 5 })).await.unwrap();
+            other.send(&json!({ "x": 5 })).await.unwrap();
             assert_eq!(other.finish().await.unwrap(), json!({ "sum": 5 }));
         })
         .await;

@@ -396,7 +396,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
             .await
             .unwrap();
         for v in [1, 10, 100] {
-            call.send(&json!({ "v": v })).await.unwrap();
+            call.send(&json!({ "x": v })).await.unwrap();
         }
         assert_eq!(call.finish().await.unwrap()["sum"], 111);
 
@@ -547,7 +547,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
                 .await
                 .unwrap();
             for v in 1..=5 {
-                call.send(&json!({ "v": v + round })).await.unwrap();
+                call.send(&json!({ "x": v + round })).await.unwrap();
             }
             assert_eq!(
                 call.finish().await.unwrap()["sum"],
@@ -680,10 +680,10 @@ async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
     let (conn, _) = connect_to_js(Carrier::Ws, &identity, port).await;
     let first = encode_request(
         "sum",
-        &json!({ "v": 1, "metadata": { "authorization": "Bearer let-me-in", "timeout": null } }),
+        &json!({ "x": 1, "metadata": { "authorization": "Bearer let-me-in", "timeout": null } }),
     )
     .unwrap();
-    let second = encode_request("sum", &json!({ "v": 10 })).unwrap();
+    let second = encode_request("sum", &json!({ "x": 10 })).unwrap();
     let mut sums = Vec::new();
     for wait in [false, true] {
         let sum = within(async {

@@ -1,9 +1,7 @@
 //! Fixtures shared by the QUIC tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io;
-use std::time::Duration;
 
 use strand_rpc_core::transport::{Connection, StreamError};
 use strand_tls::{Identity, ServerVerification};
@@ -12,12 +10,7 @@ use strand_transport_quic::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Fails the test instead of hanging when something never happens.
-pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("test step did not finish within 30 s")
-}
+pub use strand_test_support::within;
 
 /// A listener and a client endpoint that trust each other.
 pub struct Rig {

@@ -1,15 +1,13 @@
 //! Fixtures shared by the socket tests: a connected pair on loopback.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use strand_transport_ws::{
     connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
 };
 use tokio::time::timeout;
 
-/// Guard against hangs only; no assertion depends on speed.
-pub const LIMIT: Duration = Duration::from_secs(30);
+#[allow(unused_imports)]
+pub use strand_test_support::{eventually, LIMIT};
 
 /// A listener on loopback and a connected (client, server) pair.
 pub async fn pair_with(

@@ -3,7 +3,6 @@
 //! own buffering, so one set of cases runs on every carrier.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use strand_transport_ws::{
 
 /// The streaming methods both suites serve, the same on every carrier and
 /// for the JS peers: `count` (`{"n":N}` → `{"i":0}`…), `sum` (messages
-/// `{"v":n}` → `{"sum":total}`), `chat` (`{"msg":m}` → `{"reply":"re:m"}` each).
+/// `{"x":n}` → `{"sum":total}`, as the facade's demo service), `chat` (`{"msg":m}` → `{"reply":"re:m"}` each).
 pub fn streaming_kinds() -> Router {
     Router::new()
         .server_streaming("count", |_ctx, p: Value| {
@@ -34,7 +33,7 @@ pub fn streaming_kinds() -> Router {
             let values: Vec<Result<Value, RpcError>> = input.collect().await;
             let mut sum = 0;
             for v in values {
-                sum += v?["v"].as_i64().unwrap_or(0);
+                sum += v?["x"].as_i64().unwrap_or(0);
             }
             Ok::<_, RpcError>(json!({ "sum": sum }))
         })
@@ -48,26 +47,7 @@ pub fn streaming_kinds() -> Router {
         })
 }
 
-/// Guard against hangs only; no assertion depends on speed.
-pub const LIMIT: Duration = Duration::from_secs(30);
-
-/// Fails the test instead of hanging when something never happens.
-pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .expect("test step did not finish within its limit")
-}
-
-/// Polls `cond` every 10 ms until it holds; panics with `what` after [`LIMIT`].
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..(LIMIT.as_millis() / 10) {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
-}
+pub use strand_test_support::{eventually, within, LIMIT};
 
 /// A connected pair and the carrier-specific handles the cases inspect.
 pub struct Pair {
