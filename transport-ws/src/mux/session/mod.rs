@@ -16,6 +16,7 @@ use super::copies::CopyPool;
 use super::credit::{CreditWindow, SendCredit};
 use super::frame::{Frame, Shutdown};
 use super::queue::ChunkQueue;
+use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
 use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
 
@@ -157,16 +158,6 @@ pub struct SessionStats {
     pub refused: u64,
 }
 
-/// Received payloads shorter than this are copied into one buffer when
-/// they arrive behind unread data, instead of being queued one by one. A
-/// queued payload costs a queue slot and keeps its share of the socket read
-/// buffer alive, so a peer sending tiny DATA messages to a stream nobody
-/// reads could otherwise make us hold many times the window; copied, a
-/// stalled stream holds at most its window plus the few large payloads it
-/// queued whole. The buffer grows no larger than what the window still lets
-/// the peer send into it, so it never holds more than the window either.
-const COALESCE_BELOW: usize = 1024;
-
 #[derive(Debug)]
 struct Stream {
     send: SendState,
@@ -178,17 +169,8 @@ struct Stream {
     outgoing_bytes: usize,
     in_sendable: bool,
     window: CreditWindow,
-    incoming: ChunkQueue,
-    /// Small payloads received after everything in `incoming`, copied
-    /// together (see [`COALESCE_BELOW`]).
-    incoming_tail: BytesMut,
-    /// The front of `incoming` is a payload queued as received, a slice of
-    /// the WebSocket layer's read buffer (see [`Stream::push_incoming`]).
-    front_shared: bool,
-    /// The back of `incoming` is a payload queued as received that must not
-    /// outlive the read buffer it came in: copied once a message arrives in
-    /// another buffer (see [`Session::unpin`]).
-    back_pinned: bool,
+    /// Received bytes not yet read.
+    recv_buf: RecvBuffer,
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
@@ -204,162 +186,15 @@ impl Stream {
             outgoing_bytes: 0,
             in_sendable: false,
             window: CreditWindow::new(window),
-            incoming: ChunkQueue::default(),
-            incoming_tail: BytesMut::new(),
-            front_shared: false,
-            back_pinned: false,
+            recv_buf: RecvBuffer::default(),
             send_handle: true,
             recv_handle: true,
         }
     }
 
     fn discard_incoming(&mut self) {
-        let n: usize =
-            self.incoming.iter().map(Bytes::len).sum::<usize>() + self.incoming_tail.len();
-        self.incoming.clear();
-        self.front_shared = false;
-        self.back_pinned = false;
-        self.incoming_tail = BytesMut::new();
+        let n = self.recv_buf.discard();
         self.window.on_discarded(n);
-    }
-
-    /// Queues a received payload for the reader. `behind`: bytes received
-    /// earlier are still unread. `room`: what the peer may still send on top
-    /// of this payload before the reader returns credit. Returns whether the
-    /// payload was queued pinned (see below).
-    ///
-    /// A payload is a slice of the WebSocket layer's read buffer and keeps
-    /// that whole allocation alive (the buffer grows to hold a message, plus
-    /// what was read after it). For a reader that keeps up that is brief: a
-    /// payload that arrives with nothing unread is queued as it is (an RPC
-    /// call's message then reaches its reader without a copy or an
-    /// allocation). A small one is pinned: if the read buffer moves on before
-    /// the reader took it, it is copied out, so that a few bytes never hold a
-    /// whole buffer.
-    ///
-    /// A reader that is behind may keep a window's worth of payloads for
-    /// long, so those end up in allocations of their own size, and so does
-    /// the one it had not started on when it fell behind: a stalled stream
-    /// then costs its window, not the buffers its data came in. The copy of
-    /// the payload that fills the window is pinned too: its buffer is the one
-    /// the WebSocket layer reads into until then, and copying it at once
-    /// would hold that message twice for as long as the stream stalls.
-    /// Payloads that leave room in the window are copied at once, into the
-    /// connection's reusable copy buffers ([`CopyPool`]), so that a busy
-    /// connection's read buffer is not kept from being reused.
-    fn push_incoming(
-        &mut self,
-        payload: Bytes,
-        behind: bool,
-        room: u64,
-        copies: &mut CopyPool,
-    ) -> bool {
-        if !behind {
-            // Nothing queued: the reader will most likely take it soon.
-            debug_assert!(self.incoming.is_empty() && self.incoming_tail.is_empty());
-            let small = payload.len() < COALESCE_BELOW;
-            self.incoming.push_back(payload);
-            self.front_shared = true;
-            self.back_pinned = small;
-            return small;
-        }
-        if payload.len() < COALESCE_BELOW {
-            self.extend_tail(&payload, room);
-            return false;
-        }
-        self.flush_tail();
-        if self.front_shared {
-            if let Some(front) = self.incoming.front_mut() {
-                *front = Bytes::copy_from_slice(front);
-            }
-            self.front_shared = false;
-            if self.incoming.len() == 1 {
-                // It was also the back.
-                self.back_pinned = false;
-            }
-        }
-        // At most one pinned payload per stream, the last one.
-        self.unpin();
-        if room > 0 {
-            self.incoming.push_back(copies.copy(&payload));
-            return false;
-        }
-        // The window is full: nothing more can come for this stream until
-        // its reader catches up.
-        self.incoming.push_back(payload);
-        self.back_pinned = true;
-        true
-    }
-
-    /// Copies the pinned payload, if it is still queued, out of the read
-    /// buffer it shares.
-    fn unpin(&mut self) {
-        if std::mem::take(&mut self.back_pinned) {
-            if let Some(back) = self.incoming.back_mut() {
-                *back = Bytes::copy_from_slice(back);
-            }
-            if self.incoming.len() == 1 {
-                // It was also the front.
-                self.front_shared = false;
-            }
-        }
-    }
-
-    /// Appends a small payload to `incoming_tail`, growing it no further
-    /// than `room` (what may still arrive) past its new length: doubling
-    /// alone could leave it with nearly twice the window in capacity.
-    fn extend_tail(&mut self, payload: &[u8], room: u64) {
-        let tail = &mut self.incoming_tail;
-        if tail.capacity() - tail.len() < payload.len() {
-            let needed = tail.len() + payload.len();
-            let most = u64::try_from(needed)
-                .unwrap_or(u64::MAX)
-                .saturating_add(room);
-            let cap = usize::try_from(most)
-                .unwrap_or(usize::MAX)
-                .min(needed.saturating_mul(2));
-            let mut grown = BytesMut::with_capacity(cap);
-            grown.extend_from_slice(tail);
-            *tail = grown;
-        }
-        tail.extend_from_slice(payload);
-    }
-
-    /// Moves `incoming_tail` into `incoming`.
-    fn flush_tail(&mut self) {
-        if self.incoming_tail.is_empty() {
-            return;
-        }
-        let tail = if self.incoming_tail.len() == self.incoming_tail.capacity() {
-            // Full: frozen as is, without the shared-buffer header a split
-            // allocates.
-            std::mem::take(&mut self.incoming_tail).freeze()
-        } else {
-            // The rest of the buffer takes the next small payloads.
-            self.incoming_tail.split().freeze()
-        };
-        // The tail goes behind the pinned payload, which stays pinned no
-        // longer: only the back is tracked.
-        self.unpin();
-        self.incoming.push_back(tail);
-    }
-
-    /// Drops the front of `incoming` once it was read.
-    fn pop_front_incoming(&mut self) {
-        self.incoming.pop_front();
-        self.front_shared = false;
-        if self.incoming.is_empty() {
-            self.back_pinned = false;
-        }
-    }
-
-    /// The oldest unread bytes, moving the small-payload tail into the queue
-    /// once everything before it was read.
-    fn front_incoming(&mut self) -> Option<&mut Bytes> {
-        if self.incoming.is_empty() {
-            self.flush_tail();
-        }
-        self.incoming.front_mut()
     }
 
     fn discard_outgoing(&mut self) {
@@ -394,26 +229,13 @@ pub struct Session {
     /// Outgoing messages are encoded into slices of this buffer, so that
     /// they do not each need an allocation.
     tx_buf: BytesMut,
-    /// Streams whose last queued payload may still share the read buffer of
-    /// the last message received ([`Stream::push_incoming`]): copied out
-    /// once a message arrives in another buffer. They all share that one
-    /// buffer, which the WebSocket layer holds anyway while it reads into it.
-    pinned: Vec<StreamId>,
-    /// Address just past the last message received: a message that starts
-    /// at most [`MAX_WS_HEADER`] bytes later was cut from the same buffer.
-    last_msg_end: usize,
+    /// The read buffer the last message came in, and the payloads still
+    /// pinned in it.
+    pins: PinnedPayloads,
     /// Buffers payloads behind unread data are copied into (see
     /// [`Session::release_idle_copies`]).
     copies: CopyPool,
 }
-
-/// Bytes of reusable copy buffers a connection keeps at most (four 64 KiB
-/// messages), on top of what its streams have queued.
-const COPY_POOL_BYTES: usize = 256 << 10;
-
-/// Longest WebSocket frame header (a 64-bit length and a mask key): the gap
-/// between two messages the WebSocket layer cut from one read buffer.
-const MAX_WS_HEADER: usize = 14;
 
 /// Size of the chunks outgoing messages are encoded into, when smaller. A
 /// chunk is reused in place once every message cut from it was dropped; a
@@ -444,8 +266,7 @@ impl Session {
             events: VecDeque::new(),
             refused: 0,
             tx_buf: BytesMut::new(),
-            pinned: Vec::new(),
-            last_msg_end: 0,
+            pins: PinnedPayloads::default(),
             copies: CopyPool::new(COPY_POOL_BYTES),
         }
     }
@@ -481,12 +302,9 @@ impl Session {
 
     /// A binary WebSocket message arrived.
     pub fn handle_message(&mut self, msg: Bytes) {
-        // Addresses only, compared: never turned back into pointers.
-        let start = msg.as_ptr() as usize;
-        if start.wrapping_sub(self.last_msg_end) > MAX_WS_HEADER {
+        if self.pins.moved_on(&msg) {
             self.unpin();
         }
-        self.last_msg_end = start.wrapping_add(msg.len());
         if self.close_reason().is_some() {
             return;
         }
@@ -499,12 +317,12 @@ impl Session {
     /// A message came in that was not cut from the buffer the last one was
     /// (the WebSocket layer moved on to another read buffer): the pinned
     /// payloads still queued from the last one are all that keeps that
-    /// buffer, so they are copied out (see [`Stream::push_incoming`]). While
+    /// buffer, so they are copied out (see [`RecvBuffer::push_incoming`]). While
     /// messages keep coming from the same buffer, copying would free nothing.
     fn unpin(&mut self) {
-        for id in self.pinned.drain(..) {
+        for id in self.pins.drain() {
             if let Some(stream) = self.streams.get_mut(&id) {
-                stream.unpin();
+                stream.recv_buf.unpin();
             }
         }
     }
@@ -652,10 +470,12 @@ impl Session {
         }
         if !payload.is_empty() {
             let room = stream.window.peer_credit();
-            let pinned = stream.push_incoming(payload, behind, room, &mut self.copies);
+            let pinned = stream
+                .recv_buf
+                .push_incoming(payload, behind, room, &mut self.copies);
             self.events.push_back(Event::Readable(id));
-            if pinned && self.pinned.last() != Some(&id) {
-                self.pinned.push(id);
+            if pinned {
+                self.pins.push(id);
             }
         }
     }
@@ -1020,14 +840,14 @@ impl Session {
         self.read_with(id, |stream| {
             let mut n = 0;
             while n < buf.len() {
-                let Some(front) = stream.front_incoming() else {
+                let Some(front) = stream.recv_buf.front_incoming() else {
                     break;
                 };
                 let take = front.len().min(buf.len() - n);
                 buf[n..n + take].copy_from_slice(&front[..take]);
                 front.advance(take);
                 if front.is_empty() {
-                    stream.pop_front_incoming();
+                    stream.recv_buf.pop_front_incoming();
                 }
                 n += take;
             }
@@ -1040,10 +860,10 @@ impl Session {
     pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, OpError> {
         let mut chunk = Bytes::new();
         self.read_with(id, |stream| {
-            if let Some(front) = stream.front_incoming() {
+            if let Some(front) = stream.recv_buf.front_incoming() {
                 chunk = front.split_to(front.len().min(max.max(1)));
                 if front.is_empty() {
-                    stream.pop_front_incoming();
+                    stream.recv_buf.pop_front_incoming();
                 }
             }
             chunk.len()
@@ -1183,9 +1003,9 @@ impl Session {
     /// How many separate chunks a stream has queued for its reader.
     #[cfg(test)]
     pub(crate) fn queued_chunks(&self, id: StreamId) -> usize {
-        self.streams.get(&id).map_or(0, |s| {
-            s.incoming.len() + usize::from(!s.incoming_tail.is_empty())
-        })
+        self.streams
+            .get(&id)
+            .map_or(0, |s| s.recv_buf.queued_chunks())
     }
 
     /// Capacity of the buffer small payloads for a stream's reader are
@@ -1194,15 +1014,15 @@ impl Session {
     pub(crate) fn tail_capacity(&self, id: StreamId) -> usize {
         self.streams
             .get(&id)
-            .map_or(0, |s| s.incoming_tail.capacity())
+            .map_or(0, |s| s.recv_buf.tail_capacity())
     }
 
     /// Where each chunk queued for a stream's reader starts.
     #[cfg(test)]
     pub(crate) fn queued_ptrs(&self, id: StreamId) -> Vec<*const u8> {
-        self.streams.get(&id).map_or(Vec::new(), |s| {
-            s.incoming.iter().map(|b| b.as_ptr()).collect()
-        })
+        self.streams
+            .get(&id)
+            .map_or(Vec::new(), |s| s.recv_buf.queued_ptrs())
     }
 
     /// Copy buffers the connection keeps.
