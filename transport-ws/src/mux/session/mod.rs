@@ -21,8 +21,11 @@ use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
 
 mod stats;
+mod transmit;
 
 pub use stats::{SessionStats, StreamStats};
+
+use transmit::reserve_tx;
 
 /// WebSocket close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -205,20 +208,6 @@ pub struct Session {
     /// Buffers payloads behind unread data are copied into (see
     /// [`Session::release_idle_copies`]).
     copies: CopyPool,
-}
-
-/// Size of the chunks outgoing messages are encoded into, when smaller. A
-/// chunk is reused in place once every message cut from it was dropped; a
-/// buffer per message would cost two allocations each (the buffer and the
-/// header that lets it be shared). 1 KiB: 2 and 4 KiB measured no faster
-/// (unary, 64 callers) and an idle connection keeps its last chunk.
-const TX_CHUNK: usize = 1024;
-
-/// Makes room in `tx_buf` for a message of `len` bytes (see [`TX_CHUNK`]).
-fn reserve_tx(tx_buf: &mut BytesMut, len: usize) {
-    if tx_buf.capacity() < len {
-        tx_buf.reserve(len.max(TX_CHUNK));
-    }
 }
 
 impl Session {
@@ -527,15 +516,6 @@ impl Session {
         });
     }
 
-    fn mark_sendable(&mut self, id: StreamId) {
-        if let Some(stream) = self.streams.get_mut(&id) {
-            if !stream.in_sendable {
-                stream.in_sendable = true;
-                self.sendable.push_back(id);
-            }
-        }
-    }
-
     fn maybe_release(&mut self, id: StreamId) {
         let Some(stream) = self.streams.get(&id) else {
             return;
@@ -552,86 +532,10 @@ impl Session {
         }
     }
 
-    // ---- outputs ------------------------------------------------------------
-
-    /// The next message for the socket, encoded: control frames first, then
-    /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
-    /// stream. DATA messages were built whole by [`Session::write`], so this
-    /// copies nothing.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.close_reason().is_some() {
-            return None;
-        }
-        if let Some(frame) = self.control.pop_front() {
-            return Some(self.encode_control(&frame));
-        }
-        self.poll_stream_message()
-    }
-
-    /// Whether the driver has something to do: a message to send, or the
-    /// connection closed. Handles wake the driver only then.
-    pub fn needs_driver(&self) -> bool {
-        !self.control.is_empty() || !self.sendable.is_empty() || self.close_reason().is_some()
-    }
-
     /// Whether the peer is strand (it advertised its window): frames that
     /// only JS peers need are then not sent (PROTOCOL-EXTENSIONS.md).
     fn strand_peer(&self) -> bool {
         self.config.peer_window.is_some()
-    }
-
-    fn push_control(&mut self, frame: Frame) {
-        self.control.push_back(frame);
-    }
-
-    /// The next DATA message, or the CLOSE that follows a stream's last
-    /// DATA, round robin by stream.
-    fn poll_stream_message(&mut self) -> Option<Bytes> {
-        let strand_peer = self.config.peer_window.is_some();
-        while let Some(id) = self.sendable.pop_front() {
-            let Some(stream) = self.streams.get_mut(&id) else {
-                continue;
-            };
-            stream.in_sendable = false;
-            if stream.send.is_done() {
-                continue;
-            }
-            if let Some(msg) = stream.outgoing.pop_front() {
-                let was_full = stream.outgoing_bytes >= self.config.stream_send_buffer;
-                stream.outgoing_bytes -= msg.len() - Frame::data_header_len(id);
-                let more = !stream.outgoing.is_empty() || stream.send == SendState::Finishing;
-                if was_full && stream.outgoing_bytes < self.config.stream_send_buffer {
-                    self.events.push_back(Event::Writable(id));
-                }
-                if more {
-                    stream.in_sendable = true;
-                    self.sendable.push_back(id);
-                }
-                return Some(msg);
-            }
-            if stream.send == SendState::Finishing {
-                // PROTOCOL.md 1.5 rule 1: toward a JS peer, CLOSE only once
-                // every byte was ACKed (a JS receiver drops data otherwise).
-                // A strand receiver never loses queued data, so no wait.
-                if strand_peer || stream.credit.in_flight() == 0 {
-                    stream.send = SendState::Finished;
-                    self.events.push_back(Event::Finished(id));
-                    self.maybe_release(id);
-                    return Some(self.encode_control(&Frame::Close {
-                        id,
-                        shutdown: Shutdown::Read,
-                    }));
-                }
-                // Re-queued by the ACK that brings in_flight to zero.
-            }
-        }
-        None
-    }
-
-    fn encode_control(&mut self, frame: &Frame) -> Bytes {
-        reserve_tx(&mut self.tx_buf, frame.encoded_len());
-        frame.encode(&mut self.tx_buf);
-        self.tx_buf.split().freeze()
     }
 
     /// Lets go of the copy buffers no payload uses any more. The driver
@@ -640,11 +544,6 @@ impl Session {
     /// it went quiet.
     pub fn release_idle_copies(&mut self) {
         self.copies.release_idle();
-    }
-
-    /// The next event for the async layer.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
     }
 
     // ---- stream operations (called by the application's handles) ---------
