@@ -20,6 +20,7 @@ use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
 use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
 
+mod handle;
 mod stats;
 mod transmit;
 
@@ -257,50 +258,6 @@ impl Session {
             .count()
     }
 
-    // ---- connection-level inputs ------------------------------------------
-
-    /// A binary WebSocket message arrived.
-    pub fn handle_message(&mut self, msg: Bytes) {
-        if self.pins.moved_on(&msg) {
-            self.unpin();
-        }
-        if self.close_reason().is_some() {
-            return;
-        }
-        match Frame::decode(msg) {
-            Ok(frame) => self.handle_frame(frame),
-            Err(err) => self.protocol_error(&err.to_string()),
-        }
-    }
-
-    /// A message came in that was not cut from the buffer the last one was
-    /// (the WebSocket layer moved on to another read buffer): the pinned
-    /// payloads still queued from the last one are all that keeps that
-    /// buffer, so they are copied out (see [`RecvBuffer::push_incoming`]). While
-    /// messages keep coming from the same buffer, copying would free nothing.
-    fn unpin(&mut self) {
-        for id in self.pins.drain() {
-            if let Some(stream) = self.streams.get_mut(&id) {
-                stream.recv_buf.unpin();
-            }
-        }
-    }
-
-    /// A text WebSocket message arrived: a protocol error (1002).
-    pub fn handle_text(&mut self) {
-        self.protocol_error("text message");
-    }
-
-    /// The peer closed the WebSocket with this code and reason.
-    pub fn handle_peer_close(&mut self, code: u16, reason: &str) {
-        self.set_closed(CloseReason::peer(u64::from(code), reason));
-    }
-
-    /// The connection broke (I/O error, timeout) without a close handshake.
-    pub fn handle_lost(&mut self, reason: &str) {
-        self.set_closed(CloseReason::lost(reason));
-    }
-
     /// Closes the connection at once; the driver sends a close frame.
     pub fn close(&mut self, code: u16, reason: &str) {
         self.set_closed(CloseReason::local(u64::from(code), reason));
@@ -345,177 +302,6 @@ impl Session {
             .map(|r| OpError::ConnectionClosed(r.clone()))
     }
 
-    /// One decoded frame from the peer.
-    pub fn handle_frame(&mut self, frame: Frame) {
-        if self.close_reason().is_some() {
-            return;
-        }
-        let id = frame.stream_id();
-        if !self.streams.contains_key(&id) {
-            self.handle_unknown(frame);
-            return;
-        }
-        match frame {
-            Frame::Data { payload, .. } => self.on_data(id, payload),
-            Frame::Ack { credit, .. } => self.on_ack(id, credit),
-            Frame::Close { shutdown, .. } => self.on_close(id, shutdown),
-            Frame::Error { shutdown, code, .. } => self.on_error(id, shutdown, code),
-        }
-        self.maybe_release(id);
-    }
-
-    fn handle_unknown(&mut self, frame: Frame) {
-        let id = frame.stream_id();
-        if id.initiator() == self.config.role {
-            // One of ours that is gone (or was never opened): drop.
-            return;
-        }
-        if self.highest_peer.is_some_and(|h| id <= h) {
-            // Closed, refused or burned: ids are never reused.
-            return;
-        }
-        self.highest_peer = Some(id);
-        let Frame::Ack { credit, .. } = frame else {
-            // An unseen id must open with ACK; the id is burned.
-            return;
-        };
-        let refuse = if self.state != ConnState::Open {
-            true
-        } else {
-            self.streams.len() >= self.config.max_streams
-                || self.accept_queue.len() >= self.config.accept_backlog
-        };
-        if refuse {
-            self.refused += 1;
-            for shutdown in [Shutdown::Read, Shutdown::Write] {
-                self.push_control(Frame::Error {
-                    id,
-                    shutdown,
-                    code: codes::REFUSED,
-                });
-            }
-            return;
-        }
-        let mut send = SendCredit::new(0);
-        send.on_ack(credit);
-        self.streams
-            .insert(id, Stream::new(self.config.window, send));
-        // A strand opener that saw our advertised window counted it
-        // already: the opening ACK would tell it nothing
-        // (PROTOCOL-EXTENSIONS.md rule 2).
-        if !(self.strand_peer() && self.config.window_advertised) {
-            self.push_control(Frame::Ack {
-                id,
-                credit: self.config.window,
-            });
-        }
-        self.accept_queue.push_back(id);
-        self.events.push_back(Event::Opened(id));
-    }
-
-    fn on_data(&mut self, id: StreamId, payload: Bytes) {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return;
-        };
-        if stream.recv != RecvState::Open {
-            // In flight when we stopped, or sent after the peer's own end:
-            // dropped (JS peers may race a write with an abort).
-            return;
-        }
-        let behind = stream.window.buffered() > 0;
-        if stream.window.on_data(payload.len()).is_err() {
-            self.protocol_error("data beyond the granted window");
-            return;
-        }
-        if !payload.is_empty() {
-            let room = stream.window.peer_credit();
-            let pinned = stream
-                .recv_buf
-                .push_incoming(payload, behind, room, &mut self.copies);
-            self.events.push_back(Event::Readable(id));
-            if pinned {
-                self.pins.push(id);
-            }
-        }
-    }
-
-    fn on_ack(&mut self, id: StreamId, credit: u32) {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return;
-        };
-        if stream.send.is_done() {
-            return;
-        }
-        stream.credit.on_ack(credit);
-        self.events.push_back(Event::Writable(id));
-        if stream.send == SendState::Finishing {
-            self.mark_sendable(id);
-        }
-    }
-
-    fn on_close(&mut self, id: StreamId, shutdown: Shutdown) {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return;
-        };
-        match shutdown {
-            Shutdown::Read => {
-                if stream.recv != RecvState::Open {
-                    return;
-                }
-                stream.recv = RecvState::FinReceived;
-                // A strand peer's half is done once its CLOSE(Read) went
-                // out: it would ignore the reply (PROTOCOL-EXTENSIONS.md
-                // rule 4).
-                if !self.strand_peer() {
-                    self.push_control(Frame::Close {
-                        id,
-                        shutdown: Shutdown::Write,
-                    });
-                }
-                self.events.push_back(Event::Readable(id));
-            }
-            Shutdown::Write => {
-                // The expected reply to our CLOSE(Read) when finished;
-                // unsolicited otherwise, which JS treats as a stop with code 0.
-                if !stream.send.is_done() {
-                    self.on_error(id, Shutdown::Write, 0);
-                }
-            }
-        }
-    }
-
-    fn on_error(&mut self, id: StreamId, shutdown: Shutdown, code: u64) {
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return;
-        };
-        match shutdown {
-            Shutdown::Read => {
-                if stream.recv != RecvState::Open {
-                    return;
-                }
-                stream.recv = RecvState::Reset(code);
-                stream.discard_incoming();
-                self.events.push_back(Event::Reset { id, code });
-                self.events.push_back(Event::Readable(id));
-            }
-            Shutdown::Write => {
-                if stream.send.is_done() {
-                    return;
-                }
-                let after_finish = stream.send == SendState::Finishing;
-                stream.send = SendState::Stopped { code, after_finish };
-                stream.discard_outgoing();
-                self.events.push_back(Event::Stopped { id, code });
-                self.events.push_back(Event::Writable(id));
-            }
-        }
-        self.push_control(Frame::Error {
-            id,
-            shutdown: shutdown.opposite(),
-            code,
-        });
-    }
-
     fn maybe_release(&mut self, id: StreamId) {
         let Some(stream) = self.streams.get(&id) else {
             return;
@@ -536,14 +322,6 @@ impl Session {
     /// only JS peers need are then not sent (PROTOCOL-EXTENSIONS.md).
     fn strand_peer(&self) -> bool {
         self.config.peer_window.is_some()
-    }
-
-    /// Lets go of the copy buffers no payload uses any more. The driver
-    /// calls it on a timer: a connection keeps them between bursts (reusing
-    /// them is what spares an allocation per message) but not for long once
-    /// it went quiet.
-    pub fn release_idle_copies(&mut self) {
-        self.copies.release_idle();
     }
 
     // ---- stream operations (called by the application's handles) ---------
