@@ -31,6 +31,8 @@ impl Session {
     /// payloads still queued from the last one are all that keeps that
     /// buffer, so they are copied out (see [`RecvBuffer::push_incoming`]). While
     /// messages keep coming from the same buffer, copying would free nothing.
+    ///
+    /// [`RecvBuffer::push_incoming`]: crate::mux::recv_buffer::RecvBuffer::push_incoming
     fn unpin(&mut self) {
         for id in self.pins.drain() {
             if let Some(stream) = self.streams.get_mut(&id) {
