@@ -82,9 +82,10 @@ impl Session {
                 return Some(msg);
             }
             if stream.send == SendState::Finishing {
-                // PROTOCOL.md 1.5 rule 1: toward a JS peer, CLOSE only once
-                // every byte was ACKed (a JS receiver drops data otherwise).
-                // A strand receiver never loses queued data, so no wait.
+                // docs/protocol.md, on ending a stream: toward a JS peer,
+                // CLOSE only once every byte was ACKed (a JS receiver drops
+                // data otherwise). A strand receiver never loses queued
+                // data, so no wait.
                 if strand_peer || stream.credit.in_flight() == 0 {
                     stream.send = SendState::Finished;
                     self.events.push_back(Event::Finished(id));
