@@ -1,5 +1,8 @@
 //! Session tests without sockets: two sessions over an in-memory link, and a
 //! scripted peer that sends and expects exact frames.
+//!
+//! This module holds the helpers the tests share; the tests themselves are
+//! split by the concern they exercise, as the session is.
 
 use super::*;
 
