@@ -30,7 +30,7 @@ fn session_config(
     SessionConfig {
         window: ws.stream_window,
         max_streams: ws.max_streams,
-        accept_backlog: ws.stream_backlog,
+        stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
         peer_window,

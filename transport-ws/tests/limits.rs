@@ -37,7 +37,7 @@ async fn peer_streams_past_the_backlog_are_refused() {
     let err = s2.write_all(b"x").await.unwrap_err();
     assert_eq!(io_err(&err), StreamError::Stopped(codes::REFUSED));
     assert_eq!(server.stats().refused, 1);
-    assert_eq!(server.stats().accept_backlog, 1);
+    assert_eq!(server.stats().stream_backlog, 1);
     // Taking the backlogged stream makes room again.
     let (_a, mut r) = server.accept_stream().await.unwrap().split();
     let mut buf = [0u8; 5];

@@ -28,7 +28,7 @@ impl SendCredit {
     /// Starts with the window a strand peer advertised at the upgrade, before
     /// its opening ACK arrives. That ACK grants the same window, so only what
     /// it grants beyond `window` is added (strand extension, see
-    /// PROTOCOL-EXTENSIONS.md).
+    /// docs/protocol.md, "Window advertisement").
     pub fn assumed(window: u32) -> Self {
         SendCredit {
             available: u64::from(window),

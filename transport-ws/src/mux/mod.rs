@@ -6,6 +6,7 @@ mod copies;
 pub mod credit;
 pub mod frame;
 mod queue;
+mod recv_buffer;
 pub mod session;
 pub mod state;
 pub mod stream_id;
