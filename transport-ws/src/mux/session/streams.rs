@@ -29,6 +29,8 @@ impl Session {
             .ok_or(OpError::Refused("stream ids exhausted"))?;
         self.next_local = id.next();
         let credit = match self.config.peer_window {
+            // Both advertised: the acceptor sends no opening ACK.
+            Some(w) if self.config.window_advertised => SendCredit::granted(w),
             Some(w) => SendCredit::assumed(w),
             None => SendCredit::new(0),
         };

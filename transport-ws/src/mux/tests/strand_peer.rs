@@ -143,3 +143,21 @@ fn a_strand_peer_opening_and_finishing_streams_queues_no_control_frames() {
     assert!(s.wants_read(), "nothing queued that could pause reading");
     assert!(drain(&mut s).is_empty());
 }
+
+/// Between two strand peers the acceptor sends no opening ACK, so the first
+/// ACK the opener receives returns credit: it must not be taken for the
+/// opening grant. With a window the reader empties in one go, mistaking it
+/// stalled the writer for ever.
+#[test]
+fn between_strand_peers_the_first_ack_returns_credit() {
+    let (mut c, mut s) = strand_pair(100);
+    let id = c.open().unwrap();
+    assert_eq!(c.write(id, &[7u8; 100]), Ok(100));
+    assert_eq!(c.write(id, b"more"), Err(OpError::Blocked));
+    settle(&mut c, &mut s);
+    let sid = s.accept().unwrap();
+    assert_eq!(read_all(&mut s, sid).len(), 100);
+    settle(&mut c, &mut s);
+    assert_eq!(c.stream_stats(id).unwrap().send_credit, 100);
+    assert_eq!(c.write(id, b"more"), Ok(4));
+}
