@@ -112,14 +112,16 @@ mod endpoint;
 mod error;
 mod handshake;
 pub mod mux;
+mod stream;
 
 pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,
 };
-pub use conn::{ConnectionStats, WsConnection, WsRecvStream, WsSendStream, WsStream};
+pub use conn::{ConnectionStats, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};
 pub use mux::{SessionStats, StreamStats};
 pub use strand_tls;
+pub use stream::{WsRecvStream, WsSendStream};
