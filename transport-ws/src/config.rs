@@ -46,8 +46,13 @@ pub struct WsConfig {
     /// `open_stream` waits for a free slot.
     pub max_streams: usize,
     /// Streams opened by the peer and not yet taken by `accept_stream`.
-    /// Default 64; past it new streams are refused (an application that does
-    /// not accept must not make us buffer without bound).
+    /// Default 256, the same as [`WsConfig::max_streams`] (and
+    /// [`WsConfig::with_max_streams`] moves it along while they are equal):
+    /// a burst of opens that arrives in one read, before the accepting task
+    /// runs, is served up to `max_streams`, so a refusal means the real
+    /// limit. Memory stays bounded as for any open stream: a backlogged
+    /// stream counts towards `max_streams` and holds at most its window.
+    /// Set it lower to refuse earlier an application that accepts slowly.
     pub stream_backlog: usize,
     /// Bytes written on one stream and not yet handed to the socket before
     /// writes wait. Default 256 KiB: keeps the socket busy without letting
@@ -91,7 +96,7 @@ impl Default for WsConfig {
             max_message_size: 2 << 20,
             max_data_payload: 64 << 10,
             max_streams: 256,
-            stream_backlog: 64,
+            stream_backlog: 256,
             stream_send_buffer: 256 << 10,
             keep_alive_interval: Some(Duration::from_secs(20)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -110,8 +115,12 @@ impl WsConfig {
         self
     }
 
-    /// Sets [`WsConfig::max_streams`].
+    /// Sets [`WsConfig::max_streams`], and [`WsConfig::stream_backlog`] with
+    /// it while the backlog was equal to the old limit (as by default).
     pub fn with_max_streams(mut self, n: usize) -> Self {
+        if self.stream_backlog == self.max_streams {
+            self.stream_backlog = n;
+        }
         self.max_streams = n;
         self
     }

@@ -67,7 +67,7 @@ impl SessionConfig {
             role,
             window: 1 << 20,
             max_streams: 256,
-            stream_backlog: 64,
+            stream_backlog: 256,
             max_data_payload: 1 << 20,
             stream_send_buffer: 256 << 10,
             peer_window: None,
