@@ -401,10 +401,18 @@ where
             return Poll::Pending;
         }
         if let Phase::Open = self.phase {
-            let local = self.shared.lock().session.closed_locally();
-            // Taken before the close, not sent: the session dropped its own
-            // queues too.
-            self.unsent.clear();
+            let (local, flush) = {
+                let inner = self.shared.lock();
+                (
+                    inner.session.closed_locally(),
+                    inner.session.flushes_on_close(),
+                )
+            };
+            if !flush {
+                // Taken before an abrupt close, not sent: the session
+                // dropped its own queues too.
+                self.unsent.clear();
+            }
             self.phase = Phase::Closing(Closing {
                 local,
                 frame_sent: false,
@@ -415,7 +423,10 @@ where
             return Poll::Pending;
         };
         let local = closing.local;
-        if local && !closing.frame_sent {
+        // A graceful close sends what was queued first: `poll_write` ran
+        // earlier in this pass and emptied `unsent` only if the session had
+        // nothing more (the close frame must follow the last DATA).
+        if local && !closing.frame_sent && self.unsent.is_empty() {
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Err(_)) => return Poll::Ready(()),

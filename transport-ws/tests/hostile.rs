@@ -5,11 +5,15 @@ mod common;
 
 use common::{eventually, LIMIT};
 
-use futures_util::SinkExt;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use strand_rpc_core::server::{Router, Server};
 use strand_transport_ws::mux::{Frame, StreamId};
-use strand_transport_ws::{WsListener, WsServerConfig};
+use strand_transport_ws::{WsConfig, WsListener, WsServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A raw WebSocket client on `listener` and the server's connection.
@@ -42,9 +46,15 @@ async fn a_burst_of_opens_in_one_write_is_served_up_to_max_streams() {
     // flush: they leave in one socket write and arrive before anyone accepts.
     for i in 0..BURST {
         let id = StreamId(2 * i);
-        raw.feed(Message::Binary(Frame::Ack { id, credit: 1 << 20 }.to_bytes()))
-            .await
-            .unwrap();
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
         raw.feed(Message::Binary(Frame::encode_data(id, b"x")))
             .await
             .unwrap();
@@ -63,4 +73,107 @@ async fn a_burst_of_opens_in_one_write_is_served_up_to_max_streams() {
             .unwrap();
     }
     assert_eq!(server.stats().stream_backlog, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_closes_silent_peers_concurrently() {
+    const PEERS: usize = 4;
+    let grace = Duration::from_secs(1);
+    let close_timeout = WsConfig::default().close_timeout;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let server = Server::builder(Router::new()).build();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener).await }
+    });
+    // Peers that complete the upgrade, then never read again: our close
+    // frame is never answered.
+    let mut silent = Vec::new();
+    for _ in 0..PEERS {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (raw, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+            .await
+            .unwrap();
+        silent.push(raw);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    timeout(LIMIT * 4, server.shutdown(grace)).await.unwrap();
+    let took = start.elapsed();
+    println!("shutdown of {PEERS} silent peers took {took:?} (virtual time)");
+    // One close timeout for all of them, not one each (4 × 5 s before).
+    assert!(
+        took <= grace + close_timeout + Duration::from_secs(1),
+        "shutdown took {took:?} for {PEERS} silent peers"
+    );
+    serving.await.unwrap().unwrap();
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_sends_every_finished_byte_before_the_close() {
+    // More than the loopback socket buffers hold while the peer does not
+    // read: most of it is still queued in the session when the close starts.
+    const LEN: usize = 16 << 20;
+    let server_cfg = WsConfig::default().with_stream_send_buffer(2 * LEN);
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_transport(server_cfg),
+    )
+    .await
+    .unwrap();
+    let (mut raw, server) = raw_client(&listener).await;
+    let id = StreamId(0);
+    raw.send(Message::Binary(
+        Frame::Ack {
+            id,
+            credit: 2 * LEN as u32,
+        }
+        .to_bytes(),
+    ))
+    .await
+    .unwrap();
+    // The request is never finished: the drain cannot end early.
+    raw.send(Message::Binary(Frame::encode_data(id, b"?")))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut one = [0u8; 1];
+    recv.read_exact(&mut one).await.unwrap();
+    let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    // Queued whole (within the credit and the send buffer), finished, and
+    // the connection shut down at once, while the peer is not reading.
+    send.write_all(&data).await.unwrap();
+    send.shutdown().await.unwrap();
+    let closing = tokio::spawn(async move { server.shutdown(Duration::ZERO).await });
+    let mut got = Vec::new();
+    let mut close_frame = None;
+    while let Some(msg) = timeout(LIMIT, raw.next()).await.unwrap() {
+        match msg.unwrap() {
+            Message::Binary(bytes) => {
+                if let Ok(Frame::Data { id: d, payload }) = Frame::decode(bytes) {
+                    assert_eq!(d, id);
+                    got.extend_from_slice(&payload);
+                }
+            }
+            Message::Close(frame) => {
+                close_frame = frame;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got.len(), LEN, "every finished byte came before the close");
+    assert!(got == data);
+    assert_eq!(u16::from(close_frame.unwrap().code), 1000);
+    // Reading on sends our reply, which completes the close handshake.
+    while let Some(Ok(_)) = timeout(LIMIT, raw.next()).await.unwrap() {}
+    timeout(LIMIT, closing).await.unwrap().unwrap();
 }

@@ -204,6 +204,9 @@ pub struct Session {
     /// Buffers payloads behind unread data are copied into (see
     /// [`Session::release_idle_copies`]).
     copies: CopyPool,
+    /// Closed by [`Session::close_after_flush`]: what was queued for the
+    /// socket still goes out before the close frame.
+    flush_on_close: bool,
 }
 
 impl Session {
@@ -223,6 +226,7 @@ impl Session {
             tx_buf: BytesMut::new(),
             pins: PinnedPayloads::default(),
             copies: CopyPool::new(COPY_POOL_BYTES),
+            flush_on_close: false,
         }
     }
 
@@ -256,6 +260,29 @@ impl Session {
     /// Closes the connection at once; the driver sends a close frame.
     pub fn close(&mut self, code: CloseCode, reason: &str) {
         self.set_closed(CloseReason::local(code, reason));
+    }
+
+    /// Closes the connection gracefully: nothing new is queued (stream
+    /// operations fail as after [`Session::close`]), but what was queued for
+    /// the socket (control frames, every stream's DATA and the CLOSE of a
+    /// finished stream) still leaves through [`Session::poll_transmit`];
+    /// the driver sends the close frame once it is all out (bounded by its
+    /// close timeout). Memory stays bounded by what was queued already.
+    pub fn close_after_flush(&mut self, code: CloseCode, reason: &str) {
+        if matches!(self.state, ConnState::Closed(_)) {
+            return;
+        }
+        let reason = CloseReason::local(code, reason);
+        self.state = ConnState::Closed(reason.clone());
+        self.flush_on_close = true;
+        self.accept_queue.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Whether the close keeps what was queued for the socket (see
+    /// [`Session::close_after_flush`]).
+    pub fn flushes_on_close(&self) -> bool {
+        self.flush_on_close
     }
 
     /// Starts a graceful shutdown: no stream may be opened by either side;

@@ -26,9 +26,10 @@ impl Session {
     /// The next message for the socket, encoded: control frames first, then
     /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
     /// stream. DATA messages were built whole by [`Session::write`], so this
-    /// copies nothing.
+    /// copies nothing. After a close, nothing, unless the close was
+    /// [`Session::close_after_flush`]: then what was queued, until empty.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.close_reason().is_some() {
+        if self.close_reason().is_some() && !self.flush_on_close {
             return None;
         }
         if let Some(frame) = self.control.pop_front() {
