@@ -33,6 +33,7 @@ fn session_config(
         stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
+        connection_send_buffer: ws.connection_send_buffer.max(1),
         peer_window,
         window_advertised,
         ..SessionConfig::new(role)
@@ -60,6 +61,7 @@ where
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,
         close: config.close_timeout,
+        send: config.send_timeout,
     };
     let driver = driver::run(ws, shared.clone(), timers);
     tokio::spawn(async move {

@@ -118,7 +118,9 @@ async fn a_graceful_shutdown_sends_every_finished_byte_before_the_close() {
     // More than the loopback socket buffers hold while the peer does not
     // read: most of it is still queued in the session when the close starts.
     const LEN: usize = 16 << 20;
-    let server_cfg = WsConfig::default().with_stream_send_buffer(2 * LEN);
+    let server_cfg = WsConfig::default()
+        .with_stream_send_buffer(2 * LEN)
+        .with_connection_send_buffer(2 * LEN);
     let listener = WsListener::bind(
         "127.0.0.1:0",
         WsServerConfig::default().with_transport(server_cfg),
@@ -176,4 +178,136 @@ async fn a_graceful_shutdown_sends_every_finished_byte_before_the_close() {
     // Reading on sends our reply, which completes the close handshake.
     while let Some(Ok(_)) = timeout(LIMIT, raw.next()).await.unwrap() {}
     timeout(LIMIT, closing).await.unwrap().unwrap();
+}
+
+/// A raw client that opens `streams` streams, granting each 64 MiB of credit
+/// and sending a byte, then never reads; the server accepts them all.
+async fn non_reading_peer(
+    server_cfg: WsConfig,
+    streams: u64,
+) -> (
+    WsListener,
+    tokio_tungstenite::WebSocketStream<TcpStream>,
+    strand_transport_ws::WsConnection,
+    Vec<strand_transport_ws::WsStream>,
+) {
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_transport(server_cfg),
+    )
+    .await
+    .unwrap();
+    let (mut raw, server) = raw_client(&listener).await;
+    for i in 0..streams {
+        let id = StreamId(2 * i);
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 64 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
+        raw.feed(Message::Binary(Frame::encode_data(id, b"?")))
+            .await
+            .unwrap();
+    }
+    raw.flush().await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..streams {
+        accepted.push(
+            timeout(LIMIT, server.accept_stream())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    (listener, raw, server, accepted)
+}
+
+/// Writes 64 KiB pieces on `stream` until it fails, counting what was taken.
+fn write_forever(
+    stream: strand_transport_ws::WsStream,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (mut send, _recv) = stream.split();
+        let piece = vec![7u8; 64 << 10];
+        while send.write_all(&piece).await.is_ok() {
+            written.fetch_add(piece.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_holds_at_most_the_connection_send_buffer() {
+    const STREAMS: u64 = 8;
+    const BUDGET: usize = 1 << 20;
+    // 8 streams × 256 KiB of stream_send_buffer = 2 MiB without the budget.
+    let cfg = WsConfig::default()
+        .with_connection_send_buffer(BUDGET)
+        .with_send_timeout(None);
+    let (_l, _raw, server, streams) = non_reading_peer(cfg, STREAMS).await;
+    let counters: Vec<_> = (0..STREAMS)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let writers: Vec<_> = streams
+        .into_iter()
+        .zip(&counters)
+        .map(|(s, c)| write_forever(s, c.clone()))
+        .collect();
+    eventually("the send queues filled", || {
+        server.stats().queued_send >= BUDGET as u64
+    })
+    .await;
+    // Let every writer try again: the queue stays at the budget.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = server.stats().queued_send;
+    println!("queued for a non-reading peer: {queued} bytes (budget {BUDGET})");
+    assert!(queued <= BUDGET as u64, "{queued} bytes queued");
+    for (i, c) in counters.iter().enumerate() {
+        assert!(
+            c.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "stream {i} wrote nothing"
+        );
+    }
+    for w in writers {
+        w.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout() {
+    let send_timeout = Duration::from_secs(30);
+    let cfg = WsConfig::default().with_send_timeout(Some(send_timeout));
+    let (_l, mut raw, server, mut streams) = non_reading_peer(cfg, 1).await;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let writer = write_forever(streams.pop().unwrap(), written.clone());
+    // The peer keeps pinging (and so keeps the idle timer away): that does
+    // not count as taking our data.
+    let pinger = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if raw.send(Message::Ping(Default::default())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reason = timeout(Duration::from_secs(120), server.closed())
+        .await
+        .expect("closed by the send timeout");
+    let took = start.elapsed();
+    println!("closed after {took:?} (virtual time): {reason}");
+    assert!(took >= send_timeout, "closed too early: {took:?}");
+    assert!(took < send_timeout + Duration::from_secs(5), "{took:?}");
+    assert_eq!(
+        reason.code,
+        strand_rpc_core::transport::CloseCode::GoingAway
+    );
+    assert_eq!(reason.reason, "send timeout");
+    assert_eq!(server.stats().queued_send, 0, "queues released");
+    timeout(LIMIT, writer).await.unwrap().unwrap();
+    pinger.abort();
 }

@@ -71,7 +71,9 @@ impl Session {
             }
             if let Some(msg) = stream.outgoing.pop_front() {
                 let was_full = stream.outgoing_bytes >= self.config.stream_send_buffer;
-                stream.outgoing_bytes -= msg.len() - Frame::data_header_len(id);
+                let payload = msg.len() - Frame::data_header_len(id);
+                stream.outgoing_bytes -= payload;
+                self.queued_send -= payload;
                 let more = !stream.outgoing.is_empty() || stream.send == SendState::Finishing;
                 if was_full && stream.outgoing_bytes < self.config.stream_send_buffer {
                     self.events.push_back(Event::Writable(id));
@@ -79,6 +81,9 @@ impl Session {
                 if more {
                     stream.in_sendable = true;
                     self.sendable.push_back(id);
+                }
+                if !self.send_waiters.is_empty() {
+                    self.wake_send_waiters();
                 }
                 return Some(msg);
             }
