@@ -427,8 +427,13 @@ where
                 // last message put the deadline, if that is still ahead.
                 let deadline = self.last_heard + d;
                 if deadline <= Instant::now() {
+                    // Our side counts the peer as lost; the peer, if it still
+                    // reads, is told why (docs/protocol.md, "Keep-alive and
+                    // idle timeout"): a close frame, without waiting for its
+                    // reply.
                     self.shared
                         .with_driver(|inner| inner.session.handle_lost("idle timeout"));
+                    self.send_close_now(cx, CloseCode::GoingAway, "idle timeout");
                     return Poll::Ready(());
                 }
                 idle.as_mut().reset(deadline);
@@ -459,14 +464,23 @@ where
         tracing::debug!("send timeout: the peer took nothing; closing");
         let reason = "send timeout";
         self.with_session(|inner| inner.session.close(CloseCode::GoingAway, reason));
+        self.send_close_now(cx, CloseCode::GoingAway, reason);
+        Poll::Ready(())
+    }
+
+    /// Puts a close frame on the socket if it takes it now, and flushes
+    /// once; the caller then ends the driver (no wait for the reply).
+    fn send_close_now(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &str) {
         self.unsent.clear();
         if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
-            let frame = close_frame(CloseCode::GoingAway, reason);
-            if self.ws().start_send(Message::Close(Some(frame))).is_ok() {
+            if self
+                .ws()
+                .start_send(Message::Close(Some(close_frame(code, reason))))
+                .is_ok()
+            {
                 let _ = self.ws().poll_flush(cx);
             }
         }
-        Poll::Ready(())
     }
 
     /// Once the session is closed: send our close frame if we closed, flush,

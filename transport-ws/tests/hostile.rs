@@ -311,3 +311,29 @@ async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout() {
     timeout(LIMIT, writer).await.unwrap().unwrap();
     pinger.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_timeout_sends_a_close_frame_going_away() {
+    let idle = Duration::from_secs(10);
+    let cfg = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(Some(idle));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(cfg))
+        .await
+        .unwrap();
+    let (mut raw, _server) = raw_client(&listener).await;
+    let start = Instant::now();
+    // A peer that sends nothing but still reads.
+    let msg = timeout(Duration::from_secs(100), raw.next())
+        .await
+        .expect("the server ended the connection")
+        .expect("a message before the end");
+    let took = start.elapsed();
+    let Ok(Message::Close(Some(frame))) = msg else {
+        panic!("no close frame: {msg:?}");
+    };
+    println!("closed after {took:?} (virtual time): {frame}");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "idle timeout");
+    assert!(took >= idle, "{took:?}");
+}
