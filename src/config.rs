@@ -142,8 +142,9 @@ pub struct LimitsConfig {
     /// 256; quic: opened by the peer, default 100). Bounds per-connection
     /// memory to about `max_streams × stream_window`.
     pub max_streams: Option<u32>,
-    /// ws: streams opened by the peer and not yet accepted, default 64; past
-    /// it new streams are refused instead of buffered. (`accept_backlog` is
+    /// ws: streams opened by the peer and not yet accepted, default 256 (the
+    /// same as `max_streams`); past it new streams are refused instead of
+    /// buffered. (`accept_backlog` is
     /// accepted as its former name.)
     #[serde(alias = "accept_backlog")]
     pub stream_backlog: Option<usize>,

@@ -270,8 +270,10 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
+        // Graceful: what streams wrote before the last handle went still
+        // reaches the socket before the close frame.
         self.0
-            .with(|inner| inner.session.close(CloseCode::Normal, ""));
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
     }
 }
 
@@ -363,7 +365,9 @@ impl WsConnection {
 
     /// Graceful shutdown: no new streams either way (peer opens are refused),
     /// open streams may finish until `deadline` elapses, then the connection
-    /// closes with [`CloseCode::Normal`] (1000). Resolves once closed.
+    /// closes with [`CloseCode::Normal`] (1000) after every byte queued for
+    /// the socket went out (bounded by [`crate::WsConfig::close_timeout`]).
+    /// Resolves once closed.
     pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
@@ -383,7 +387,10 @@ impl WsConnection {
             }
         };
         let _ = tokio::time::timeout(deadline, drained).await;
-        self.close(CloseCode::Normal, "");
+        // What streams finished writing (or wrote) still reaches the
+        // socket before the close frame, within the close timeout.
+        self.shared
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
         self.closed().await
     }
 

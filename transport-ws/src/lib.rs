@@ -93,7 +93,7 @@
 //! - Dropping a [`WsSendStream`] that was neither finished nor reset resets it
 //!   with code 0 (`CANCELLED`); dropping a [`WsRecvStream`] before its end
 //!   stops it with code 0. Dropping the last [`WsConnection`] handle closes
-//!   the WebSocket with 1000.
+//!   the WebSocket with 1000, after what was queued for the socket.
 //!
 //! # Closing
 //!

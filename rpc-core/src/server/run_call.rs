@@ -41,6 +41,8 @@ enum Interrupted {
     Forced,
     /// Writing failed.
     Io(io::Error),
+    /// The call's deadline passed while a write waited for the caller.
+    TimedOut,
 }
 
 impl Interrupted {
@@ -58,7 +60,7 @@ impl Inner {
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() {
             let _ = self
-                .answer_error(&mut send, &RpcError::server_stopping())
+                .answer_error(&mut send, &RpcError::server_stopping(), None)
                 .await;
             return;
         }
@@ -77,19 +79,21 @@ impl Inner {
             Ok(Err(e)) => {
                 let err = read_error_to_rpc(e);
                 if err.code() != error_codes::STREAM_ENDED {
-                    let _ = self.answer_error(&mut send, &err).await;
+                    let _ = self.answer_error(&mut send, &err, None).await;
                 }
                 return;
             }
             Err(_) => {
-                let _ = self.answer_error(&mut send, &RpcError::timed_out()).await;
+                let _ = self
+                    .answer_error(&mut send, &RpcError::timed_out(), None)
+                    .await;
                 return;
             }
         };
         let (ctx, params) = match self.parse_header(&header, peer) {
             Ok(parsed) => parsed,
             Err(err) => {
-                let _ = self.answer_error(&mut send, &err).await;
+                let _ = self.answer_error(&mut send, &err, None).await;
                 return;
             }
         };
@@ -124,8 +128,11 @@ impl Inner {
             code = crate::transport::stopped(&mut send) => Err(Interrupted::Stopped(code)),
         };
         let result = match outcome {
-            Ok(Ok(response)) => self.write_response(&mut send, response).await,
-            Ok(Err(err)) => self.answer_error(&mut send, &err).await,
+            Ok(Ok(response)) => {
+                self.write_response(&mut send, response, ctx.deadline())
+                    .await
+            }
+            Ok(Err(err)) => self.answer_error(&mut send, &err, ctx.deadline()).await,
             Err(e) => Err(e),
         };
         drop(cancel_on_exit);
@@ -137,7 +144,7 @@ impl Inner {
                 let never = CancellationToken::new();
                 let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
                 let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
-                    write_message(&mut send, &bytes, &never).await?;
+                    write_message(&mut send, &bytes, &never, None).await?;
                     std::future::poll_fn(|cx| Pin::new(&mut send).poll_shutdown(cx))
                         .await
                         .map_err(Interrupted::Io)
@@ -154,6 +161,16 @@ impl Inner {
             Err(Interrupted::Io(e)) => {
                 debug!(method = ctx.method(), error = %e, "writing the response failed");
                 send.reset(codes::CANCELLED);
+            }
+            Err(Interrupted::TimedOut) => {
+                // The caller did not take the response in time: the stream
+                // is reset (a torn message cannot be ended with an error),
+                // and the handler's stream, if any, was dropped with it.
+                debug!(
+                    method = ctx.method(),
+                    "deadline passed while writing the response"
+                );
+                send.reset(codes::TIMED_OUT);
             }
         }
     }
@@ -194,10 +211,11 @@ impl Inner {
         &self,
         send: &mut BoxSendStream,
         response: CallResponse,
+        deadline: Option<Instant>,
     ) -> Result<(), Interrupted> {
         match response {
             CallResponse::Unary(bytes) => {
-                write_message(send, &bytes, &self.forced).await?;
+                write_message(send, &bytes, &self.forced, deadline).await?;
             }
             CallResponse::Stream(mut items) => {
                 let mut written = 0u32;
@@ -220,12 +238,15 @@ impl Inner {
                         code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
                     };
                     match item {
-                        Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
+                        Some(Ok(bytes)) => {
+                            write_message(send, &bytes, &self.forced, deadline).await?
+                        }
                         Some(Err(err)) => {
                             write_message(
                                 send,
                                 &message::encode_error(&err.to_error_object()),
                                 &self.forced,
+                                deadline,
                             )
                             .await?;
                             break;
@@ -235,7 +256,7 @@ impl Inner {
                 }
             }
             CallResponse::Raw { leading, mut body } => {
-                write_message(send, &leading, &self.forced).await?;
+                write_message(send, &leading, &self.forced, deadline).await?;
                 let mut written = 0u32;
                 loop {
                     self.check_interrupted(send, &mut written)?;
@@ -246,7 +267,9 @@ impl Inner {
                         code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
                     };
                     match chunk {
-                        Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
+                        Some(Ok(bytes)) => {
+                            write_message(send, &bytes, &self.forced, deadline).await?
+                        }
                         Some(Err(e)) => return Err(Interrupted::Io(e)),
                         None => break,
                     }
@@ -282,11 +305,13 @@ impl Inner {
         &self,
         send: &mut BoxSendStream,
         err: &RpcError,
+        deadline: Option<Instant>,
     ) -> Result<(), Interrupted> {
         write_message(
             send,
             &message::encode_error(&err.to_error_object()),
             &self.forced,
+            deadline,
         )
         .await?;
         self.finish(send).await
@@ -310,15 +335,18 @@ impl Inner {
     }
 }
 
-/// Writes one message, giving up if the caller stops reading or the server
-/// is forced down. Those are watched only while the write waits: a write
-/// that goes through needs no registration (and a stop fails it anyway).
+/// Writes one message, giving up if the caller stops reading, the server
+/// is forced down, or the call's `deadline` passes. Those are watched only
+/// while the write waits: a write that goes through needs no registration
+/// (and a stop fails it anyway); the deadline's timer is made only then.
 async fn write_message(
     send: &mut BoxSendStream,
     bytes: &Bytes,
     forced: &CancellationToken,
+    deadline: Option<Instant>,
 ) -> Result<(), Interrupted> {
     let mut forced = pin!(forced.cancelled());
+    let mut timer = pin!(None::<tokio::time::Sleep>);
     let mut rest: &[u8] = bytes;
     std::future::poll_fn(|cx| {
         while !rest.is_empty() {
@@ -337,6 +365,16 @@ async fn write_message(
                     }
                     if let Poll::Ready(code) = send.poll_stopped(cx) {
                         return Poll::Ready(Err(Interrupted::Stopped(code)));
+                    }
+                    if let Some(deadline) = deadline {
+                        if timer.is_none() {
+                            timer.set(Some(tokio::time::sleep_until(deadline)));
+                        }
+                        if let Some(t) = timer.as_mut().as_pin_mut() {
+                            if t.poll(cx).is_ready() {
+                                return Poll::Ready(Err(Interrupted::TimedOut));
+                            }
+                        }
                     }
                     return Poll::Pending;
                 }

@@ -281,7 +281,10 @@ impl Server {
 
     /// Shuts down gracefully: stops accepting, answers new calls with −32001,
     /// lets running calls finish for up to `grace`, then aborts the rest with
-    /// −32001 and closes every connection.
+    /// −32001 and closes every connection, all at once: the whole takes at
+    /// most `grace`, one second for the aborted calls' answers, and one
+    /// close of the slowest connection (its drain of 100 ms and the
+    /// carrier's close timeout), however many connections there are.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         inner.stopping.cancel();
@@ -297,9 +300,15 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(1), inner.calls.wait()).await;
         let conns =
             std::mem::take(&mut *inner.connections.lock().unwrap_or_else(|e| e.into_inner()));
-        for conn in conns {
-            conn.shutdown(Duration::from_millis(100)).await;
-        }
+        // All at once: each close may wait for its peer's close frame (the
+        // carrier's close timeout), and N silent peers must cost one such
+        // wait, not N.
+        futures_util::future::join_all(
+            conns
+                .iter()
+                .map(|conn| conn.shutdown(Duration::from_millis(100))),
+        )
+        .await;
     }
 
     /// The number of calls running now.
