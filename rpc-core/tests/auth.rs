@@ -126,3 +126,41 @@ async fn rejected_call_never_reaches_the_handler() {
     assert_eq!(out[0]["error"]["code"], error_codes::UNAUTHORIZED);
     assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+/// Every token of a `BearerTokens` set is found, whatever its position, and
+/// near misses (a prefix, one byte off, longer) are refused.
+#[tokio::test]
+async fn bearer_tokens_match_exactly() {
+    let f = common::start_with(
+        Server::builder(router()).layer(AuthLayer::new(
+            BearerTokens::new()
+                .token("alpha-token", "alice")
+                .token("beta-token", "bob")
+                .token("alpha-token", "carol"),
+        )),
+    );
+    for (token, name) in [("alpha-token", "carol"), ("beta-token", "bob")] {
+        let ok: Value = f
+            .client
+            .call("whoami")
+            .bearer(token)
+            .unary(&json!({}))
+            .await
+            .unwrap();
+        assert_eq!(ok["name"], name, "{token}");
+    }
+    for wrong in ["alpha-toke", "alpha-tokem", "alpha-token-", "beta-token\0"] {
+        let err = f
+            .client
+            .call("whoami")
+            .bearer(wrong)
+            .unary::<_, Value>(&json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(error_codes::UNAUTHORIZED),
+            "{wrong:?}: {err}"
+        );
+    }
+}
