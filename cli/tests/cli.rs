@@ -349,3 +349,26 @@ fn duplex_call_ends_on_a_server_error_without_waiting_for_stdin() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("method not found"), "{err}");
 }
+
+#[test]
+fn a_huge_timeout_is_refused_in_one_line() {
+    let served = serve(&["--ws", "127.0.0.1:0"]);
+    let out = run(
+        &[
+            "call",
+            &served.urls[0],
+            "echo",
+            "{}",
+            "--timeout",
+            "18446744073709551615",
+        ],
+        b"",
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("at most"),
+        "{err}"
+    );
+}
