@@ -3,8 +3,12 @@
 //! - [`AuthLayer`]: in-payload authentication. A [`Verifier`] checks
 //!   `params.metadata.authorization` (`Bearer …` / `Basic …`) of the first
 //!   message, puts the caller's [`Identity`] into the [`Context`] or refuses
-//!   the call (−32020), and may hand back a fresh token, which travels in the
-//!   first response's `result.metadata.authorization`.
+//!   the call (−32020), and may hand back a fresh token, which travels with
+//!   the call's first response whatever it is: in `result.metadata.authorization`
+//!   of an object result, else in the response's own `metadata` member (an
+//!   error, a number, ...; docs/protocol.md, "Metadata"). The client finds it
+//!   in every outcome ([`crate::ClientError::reply_metadata`] for an error),
+//!   so one-time tokens keep working after a failed call.
 //! - [`TimeoutLayer`]: bounds every call it wraps (it can only shorten the
 //!   deadline the server and the caller set).
 //! - [`ConcurrencyLimitLayer`] (tower's): at most N calls start their handler at

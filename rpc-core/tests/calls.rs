@@ -184,6 +184,7 @@ async fn handler_error_reaches_the_client() {
             code,
             message,
             data,
+            ..
         } => {
             assert_eq!(*code, error_codes::HANDLER_ERROR);
             assert_eq!(message, "handler exploded");

@@ -124,8 +124,14 @@ impl Inner {
             code = crate::transport::stopped(&mut send) => Err(Interrupted::Stopped(code)),
         };
         let result = match outcome {
-            Ok(Ok(response)) => self.write_response(&mut send, response).await,
-            Ok(Err(err)) => self.answer_error(&mut send, &err).await,
+            Ok(Ok(response)) => self.write_response(&mut send, response, &ctx).await,
+            // The reply metadata (a refreshed token) goes with the error too:
+            // the call may have spent the caller's token.
+            Ok(Err(err)) => {
+                let metadata = ctx.take_reply_metadata();
+                self.answer_error_with(&mut send, &err, metadata.as_ref())
+                    .await
+            }
             Err(e) => Err(e),
         };
         drop(cancel_on_exit);
@@ -194,6 +200,7 @@ impl Inner {
         &self,
         send: &mut BoxSendStream,
         response: CallResponse,
+        ctx: &Context,
     ) -> Result<(), Interrupted> {
         match response {
             CallResponse::Unary(bytes) => {
@@ -222,9 +229,15 @@ impl Inner {
                     match item {
                         Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
                         Some(Err(err)) => {
+                            // Reply metadata still here if this is the first
+                            // message (the first result takes it).
+                            let metadata = ctx.take_reply_metadata();
                             write_message(
                                 send,
-                                &message::encode_error(&err.to_error_object()),
+                                &message::encode_error_with_metadata(
+                                    &err.to_error_object(),
+                                    metadata.as_ref(),
+                                ),
                                 &self.forced,
                             )
                             .await?;
@@ -283,9 +296,19 @@ impl Inner {
         send: &mut BoxSendStream,
         err: &RpcError,
     ) -> Result<(), Interrupted> {
+        self.answer_error_with(send, err, None).await
+    }
+
+    /// Answers with `err` and the reply metadata, if any.
+    async fn answer_error_with(
+        &self,
+        send: &mut BoxSendStream,
+        err: &RpcError,
+        metadata: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), Interrupted> {
         write_message(
             send,
-            &message::encode_error(&err.to_error_object()),
+            &message::encode_error_with_metadata(&err.to_error_object(), metadata),
             &self.forced,
         )
         .await?;
