@@ -108,7 +108,7 @@ impl Drop for WsSendStream {
 }
 
 /// The receiving half of a mux stream. Reads `Ok(0)` after the peer's
-/// `CLOSE(Read)`; fails with [`StreamError::Reset`] after its `ERROR(Read)`.
+/// `CLOSE(Read)`; fails with [`StreamError::Reset`](strand_rpc_core::transport::StreamError::Reset) after its `ERROR(Read)`.
 pub struct WsRecvStream {
     shared: Arc<Shared>,
     id: StreamId,

@@ -107,8 +107,11 @@ impl<R: DeserializeOwned> ResponseStream<R> {
         }
     }
 
-    /// `result.metadata` of the first response (e.g. a refreshed token), once
-    /// the first response arrived.
+    /// The reply metadata of the first response (e.g. a refreshed token),
+    /// once it arrived: `result.metadata` of an object result, or the
+    /// response's own `metadata` member beside a result of another type or
+    /// an error (docs/protocol.md, "Metadata"). An error yielded as the first
+    /// item carries it too ([`ClientError::reply_metadata`]).
     pub fn metadata(&self) -> Option<&Map<String, Value>> {
         self.metadata.as_ref()
     }
@@ -116,16 +119,34 @@ impl<R: DeserializeOwned> ResponseStream<R> {
     fn decode(&mut self, bytes: &[u8]) -> Result<R, ClientError> {
         let msg = IncomingMessage::parse(bytes)
             .map_err(|e| ClientError::Protocol(format!("invalid response: {e}")))?;
+        let first = std::mem::take(&mut self.first);
+        // Beside the result or the error: where a result that is not an
+        // object, or an error, carries the reply metadata.
+        let beside = || {
+            msg.metadata
+                .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+        };
         if let Some(error) = msg.error {
-            return Err(ClientError::from_error_object(error));
+            if first {
+                self.metadata = beside();
+            }
+            return Err(ClientError::from_error_object(
+                error,
+                first.then(|| self.metadata.clone()).flatten(),
+            ));
         }
         let raw = msg
             .result
             .ok_or_else(|| ClientError::Protocol("response has neither result nor error".into()))?;
-        if std::mem::take(&mut self.first) && message::may_have_metadata(raw.get()) {
-            self.metadata = serde_json::from_str::<MetadataOnly>(raw.get())
-                .ok()
-                .and_then(|m| m.metadata);
+        if first {
+            if message::may_have_metadata(raw.get()) {
+                self.metadata = serde_json::from_str::<MetadataOnly>(raw.get())
+                    .ok()
+                    .and_then(|m| m.metadata);
+            }
+            if self.metadata.is_none() {
+                self.metadata = beside();
+            }
         }
         Ok(serde_json::from_str(raw.get())?)
     }

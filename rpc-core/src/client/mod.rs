@@ -55,7 +55,8 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Sets the default timeout.
+    /// Sets the default timeout (see [`CallBuilder::timeout`] for one too
+    /// long for the clock).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -174,6 +175,11 @@ pub struct CallBuilder<'a> {
 
 impl<'a> CallBuilder<'a> {
     /// Sets this call's timeout (sent as `metadata.timeout`, enforced here too).
+    ///
+    /// A timeout so long that the clock cannot represent its end
+    /// (`Instant + timeout` overflows, e.g. [`Duration::MAX`]) is no local
+    /// deadline at all; it is still sent, and a strand server caps what it
+    /// reads at 10^12 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -198,7 +204,10 @@ impl<'a> CallBuilder<'a> {
             method: Cow::Borrowed(self.method),
             metadata: self.metadata,
             timeout: self.timeout,
-            deadline: self.timeout.map(|t| (Instant::now() + t, t)),
+            // Past the clock's range there is no deadline to keep.
+            deadline: self
+                .timeout
+                .and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         }
     }
 

@@ -128,11 +128,14 @@ impl Inner {
             code = crate::transport::stopped(&mut send) => Err(Interrupted::Stopped(code)),
         };
         let result = match outcome {
-            Ok(Ok(response)) => {
-                self.write_response(&mut send, response, ctx.deadline())
+            Ok(Ok(response)) => self.write_response(&mut send, response, &ctx).await,
+            // The reply metadata (a refreshed token) goes with the error too:
+            // the call may have spent the caller's token.
+            Ok(Err(err)) => {
+                let metadata = ctx.take_reply_metadata();
+                self.answer_error_with(&mut send, &err, metadata.as_ref(), ctx.deadline())
                     .await
             }
-            Ok(Err(err)) => self.answer_error(&mut send, &err, ctx.deadline()).await,
             Err(e) => Err(e),
         };
         drop(cancel_on_exit);
@@ -211,8 +214,9 @@ impl Inner {
         &self,
         send: &mut BoxSendStream,
         response: CallResponse,
-        deadline: Option<Instant>,
+        ctx: &Context,
     ) -> Result<(), Interrupted> {
+        let deadline = ctx.deadline();
         match response {
             CallResponse::Unary(bytes) => {
                 write_message(send, &bytes, &self.forced, deadline).await?;
@@ -242,9 +246,15 @@ impl Inner {
                             write_message(send, &bytes, &self.forced, deadline).await?
                         }
                         Some(Err(err)) => {
+                            // Reply metadata still here if this is the first
+                            // message (the first result takes it).
+                            let metadata = ctx.take_reply_metadata();
                             write_message(
                                 send,
-                                &message::encode_error(&err.to_error_object()),
+                                &message::encode_error_with_metadata(
+                                    &err.to_error_object(),
+                                    metadata.as_ref(),
+                                ),
                                 &self.forced,
                                 deadline,
                             )
@@ -307,9 +317,20 @@ impl Inner {
         err: &RpcError,
         deadline: Option<Instant>,
     ) -> Result<(), Interrupted> {
+        self.answer_error_with(send, err, None, deadline).await
+    }
+
+    /// Answers with `err` and the reply metadata, if any.
+    async fn answer_error_with(
+        &self,
+        send: &mut BoxSendStream,
+        err: &RpcError,
+        metadata: Option<&serde_json::Map<String, serde_json::Value>>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Interrupted> {
         write_message(
             send,
-            &message::encode_error(&err.to_error_object()),
+            &message::encode_error_with_metadata(&err.to_error_object(), metadata),
             &self.forced,
             deadline,
         )
