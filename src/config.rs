@@ -73,8 +73,12 @@ pub enum VerifyMode {
     Auto,
     /// The Mozilla root store and the server name.
     Webpki,
-    /// [`TlsConfig::ca`] (a private CA or a pinned self-signed certificate)
-    /// and the server name.
+    /// [`TlsConfig::ca`] (a private CA or a pinned certificate) and the
+    /// server name. A server presenting exactly one of the certificates in
+    /// `tls.ca` is accepted once its name and validity period check, even
+    /// when it is marked as a CA (the `openssl req -x509` default) or its
+    /// issuer is unknown. Certificate errors say what was expected, what was
+    /// presented and what to pass.
     Ca,
     /// Accept any certificate. Development only: no protection against an
     /// active attacker.
