@@ -172,6 +172,10 @@ pub struct LimitsConfig {
     /// accepted as its former name.)
     #[serde(alias = "accept_backlog")]
     pub stream_backlog: Option<usize>,
+    /// ws: bytes written on all streams of a connection and not yet taken
+    /// by the socket before writes wait, default 4 MiB: what a peer that
+    /// stops reading can make us hold, whatever the number of streams.
+    pub connection_send_buffer: Option<usize>,
     /// Server: connections open at once, default 1024 (each costs its
     /// buffers and windows). Past it a ws client gets `503`, a QUIC one is
     /// refused.
@@ -207,6 +211,11 @@ pub struct TimeoutsConfig {
     /// Keep-alive interval (ws ping, QUIC keep-alive); 0 disables it. Default
     /// 20 s (ws), 5 s (quic). Keep it below `idle_ms`.
     pub keep_alive_ms: Option<u64>,
+    /// ws: close the connection when data waits for the socket and the
+    /// socket took nothing for this long; 0 disables it. Default 30 s: a
+    /// peer that stops reading (even one that keeps pinging) is closed
+    /// and its queued data released.
+    pub send_ms: Option<u64>,
     /// Client: timeout of every call (sent to the server as
     /// `metadata.timeout` and enforced locally). Default none: the server's
     /// default (60 s) applies.
@@ -220,6 +229,7 @@ impl TimeoutsConfig {
             ("handshake_ms", self.handshake_ms),
             ("idle_ms", self.idle_ms),
             ("keep_alive_ms", self.keep_alive_ms),
+            ("send_ms", self.send_ms),
             ("call_ms", self.call_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {
