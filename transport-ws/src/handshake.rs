@@ -55,7 +55,7 @@ pub(crate) struct Accepted<S> {
     pub peer_window: Option<u32>,
 }
 
-enum Head {
+pub(crate) enum Head {
     Upgrade {
         request: Box<UpgradeRequest>,
         key: String,
@@ -83,7 +83,7 @@ pub(crate) fn parse_window(headers: &HeaderMap) -> Option<u32> {
         .filter(|w| *w > 0)
 }
 
-async fn read_head<S: AsyncRead + Unpin>(
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     config: &WsServerConfig,
 ) -> Result<Head, WsError> {

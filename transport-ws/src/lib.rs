@@ -113,6 +113,10 @@ mod error;
 mod handshake;
 pub mod mux;
 
+#[doc(hidden)]
+#[path = "fuzz_support.rs"]
+pub mod __fuzz;
+
 pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,

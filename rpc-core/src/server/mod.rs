@@ -3,7 +3,7 @@
 
 mod call;
 mod router;
-mod serve;
+pub(crate) mod serve;
 
 pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};
 pub use router::{CallKind, Router};
