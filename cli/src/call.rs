@@ -51,7 +51,7 @@ pub(crate) struct CallArgs {
     /// Accept any server certificate (development only).
     #[arg(long)]
     insecure: bool,
-    /// Call timeout in milliseconds.
+    /// Call timeout in milliseconds (at most 10^12).
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
 }
@@ -96,6 +96,12 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         }
         config.timeouts.call_ms = args.timeout;
         config.auth.token = args.token.clone();
+    }
+    if let Some(ms) = args.timeout.filter(|&ms| ms > strand::MAX_TIMEOUT_MS) {
+        return crate::fail(format!(
+            "--timeout {ms} is too long: at most {} ms (about 31 years); leave it out for no client timeout",
+            strand::MAX_TIMEOUT_MS
+        ));
     }
     let params = match args.json.as_deref().map(serde_json::from_str::<Value>) {
         None => None,

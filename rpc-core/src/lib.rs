@@ -90,7 +90,7 @@ pub mod __private;
 pub mod __fuzz {
     /// How the server reads a call's first message (method, context with
     /// the raw metadata, params), without the deadline it then sets.
-    pub use crate::server::serve::parse_call_header;
+    pub use crate::server::run_call::parse_call_header;
 }
 
 pub use client::{CallBuilder, Client, ClientConfig, ResponseStream};

@@ -76,8 +76,11 @@ impl Endpoint {
     }
 
     /// An endpoint from a full configuration.
+    /// Fails on a URL it cannot use or a timeout past
+    /// [`crate::config::MAX_TIMEOUT_MS`].
     pub fn from_config(config: EndpointConfig) -> Result<Endpoint, Error> {
         let (scheme, host, port, path) = parse_url(&config.url)?;
+        config.timeouts.validate()?;
         Ok(Endpoint {
             scheme,
             host,
@@ -177,6 +180,8 @@ impl Endpoint {
     /// Binds a listener on this endpoint's address. Hand it to
     /// [`crate::Server::serve`], or serve several with [`crate::Serving`].
     pub async fn bind(&self) -> Result<BoundListener, Error> {
+        // Settings may have changed through `config_mut` since `from_config`.
+        self.config.timeouts.validate()?;
         let inner = match self.scheme {
             #[cfg(feature = "ws")]
             Scheme::Ws | Scheme::Wss => Inner::Ws(self.bind_ws().await?),
@@ -209,6 +214,7 @@ impl Endpoint {
     /// For quic each connection gets its own UDP socket; to make many
     /// connections from one socket use `strand::quic::QuicClient`.
     pub async fn connect_connection(&self) -> Result<DynConnection, Error> {
+        self.config.timeouts.validate()?;
         match self.scheme {
             #[cfg(feature = "ws")]
             Scheme::Ws | Scheme::Wss => self.connect_ws().await,

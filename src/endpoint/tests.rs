@@ -177,3 +177,66 @@ async fn missing_ca_file_is_a_clear_error() {
     assert!(matches!(err, Error::Tls(_)), "{err}");
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
+
+#[test]
+fn a_timeout_past_the_limit_is_a_config_error() {
+    for key in ["call_ms", "handshake_ms", "idle_ms", "keep_alive_ms"] {
+        let text =
+            format!("url = \"ws://127.0.0.1:1\"\n[timeouts]\n{key} = 18446744073709551615\n");
+        match Endpoint::from_toml(&text) {
+            Err(Error::Config(msg)) => {
+                assert!(msg.contains(key) && msg.contains("at most"), "{msg}")
+            }
+            other => panic!("{key}: expected a config error, got {other:?}"),
+        }
+    }
+    // The limit itself is accepted.
+    let text = "url = \"ws://127.0.0.1:1\"\n[timeouts]\ncall_ms = 1000000000000\n";
+    assert!(Endpoint::from_toml(text).is_ok());
+}
+
+#[tokio::test]
+async fn a_timeout_changed_in_code_past_the_limit_fails_to_connect() {
+    let mut e = Endpoint::from_url("ws://127.0.0.1:1").unwrap();
+    e.config_mut().timeouts.call_ms = Some(u64::MAX);
+    match e.connect().await {
+        Err(Error::Config(msg)) => assert!(msg.contains("call_ms"), "{msg}"),
+        Err(other) => panic!("expected a config error, got {other}"),
+        Ok(_) => panic!("connected with a timeout past the limit"),
+    }
+}
+
+#[test]
+fn client_auth_without_a_ca_is_refused() {
+    for mode in [ClientAuthMode::Optional, ClientAuthMode::Required] {
+        let mut e = Endpoint::from_url("quic://127.0.0.1:0").unwrap();
+        e.config_mut().tls.self_signed = true;
+        e.config_mut().tls.client_auth = mode;
+        match e.server_tls() {
+            Err(Error::Config(msg)) => assert!(
+                msg.contains("tls.ca") && msg.contains("client_ca = \"any\""),
+                "{msg}"
+            ),
+            Err(other) => panic!("{mode:?}: expected a config error, got {other}"),
+            Ok(_) => panic!("{mode:?}: any client certificate was accepted without a CA"),
+        }
+    }
+}
+
+#[test]
+fn any_client_certificate_must_be_chosen_explicitly() {
+    let text = r#"
+        url = "quic://127.0.0.1:0"
+        [tls]
+        self_signed = true
+        client_auth = "required"
+        client_ca = "any"
+    "#;
+    let e = Endpoint::from_toml(text).unwrap();
+    assert_eq!(e.config().tls.client_ca, crate::config::ClientCaMode::Any);
+    let tls = e.server_tls().unwrap();
+    assert!(matches!(
+        tls.client_auth,
+        ClientAuth::Required(strand_tls::ClientCertVerification::AnyCertificate)
+    ));
+}

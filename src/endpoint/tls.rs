@@ -7,7 +7,7 @@ use strand_tls::{
 };
 
 use super::Endpoint;
-use crate::config::{ClientAuthMode, VerifyMode};
+use crate::config::{ClientAuthMode, ClientCaMode, VerifyMode};
 use crate::Error;
 
 impl Endpoint {
@@ -49,18 +49,40 @@ impl Endpoint {
         let client_auth = match &self.client_auth {
             Some(auth) => auth.clone(),
             None => {
-                let check = match self.ca()? {
-                    Some(cas) => ClientCertVerification::Ca(cas),
-                    None => ClientCertVerification::AnyCertificate,
-                };
-                match self.config.tls.client_auth {
-                    ClientAuthMode::None => ClientAuth::None,
-                    ClientAuthMode::Optional => ClientAuth::Optional(check),
-                    ClientAuthMode::Required => ClientAuth::Required(check),
+                let mode = self.config.tls.client_auth;
+                if mode == ClientAuthMode::None {
+                    ClientAuth::None
+                } else {
+                    let check = self.client_cert_check(mode)?;
+                    match mode {
+                        ClientAuthMode::Optional => ClientAuth::Optional(check),
+                        _ => ClientAuth::Required(check),
+                    }
                 }
             }
         };
         Ok(ServerTls::new(identity).with_client_auth(client_auth))
+    }
+
+    /// How client certificates are checked: against `tls.ca`, or not at all
+    /// when `tls.client_ca = "any"` says so. Neither is an error: a missing
+    /// CA must not mean "any client".
+    fn client_cert_check(&self, mode: ClientAuthMode) -> Result<ClientCertVerification, Error> {
+        let mode = match mode {
+            ClientAuthMode::Optional => "optional",
+            _ => "required",
+        };
+        match (self.config.tls.client_ca, self.ca()?) {
+            (ClientCaMode::Ca, Some(cas)) => Ok(ClientCertVerification::Ca(cas)),
+            (ClientCaMode::Ca, None) => Err(Error::Config(format!(
+                "tls.client_auth = \"{mode}\" needs tls.ca, the CA client certificates are checked against; \
+                 to accept any client certificate and judge it in the application, set tls.client_ca = \"any\""
+            ))),
+            (ClientCaMode::Any, None) => Ok(ClientCertVerification::AnyCertificate),
+            (ClientCaMode::Any, Some(_)) => Err(Error::Config(
+                "tls.client_ca = \"any\" accepts any client certificate, so tls.ca would be ignored: remove one of them".into(),
+            )),
+        }
     }
 
     pub(super) fn client_tls(&self) -> Result<ClientTls, Error> {

@@ -1,4 +1,5 @@
-//! The connection handle and the stream halves the application holds.
+//! The connection handle ([`WsConnection`]) and the state it shares with the
+//! driver and the stream halves (`stream.rs`).
 //!
 //! The [`Session`] lives behind a mutex shared by the driver task and every
 //! handle (quinn's shape). Handles mutate it, then wake the tasks that the
@@ -6,21 +7,19 @@
 //! lock is released. The lock is never held across an await.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strand_rpc_core::transport::{
-    CloseCode, CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
+    CloseCode, CloseReason, Connection, PeerInfo, Stream, StreamError,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
+use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap};
+use crate::stream::{WsRecvStream, WsSendStream};
 
 /// State shared by the driver and the handles.
 pub(crate) struct Inner {
@@ -29,9 +28,9 @@ pub(crate) struct Inner {
     /// The driver was woken and has not polled since: waking it again is
     /// wasted work (an atomic update on a line the other thread holds).
     driver_woken: bool,
-    read_wakers: StreamMap<Waker>,
-    write_wakers: StreamMap<Waker>,
-    stopped_wakers: StreamMap<Waker>,
+    pub(crate) read_wakers: StreamMap<Waker>,
+    pub(crate) write_wakers: StreamMap<Waker>,
+    pub(crate) stopped_wakers: StreamMap<Waker>,
     /// Wake-ups found under the lock, delivered once it is released.
     wakeups: Wakeups,
     /// The driver finished (socket gone).
@@ -219,7 +218,7 @@ pub(crate) fn wake_all(inner: &mut Inner) {
 /// A stream operation's result as a poll: `Blocked` registers the task in
 /// `wakers` (the session's event for this stream wakes it), other errors
 /// become I/O errors.
-fn poll_op<T>(
+pub(crate) fn poll_op<T>(
     result: Result<T, OpError>,
     wakers: &mut StreamMap<Waker>,
     id: StreamId,
@@ -235,7 +234,7 @@ fn poll_op<T>(
     }
 }
 
-fn to_stream_error(err: OpError) -> StreamError {
+pub(crate) fn to_stream_error(err: OpError) -> StreamError {
     match err {
         OpError::Reset(code) => StreamError::Reset(code),
         OpError::Stopped(code) => StreamError::Stopped(code),
@@ -271,8 +270,10 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
+        // Graceful: what streams wrote before the last handle went still
+        // reaches the socket before the close frame.
         self.0
-            .with(|inner| inner.session.close(CloseCode::Normal, ""));
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
     }
 }
 
@@ -351,14 +352,8 @@ impl WsConnection {
 
     fn halves(&self, id: StreamId) -> WsStream {
         Stream::from_halves(
-            WsSendStream {
-                shared: self.shared.clone(),
-                id,
-            },
-            WsRecvStream {
-                shared: self.shared.clone(),
-                id,
-            },
+            WsSendStream::new(self.shared.clone(), id),
+            WsRecvStream::new(self.shared.clone(), id),
         )
     }
 
@@ -370,7 +365,9 @@ impl WsConnection {
 
     /// Graceful shutdown: no new streams either way (peer opens are refused),
     /// open streams may finish until `deadline` elapses, then the connection
-    /// closes with [`CloseCode::Normal`] (1000). Resolves once closed.
+    /// closes with [`CloseCode::Normal`] (1000) after every byte queued for
+    /// the socket went out (bounded by [`crate::WsConfig::close_timeout`]).
+    /// Resolves once closed.
     pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
@@ -390,7 +387,10 @@ impl WsConnection {
             }
         };
         let _ = tokio::time::timeout(deadline, drained).await;
-        self.close(CloseCode::Normal, "");
+        // What streams finished writing (or wrote) still reaches the
+        // socket before the close frame, within the close timeout.
+        self.shared
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
         self.closed().await
     }
 
@@ -453,159 +453,5 @@ impl Connection for WsConnection {
 
     async fn shutdown(&self, timeout: Duration) {
         WsConnection::shutdown(self, timeout).await;
-    }
-}
-
-/// The sending half of a mux stream.
-///
-/// Each `poll_write` sends at most one DATA message (up to the credit and
-/// [`crate::WsConfig::max_data_payload`]); at zero credit it waits for the
-/// peer's ACK. `poll_shutdown` resolves once `CLOSE(Read)` went out.
-pub struct WsSendStream {
-    shared: Arc<Shared>,
-    id: StreamId,
-}
-
-impl WsSendStream {
-    /// The stream id on the wire.
-    pub fn id(&self) -> u64 {
-        self.id.0
-    }
-
-    /// Figures for this stream (`None` once it left the session).
-    pub fn stats(&self) -> Option<StreamStats> {
-        self.shared.lock().session.stream_stats(self.id)
-    }
-}
-
-impl AsyncWrite for WsSendStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let id = self.id;
-        self.shared.with(|inner| {
-            let r = inner.session.write(id, buf);
-            poll_op(r, &mut inner.write_wakers, id, cx)
-        })
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Written bytes are already queued for the driver, which flushes the
-        // socket as soon as it can.
-        Poll::Ready(Ok(()))
-    }
-
-    /// Queues the finish and returns: the session sends `CLOSE(Read)` after
-    /// the queued DATA (toward a JS peer, once every byte was ACKed), also if
-    /// this handle is dropped meanwhile, as QUIC's FIN follows its data. So a
-    /// call that writes its last message and finishes needs no wait on the
-    /// driver. Fails if the stream was already reset or stopped.
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let id = self.id;
-        let out = self.shared.with(|inner| inner.session.finish(id));
-        Poll::Ready(out.map_err(|e| to_stream_error(e).into_io()))
-    }
-}
-
-impl SendStream for WsSendStream {
-    fn reset(&mut self, code: u64) {
-        self.shared.with(|inner| inner.session.reset(self.id, code));
-    }
-
-    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
-        let mut inner = self.shared.lock();
-        if let Some(code) = inner.session.stopped_code(self.id) {
-            return Poll::Ready(code);
-        }
-        inner.stopped_wakers.insert(self.id, cx.waker().clone());
-        Poll::Pending
-    }
-
-    /// Toward a JS peer, waits until every byte written so far was ACKed
-    /// (see `Session::write_boundary`); toward strand, ready at once.
-    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = self.shared.lock();
-        let r = inner.session.write_boundary(self.id);
-        // An ACK, a stop or the close wakes the stream's writer.
-        poll_op(r, &mut inner.write_wakers, self.id, cx)
-    }
-}
-
-impl Drop for WsSendStream {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.shared.with(|inner| {
-            inner.write_wakers.remove(&id);
-            inner.stopped_wakers.remove(&id);
-            inner.session.release_send(id);
-        });
-    }
-}
-
-/// The receiving half of a mux stream. Reads `Ok(0)` after the peer's
-/// `CLOSE(Read)`; fails with [`StreamError::Reset`] after its `ERROR(Read)`.
-pub struct WsRecvStream {
-    shared: Arc<Shared>,
-    id: StreamId,
-}
-
-impl WsRecvStream {
-    /// The stream id on the wire.
-    pub fn id(&self) -> u64 {
-        self.id.0
-    }
-
-    /// Figures for this stream (`None` once it left the session).
-    pub fn stats(&self) -> Option<StreamStats> {
-        self.shared.lock().session.stream_stats(self.id)
-    }
-}
-
-impl AsyncRead for WsRecvStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let id = self.id;
-        let n = self.shared.with(|inner| {
-            let r = inner.session.read(id, buf.initialize_unfilled());
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        });
-        n.map_ok(|n| buf.advance(n))
-    }
-}
-
-impl RecvStream for WsRecvStream {
-    fn stop(&mut self, code: u64) {
-        self.shared.with(|inner| inner.session.stop(self.id, code));
-    }
-
-    /// Hands over the received DATA payloads themselves (no copy).
-    fn poll_read_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-        max: usize,
-    ) -> Poll<io::Result<Option<Bytes>>> {
-        let id = self.id;
-        self.shared.with(|inner| {
-            let r = inner.session.read_chunk(id, max);
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        })
-    }
-}
-
-impl Drop for WsRecvStream {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.shared.with(|inner| {
-            inner.read_wakers.remove(&id);
-            inner.session.release_recv(id);
-        });
     }
 }

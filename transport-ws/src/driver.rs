@@ -49,6 +49,7 @@ pub(crate) struct Timers {
     pub keep_alive: Option<Duration>,
     pub idle: Option<Duration>,
     pub close: Duration,
+    pub send: Option<Duration>,
 }
 
 /// Where a connection is in its close lifecycle.
@@ -82,6 +83,12 @@ struct Driver<S> {
     phase: Phase,
     keep_alive: Option<Pin<Box<Sleep>>>,
     idle: Option<Pin<Box<Sleep>>>,
+    /// The send-progress timer (allocated once), polled only while armed.
+    send_timer: Option<Pin<Box<Sleep>>>,
+    send_timer_armed: bool,
+    /// Since when data waits for a socket that takes none of it; `None`
+    /// while the socket keeps up (or nothing waits).
+    stalled_since: Option<Instant>,
     /// When the peer was last heard from, for the idle timeout; updated from
     /// `heard_from_peer` once per pass of the driver.
     last_heard: Instant,
@@ -113,6 +120,9 @@ where
         timers,
         keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
         idle: timers.idle.map(|d| Box::pin(sleep(d))),
+        send_timer: timers.send.map(|d| Box::pin(sleep(d))),
+        send_timer_armed: false,
+        stalled_since: None,
         phase: Phase::Open,
         last_heard: Instant::now(),
         heard_from_peer: false,
@@ -305,6 +315,7 @@ where
     /// per message) and feeds them to the sink while it is ready; flushes
     /// once.
     fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        let mut took = false;
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
@@ -335,15 +346,45 @@ where
                 return self.lost(err);
             }
             self.needs_flush = true;
+            took = true;
             *progress = true;
         }
-        self.poll_flush(cx)
+        let flushed = self.poll_flush(cx, &mut took);
+        self.note_send_progress(took);
+        flushed
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Tracks whether the socket keeps taking what waits for it (see
+    /// `WsConfig::send_timeout`). Reads the clock only when the socket
+    /// blocks with data waiting, not per message.
+    fn note_send_progress(&mut self, took: bool) {
+        let Some(d) = self.timers.send else {
+            return;
+        };
+        let waiting = !self.unsent.is_empty() || self.needs_flush;
+        if !waiting {
+            self.stalled_since = None;
+            return;
+        }
+        if took || self.stalled_since.is_none() {
+            let now = Instant::now();
+            self.stalled_since = Some(now);
+            if !self.send_timer_armed {
+                if let Some(timer) = self.send_timer.as_mut() {
+                    timer.as_mut().reset(now + d);
+                    self.send_timer_armed = true;
+                }
+            }
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>, took: &mut bool) -> Poll<()> {
         if self.needs_flush {
             match self.ws().poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    *took = true;
+                }
                 Poll::Ready(Err(err)) => return self.lost(err),
                 Poll::Pending => {}
             }
@@ -357,6 +398,23 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        if self.send_timer_armed {
+            if let (Some(timer), Some(d)) = (self.send_timer.as_mut(), self.timers.send) {
+                if timer.as_mut().poll(cx).is_ready() {
+                    // Like the idle timer: moved on only when it fires.
+                    match self.stalled_since {
+                        None => self.send_timer_armed = false,
+                        Some(since) if since + d <= Instant::now() => {
+                            return self.send_timed_out(cx);
+                        }
+                        Some(since) => {
+                            timer.as_mut().reset(since + d);
+                            *progress = true;
+                        }
+                    }
+                }
+            }
+        }
         if self.heard_from_peer {
             // Once per pass, however many messages it read.
             self.heard_from_peer = false;
@@ -369,8 +427,13 @@ where
                 // last message put the deadline, if that is still ahead.
                 let deadline = self.last_heard + d;
                 if deadline <= Instant::now() {
+                    // Our side counts the peer as lost; the peer, if it still
+                    // reads, is told why (docs/protocol.md, "Keep-alive and
+                    // idle timeout"): a close frame, without waiting for its
+                    // reply.
                     self.shared
                         .with_driver(|inner| inner.session.handle_lost("idle timeout"));
+                    self.send_close_now(cx, CloseCode::GoingAway, "idle timeout");
                     return Poll::Ready(());
                 }
                 idle.as_mut().reset(deadline);
@@ -394,6 +457,32 @@ where
         Poll::Pending
     }
 
+    /// The socket took nothing for the send timeout while data waited:
+    /// close (the close frame goes out only if the socket takes it now) and
+    /// end, which drops the socket and releases every queue.
+    fn send_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        tracing::debug!("send timeout: the peer took nothing; closing");
+        let reason = "send timeout";
+        self.with_session(|inner| inner.session.close(CloseCode::GoingAway, reason));
+        self.send_close_now(cx, CloseCode::GoingAway, reason);
+        Poll::Ready(())
+    }
+
+    /// Puts a close frame on the socket if it takes it now, and flushes
+    /// once; the caller then ends the driver (no wait for the reply).
+    fn send_close_now(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &str) {
+        self.unsent.clear();
+        if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
+            if self
+                .ws()
+                .start_send(Message::Close(Some(close_frame(code, reason))))
+                .is_ok()
+            {
+                let _ = self.ws().poll_flush(cx);
+            }
+        }
+    }
+
     /// Once the session is closed: send our close frame if we closed, flush,
     /// and wait (bounded) for the peer's close so the handshake completes.
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -401,10 +490,18 @@ where
             return Poll::Pending;
         }
         if let Phase::Open = self.phase {
-            let local = self.shared.lock().session.closed_locally();
-            // Taken before the close, not sent: the session dropped its own
-            // queues too.
-            self.unsent.clear();
+            let (local, flush) = {
+                let inner = self.shared.lock();
+                (
+                    inner.session.closed_locally(),
+                    inner.session.flushes_on_close(),
+                )
+            };
+            if !flush {
+                // Taken before an abrupt close, not sent: the session
+                // dropped its own queues too.
+                self.unsent.clear();
+            }
             self.phase = Phase::Closing(Closing {
                 local,
                 frame_sent: false,
@@ -415,7 +512,10 @@ where
             return Poll::Pending;
         };
         let local = closing.local;
-        if local && !closing.frame_sent {
+        // A graceful close sends what was queued first: `poll_write` ran
+        // earlier in this pass and emptied `unsent` only if the session had
+        // nothing more (the close frame must follow the last DATA).
+        if local && !closing.frame_sent && self.unsent.is_empty() {
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Err(_)) => return Poll::Ready(()),

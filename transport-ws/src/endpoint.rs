@@ -33,6 +33,7 @@ fn session_config(
         stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
+        connection_send_buffer: ws.connection_send_buffer.max(1),
         peer_window,
         window_advertised,
         ..SessionConfig::new(role)
@@ -60,6 +61,7 @@ where
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,
         close: config.close_timeout,
+        send: config.send_timeout,
     };
     let driver = driver::run(ws, shared.clone(), timers);
     tokio::spawn(async move {
@@ -236,6 +238,7 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     queue: AcceptQueue<WsConnection>,
 ) {
+    let mut accept_warn = RateLimit::new(ACCEPT_WARN_INTERVAL);
     loop {
         // Taken before the TCP accept: while every pending slot is taken,
         // newcomers wait in the kernel's listen queue.
@@ -245,8 +248,14 @@ async fn accept_loop(
         let (mut tcp, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(err) => {
-                tracing::debug!(%err, "accept failed");
-                // Out of file descriptors and the like: back off briefly.
+                if is_per_connection(&err) {
+                    tracing::debug!(%err, "accept failed");
+                } else if let Some(suppressed) = accept_warn.ready(tokio::time::Instant::now()) {
+                    // Out of file descriptors and the like: the operator
+                    // must hear of it, but not once per attempt.
+                    tracing::warn!(%err, suppressed, "ws: accepting connections failed");
+                }
+                // Back off briefly, so a persistent error cannot spin.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -275,6 +284,49 @@ async fn accept_loop(
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),
             }
         });
+    }
+}
+
+/// At most one warning about failing accepts per this long.
+const ACCEPT_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An accept error that concerns one connection only (it went away before
+/// we took it), not the listener: logged at debug.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Lets an event through at most once per interval, counting the others.
+struct RateLimit {
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(interval: std::time::Duration) -> Self {
+        RateLimit {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(events suppressed since the last one let through)` when this
+    /// one may be logged.
+    fn ready(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        if self.last.is_some_and(|last| now < last + self.interval) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -329,5 +381,33 @@ async fn serve(
                 Some(slot),
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn accept_warnings_are_rate_limited() {
+        let mut limit = RateLimit::new(ACCEPT_WARN_INTERVAL);
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(limit.ready(t0), Some(0));
+        // One attempt per 50 ms back-off for just under the interval.
+        let mut let_through = 0;
+        for i in 1..100u32 {
+            if limit.ready(t0 + Duration::from_millis(50) * i).is_some() {
+                let_through += 1;
+            }
+        }
+        assert_eq!(let_through, 0);
+        assert_eq!(limit.ready(t0 + ACCEPT_WARN_INTERVAL), Some(99));
+        let emfile = io::Error::from_raw_os_error(24);
+        assert!(
+            !is_per_connection(&emfile),
+            "EMFILE is the listener's problem"
+        );
+        assert!(is_per_connection(&io::ErrorKind::ConnectionAborted.into()));
     }
 }

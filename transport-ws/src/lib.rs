@@ -93,7 +93,7 @@
 //! - Dropping a [`WsSendStream`] that was neither finished nor reset resets it
 //!   with code 0 (`CANCELLED`); dropping a [`WsRecvStream`] before its end
 //!   stops it with code 0. Dropping the last [`WsConnection`] handle closes
-//!   the WebSocket with 1000.
+//!   the WebSocket with 1000, after what was queued for the socket.
 //!
 //! # Closing
 //!
@@ -112,6 +112,7 @@ mod endpoint;
 mod error;
 mod handshake;
 pub mod mux;
+mod stream;
 
 #[doc(hidden)]
 #[path = "fuzz_support.rs"]
@@ -121,9 +122,10 @@ pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,
 };
-pub use conn::{ConnectionStats, WsConnection, WsRecvStream, WsSendStream, WsStream};
+pub use conn::{ConnectionStats, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};
 pub use mux::{SessionStats, StreamStats};
 pub use strand_tls;
+pub use stream::{WsRecvStream, WsSendStream};

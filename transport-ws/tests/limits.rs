@@ -484,3 +484,49 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
         assert_eq!(got, expected, "strand peer: {strand}");
     }
 }
+
+/// Past `max_connections` a client is answered 503, not left hanging; once a
+/// connection is dropped its slot serves the next client.
+#[tokio::test]
+async fn connections_past_the_cap_get_503() {
+    let mut config = WsServerConfig::default();
+    config.max_connections = 1;
+    let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let first = timeout(LIMIT, connect(&url, WsClientConfig::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    let first_server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    match timeout(LIMIT, connect(&url, WsClientConfig::default()))
+        .await
+        .unwrap()
+    {
+        Err(WsError::Refused(status)) => assert_eq!(status.as_u16(), 503),
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+    // Freeing the slot: both ends dropped, the driver ends and lets it go.
+    drop((first, first_server));
+    let mut attempts = 0;
+    let second = loop {
+        attempts += 1;
+        match timeout(LIMIT, connect(&url, WsClientConfig::default()))
+            .await
+            .unwrap()
+        {
+            Ok(conn) => break conn,
+            Err(WsError::Refused(_)) if attempts < 500 => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the freed slot was not reused: {e}"),
+        }
+    };
+    let _server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(second);
+}

@@ -3,7 +3,8 @@
 
 mod call;
 mod router;
-pub(crate) mod serve;
+pub(crate) mod run_call;
+mod serve;
 
 pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};
 pub use router::{CallKind, Router};

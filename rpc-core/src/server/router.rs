@@ -309,9 +309,7 @@ async fn with_deadline<T>(
 /// metadata that middleware set (e.g. a refreshed token).
 fn encode_result<R: Serialize>(ctx: &Context, result: &R) -> Result<Bytes, RpcError> {
     let encoded = match ctx.take_reply_metadata() {
-        Some(md) => {
-            message::with_metadata(result, Some(&md)).and_then(|v| message::encode_response(&v))
-        }
+        Some(md) => message::encode_response_with_metadata(result, Some(&md)),
         None => message::encode_response(result),
     };
     encoded.map_err(|e| RpcError::internal(format!("cannot encode result: {e}")))

@@ -575,6 +575,7 @@ mod cases {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(code, -32601);
                 assert!(message.contains("nope"), "{message}");
@@ -600,6 +601,7 @@ mod cases {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(code, -32006);
                 assert_eq!(message, "handler exploded");

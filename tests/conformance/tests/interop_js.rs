@@ -434,6 +434,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(*code, -32006);
                 assert_eq!(message, "handler exploded");

@@ -216,7 +216,8 @@ impl Session {
                 }
                 let after_finish = stream.send == SendState::Finishing;
                 stream.send = SendState::Stopped { code, after_finish };
-                stream.discard_outgoing();
+                let n = stream.discard_outgoing();
+                self.discarded_outgoing(n);
                 self.events.push_back(Event::Stopped { id, code });
                 self.events.push_back(Event::Writable(id));
             }

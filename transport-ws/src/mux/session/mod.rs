@@ -49,6 +49,9 @@ pub struct SessionConfig {
     pub max_data_payload: usize,
     /// Bytes a stream may have queued for the socket before writes wait.
     pub stream_send_buffer: usize,
+    /// Bytes all streams together may have queued for the socket before
+    /// writes wait (DATA payloads; never passed).
+    pub connection_send_buffer: usize,
     /// The peer's stream window, when it advertised one (strand extension):
     /// streams we open start with that much credit.
     pub peer_window: Option<u32>,
@@ -67,9 +70,10 @@ impl SessionConfig {
             role,
             window: 1 << 20,
             max_streams: 256,
-            stream_backlog: 64,
+            stream_backlog: 256,
             max_data_payload: 1 << 20,
             stream_send_buffer: 256 << 10,
+            connection_send_buffer: 4 << 20,
             peer_window: None,
             window_advertised: false,
             max_queued_control: 4096,
@@ -166,9 +170,12 @@ impl Stream {
         self.window.on_discarded(n);
     }
 
-    fn discard_outgoing(&mut self) {
+    /// Drops the queued DATA; gives its payload bytes, for the
+    /// connection's count.
+    #[must_use]
+    fn discard_outgoing(&mut self) -> usize {
         self.outgoing.clear();
-        self.outgoing_bytes = 0;
+        std::mem::take(&mut self.outgoing_bytes)
     }
 }
 
@@ -204,6 +211,15 @@ pub struct Session {
     /// Buffers payloads behind unread data are copied into (see
     /// [`Session::release_idle_copies`]).
     copies: CopyPool,
+    /// Closed by [`Session::close_after_flush`]: what was queued for the
+    /// socket still goes out before the close frame.
+    flush_on_close: bool,
+    /// Payload bytes queued for the socket across all streams (bounded by
+    /// [`SessionConfig::connection_send_buffer`]).
+    queued_send: usize,
+    /// Streams whose writer waits for the connection's send buffer, in the
+    /// order they blocked; all are woken when it has room again.
+    send_waiters: VecDeque<StreamId>,
 }
 
 impl Session {
@@ -223,6 +239,9 @@ impl Session {
             tx_buf: BytesMut::new(),
             pins: PinnedPayloads::default(),
             copies: CopyPool::new(COPY_POOL_BYTES),
+            flush_on_close: false,
+            queued_send: 0,
+            send_waiters: VecDeque::new(),
         }
     }
 
@@ -258,6 +277,29 @@ impl Session {
         self.set_closed(CloseReason::local(code, reason));
     }
 
+    /// Closes the connection gracefully: nothing new is queued (stream
+    /// operations fail as after [`Session::close`]), but what was queued for
+    /// the socket (control frames, every stream's DATA and the CLOSE of a
+    /// finished stream) still leaves through [`Session::poll_transmit`];
+    /// the driver sends the close frame once it is all out (bounded by its
+    /// close timeout). Memory stays bounded by what was queued already.
+    pub fn close_after_flush(&mut self, code: CloseCode, reason: &str) {
+        if matches!(self.state, ConnState::Closed(_)) {
+            return;
+        }
+        let reason = CloseReason::local(code, reason);
+        self.state = ConnState::Closed(reason.clone());
+        self.flush_on_close = true;
+        self.accept_queue.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Whether the close keeps what was queued for the socket (see
+    /// [`Session::close_after_flush`]).
+    pub fn flushes_on_close(&self) -> bool {
+        self.flush_on_close
+    }
+
     /// Starts a graceful shutdown: no stream may be opened by either side;
     /// open ones continue. See [`Session::active_streams`].
     pub fn start_shutdown(&mut self) {
@@ -269,6 +311,22 @@ impl Session {
     /// Whether a graceful shutdown is under way (and the connection not yet closed).
     pub fn is_draining(&self) -> bool {
         self.state == ConnState::Draining
+    }
+
+    /// Takes `n` discarded payload bytes off the connection's count.
+    fn discarded_outgoing(&mut self, n: usize) {
+        self.queued_send -= n;
+        self.wake_send_waiters();
+    }
+
+    /// Wakes the writers that wait for the connection's send buffer, once
+    /// it has room.
+    fn wake_send_waiters(&mut self) {
+        if self.queued_send < self.config.connection_send_buffer {
+            while let Some(id) = self.send_waiters.pop_front() {
+                self.events.push_back(Event::Writable(id));
+            }
+        }
     }
 
     fn protocol_error(&mut self, what: &str) {
@@ -287,8 +345,10 @@ impl Session {
         self.sendable.clear();
         self.accept_queue.clear();
         for stream in self.streams.values_mut() {
-            stream.discard_outgoing();
+            let _ = stream.discard_outgoing();
         }
+        self.queued_send = 0;
+        self.send_waiters.clear();
         self.events.push_back(Event::Closed(reason));
     }
 

@@ -89,7 +89,7 @@ impl Session {
             streams_open: self.streams.len(),
             stream_backlog: self.accept_queue.len(),
             buffered: self.streams.values().map(|s| s.window.buffered()).sum(),
-            queued_send: self.streams.values().map(|s| s.outgoing_bytes as u64).sum(),
+            queued_send: self.queued_send as u64,
             queued_control: self.control.len(),
             refused: self.refused,
         }

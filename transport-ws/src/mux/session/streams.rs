@@ -78,7 +78,19 @@ impl Session {
         if stream.outgoing_bytes >= send_buffer {
             return Err(OpError::Blocked);
         }
-        let n = stream.credit.take(data.len().min(max_payload));
+        // The connection's budget, shared by every stream: never passed (a
+        // write takes at most what is left of it). A blocked writer is woken
+        // once the socket took some; the socket takes DATA round robin, so
+        // every stream's queue drains in turn.
+        let room = self.config.connection_send_buffer
+            - self.queued_send.min(self.config.connection_send_buffer);
+        if room == 0 {
+            if !self.send_waiters.contains(&id) {
+                self.send_waiters.push_back(id);
+            }
+            return Err(OpError::Blocked);
+        }
+        let n = stream.credit.take(data.len().min(max_payload).min(room));
         if n == 0 {
             return Err(OpError::Blocked);
         }
@@ -91,6 +103,7 @@ impl Session {
         Frame::encode_data_into(id, &data[..n], &mut self.tx_buf);
         stream.outgoing.push_back(self.tx_buf.split().freeze());
         stream.outgoing_bytes += n;
+        self.queued_send += n;
         self.mark_sendable(id);
         Ok(n)
     }
@@ -159,7 +172,8 @@ impl Session {
             return;
         }
         stream.send = SendState::Reset(code);
-        stream.discard_outgoing();
+        let n = stream.discard_outgoing();
+        self.discarded_outgoing(n);
         self.push_control(Frame::Error {
             id,
             shutdown: Shutdown::Read,

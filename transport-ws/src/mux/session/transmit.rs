@@ -26,9 +26,10 @@ impl Session {
     /// The next message for the socket, encoded: control frames first, then
     /// DATA (and the CLOSE that follows a stream's last DATA) round robin by
     /// stream. DATA messages were built whole by [`Session::write`], so this
-    /// copies nothing.
+    /// copies nothing. After a close, nothing, unless the close was
+    /// [`Session::close_after_flush`]: then what was queued, until empty.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.close_reason().is_some() {
+        if self.close_reason().is_some() && !self.flush_on_close {
             return None;
         }
         if let Some(frame) = self.control.pop_front() {
@@ -70,7 +71,9 @@ impl Session {
             }
             if let Some(msg) = stream.outgoing.pop_front() {
                 let was_full = stream.outgoing_bytes >= self.config.stream_send_buffer;
-                stream.outgoing_bytes -= msg.len() - Frame::data_header_len(id);
+                let payload = msg.len() - Frame::data_header_len(id);
+                stream.outgoing_bytes -= payload;
+                self.queued_send -= payload;
                 let more = !stream.outgoing.is_empty() || stream.send == SendState::Finishing;
                 if was_full && stream.outgoing_bytes < self.config.stream_send_buffer {
                     self.events.push_back(Event::Writable(id));
@@ -78,6 +81,9 @@ impl Session {
                 if more {
                     stream.in_sendable = true;
                     self.sendable.push_back(id);
+                }
+                if !self.send_waiters.is_empty() {
+                    self.wake_send_waiters();
                 }
                 return Some(msg);
             }
