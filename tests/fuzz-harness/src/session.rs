@@ -21,12 +21,16 @@
 //! - every byte read is the byte written at that offset on that stream, and
 //!   no more bytes are read than were written; a stream read to its end
 //!   delivered every byte written before the finish;
-//! - the limits hold: streams tracked, accept backlog, queued send bytes,
-//!   buffered bytes and the credit still granted within the window.
+//! - the limits hold: streams tracked, accept backlog, queued send bytes
+//!   (per stream and for the connection), buffered bytes and the credit
+//!   still granted within the window; after a graceful close
+//!   ([`Session::close_after_flush`]) the bytes queued only go down.
 //!
 //! At the end the link settles (everything accepted, read and delivered),
 //! then: every stream finished by its writer, neither reset nor stopped, on a
-//! connection still open, has been read to its end with all its bytes, and
+//! connection still open, has been read to its end with all its bytes (and
+//! so has one its writer finished before closing gracefully, where the
+//! reader is still open), and
 //! on every stream still open both ways the writer has its whole credit back
 //! (a stalled writer or a lost credit fails here); and once both ends release
 //! every handle and the link settles again, no stream state is left.
@@ -54,6 +58,7 @@ struct SideConfig {
     max_data_payload: u16,
     stream_send_buffer: u16,
     max_queued_control: u8,
+    connection_send_buffer: u16,
 }
 
 impl SideConfig {
@@ -81,6 +86,7 @@ impl SideConfig {
             peer_window: peer.advertised(),
             window_advertised: self.advertise,
             max_queued_control: 1 + usize::from(self.max_queued_control % 64),
+            connection_send_buffer: 1 + usize::from(self.connection_send_buffer % 16384),
             ..SessionConfig::new(role)
         }
     }
@@ -206,6 +212,11 @@ enum Rare {
         side: Side,
         code: u8,
     },
+    /// A graceful close: what was queued still leaves.
+    CloseAfterFlush {
+        side: Side,
+        code: u8,
+    },
     PeerClose {
         to: Side,
         code: u16,
@@ -248,6 +259,15 @@ struct Configs {
     /// Whether injections are carried out (otherwise skipped): half the
     /// inputs are two real sessions only, where every invariant applies.
     hostile: bool,
+}
+
+/// A close code the application may use.
+fn close_code(code: u8) -> CloseCode {
+    match code % 3 {
+        0 => CloseCode::Normal,
+        1 => CloseCode::GoingAway,
+        _ => CloseCode::Application(4000 + u32::from(code)),
+    }
 }
 
 /// The byte written at `offset` of stream `id` (by either side).
@@ -313,6 +333,10 @@ struct Sim {
     credit: [HashMap<StreamId, Credit>; 2],
     tainted: HashSet<StreamId>,
     injected: bool,
+    /// `flushed[i]`: when side i closed with `close_after_flush`, the
+    /// streams it had finished (neither reset nor stopped) by then, and
+    /// its queued bytes at that moment (they may only go down after).
+    flushed: [Option<(HashSet<StreamId>, u64)>; 2],
     /// Print every step and frame (`STRAND_FUZZ_TRACE` set): for reading
     /// a failing input.
     trace: bool,
@@ -350,6 +374,7 @@ pub fn ws_session(data: &[u8]) {
     sim.settle();
     sim.check();
     sim.check_delivered();
+    sim.check_flushed();
     // Twice: the first settling may bring streams the application takes
     // only then.
     for _ in 0..2 {
@@ -382,6 +407,7 @@ impl Sim {
             credit: [HashMap::new(), HashMap::new()],
             tainted: HashSet::new(),
             injected: false,
+            flushed: [None, None],
             trace: std::env::var_os("STRAND_FUZZ_TRACE").is_some(),
         }
     }
@@ -463,15 +489,11 @@ impl Sim {
         match rare {
             Rare::StartShutdown(side) => self.peers[side.index()].session.start_shutdown(),
             Rare::Close { side, code } => {
-                let code = match code % 3 {
-                    0 => CloseCode::Normal,
-                    1 => CloseCode::GoingAway,
-                    _ => CloseCode::Application(4000 + u32::from(*code)),
-                };
                 self.peers[side.index()]
                     .session
-                    .close(code, "closed by the fuzzer");
+                    .close(close_code(*code), "closed by the fuzzer");
             }
+            Rare::CloseAfterFlush { side, code } => self.close_after_flush(side.index(), *code),
             Rare::InjectFrame { to, frame } => {
                 let frame = frame.frame();
                 self.injected = true;
@@ -497,6 +519,27 @@ impl Sim {
             }
             Rare::Lost(side) => self.peers[side.index()].session.handle_lost("link lost"),
         }
+    }
+
+    /// Side `s` closes gracefully; what it had finished by then must still
+    /// reach the peer (checked at the end, see [`Sim::check_flushed`]).
+    fn close_after_flush(&mut self, s: usize, code: u8) {
+        let was_open = self.peers[s].session.close_reason().is_none();
+        self.peers[s]
+            .session
+            .close_after_flush(close_code(code), "closed gracefully by the fuzzer");
+        if !was_open {
+            return;
+        }
+        assert!(self.peers[s].session.flushes_on_close());
+        let finished = self.peers[s]
+            .known
+            .iter()
+            .filter(|(_, k)| k.finish_requested && !k.reset_called && !k.stopped_by_peer)
+            .map(|(id, _)| *id)
+            .collect();
+        let queued = self.peers[s].session.stats().queued_send;
+        self.flushed[s] = Some((finished, queued));
     }
 
     /// Runs `f` on a stream whose send half the application still holds.
@@ -783,6 +826,19 @@ impl Sim {
             let config = &self.configs[s];
             let stats = session.stats();
             assert!(
+                stats.queued_send <= config.connection_send_buffer as u64,
+                "side {s}: {} bytes queued to send, connection limit {}",
+                stats.queued_send,
+                config.connection_send_buffer
+            );
+            if let Some((_, queued)) = &self.flushed[s] {
+                assert!(
+                    stats.queued_send <= *queued,
+                    "side {s}: {} bytes queued after a graceful close that had {queued}",
+                    stats.queued_send
+                );
+            }
+            assert!(
                 stats.streams_open <= config.max_streams,
                 "side {s}: {} streams, limit {}",
                 stats.streams_open,
@@ -898,6 +954,38 @@ impl Sim {
                     "stream {id}: side {w} finished it, side {r} never read its end \
                      (written {}, read {})",
                     k.written, rk.received
+                );
+            }
+        }
+    }
+
+    /// After settling: a stream its writer had finished before closing
+    /// gracefully was read to its end with every byte, where the reader
+    /// is still open and still wanted it.
+    fn check_flushed(&self) {
+        for w in 0..2 {
+            let r = 1 - w;
+            let Some((finished, _)) = &self.flushed[w] else {
+                continue;
+            };
+            if self.peers[r].session.close_reason().is_some() {
+                continue;
+            }
+            for id in finished {
+                let Some(rk) = self.peers[r].known.get(id) else {
+                    // Refused, or never reached the peer.
+                    continue;
+                };
+                if rk.stop_called || rk.recv_released || self.tainted.contains(id) {
+                    continue;
+                }
+                let written = self.peers[w].known[id].written;
+                assert!(
+                    rk.eof_read && rk.received == written,
+                    "stream {id}: side {w} finished it and closed gracefully, side {r} read \
+                     {} of {written} bytes (end read: {})",
+                    rk.received,
+                    rk.eof_read
                 );
             }
         }
