@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use serde_json::Map;
 use serde_json::Value;
 use strand_rpc_core::codec::JsonSplitter;
 use strand_rpc_core::message::IncomingMessage;
@@ -26,13 +27,18 @@ use strand_rpc_core::transport::{CloseCode, Connection, SendStream};
 use strand_rpc_core::{memory, Client, ClientConfig, ClientError};
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{cut, header};
+use crate::util::{cut, header, reply_metadata};
+
+/// Reply metadata, as the client exposes it.
+type Metadata = Option<Map<String, Value>>;
 
 /// What one item of a call is, for comparison.
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
     Ok(Value),
-    Remote(i64),
+    /// An error response: its code, and the reply metadata the error
+    /// carries (only the first response's).
+    Remote(i64, Metadata),
     Protocol,
     Serde,
     Transport,
@@ -43,7 +49,7 @@ enum Item {
 fn item(r: Result<Value, ClientError>) -> Item {
     match r {
         Ok(v) => Item::Ok(v),
-        Err(ClientError::Remote { code, .. }) => Item::Remote(code),
+        Err(ClientError::Remote { code, metadata, .. }) => Item::Remote(code, metadata),
         Err(ClientError::Protocol(_)) => Item::Protocol,
         Err(ClientError::Serde(_)) => Item::Serde,
         Err(ClientError::Transport(_)) => Item::Transport,
@@ -52,24 +58,34 @@ fn item(r: Result<Value, ClientError>) -> Item {
     }
 }
 
-/// The items the response bytes stand for, read all at once.
-fn oracle(bytes: &[u8], max: usize) -> Vec<Item> {
+/// The items the response bytes stand for, read all at once, and the reply
+/// metadata of the first response (if one parsed).
+fn oracle(bytes: &[u8], max: usize) -> (Vec<Item>, Metadata) {
     let mut splitter = JsonSplitter::new(max);
     let mut buf = BytesMut::from(bytes);
     let mut out = Vec::new();
+    let mut metadata = None;
     loop {
         let msg = match splitter.split(&mut buf) {
             Ok(Some(msg)) => msg,
             Ok(None) => break,
             Err(_) => {
                 out.push(Item::Protocol);
-                return out;
+                return (out, metadata);
             }
         };
-        let next = match IncomingMessage::parse(&msg) {
+        let parsed = IncomingMessage::parse(&msg);
+        let first_metadata = match (&parsed, out.is_empty()) {
+            (Ok(m), true) => reply_metadata(m),
+            _ => None,
+        };
+        if out.is_empty() {
+            metadata.clone_from(&first_metadata);
+        }
+        let next = match parsed {
             Err(_) => Item::Protocol,
             Ok(m) => match (m.error, m.result) {
-                (Some(e), _) => Item::Remote(e.code),
+                (Some(e), _) => Item::Remote(e.code, first_metadata),
                 (None, None) => Item::Protocol,
                 (None, Some(raw)) => match serde_json::from_str(raw.get()) {
                     Ok(v) => Item::Ok(v),
@@ -80,13 +96,13 @@ fn oracle(bytes: &[u8], max: usize) -> Vec<Item> {
         let last = !matches!(next, Item::Ok(_));
         out.push(next);
         if last {
-            return out;
+            return (out, metadata);
         }
     }
     if splitter.in_value() || !buf.is_empty() {
         out.push(Item::Protocol);
     }
-    out
+    (out, metadata)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,7 +131,7 @@ pub fn client_response(data: &[u8]) {
         .enable_time()
         .build()
         .expect("a runtime");
-    let got: Vec<Item> = runtime.block_on(async {
+    let (got, got_metadata): (Vec<Item>, Metadata) = runtime.block_on(async {
         let (client_side, server_side) = memory::pair();
         let server = async move {
             let stream = server_side
@@ -152,11 +168,27 @@ pub fn client_response(data: &[u8]) {
         );
         let call = async {
             if unary {
-                vec![item(client.unary::<_, Value>("m", &Value::Null).await)]
+                match client
+                    .call("m")
+                    .unary_with_metadata::<_, Value>(&Value::Null)
+                    .await
+                {
+                    Ok((value, metadata)) => (vec![Item::Ok(value)], metadata),
+                    Err(e) => {
+                        let metadata = e.reply_metadata().cloned();
+                        (vec![item(Err(e))], metadata)
+                    }
+                }
             } else {
                 match client.server_streaming::<_, Value>("m", &Value::Null).await {
-                    Ok(stream) => stream.map(item).collect().await,
-                    Err(e) => vec![item(Err(e))],
+                    Ok(mut stream) => {
+                        let mut items = Vec::new();
+                        while let Some(next) = stream.next().await {
+                            items.push(item(next));
+                        }
+                        (items, stream.metadata().cloned())
+                    }
+                    Err(e) => (vec![item(Err(e))], None),
                 }
             }
         };
@@ -165,7 +197,22 @@ pub fn client_response(data: &[u8]) {
         got.expect("the call hung")
     });
 
-    let expected = oracle(bytes, max);
+    let (expected, metadata) = oracle(bytes, max);
+    // The reply metadata is the first response's, once the call yielded
+    // it: from a unary call's value or error response (other failures carry
+    // none), and from a streaming call's stream; none if the call was cut
+    // short before it.
+    let first_read = !got.is_empty() && got.first() == expected.first();
+    let carried = !unary || matches!(got.first(), Some(Item::Ok(_) | Item::Remote(..)));
+    let want = if first_read && carried {
+        metadata
+    } else {
+        None
+    };
+    assert_eq!(
+        got_metadata, want,
+        "reply metadata; items {got:?} ({end:?})"
+    );
     if unary {
         let got = &got[0];
         let fine = match (expected.first(), end) {

@@ -12,7 +12,10 @@
 //! - an error object re-encodes (`encode_error`) to one that parses back the
 //!   same, and so does an `RpcError` made from it (`to_error_object`);
 //! - the first request's fast metadata splice gives the same params as the
-//!   `Value` path (`with_metadata`), for requests and raw-call headers.
+//!   `Value` path (`with_metadata`), for requests and raw-call headers;
+//! - reply metadata the server's encoders put in a response (in an object
+//!   result, or beside a result or an error) reads back the same, and the
+//!   result or error with it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +23,15 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use strand_rpc_core::__fuzz::parse_call_header;
 use strand_rpc_core::message::{
-    encode_error, encode_raw_header_with_metadata, encode_request, encode_request_with_metadata,
-    error_codes, may_have_metadata, with_metadata, ErrorObject, IncomingMessage, MetadataOnly,
-    MetadataRaw,
+    encode_error, encode_error_with_metadata, encode_raw_header_with_metadata, encode_request,
+    encode_request_with_metadata, encode_response_with_metadata, error_codes, may_have_metadata,
+    with_metadata, ErrorObject, IncomingMessage, MetadataOnly, MetadataRaw,
 };
 use strand_rpc_core::middleware::Credentials;
 use strand_rpc_core::transport::PeerInfo;
 use strand_rpc_core::RpcError;
+
+use crate::util::reply_metadata;
 
 /// JSON values equal but for the last bits of floats, which serde_json
 /// (without `float_roundtrip`) may not read back exactly.
@@ -71,6 +76,73 @@ fn reparse_error(err: &ErrorObject) -> ErrorObject {
     let msg = IncomingMessage::parse(&bytes).expect("an encoded error parses");
     assert!(msg.result.is_none() && msg.method.is_none());
     msg.error.expect("an encoded error has its error")
+}
+
+/// Reply metadata written by the server's encoders
+/// (`encode_response_with_metadata`, `encode_error_with_metadata`) is read
+/// back by the rule of docs/protocol.md ([`reply_metadata`]), and the result
+/// or error comes back unchanged but for the metadata member of an object
+/// (or null) result, where the metadata is merged in.
+fn reply_metadata_round_trip(msg: &IncomingMessage<'_>) {
+    let metadata = msg
+        .metadata
+        .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+        .unwrap_or_else(|| Map::from_iter([("authorization".into(), "Bearer t".into())]));
+    let same = |got: Option<Map<String, Value>>, want: &Map<String, Value>| {
+        got.is_some_and(|got| json_eq(&Value::Object(got), &Value::Object(want.clone())))
+    };
+    if let Some(result) = msg
+        .result
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+    {
+        let bytes = encode_response_with_metadata(&result, Some(&metadata)).expect("encodes");
+        let back = IncomingMessage::parse(&bytes).expect("our response parses");
+        let value: Value =
+            serde_json::from_str(back.result.expect("a result").get()).expect("our result parses");
+        // What the result should read as, and the metadata in it.
+        let (want, read) = match &result {
+            Value::Object(members) => {
+                let mut members = members.clone();
+                let merged = match members.remove("metadata") {
+                    Some(Value::Object(mut existing)) => {
+                        existing.extend(metadata.clone());
+                        existing
+                    }
+                    _ => metadata.clone(),
+                };
+                members.insert("metadata".into(), Value::Object(merged.clone()));
+                (Value::Object(members), merged)
+            }
+            Value::Null => (
+                Value::Object(Map::from_iter([(
+                    "metadata".into(),
+                    Value::Object(metadata.clone()),
+                )])),
+                metadata.clone(),
+            ),
+            other => (other.clone(), metadata.clone()),
+        };
+        assert!(
+            json_eq(&value, &want),
+            "result {result} came back as {value}"
+        );
+        let got = reply_metadata(&back);
+        assert!(
+            same(got.clone(), &read),
+            "reply metadata {read:?} read as {got:?}"
+        );
+    }
+    if let Some(err) = &msg.error {
+        let bytes = encode_error_with_metadata(err, Some(&metadata));
+        let back = IncomingMessage::parse(&bytes).expect("our error response parses");
+        let got = back.error.as_ref().expect("an error");
+        assert!(error_eq(got, err), "{err:?} came back as {got:?}");
+        let got = reply_metadata(&back);
+        assert!(
+            same(got.clone(), &metadata),
+            "reply metadata {metadata:?} read as {got:?}"
+        );
+    }
 }
 
 fn is_object(json: &str) -> bool {
@@ -154,6 +226,8 @@ pub fn rpc_message(data: &[u8]) {
             assert!(error_eq(&reparse_error(&wire), &wire));
         }
     }
+
+    reply_metadata_round_trip(&msg);
 
     // The first request of a call, written both ways.
     let Some(params) = msg

@@ -8,6 +8,10 @@ use std::task::{Context, Poll, Waker};
 
 use arbitrary::Unstructured;
 use bytes::Bytes;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use strand_rpc_core::message::IncomingMessage;
 use strand_rpc_core::transport::RecvStream;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -124,5 +128,61 @@ impl RecvStream for Chunks {
         max: usize,
     ) -> Poll<io::Result<Option<Bytes>>> {
         self.take(cx, max).map(Ok)
+    }
+}
+
+/// The reply metadata a first response carries, as docs/protocol.md
+/// ("Metadata") puts it: the `metadata` member of an object result when it
+/// is an object, else the response's own `metadata` member beside the
+/// result or error when that is an object. A result object that names
+/// `metadata` twice is ambiguous and carries none (serde refuses the
+/// duplicate; the member beside it counts then).
+pub(crate) fn reply_metadata(msg: &IncomingMessage<'_>) -> Option<Map<String, Value>> {
+    let beside = || {
+        msg.metadata
+            .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+    };
+    if msg.error.is_some() {
+        return beside();
+    }
+    let result = msg.result?;
+    let in_result = serde_json::from_str::<ResultMetadata>(result.get())
+        .ok()
+        .and_then(|r| r.0);
+    in_result.or_else(beside)
+}
+
+/// The `metadata` member of an object, when it has exactly one and that
+/// is an object; `None` for anything else (an error if the text is not an
+/// object, or names `metadata` twice).
+struct ResultMetadata(Option<Map<String, Value>>);
+
+impl<'de> Deserialize<'de> for ResultMetadata {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = ResultMetadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ResultMetadata, A::Error> {
+                let mut found: Option<Value> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "metadata" {
+                        if found.is_some() {
+                            return Err(serde::de::Error::custom("metadata twice"));
+                        }
+                        found = Some(map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(ResultMetadata(match found {
+                    Some(Value::Object(m)) => Some(m),
+                    _ => None,
+                }))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
