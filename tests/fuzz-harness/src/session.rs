@@ -84,7 +84,8 @@ impl SideConfig {
             max_data_payload: 1 + usize::from(self.max_data_payload % 1500),
             stream_send_buffer: 1 + usize::from(self.stream_send_buffer % 4096),
             peer_window: peer.advertised(),
-            window_advertised: self.advertise,
+            // As the endpoint sets it: a window of 0 is not advertised.
+            window_advertised: self.advertised().is_some(),
             max_queued_control: 1 + usize::from(self.max_queued_control % 64),
             connection_send_buffer: 1 + usize::from(self.connection_send_buffer % 16384),
             ..SessionConfig::new(role)
