@@ -81,7 +81,7 @@ for target in $targets; do
     -artifact_prefix="artifacts/$target-" -print_final_stats=1 \
     >"$log" 2>&1
   rc=$?
-  grep -E '^#[0-9]+ +DONE' "$log" | tail -1
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1
   grep -E '^stat::number_of_executed_units' "$log"
   if [ $rc -ne 0 ]; then
     status=1
@@ -92,6 +92,6 @@ for target in $targets; do
 done
 echo "fuzz smoke took $(($(now) - begun)) s"
 if [ $status -ne 0 ]; then
-  fail "a target crashed (see above)"
+  fail "a target crashed, hung or did not run (see above)"
 fi
 echo "fuzz smoke: every target ran ${seconds} s without a crash"
