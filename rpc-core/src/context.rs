@@ -97,19 +97,73 @@ impl Call {
         })
     }
 
+    /// `metadata.timeout`. From the raw JSON whenever the caller sent it,
+    /// even once the map was made, so that the value the server's deadline
+    /// was set from is the one a handler reads later.
     fn timeout(&self) -> Option<Duration> {
-        if let Some(map) = self.metadata.map.get() {
-            return requested_timeout(map);
+        match self.raw_metadata() {
+            Some(raw) => raw_timeout(raw),
+            None => requested_timeout(self.metadata.map.get()?),
         }
-        #[derive(Deserialize)]
-        struct TimeoutOnly {
-            #[serde(default)]
-            timeout: Option<Value>,
-        }
-        let raw = self.raw_metadata().filter(|raw| message::is_object(raw))?;
-        let only: TimeoutOnly = serde_json::from_str(raw).ok()?;
-        timeout_ms(only.timeout?.as_f64()?)
     }
+}
+
+/// `timeout` of a raw metadata object, read without making a map. A key
+/// repeated counts as in the map (and in `JSON.parse`): the last one wins.
+fn raw_timeout(raw: &str) -> Option<Duration> {
+    struct TimeoutOnly(Option<Value>);
+
+    /// A member name: whether it is `timeout` (escaped or not).
+    struct IsTimeout(bool);
+
+    impl<'de> Deserialize<'de> for IsTimeout {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Key;
+            impl serde::de::Visitor<'_> for Key {
+                type Value = IsTimeout;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<IsTimeout, E> {
+                    Ok(IsTimeout(key == "timeout"))
+                }
+            }
+            d.deserialize_str(Key)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for TimeoutOnly {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Members;
+            impl<'de> serde::de::Visitor<'de> for Members {
+                type Value = TimeoutOnly;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a metadata object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<TimeoutOnly, A::Error> {
+                    let mut timeout = None;
+                    while let Some(IsTimeout(is_timeout)) = map.next_key()? {
+                        if is_timeout {
+                            timeout = Some(map.next_value::<Value>()?);
+                        } else {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                    Ok(TimeoutOnly(timeout))
+                }
+            }
+            d.deserialize_map(Members)
+        }
+    }
+
+    if !message::is_object(raw) {
+        return None;
+    }
+    let only: TimeoutOnly = serde_json::from_str(raw).ok()?;
+    timeout_ms(only.0?.as_f64()?)
 }
 
 impl Context {
@@ -318,8 +372,21 @@ mod tests {
         assert!(c.call.metadata.map.get().is_none());
         assert_eq!(c.authorization(), Some("Bearer t"));
         assert_eq!(c.metadata()["x"][1]["y"], "}");
-        // Once the map exists, the timeout comes from it.
+        // Once the map exists, the timeout still reads the same.
         assert_eq!(c.requested_timeout(), Some(Duration::from_millis(1500)));
+    }
+
+    /// Found by the `rpc_message` fuzz target: a repeated `timeout` made the
+    /// raw read fail (no timeout: the server's deadline ignored the caller's)
+    /// while the map, made later, kept the last one (a handler read 2 ms).
+    #[test]
+    fn a_repeated_timeout_reads_the_same_before_and_after_the_map() {
+        let c = ctx(Some(r#"{"timeout":1,"x":"time\u006fut","timeout":2}"#));
+        assert_eq!(c.requested_timeout(), Some(Duration::from_millis(2)));
+        assert_eq!(c.metadata()["timeout"], 2);
+        assert_eq!(c.requested_timeout(), Some(Duration::from_millis(2)));
+        let c = ctx(Some(r#"{"time\u006fut":7}"#));
+        assert_eq!(c.requested_timeout(), Some(Duration::from_millis(7)));
     }
 
     #[test]

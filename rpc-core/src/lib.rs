@@ -83,6 +83,16 @@ pub mod transport;
 #[path = "macro_support.rs"]
 pub mod __private;
 
+/// Not an API: what strand's fuzz targets and their replay tests
+/// (`tests/fuzz-harness`) need of the crate's internals. Hidden, unstable,
+/// and may change or go away in any release.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// How the server reads a call's first message (method, context with
+    /// the raw metadata, params), without the deadline it then sets.
+    pub use crate::server::run_call::parse_call_header;
+}
+
 pub use client::{CallBuilder, Client, ClientConfig, ResponseStream};
 pub use context::{Context, Identity};
 pub use error::{ClientError, RpcError};

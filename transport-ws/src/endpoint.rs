@@ -35,7 +35,9 @@ fn session_config(
         stream_send_buffer: ws.stream_send_buffer.max(1),
         connection_send_buffer: ws.connection_send_buffer.max(1),
         peer_window,
-        window_advertised,
+        // What our upgrade headers said: a strand peer counts on that window
+        // (and needs no opening ACK) only if it was sent.
+        window_advertised: handshake::advertised_window(window_advertised, ws).is_some(),
         ..SessionConfig::new(role)
     }
 }

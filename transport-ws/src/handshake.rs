@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::tungstenite::Error as WsErr;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::config::{UpgradeContext, WsClientConfig, WsServerConfig};
+use crate::config::{UpgradeContext, WsClientConfig, WsConfig, WsServerConfig};
 use crate::error::WsError;
 
 /// Header in which a strand peer advertises its stream window (see
@@ -55,7 +55,7 @@ pub(crate) struct Accepted<S> {
     pub peer_window: Option<u32>,
 }
 
-enum Head {
+pub(crate) enum Head {
     Upgrade {
         request: Box<UpgradeRequest>,
         key: String,
@@ -83,7 +83,14 @@ pub(crate) fn parse_window(headers: &HeaderMap) -> Option<u32> {
         .filter(|w| *w > 0)
 }
 
-async fn read_head<S: AsyncRead + Unpin>(
+/// The window our upgrade headers advertise, if any. A window of 0 is not
+/// one: the peer would not read it ([`parse_window`]), so it is not sent, and
+/// the session must not count on the peer knowing it.
+pub(crate) fn advertised_window(advertise: bool, transport: &WsConfig) -> Option<u32> {
+    Some(transport.stream_window).filter(|w| advertise && *w > 0)
+}
+
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     config: &WsServerConfig,
 ) -> Result<Head, WsError> {
@@ -237,11 +244,8 @@ where
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.as_bytes())
     );
-    if config.advertise_window {
-        resp.push_str(&format!(
-            "{WINDOW_HEADER}: {}\r\n",
-            config.transport.stream_window
-        ));
+    if let Some(window) = advertised_window(config.advertise_window, &config.transport) {
+        resp.push_str(&format!("{WINDOW_HEADER}: {window}\r\n"));
     }
     resp.push_str("\r\n");
     io.write_all(resp.as_bytes()).await?;
@@ -276,10 +280,10 @@ where
     for (name, value) in &config.headers {
         request.headers_mut().append(name.clone(), value.clone());
     }
-    if config.advertise_window {
+    if let Some(window) = advertised_window(config.advertise_window, &config.transport) {
         request.headers_mut().insert(
             HeaderName::from_static(WINDOW_HEADER),
-            HeaderValue::from(config.transport.stream_window),
+            HeaderValue::from(window),
         );
     }
     let ws_config = Some(config.transport.tungstenite());

@@ -114,6 +114,10 @@ mod handshake;
 pub mod mux;
 mod stream;
 
+#[doc(hidden)]
+#[path = "fuzz_support.rs"]
+pub mod __fuzz;
+
 pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,

@@ -6,8 +6,8 @@ use strand_tls::{
     ClientAuth, ClientCertVerification, ClientTls, Identity, ServerTls, ServerVerification,
 };
 use strand_transport_ws::{
-    connect, UpgradeHook, UpgradeRefusal, UpgradeRequest, WsClientConfig, WsError, WsListener,
-    WsServerConfig, WINDOW_HEADER,
+    connect, UpgradeHook, UpgradeRefusal, UpgradeRequest, WsClientConfig, WsConfig, WsError,
+    WsListener, WsServerConfig, WINDOW_HEADER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -123,6 +123,53 @@ async fn strand_peers_start_with_the_advertised_window() {
     // The client still knows the server's window.
     let (s3, _r3) = js_like.open_stream().await.unwrap().split();
     assert_eq!(s3.stats().unwrap().send_credit, 1 << 20);
+}
+
+/// Found by the `ws_session` fuzz target: a side whose window is 0 sent
+/// `x-strand-window: 0`, which the peer ignores (it is no window), yet
+/// counted on the peer knowing its window. The peer's opening ACK on a stream
+/// this side opened was then taken as returned credit, doubling the credit,
+/// and this side sent past the peer's window (which closes the connection).
+#[tokio::test]
+async fn a_zero_window_is_not_advertised() {
+    let mut server_cfg = WsServerConfig::default();
+    server_cfg.transport = WsConfig::default().with_stream_window(0);
+    let listener = WsListener::bind("127.0.0.1:0", server_cfg).await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let mut client_cfg = WsClientConfig::default();
+    client_cfg.transport = WsConfig::default().with_stream_window(1000);
+    let client = connect(&url, client_cfg).await.unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut send, _recv) = server.open_stream().await.unwrap().split();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let expected = data.clone();
+    let writer = tokio::spawn(async move {
+        send.write_all(&data).await?;
+        send.shutdown().await?;
+        Ok::<_, std::io::Error>(send)
+    });
+    let (_cs, mut cr) = timeout(LIMIT, client.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    // The server spends all the credit it believes it has before the
+    // client reads anything.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut got = Vec::new();
+    timeout(LIMIT, cr.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .expect("the stream, and the connection, stay up");
+    assert!(
+        got == expected,
+        "{} of 3000 bytes, or other bytes",
+        got.len()
+    );
+    timeout(LIMIT, writer).await.unwrap().unwrap().unwrap();
 }
 
 fn tls_server(identity: &Identity, auth: ClientAuth) -> WsServerConfig {

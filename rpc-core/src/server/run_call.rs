@@ -183,31 +183,17 @@ impl Inner {
         header: &[u8],
         peer: Arc<PeerInfo>,
     ) -> Result<(Context, Option<Box<serde_json::value::RawValue>>), RpcError> {
-        let msg = IncomingMessage::parse(header).map_err(|e| parse_error_to_rpc(&e))?;
-        let method = msg.method.as_deref().ok_or_else(|| {
-            RpcError::new(error_codes::INVALID_REQUEST, "first message has no method")
-        })?;
-        // Only the raw JSON of `metadata` is kept: the context makes a map
-        // of it if a handler or a layer asks.
-        let metadata = msg
-            .params
-            .filter(|raw| message::may_have_metadata(raw.get()))
-            .and_then(|raw| {
-                serde_json::from_str::<MetadataRaw<'_>>(raw.get())
-                    .ok()
-                    .and_then(|m| m.metadata)
-            });
+        let (mut ctx, params) = parse_call_header(header, peer)?;
         let now = Instant::now();
-        let mut ctx = Context::from_raw_metadata(method, metadata, peer);
         let mut timeout = self
             .router
-            .method_timeout(method)
+            .method_timeout(ctx.method())
             .unwrap_or(self.config.default_timeout);
         if let Some(requested) = ctx.requested_timeout() {
             timeout = timeout.min(requested);
         }
         ctx.shorten_deadline(now + timeout);
-        Ok((ctx, msg.params.map(|p| p.to_owned())))
+        Ok((ctx, params))
     }
 
     async fn write_response(
@@ -404,4 +390,29 @@ async fn write_message(
         Poll::Ready(Ok(()))
     })
     .await
+}
+
+/// Parses a call's first message: its method, its context (with the raw
+/// JSON of `params.metadata`, made a map only on demand) and its params.
+/// The deadline is the server's to set.
+pub fn parse_call_header(
+    header: &[u8],
+    peer: Arc<PeerInfo>,
+) -> Result<(Context, Option<Box<serde_json::value::RawValue>>), RpcError> {
+    let msg = IncomingMessage::parse(header).map_err(|e| parse_error_to_rpc(&e))?;
+    let method = msg.method.as_deref().ok_or_else(|| {
+        RpcError::new(error_codes::INVALID_REQUEST, "first message has no method")
+    })?;
+    // Only the raw JSON of `metadata` is kept: the context makes a map
+    // of it if a handler or a layer asks.
+    let metadata = msg
+        .params
+        .filter(|raw| message::may_have_metadata(raw.get()))
+        .and_then(|raw| {
+            serde_json::from_str::<MetadataRaw<'_>>(raw.get())
+                .ok()
+                .and_then(|m| m.metadata)
+        });
+    let ctx = Context::from_raw_metadata(method, metadata, peer);
+    Ok((ctx, msg.params.map(|p| p.to_owned())))
 }

@@ -280,7 +280,11 @@ impl Session {
     /// Closes the connection gracefully: nothing new is queued (stream
     /// operations fail as after [`Session::close`]), but what was queued for
     /// the socket (control frames, every stream's DATA and the CLOSE of a
-    /// finished stream) still leaves through [`Session::poll_transmit`];
+    /// finished stream) still leaves through [`Session::poll_transmit`],
+    /// also for a stream whose handles are dropped after the close. Toward
+    /// a peer that did not advertise its window (JS), a CLOSE waits for
+    /// every byte to be acknowledged and a closed session reads no ACK: a
+    /// stream with bytes unacknowledged at the close sends its DATA only;
     /// the driver sends the close frame once it is all out (bounded by its
     /// close timeout). Memory stays bounded by what was queued already.
     pub fn close_after_flush(&mut self, code: CloseCode, reason: &str) {

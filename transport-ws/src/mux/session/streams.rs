@@ -339,9 +339,12 @@ impl Session {
             return;
         }
         // Once the connection closed, no frame can finish a half any more:
-        // the handles going away is the end of the stream.
+        // the handles going away is the end of the stream. After a graceful
+        // close the stream stays until what it queued (DATA, and the CLOSE
+        // of a finish) went to the socket.
         let closed = matches!(self.state, ConnState::Closed(_));
-        if closed || (stream.send.is_done() && stream.recv.is_done()) {
+        let flushing = closed && self.flush_on_close && self.has_output(stream);
+        if (closed && !flushing) || (stream.send.is_done() && stream.recv.is_done()) {
             self.streams.remove(&id);
             self.events.push_back(Event::Released(id));
         }

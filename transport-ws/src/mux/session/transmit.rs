@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Event, Session};
+use super::{Event, Session, Stream};
 use crate::mux::frame::{Frame, Shutdown};
 use crate::mux::state::SendState;
 use crate::mux::stream_id::StreamId;
@@ -85,6 +85,11 @@ impl Session {
                 if !self.send_waiters.is_empty() {
                     self.wake_send_waiters();
                 }
+                if !more {
+                    // After a graceful close, a released stream goes once
+                    // its last message is out.
+                    self.maybe_release(id);
+                }
                 return Some(msg);
             }
             if stream.send == SendState::Finishing {
@@ -103,8 +108,21 @@ impl Session {
                 }
                 // Re-queued by the ACK that brings in_flight to zero.
             }
+            // Nothing to send: after a graceful close that may be the end
+            // of a released stream (no ACK comes any more).
+            self.maybe_release(id);
         }
         None
+    }
+
+    /// Whether `stream` still has a message for the socket: DATA, or the
+    /// CLOSE of a finish that may go now (toward a JS peer, only once every
+    /// byte was ACKed).
+    pub(super) fn has_output(&self, stream: &Stream) -> bool {
+        let strand_peer = self.config.peer_window.is_some();
+        !stream.outgoing.is_empty()
+            || (stream.send == SendState::Finishing
+                && (strand_peer || stream.credit.in_flight() == 0))
     }
 
     fn encode_control(&mut self, frame: &Frame) -> Bytes {

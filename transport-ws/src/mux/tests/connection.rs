@@ -82,3 +82,56 @@ fn shutdown_refuses_new_streams_and_lets_open_ones_finish() {
     assert_eq!(s.read(id, &mut [0; 1]), Ok(0));
     assert_eq!(s.active_streams(), 0);
 }
+
+/// Found by the `ws_session` fuzz target: a stream finished before a
+/// graceful close, whose handles the application dropped after it, was
+/// removed with its queued DATA and CLOSE still unsent.
+#[test]
+fn graceful_close_sends_what_a_released_stream_queued() {
+    let mut cfg = config(Role::Client, 100);
+    cfg.peer_window = Some(100);
+    let mut c = Session::new(cfg);
+    let mut s = Session::new(config(Role::Server, 100));
+    let id = c.open().unwrap();
+    c.write(id, b"last words").unwrap();
+    c.finish(id).unwrap();
+    c.close_after_flush(CloseCode::Normal, "");
+    c.release_send(id);
+    c.release_recv(id);
+    assert_eq!(c.stream_count(), 1, "kept until its messages are out");
+    deliver(&mut c, &mut s);
+    assert_eq!(c.stream_count(), 0, "released once they are");
+    assert_eq!(s.accept(), Ok(id));
+    assert_eq!(read_all(&mut s, id), b"last words");
+    assert_eq!(
+        s.read(id, &mut [0u8; 4]),
+        Ok(0),
+        "the end, after every byte"
+    );
+}
+
+/// After a graceful close, a released stream whose CLOSE may not go (a JS
+/// peer has bytes unacknowledged, and no ACK is read any more) goes once
+/// its DATA is out, rather than staying for the session's lifetime.
+#[test]
+fn graceful_close_releases_a_stream_that_can_send_no_more() {
+    let (mut c, mut s) = pair(100);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    s.accept().unwrap();
+    c.write(id, b"abc").unwrap();
+    c.finish(id).unwrap();
+    c.close_after_flush(CloseCode::Normal, "");
+    c.release_send(id);
+    c.release_recv(id);
+    assert_eq!(c.stream_count(), 1);
+    assert_eq!(
+        drain(&mut c),
+        [Frame::Data {
+            id,
+            payload: Bytes::from_static(b"abc")
+        }],
+        "the DATA queued before the close, and nothing new"
+    );
+    assert_eq!(c.stream_count(), 0);
+}

@@ -1,0 +1,5 @@
+//! `ws_upgrade`: see tests/fuzz-harness (`strand_fuzz_harness::ws_upgrade`) for what it
+//! drives and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| strand_fuzz_harness::ws_upgrade(data));
