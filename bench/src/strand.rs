@@ -11,7 +11,7 @@ use strand_rpc_core::transport::{CloseCode, DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, RpcError};
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, QuicConfig,
+    QuicClient, QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig,
 };
 use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,9 +58,11 @@ impl Net {
                 if limits.many_streams {
                     ws = ws.with_max_streams(40_000).with_stream_backlog(40_000);
                 }
-                let listener =
-                    WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(ws.clone()))
-                        .await?;
+                let listener = WsListener::bind(
+                    "127.0.0.1:0",
+                    WsServerConfig::default().with_transport(ws.clone()),
+                )
+                .await?;
                 let url = format!("ws://{}/", listener.local_addr());
                 Net::Ws {
                     listener,
@@ -75,9 +77,11 @@ impl Net {
                     transport.max_streams = 40_000;
                 }
                 let identity = Identity::dev()?;
-                let listener = QuicListener::bind("127.0.0.1:0",
+                let listener = QuicListener::bind(
+                    "127.0.0.1:0",
                     QuicServerConfig::new(identity.clone()).with_transport(transport.clone()),
-                ).await?;
+                )
+                .await?;
                 let addr = listener.local_addr();
                 let client = QuicClient::bind(
                     "127.0.0.1:0".parse()?,
@@ -339,7 +343,9 @@ async fn stalled_on(
             let roots = identity.cert_chain().to_vec();
             let bind: std::net::SocketAddr = "127.0.0.1:0".parse()?;
             let listener = producer
-                .spawn(async move { QuicListener::bind(bind, QuicServerConfig::new(identity)).await })
+                .spawn(
+                    async move { QuicListener::bind(bind, QuicServerConfig::new(identity)).await },
+                )
                 .await??;
             let addr = listener.local_addr();
             producer.spawn(async move {
