@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use strand::middleware::{AuthLayer, Credentials, Verified, Verifier};
-use strand::ws::{UpgradeContext, UpgradeHook, UpgradeRefusal};
+use strand::ws::{UpgradeContext, UpgradeHook, UpgradeRefusal, UpgradeRequest};
 use strand::{Context, Endpoint, RpcError, Server};
 
 const KEYS: [(&str, &str); 2] = [("k-123", "build-bot"), ("k-456", "dashboard")];
@@ -24,10 +24,7 @@ struct ApiKeyFromUpgrade;
 #[async_trait]
 impl Verifier for ApiKeyFromUpgrade {
     async fn verify(&self, _: Credentials, ctx: &Context) -> Result<Verified, RpcError> {
-        let key = ctx
-            .peer()
-            .upgrade_request
-            .as_ref()
+        let key = UpgradeRequest::of(ctx.peer())
             .and_then(|r| r.headers.get("x-api-key"))
             .and_then(|v| v.to_str().ok());
         let who = key_owner(key).ok_or_else(|| RpcError::unauthorized("unknown api key"))?;

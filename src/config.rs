@@ -4,7 +4,7 @@
 //! Every field but `url` is optional. A limit or timeout left out keeps the
 //! transport's own default, which is documented next to the field; the
 //! transports' config types (`strand::ws::WsConfig`,
-//! `strand::quic::TransportConfig`) give the memory or DoS reason for each.
+//! `strand::quic::QuicConfig`) give the memory or DoS reason for each.
 //!
 //! ```
 //! let config: strand::EndpointConfig = toml::from_str(r#"
@@ -90,11 +90,27 @@ pub enum ClientAuthMode {
     #[default]
     None,
     /// Requested; clients without one are accepted. A certificate that is
-    /// sent is checked against [`TlsConfig::ca`], or accepted as is for the
-    /// application to judge when no CA is set.
+    /// sent is checked as [`TlsConfig::client_ca`] says: against
+    /// [`TlsConfig::ca`] (which must then be set), or not at all.
     Optional,
     /// The handshake fails without a certificate that passes the check above.
     Required,
+}
+
+/// Server side: how client certificates are checked when
+/// [`TlsConfig::client_auth`] asks for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ClientCaMode {
+    /// Against [`TlsConfig::ca`] (the default). Without `tls.ca` the
+    /// configuration is refused, so that a forgotten CA is not "any client".
+    #[default]
+    Ca,
+    /// Any certificate passes at the TLS layer (the client still proves it
+    /// holds the key); the application judges the chain it finds in the
+    /// connection's peer info. Must be chosen explicitly.
+    Any,
 }
 
 /// TLS files and verification (`wss` and `quic`; ignored for `ws`).
@@ -118,6 +134,10 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
     /// Server side: what is asked of client certificates. Default `none`.
     pub client_auth: ClientAuthMode,
+    /// Server side: how client certificates are checked. Default `ca`
+    /// (against `tls.ca`, required with `client_auth`); `any` accepts every
+    /// certificate for the application to judge.
+    pub client_ca: ClientCaMode,
     /// Server side: without `cert`/`key`, generate an in-memory self-signed
     /// certificate for `localhost`, `127.0.0.1` and `::1`. Default false, so
     /// that a forgotten certificate is an error rather than a surprise.
@@ -136,24 +156,40 @@ pub struct LimitsConfig {
     /// stream ahead of our reader. Default 1 MiB on both carriers. On QUIC
     /// the peer is granted about 85 % of it, the rest being room for
     /// quinn's per-packet cost (see transport-quic's
-    /// `TransportConfig::stream_receive_window`).
+    /// `QuicConfig::stream_window`).
     pub stream_window: Option<u32>,
     /// Streams open at once on one connection (ws: both directions, default
     /// 256; quic: opened by the peer, default 100). Bounds per-connection
     /// memory to about `max_streams × stream_window`.
     pub max_streams: Option<u32>,
-    /// ws: streams opened by the peer and not yet accepted, default 64; past
-    /// it new streams are refused instead of buffered.
-    pub accept_backlog: Option<usize>,
-    /// quic server: connections open at once, default 1024 (each costs its
-    /// windows). Serving ws, the server's own connection limit applies.
+    /// ws: streams opened by the peer and not yet accepted, default 256 (the
+    /// same as `max_streams`); past it new streams are refused instead of
+    /// buffered. (`accept_backlog` is
+    /// accepted as its former name.)
+    #[serde(alias = "accept_backlog")]
+    pub stream_backlog: Option<usize>,
+    /// Server: connections open at once, default 1024 (each costs its
+    /// buffers and windows). Past it a ws client gets `503`, a QUIC one is
+    /// refused.
     pub max_connections: Option<usize>,
+    /// Server: connections in their handshake or not yet accepted, default
+    /// 256 (ws) and 128 (quic): slow or silent clients cannot take more.
+    pub max_pending_handshakes: Option<usize>,
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
 }
 
-/// Timeouts in milliseconds. `None` keeps the transport's default.
+/// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31
+/// years. Longer ones are refused ([`crate::Error::Config`]) when the
+/// endpoint is made, bound or connected: past some point a deadline no longer
+/// fits the clock (`Instant + Duration` overflows), and 10^12 is also what a
+/// strand server caps `metadata.timeout` at. Use `0` (where the field allows
+/// it) or leave the field out for "no timeout".
+pub const MAX_TIMEOUT_MS: u64 = 1_000_000_000_000;
+
+/// Timeouts in milliseconds, each at most [`MAX_TIMEOUT_MS`]. `None` keeps
+/// the transport's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -174,6 +210,23 @@ pub struct TimeoutsConfig {
 }
 
 impl TimeoutsConfig {
+    /// Checks that every timeout is at most [`MAX_TIMEOUT_MS`].
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        for (key, ms) in [
+            ("handshake_ms", self.handshake_ms),
+            ("idle_ms", self.idle_ms),
+            ("keep_alive_ms", self.keep_alive_ms),
+            ("call_ms", self.call_ms),
+        ] {
+            if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {
+                return Err(crate::Error::Config(format!(
+                    "timeouts.{key} = {ms} is too long: at most {MAX_TIMEOUT_MS} ms (about 31 years); leave it out for the default"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn duration(ms: Option<u64>) -> Option<Duration> {
         ms.map(Duration::from_millis)
     }

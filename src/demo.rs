@@ -1,5 +1,6 @@
 //! The built-in demo service, shared by `strand demo`, `strand serve`, the
-//! examples and the tests, and a set of checks that exercise it.
+//! examples and the tests. (The checks `strand demo` runs against it live in
+//! the CLI.)
 //!
 //! Wire methods (params and results are JSON):
 //!
@@ -14,7 +15,7 @@
 //! | `sleep` | unary | `{"ms":N}`: sleeps, then `{"slept":N}`; honours cancellation and deadlines |
 //!
 //! `echo` and `chat` return params without the `metadata` key that carries
-//! the call's timeout and authorization (PROTOCOL.md 2.3): the caller gets
+//! the call's timeout and authorization (docs/protocol.md, "Metadata"): the caller gets
 //! back what it sent.
 
 use std::io;
@@ -27,9 +28,8 @@ use serde_json::{json, Value};
 use strand_rpc_core::message::error_codes;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens};
 use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
-use strand_rpc_core::{Client, ClientError, RpcError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
+use strand_rpc_core::RpcError;
+use tokio::io::AsyncReadExt;
 
 /// The seven demo methods.
 pub fn router() -> Router {
@@ -151,138 +151,4 @@ fn uppercase(input: RawReader) -> impl Stream<Item = io::Result<Bytes>> + Send +
             Err(e) => Some((Err(e), None)),
         }
     })
-}
-
-/// The call kinds [`run_checks`] exercises, in order.
-pub const CHECKS: [&str; 6] = ["unary", "server", "client", "duplex", "raw", "deadline"];
-
-/// The outcome of one check.
-#[derive(Debug, Clone)]
-pub struct Check {
-    /// One of [`CHECKS`].
-    pub kind: &'static str,
-    /// The latency of the call, or what went wrong.
-    pub result: Result<Duration, String>,
-}
-
-/// Runs one call of every kind against a demo server through `client` and
-/// checks each answer; each check is bounded by `timeout`.
-///
-/// `deadline` calls `sleep` for 10 s with a 50 ms call timeout and passes
-/// when the call fails with a timeout.
-pub async fn run_checks(client: &Client, timeout: Duration) -> Vec<Check> {
-    let mut checks = Vec::with_capacity(CHECKS.len());
-    for kind in CHECKS {
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(timeout, check(client, kind)).await;
-        let result = match outcome {
-            Ok(Ok(())) => Ok(started.elapsed()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        };
-        checks.push(Check { kind, result });
-    }
-    checks
-}
-
-async fn check(client: &Client, kind: &str) -> Result<(), String> {
-    fn expect(got: Value, want: Value) -> Result<(), String> {
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("expected {want}, got {got}"))
-        }
-    }
-    let err = |e: ClientError| e.to_string();
-    match kind {
-        "unary" => {
-            let got: Value = client
-                .unary("echo", &json!({ "hello": "strand" }))
-                .await
-                .map_err(err)?;
-            expect(got, json!({ "hello": "strand" }))
-        }
-        "server" => {
-            let stream = client
-                .server_streaming::<_, Value>("count", &json!({ "n": 3 }))
-                .await
-                .map_err(err)?;
-            let items: Result<Vec<Value>, _> = stream
-                .take(10)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect();
-            expect(
-                Value::Array(items.map_err(err)?),
-                json!([{ "i": 0 }, { "i": 1 }, { "i": 2 }]),
-            )
-        }
-        "client" => {
-            let mut call = client
-                .client_streaming::<Value, Value>("sum")
-                .await
-                .map_err(err)?;
-            for x in [1, 2, 3] {
-                call.send(&json!({ "x": x })).await.map_err(err)?;
-            }
-            expect(call.finish().await.map_err(err)?, json!({ "sum": 6 }))
-        }
-        "duplex" => {
-            let (mut sink, mut responses) =
-                client.duplex::<Value, Value>("chat").await.map_err(err)?;
-            for m in 0..3 {
-                sink.send(&json!({ "m": m })).await.map_err(err)?;
-                let got = responses
-                    .next()
-                    .await
-                    .ok_or("the stream ended early")?
-                    .map_err(err)?;
-                expect(got, json!({ "m": m }))?;
-            }
-            sink.finish().await.map_err(err)?;
-            match responses.next().await {
-                None => Ok(()),
-                Some(extra) => Err(format!("unexpected extra response {extra:?}")),
-            }
-        }
-        "raw" => {
-            let mut call = client
-                .raw::<_, Value>("upper", &json!({}))
-                .await
-                .map_err(err)?;
-            expect(call.leading.clone(), json!({ "ok": true }))?;
-            let e = |e: io::Error| e.to_string();
-            call.writer.write_all(b"hello strand").await.map_err(e)?;
-            call.writer.shutdown().await.map_err(e)?;
-            let mut out = Vec::new();
-            (&mut call.reader)
-                .take(1024)
-                .read_to_end(&mut out)
-                .await
-                .map_err(e)?;
-            if out == b"HELLO STRAND" {
-                Ok(())
-            } else {
-                Err(format!(
-                    "expected HELLO STRAND, got {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-        }
-        "deadline" => {
-            let result = client
-                .call("sleep")
-                .timeout(Duration::from_millis(50))
-                .unary::<_, Value>(&json!({ "ms": 10_000 }))
-                .await;
-            match result {
-                Err(ClientError::TimedOut(_)) => Ok(()),
-                Err(e) if e.code() == Some(error_codes::TIMED_OUT) => Ok(()),
-                Err(e) => Err(format!("expected a timeout, got {e}")),
-                Ok(v) => Err(format!("expected a timeout, got {v}")),
-            }
-        }
-        other => Err(format!("unknown check {other}")),
-    }
 }

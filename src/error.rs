@@ -25,11 +25,17 @@ pub enum Error {
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
     /// The WebSocket transport failed to bind or connect.
+    #[cfg(feature = "ws")]
     #[error("websocket: {0}")]
     Ws(#[from] crate::ws::WsError),
     /// The QUIC transport failed to bind or connect.
+    #[cfg(feature = "quic")]
     #[error("quic: {0}")]
     Quic(#[from] crate::quic::QuicError),
+    /// The URL names a carrier this build of strand leaves out (caller
+    /// error: enable the cargo feature the message names).
+    #[error("{}:// is not available: strand was built without its `{}` feature", .0, .0.feature())]
+    NotBuilt(crate::Scheme),
     /// A socket operation or a name lookup failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),

@@ -62,9 +62,14 @@
 //! end; dropping a [`Serving`] stops its accept loops but leaves established
 //! connections to finish on their own.
 
+#[cfg(not(any(feature = "ws", feature = "quic")))]
+compile_error!("strand needs at least one carrier: enable its `ws` or `quic` feature (or depend on strand-rpc-core alone)");
+
 pub use strand_rpc_core as core;
 pub use strand_tls as tls;
+#[cfg(feature = "quic")]
 pub use strand_transport_quic as quic;
+#[cfg(feature = "ws")]
 pub use strand_transport_ws as ws;
 
 pub use strand_macros::service;
@@ -80,13 +85,16 @@ pub mod demo;
 mod endpoint;
 mod error;
 mod serving;
+mod url;
 
 pub use config::{
-    AuthConfig, ClientAuthMode, EndpointConfig, LimitsConfig, TimeoutsConfig, TlsConfig, VerifyMode,
+    AuthConfig, ClientAuthMode, ClientCaMode, EndpointConfig, LimitsConfig, TimeoutsConfig,
+    TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
 };
-pub use endpoint::{BoundListener, Endpoint, Scheme};
+pub use endpoint::{BoundListener, Endpoint};
 pub use error::Error;
 pub use serving::Serving;
+pub use url::Scheme;
 
 #[doc(hidden)]
-pub mod macro_support;
+pub use strand_rpc_core::__private;

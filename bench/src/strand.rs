@@ -11,7 +11,7 @@ use strand_rpc_core::transport::{DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, RpcError};
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, TransportConfig,
+    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, QuicConfig,
 };
 use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,29 +56,28 @@ impl Net {
             Kind::Ws => {
                 let mut ws = WsConfig::default();
                 if limits.many_streams {
-                    ws = ws.with_max_streams(40_000).with_accept_backlog(40_000);
+                    ws = ws.with_max_streams(40_000).with_stream_backlog(40_000);
                 }
                 let listener =
-                    WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(ws.clone()))
+                    WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(ws.clone()))
                         .await?;
                 let url = format!("ws://{}/", listener.local_addr());
                 Net::Ws {
                     listener,
                     url,
-                    client: WsClientConfig::default().with_ws(ws),
+                    client: WsClientConfig::default().with_transport(ws),
                 }
             }
             Kind::Quic => {
-                let mut transport = TransportConfig::default();
+                let mut transport = QuicConfig::default();
                 if limits.many_streams {
                     // The default (100) would make the 101st open wait.
-                    transport.max_concurrent_bidi_streams = 40_000;
+                    transport.max_streams = 40_000;
                 }
                 let identity = Identity::dev()?;
-                let listener = QuicListener::bind(
-                    "127.0.0.1:0".parse()?,
+                let listener = QuicListener::bind("127.0.0.1:0",
                     QuicServerConfig::new(identity.clone()).with_transport(transport.clone()),
-                )?;
+                ).await?;
                 let addr = listener.local_addr()?;
                 let client = QuicClient::bind(
                     "127.0.0.1:0".parse()?,
@@ -340,7 +339,7 @@ async fn stalled_on(
             let roots = identity.cert_chain().to_vec();
             let bind: std::net::SocketAddr = "127.0.0.1:0".parse()?;
             let listener = producer
-                .spawn(async move { QuicListener::bind(bind, QuicServerConfig::new(identity)) })
+                .spawn(async move { QuicListener::bind(bind, QuicServerConfig::new(identity)).await })
                 .await??;
             let addr = listener.local_addr()?;
             producer.spawn(async move {
@@ -371,7 +370,7 @@ async fn stalled_on(
     util::wait_stalled(produced, STALL_TOTAL as u64).await;
     let window = match kind {
         Kind::Ws => WsConfig::default().stream_window as u64,
-        Kind::Quic => TransportConfig::default().stream_receive_window as u64,
+        Kind::Quic => QuicConfig::default().stream_window as u64,
         Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
     };
     // Read before the report is built: its JSON is allocated on this

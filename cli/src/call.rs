@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::Value;
-use strand::{Client, ClientError, Endpoint, Scheme, VerifyMode};
+use strand::core::transport::CloseCode;
+use strand::{Client, ClientError, Endpoint, VerifyMode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Longest stdin line accepted as one message (the default message limit).
@@ -50,7 +51,7 @@ pub(crate) struct CallArgs {
     /// Accept any server certificate (development only).
     #[arg(long)]
     insecure: bool,
-    /// Call timeout in milliseconds.
+    /// Call timeout in milliseconds (at most 10^12).
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
 }
@@ -96,12 +97,18 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         config.timeouts.call_ms = args.timeout;
         config.auth.token = args.token.clone();
     }
+    if let Some(ms) = args.timeout.filter(|&ms| ms > strand::MAX_TIMEOUT_MS) {
+        return crate::fail(format!(
+            "--timeout {ms} is too long: at most {} ms (about 31 years); leave it out for no client timeout",
+            strand::MAX_TIMEOUT_MS
+        ));
+    }
     let params = match args.json.as_deref().map(serde_json::from_str::<Value>) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => return crate::fail(format!("invalid JSON params: {e}")),
     };
-    // Metadata (token, timeout) rides inside params (PROTOCOL.md 2.3), which
+    // Metadata (token, timeout) rides inside params (docs/protocol.md, "Metadata"), which
     // only an object can carry.
     if let Some(p) = &params {
         if !p.is_object() && !p.is_null() && (args.token.is_some() || args.timeout.is_some()) {
@@ -122,18 +129,18 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Kind::Raw => raw(&client, &args.method, params).await,
     };
     tracing::debug!(ok = result.is_ok(), "call done; closing the connection");
-    close(&client, endpoint.scheme()).await;
+    close(&client).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::fail(e),
     }
 }
 
-/// Closes the connection with the carrier's normal code and waits (briefly)
-/// until the peer was told, so the process does not exit mid-handshake.
-pub(crate) async fn close(client: &Client, scheme: Scheme) {
+/// Closes the connection normally and waits (briefly) until the peer was
+/// told, so the process does not exit mid-handshake.
+pub(crate) async fn close(client: &Client) {
     let conn = client.connection();
-    conn.close(scheme.normal_close_code(), "");
+    conn.close(CloseCode::Normal, "");
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.closed()).await;
 }
 

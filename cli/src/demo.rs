@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::checks::{run_checks, Check, CHECKS};
 use clap::Args;
-use strand::demo::{run_checks, Check, CHECKS};
 use strand::tls::{Identity, ServerVerification};
 use strand::{Endpoint, Serving};
 
@@ -88,7 +88,7 @@ async fn column(url: &str, identity: &Identity, per_call: Duration) -> Vec<Check
         Err(_) => return all_failed("connect timed out"),
     };
     let checks = run_checks(&client, per_call).await;
-    crate::call::close(&client, endpoint.scheme()).await;
+    crate::call::close(&client).await;
     checks
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser, Subcommand};
 
 mod call;
+mod checks;
 mod demo;
 mod serve;
 

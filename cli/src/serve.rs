@@ -83,11 +83,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
                     Ok(identity) => identity,
                     Err(e) => return crate::fail(format!("generating a certificate: {e}")),
                 };
-                let path =
-                    std::env::temp_dir().join(format!("strand-serve-{}.pem", std::process::id()));
-                if let Err(e) = std::fs::write(&path, identity.cert_pem()) {
-                    return crate::fail(format!("writing {}: {e}", path.display()));
-                }
+                let path = match write_private(identity.cert_pem().as_bytes()) {
+                    Ok(path) => path,
+                    Err(e) => return crate::fail(format!("writing the certificate: {e}")),
+                };
                 let _ = writeln!(std::io::stdout().lock(), "certificate {}", path.display());
                 cert_file = Some(path);
                 identity
@@ -135,10 +134,50 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Removes the certificate and its private directory.
 fn remove(file: Option<PathBuf>) {
     if let Some(path) = file {
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
+}
+
+/// Writes `pem` as `cert.pem` in a new directory of the temp dir that only
+/// we can enter (mode 0700), named `strand-serve-<pid>-<time>-<128 random
+/// bits>`: nobody can guess it to plant a file or a link there first, the
+/// directory is created exclusively (an existing one is an error, not
+/// reused), and so is the file (mode 0600). [`remove`] takes both away.
+fn write_private(pem: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    let mut random = [0u8; 16];
+    strand::tls::provider()
+        .secure_random
+        .fill(&mut random)
+        .map_err(|_| std::io::Error::other("no random bytes for the directory name"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir =
+        std::env::temp_dir().join(format!("strand-serve-{}-{nanos}-{hex}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir)?;
+    let path = dir.join("cert.pem");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&path).and_then(|mut f| f.write_all(pem));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&dir);
+        return Err(e);
+    }
+    Ok(path)
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM handlers, installed before the server

@@ -21,6 +21,13 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, serve cannot remove its certificate: do it here.
+        if let Some(cert) = &self.cert {
+            let _ = std::fs::remove_file(cert);
+            if let Some(dir) = cert.parent().filter(|d| *d != std::env::temp_dir()) {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
     }
 }
 
@@ -348,4 +355,71 @@ fn duplex_call_ends_on_a_server_error_without_waiting_for_stdin() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("method not found"), "{err}");
+}
+
+#[test]
+fn a_huge_timeout_is_refused_in_one_line() {
+    let served = serve(&["--ws", "127.0.0.1:0"]);
+    let out = run(
+        &[
+            "call",
+            &served.urls[0],
+            "echo",
+            "{}",
+            "--timeout",
+            "18446744073709551615",
+        ],
+        b"",
+    );
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("at most"),
+        "{err}"
+    );
+}
+
+/// The dev certificate sits in a fresh private directory of the temp dir
+/// with an unpredictable name (so nobody can plant or swap it first), the
+/// file itself readable by its owner only; both go on exit.
+#[cfg(unix)]
+#[test]
+fn serve_writes_its_certificate_privately_and_removes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut served = serve(&["--quic", "127.0.0.1:0", "--grace", "1000"]);
+    let other = serve(&["--quic", "127.0.0.1:0", "--grace", "1000"]);
+    let cert = served.cert.clone().unwrap();
+    let dir = cert.parent().unwrap().to_path_buf();
+    assert_eq!(dir.parent().unwrap(), std::env::temp_dir(), "{cert:?}");
+    assert_ne!(dir, other.cert.clone().unwrap().parent().unwrap());
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let random = name.rsplit('-').next().unwrap();
+    assert!(
+        random.len() >= 32 && random.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}: no random part"
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{dir:?}");
+    assert_eq!(mode(&cert), 0o600, "{cert:?}");
+    assert!(std::fs::read_to_string(&cert)
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (tx, rx) = mpsc::channel();
+    let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve exited after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!cert.exists() && !dir.exists(), "{dir:?} is left behind");
 }

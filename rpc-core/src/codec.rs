@@ -1,4 +1,4 @@
-//! Framing: JSON values concatenated back to back (PROTOCOL.md 2.2).
+//! Framing: JSON values concatenated back to back (docs/protocol.md, "RPC framing").
 //!
 //! There is no length prefix and no delimiter, so the reader finds where each
 //! value ends by scanning its structure: nesting depth, strings and escapes.

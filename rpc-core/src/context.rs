@@ -16,7 +16,7 @@ use crate::message;
 use crate::transport::PeerInfo;
 
 /// Who the caller is, as established by an authentication layer (a bearer
-/// token, a TLS client certificate, the WebSocket upgrade request, ...).
+/// token, a TLS client certificate, something the carrier learnt, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     /// The principal's name (user, service, certificate subject, ...).
@@ -235,7 +235,8 @@ impl Context {
         CallEnd(self.call.clone())
     }
 
-    /// What is known about the peer: carrier, address, certificates, upgrade request.
+    /// What is known about the peer: carrier, address, certificates, and the
+    /// carrier's own facts in [`PeerInfo::extensions`].
     pub fn peer(&self) -> &PeerInfo {
         &self.peer
     }

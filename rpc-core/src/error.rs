@@ -15,7 +15,7 @@ use crate::transport::StreamError;
 ///
 /// Handler errors (code −32006) carry `data` = `{type, message, data}`, which a
 /// JS client rebuilds into an `Error` of that `type`; protocol errors carry
-/// `data` = `{code, message, data}` (PROTOCOL.md 2.3).
+/// `data` = `{code, message, data}` (docs/protocol.md, "RPC messages").
 ///
 /// Any `std::error::Error` converts into a handler error, so handlers can use
 /// `?`. (That is also why `RpcError` itself does not implement `Error`.)
@@ -160,6 +160,9 @@ pub enum ClientError {
         message: String,
         /// The error data: `{type, message, data}` for handler errors.
         data: Option<Value>,
+        /// Reply metadata that came with the error (e.g. a refreshed token:
+        /// `authorization`); see [`ClientError::reply_metadata`].
+        metadata: Option<Map<String, Value>>,
     },
     /// The server broke the protocol (bad JSON, message too long, no response).
     #[error("protocol error: {0}")]
@@ -210,11 +213,26 @@ impl ClientError {
         }
     }
 
-    pub(crate) fn from_error_object(err: ErrorObject) -> Self {
+    pub(crate) fn from_error_object(
+        err: ErrorObject,
+        metadata: Option<Map<String, Value>>,
+    ) -> Self {
         ClientError::Remote {
             code: err.code,
             message: err.message,
             data: err.data,
+            metadata,
+        }
+    }
+
+    /// The reply metadata an error response carried, such as the refreshed
+    /// token (`authorization: "Bearer …"`) of a call that failed after the
+    /// server's authentication took the caller's token. A client of one-time
+    /// tokens must take the next token from here when a call fails.
+    pub fn reply_metadata(&self) -> Option<&Map<String, Value>> {
+        match self {
+            ClientError::Remote { metadata, .. } => metadata.as_ref(),
+            _ => None,
         }
     }
 

@@ -71,12 +71,17 @@
 pub mod client;
 pub mod codec;
 pub mod context;
+mod deadline;
 pub mod error;
 pub mod memory;
 pub mod message;
 pub mod middleware;
 pub mod server;
 pub mod transport;
+
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 
 pub use client::{CallBuilder, Client, ClientConfig, ResponseStream};
 pub use context::{Context, Identity};

@@ -1,4 +1,4 @@
-//! JSON-RPC message shapes on the wire (PROTOCOL.md 2.3).
+//! JSON-RPC message shapes on the wire (docs/protocol.md, "RPC messages").
 //!
 //! Outgoing messages serialise straight from borrowed data (no intermediate
 //! `Value`), with the key order the JS stack writes: requests
@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 /// The only JSON-RPC version strand speaks.
 pub const JSONRPC_VERSION: &str = "2.0";
 
-/// JSON-RPC error codes used by strand and the JS stack (PROTOCOL.md 2.3).
+/// JSON-RPC error codes used by strand and the JS stack (docs/protocol.md, "Error
+/// codes").
 pub mod error_codes {
     /// The bytes were not valid JSON.
     pub const PARSE_ERROR: i64 = -32700;
@@ -112,7 +113,7 @@ pub struct ErrorObject {
 /// Any message as read, with `params` / `result` left as raw JSON.
 ///
 /// Requests have `method` and `params`; responses `result` or `error`. Unknown
-/// members and any `id` are accepted and ignored (PROTOCOL.md 2.3).
+/// members and any `id` are accepted and ignored (docs/protocol.md, "RPC messages").
 #[derive(Debug, Deserialize)]
 pub struct IncomingMessage<'a> {
     /// The method (requests); borrowed unless it has escapes.
@@ -127,6 +128,11 @@ pub struct IncomingMessage<'a> {
     /// The error (error responses).
     #[serde(default)]
     pub error: Option<ErrorObject>,
+    /// Reply metadata of a response whose result cannot carry it (an error,
+    /// or a result that is not an object), as raw JSON; docs/protocol.md,
+    /// "Metadata".
+    #[serde(default, borrow)]
+    pub metadata: Option<&'a RawValue>,
 }
 
 /// serde borrows a `Cow` field but not one inside an `Option`, which it
@@ -231,6 +237,66 @@ pub fn encode_response<R: Serialize + ?Sized>(result: &R) -> Result<Bytes, serde
         result,
         id: (),
     })
+}
+
+/// A response that carries reply metadata beside its result or error:
+/// `{"jsonrpc":"2.0","result":..,"metadata":{..},"id":null}` (or `"error"`).
+#[derive(Serialize)]
+struct WithReplyMetadata<'a, B: Serialize> {
+    jsonrpc: &'static str,
+    #[serde(flatten)]
+    body: B,
+    metadata: &'a Map<String, Value>,
+    id: (),
+}
+
+#[derive(Serialize)]
+enum Body<'a, R: ?Sized> {
+    #[serde(rename = "result")]
+    Result(&'a R),
+    #[serde(rename = "error")]
+    Error(&'a ErrorObject),
+}
+
+/// Encodes the first success response of a call with the reply metadata
+/// (docs/protocol.md, "Metadata"): in `result.metadata` when the result is
+/// an object or `null`, else in a `metadata` member of the response itself,
+/// beside `result` (a JS peer ignores that member).
+pub fn encode_response_with_metadata<R: Serialize + ?Sized>(
+    result: &R,
+    metadata: Option<&Map<String, Value>>,
+) -> Result<Bytes, serde_json::Error> {
+    let Some(metadata) = metadata else {
+        return encode_response(result);
+    };
+    let value = serde_json::to_value(result)?;
+    match value {
+        Value::Object(_) | Value::Null => encode_response(&with_metadata(&value, Some(metadata))?),
+        other => encode(&WithReplyMetadata {
+            jsonrpc: JSONRPC_VERSION,
+            body: Body::Result(&other),
+            metadata,
+            id: (),
+        }),
+    }
+}
+
+/// Encodes an error response; reply metadata, if any, goes in a `metadata`
+/// member of the response beside `error` (docs/protocol.md, "Metadata").
+pub fn encode_error_with_metadata(
+    error: &ErrorObject,
+    metadata: Option<&Map<String, Value>>,
+) -> Bytes {
+    let Some(metadata) = metadata else {
+        return encode_error(error);
+    };
+    encode(&WithReplyMetadata {
+        jsonrpc: JSONRPC_VERSION,
+        body: Body::<()>::Error(error),
+        metadata,
+        id: (),
+    })
+    .expect("error objects and maps always serialise")
 }
 
 /// Encodes an error response.
@@ -492,5 +558,28 @@ mod tests {
         assert_eq!(v, json!({"x": 1, "metadata": {"timeout": 300}}));
         let v = with_metadata(&(), Some(&md)).unwrap();
         assert_eq!(v, json!({"metadata": {"timeout": 300}}));
+    }
+
+    #[test]
+    fn reply_metadata_goes_beside_a_result_that_cannot_carry_it() {
+        let md = Map::from_iter([("authorization".to_string(), json!("Bearer t"))]);
+        assert_eq!(
+            &encode_response_with_metadata(&42, Some(&md)).unwrap()[..],
+            br#"{"jsonrpc":"2.0","result":42,"metadata":{"authorization":"Bearer t"},"id":null}"#
+        );
+        assert_eq!(
+            &encode_response_with_metadata(&json!({"a": 1}), Some(&md)).unwrap()[..],
+            br#"{"jsonrpc":"2.0","result":{"a":1,"metadata":{"authorization":"Bearer t"}},"id":null}"#
+        );
+        let err = ErrorObject {
+            code: -1,
+            message: "no".into(),
+            data: None,
+        };
+        assert_eq!(
+            &encode_error_with_metadata(&err, Some(&md))[..],
+            br#"{"jsonrpc":"2.0","error":{"code":-1,"message":"no"},"metadata":{"authorization":"Bearer t"},"id":null}"#
+        );
+        assert_eq!(encode_error_with_metadata(&err, None), encode_error(&err));
     }
 }

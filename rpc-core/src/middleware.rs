@@ -3,8 +3,12 @@
 //! - [`AuthLayer`]: in-payload authentication. A [`Verifier`] checks
 //!   `params.metadata.authorization` (`Bearer …` / `Basic …`) of the first
 //!   message, puts the caller's [`Identity`] into the [`Context`] or refuses
-//!   the call (−32020), and may hand back a fresh token, which travels in the
-//!   first response's `result.metadata.authorization`.
+//!   the call (−32020), and may hand back a fresh token, which travels with
+//!   the call's first response whatever it is: in `result.metadata.authorization`
+//!   of an object result, else in the response's own `metadata` member (an
+//!   error, a number, ...; docs/protocol.md, "Metadata"). The client finds it
+//!   in every outcome ([`crate::ClientError::reply_metadata`] for an error),
+//!   so one-time tokens keep working after a failed call.
 //! - [`TimeoutLayer`]: bounds every call it wraps (it can only shorten the
 //!   deadline the server and the caller set).
 //! - [`ConcurrencyLimitLayer`] (tower's): at most N calls start their handler at
@@ -22,7 +26,6 @@
 //!     .build();
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -118,9 +121,16 @@ pub trait Verifier: Send + Sync + 'static {
 }
 
 /// A [`Verifier`] from a fixed set of bearer tokens, each naming an identity.
+///
+/// A presented token is compared with every known token in constant time
+/// ([`constant_time_eq`]), so how long a check takes does not tell an attacker
+/// how much of a guess was right, nor which token it was close to. What it
+/// can tell is the number of tokens and whether a guess has the length of
+/// one of them: tokens should be long and random, not secret in their length.
 #[derive(Debug, Clone, Default)]
 pub struct BearerTokens {
-    tokens: HashMap<String, String>,
+    /// (token, identity); no two tokens equal.
+    tokens: Vec<(String, String)>,
 }
 
 impl BearerTokens {
@@ -130,19 +140,48 @@ impl BearerTokens {
     }
 
     /// Accepts `token` as `identity`.
+    /// A token given twice names the identity given last.
     pub fn token(mut self, token: impl Into<String>, identity: impl Into<String>) -> Self {
-        self.tokens.insert(token.into(), identity.into());
+        let token = token.into();
+        self.tokens.retain(|(known, _)| *known != token);
+        self.tokens.push((token, identity.into()));
         self
     }
+
+    /// The identity of `token`: every known token is compared, each in
+    /// constant time, whichever matches.
+    fn find(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        for (known, identity) in &self.tokens {
+            if constant_time_eq(known.as_bytes(), token.as_bytes()) {
+                found = Some(identity.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only, not on where they differ: for comparing secrets (tokens,
+/// passwords) in a [`Verifier`]. Inputs of different lengths return at once,
+/// so the length of a secret is not hidden; give secrets a fixed length (e.g.
+/// random tokens) if it matters.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the compiler from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 #[async_trait]
 impl Verifier for BearerTokens {
     async fn verify(&self, credentials: Credentials, _ctx: &Context) -> Result<Verified, RpcError> {
         match credentials {
-            Credentials::Bearer(token) => match self.tokens.get(&token) {
+            Credentials::Bearer(token) => match self.find(&token) {
                 Some(name) => Ok(Verified::new(
-                    Identity::new(name.clone()).with_attribute("auth", "bearer"),
+                    Identity::new(name).with_attribute("auth", "bearer"),
                 )),
                 None => Err(RpcError::unauthorized("invalid bearer token")),
             },
@@ -240,7 +279,8 @@ pub struct TimeoutLayer {
 }
 
 impl TimeoutLayer {
-    /// Calls must finish within `timeout`.
+    /// Calls must finish within `timeout`. One too long for the clock to
+    /// represent its end (e.g. [`Duration::MAX`]) bounds nothing.
     pub fn new(timeout: Duration) -> Self {
         TimeoutLayer { timeout }
     }
@@ -285,7 +325,10 @@ where
     }
 
     fn call(&mut self, mut req: CallRequest) -> S::Future {
-        req.ctx.shorten_deadline(Instant::now() + self.timeout);
+        // A timeout past the clock's range shortens nothing.
+        if let Some(deadline) = Instant::now().checked_add(self.timeout) {
+            req.ctx.shorten_deadline(deadline);
+        }
         self.inner.call(req)
     }
 }
@@ -345,6 +388,18 @@ mod tests {
             Credentials::parse(Some("Digest x")),
             Credentials::Other("Digest x".into())
         );
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_inputs() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"let-me-in", b"let-me-in"));
+        assert!(!constant_time_eq(b"let-me-in", b"let-me-im"));
+        assert!(!constant_time_eq(b"let-me-in", b"Let-me-in"));
+        assert!(!constant_time_eq(b"let-me-in", b"let-me-i"));
+        assert!(!constant_time_eq(b"let-me-i", b"let-me-in"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(&[0x80], &[0x00]));
     }
 
     #[test]

@@ -126,3 +126,143 @@ async fn rejected_call_never_reaches_the_handler() {
     assert_eq!(out[0]["error"]["code"], error_codes::UNAUTHORIZED);
     assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+/// Every token of a `BearerTokens` set is found, whatever its position, and
+/// near misses (a prefix, one byte off, longer) are refused.
+#[tokio::test]
+async fn bearer_tokens_match_exactly() {
+    let f = common::start_with(
+        Server::builder(router()).layer(AuthLayer::new(
+            BearerTokens::new()
+                .token("alpha-token", "alice")
+                .token("beta-token", "bob")
+                .token("alpha-token", "carol"),
+        )),
+    );
+    for (token, name) in [("alpha-token", "carol"), ("beta-token", "bob")] {
+        let ok: Value = f
+            .client
+            .call("whoami")
+            .bearer(token)
+            .unary(&json!({}))
+            .await
+            .unwrap();
+        assert_eq!(ok["name"], name, "{token}");
+    }
+    for wrong in ["alpha-toke", "alpha-tokem", "alpha-token-", "beta-token\0"] {
+        let err = f
+            .client
+            .call("whoami")
+            .bearer(wrong)
+            .unary::<_, Value>(&json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(error_codes::UNAUTHORIZED),
+            "{wrong:?}: {err}"
+        );
+    }
+}
+
+/// One-time tokens: `t-N` is accepted once and `t-(N+1)` handed back; any
+/// other token is refused.
+#[derive(Default)]
+struct OneTime(std::sync::Mutex<u32>);
+
+#[async_trait]
+impl Verifier for OneTime {
+    async fn verify(&self, credentials: Credentials, _ctx: &Context) -> Result<Verified, RpcError> {
+        let mut next = self.0.lock().unwrap();
+        match credentials {
+            Credentials::Bearer(t) if t == format!("t-{next}") => {
+                *next += 1;
+                Ok(Verified::new(Identity::new("alice")).with_refreshed_token(format!("t-{next}")))
+            }
+            _ => Err(RpcError::unauthorized("spent or unknown token")),
+        }
+    }
+}
+
+fn one_time_router() -> Router {
+    router()
+        .unary(
+            "number",
+            |_ctx, _p: Value| async move { Ok::<_, RpcError>(42) },
+        )
+        .unary("fail", |_ctx, _p: Value| async move {
+            Err::<Value, _>(RpcError::new(-32000, "no"))
+        })
+        .server_streaming("failing", |_ctx, _p: Value| {
+            futures_util::stream::iter([Err::<Value, _>(RpcError::new(-32000, "no"))])
+        })
+}
+
+fn token_of(md: Option<&serde_json::Map<String, Value>>) -> Option<String> {
+    let auth = md?.get("authorization")?.as_str()?;
+    Some(auth.strip_prefix("Bearer ")?.to_string())
+}
+
+/// The refreshed token reaches the client whatever the first response is: a
+/// result that is not an object (a number), an error. A one-time token is
+/// spent by the call either way, so losing its successor locks the client out.
+#[tokio::test]
+async fn a_refreshed_token_survives_every_first_response() {
+    use futures_util::StreamExt;
+    let f = common::start_with(
+        Server::builder(one_time_router()).layer(AuthLayer::new(OneTime::default())),
+    );
+    // A number: no `result.metadata` to carry it.
+    let (n, md): (i64, _) = f
+        .client
+        .call("number")
+        .bearer("t-0")
+        .unary_with_metadata(&json!({}))
+        .await
+        .unwrap();
+    assert_eq!(n, 42);
+    let token = token_of(md.as_ref()).expect("the token after a number result");
+    assert_eq!(token, "t-1");
+    // An error as the first response of a stream.
+    let mut items = f
+        .client
+        .call("failing")
+        .bearer(&token)
+        .server_streaming::<_, Value>(&json!({}))
+        .await
+        .unwrap();
+    let err = items.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Some(-32000), "{err}");
+    let token = token_of(items.metadata()).expect("the token after an error");
+    assert_eq!(token, "t-2");
+    // An error answering a unary call.
+    let err = f
+        .client
+        .call("fail")
+        .bearer(&token)
+        .unary::<_, Value>(&json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(-32000), "{err}");
+    let token = token_of(err.reply_metadata()).expect("the token after a unary error");
+    assert_eq!(token, "t-3");
+    // A refused call spends nothing and hands nothing back.
+    let err = f
+        .client
+        .call("fail")
+        .bearer("t-0")
+        .unary::<_, Value>(&json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(error_codes::UNAUTHORIZED), "{err}");
+    assert!(err.reply_metadata().is_none());
+    // The last token still works.
+    let ok: Value = f
+        .client
+        .call("whoami")
+        .bearer(&token)
+        .unary(&json!({}))
+        .await
+        .unwrap();
+    assert_eq!(ok["name"], "alice");
+}

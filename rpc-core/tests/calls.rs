@@ -184,6 +184,7 @@ async fn handler_error_reaches_the_client() {
             code,
             message,
             data,
+            ..
         } => {
             assert_eq!(*code, error_codes::HANDLER_ERROR);
             assert_eq!(message, "handler exploded");
@@ -506,4 +507,38 @@ async fn array_params_carry_no_metadata() {
         .unwrap_err();
     assert_eq!(err.code(), Some(error_codes::TIMED_OUT), "{err}");
     assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+/// A timeout too far away for the clock (`Instant + Duration` would overflow)
+/// means no local deadline; the call is still made, and the server caps the
+/// `metadata.timeout` it reads.
+#[tokio::test]
+async fn a_timeout_past_the_clock_means_no_local_deadline() {
+    let f = common::start(router());
+    let out: Value = f
+        .client
+        .call("echo")
+        .timeout(Duration::MAX)
+        .unary(&json!({ "x": 1 }))
+        .await
+        .unwrap();
+    assert_eq!(out["x"], 1);
+    let mut items = f
+        .client
+        .call("count")
+        .timeout(Duration::MAX)
+        .server_streaming::<_, Value>(&json!({ "n": 2 }))
+        .await
+        .unwrap();
+    assert_eq!(items.next().await.unwrap().unwrap(), json!({ "i": 0 }));
+}
+
+/// The same for the server's timeout layer: no deadline rather than a panic.
+#[tokio::test]
+async fn a_timeout_layer_past_the_clock_is_no_deadline() {
+    let f = common::start_with(strand_rpc_core::server::Server::builder(router()).layer(
+        strand_rpc_core::middleware::TimeoutLayer::new(Duration::MAX),
+    ));
+    let out: Value = f.client.unary("echo", &json!({ "y": 2 })).await.unwrap();
+    assert_eq!(out["y"], 2);
 }

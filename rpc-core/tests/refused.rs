@@ -13,7 +13,7 @@ use strand_rpc_core::client::Client;
 use strand_rpc_core::memory::{self, MemoryConnection};
 use strand_rpc_core::message::{self, error_codes};
 use strand_rpc_core::transport::{
-    CloseReason, Connection, PeerInfo, RecvStream, Stream, StreamError,
+    CloseCode, CloseReason, Connection, PeerInfo, RecvStream, Stream, StreamError,
 };
 use strand_rpc_core::RpcError;
 use tokio::io::AsyncWriteExt;
@@ -41,7 +41,7 @@ impl Connection for AnsweredBeforeWriting {
     fn peer_info(&self) -> Arc<PeerInfo> {
         self.inner.peer_info()
     }
-    fn close(&self, code: u64, reason: &str) {
+    fn close(&self, code: CloseCode, reason: &str) {
         self.inner.close(code, reason);
     }
     async fn closed(&self) -> CloseReason {

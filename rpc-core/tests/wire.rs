@@ -1,4 +1,4 @@
-//! Wire-level behaviour: exact bytes in, exact JSON out (PROTOCOL.md 2).
+//! Wire-level behaviour: exact bytes in, exact JSON out (docs/protocol.md, "RPC framing" to "Error codes").
 
 mod common;
 
@@ -14,7 +14,7 @@ fn router() -> Router {
         .client_streaming("sum", |_ctx, mut input: Incoming<Value>| async move {
             let mut sum = 0;
             while let Some(v) = input.next().await {
-                sum += v?["v"].as_i64().unwrap_or(0);
+                sum += v?["x"].as_i64().unwrap_or(0);
             }
             Ok::<_, RpcError>(json!({ "sum": sum }))
         })
@@ -131,7 +131,7 @@ async fn oversized_later_message_fails_the_call() {
         "x".repeat(1000)
     );
     let out = f
-        .exchange_json(&[br#"{"method":"sum","params":{"v":1}}"#, big.as_bytes()])
+        .exchange_json(&[br#"{"method":"sum","params":{"x":1}}"#, big.as_bytes()])
         .await;
     assert_eq!(out[0]["error"]["code"], -32003);
 }
@@ -140,12 +140,12 @@ async fn oversized_later_message_fails_the_call() {
 async fn header_and_messages_in_one_chunk_lose_nothing() {
     let f = common::start(router());
     // Packed with newlines, packed back to back, and one split across writes
-    // (PROTOCOL.md 2.2; compare captures/rpc-raw.txt cases B and C, where the JS
+    // (docs/protocol.md, "RPC framing" and "Write boundary", where the JS
     // server dropped messages).
     let out = f
         .exchange_json(&[
-            b"{\"method\":\"sum\",\"params\":{\"v\":1}}\n{\"method\":\"sum\",\"params\":{\"v\":2}}{\"method\":\"sum\",\"par",
-            b"ams\":{\"v\":3}}  ",
+            b"{\"method\":\"sum\",\"params\":{\"x\":1}}\n{\"method\":\"sum\",\"params\":{\"x\":2}}{\"method\":\"sum\",\"par",
+            b"ams\":{\"x\":3}}  ",
         ])
         .await;
     assert_eq!(
@@ -181,7 +181,7 @@ async fn raw_bytes_in_the_header_chunk_are_kept() {
 async fn bad_later_message_reaches_the_handler_as_an_error() {
     let f = common::start(router());
     let out = f
-        .exchange_json(&[br#"{"method":"sum","params":{"v":1}}"#, b"{oops}"])
+        .exchange_json(&[br#"{"method":"sum","params":{"x":1}}"#, b"{oops}"])
         .await;
     assert_eq!(out[0]["error"]["code"], -32700);
 }

@@ -53,13 +53,13 @@ fn expand_trait(service: &Service) -> TokenStream {
     );
     item.items.push(parse_quote! {
         #[doc = #into_router_doc]
-        fn into_router(self) -> #krate::Router
+        fn into_router(self) -> #krate::__private::Router
         where
             Self: ::core::marker::Sized,
         {
             let __strand_this = ::std::sync::Arc::new(self);
             let _ = &__strand_this;
-            #krate::Router::new() #(#routes)*
+            #krate::__private::Router::new() #(#routes)*
         }
     });
     quote!(#item)
@@ -148,12 +148,12 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
     let span = method.ident.span();
     let call = quote_spanned!(span=> <Self as #trait_ident>::#m);
     let this = quote!(::std::sync::Arc::clone(&__strand_this));
-    let support = quote!(#krate::macro_support);
+    let support = quote!(#krate::__private);
     match &method.kind {
         Kind::Unary { req, .. } => quote_spanned! {span=>
             .unary(#wire, {
                 let __strand_this = #this;
-                move |ctx: #krate::Context, req: #req| {
+                move |ctx: #krate::__private::Context, req: #req| {
                     let __strand_this = #this;
                     async move { #call(&*__strand_this, ctx, req).await }
                 }
@@ -162,9 +162,9 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
         Kind::ServerStreaming { req, item } => quote_spanned! {span=>
             .server_streaming(#wire, {
                 let __strand_this = #this;
-                move |ctx: #krate::Context, req: #req| -> #support::futures_util::stream::BoxStream<
+                move |ctx: #krate::__private::Context, req: #req| -> #support::futures_util::stream::BoxStream<
                     'static,
-                    ::core::result::Result<#item, #krate::RpcError>,
+                    ::core::result::Result<#item, #krate::__private::RpcError>,
                 > {
                     ::std::boxed::Box::pin(#call(&*__strand_this, ctx, req))
                 }
@@ -173,7 +173,7 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
         Kind::ClientStreaming { msg, .. } => quote_spanned! {span=>
             .client_streaming(#wire, {
                 let __strand_this = #this;
-                move |ctx: #krate::Context, input: #krate::Incoming<#msg>| {
+                move |ctx: #krate::__private::Context, input: #krate::__private::Incoming<#msg>| {
                     let __strand_this = #this;
                     async move { #call(&*__strand_this, ctx, input).await }
                 }
@@ -182,9 +182,9 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
         Kind::Duplex { msg, item } => quote_spanned! {span=>
             .duplex(#wire, {
                 let __strand_this = #this;
-                move |ctx: #krate::Context, input: #krate::Incoming<#msg>| -> #support::futures_util::stream::BoxStream<
+                move |ctx: #krate::__private::Context, input: #krate::__private::Incoming<#msg>| -> #support::futures_util::stream::BoxStream<
                     'static,
-                    ::core::result::Result<#item, #krate::RpcError>,
+                    ::core::result::Result<#item, #krate::__private::RpcError>,
                 > {
                     ::std::boxed::Box::pin(#call(&*__strand_this, ctx, input))
                 }
@@ -193,7 +193,7 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
         Kind::Raw { req, .. } => quote_spanned! {span=>
             .raw(#wire, {
                 let __strand_this = #this;
-                move |ctx: #krate::Context, req: #req, input: #krate::RawReader| {
+                move |ctx: #krate::__private::Context, req: #req, input: #krate::__private::RawReader| {
                     let __strand_this = #this;
                     async move { #call(&*__strand_this, ctx, req, input).await }
                 }
@@ -211,7 +211,7 @@ fn expand_client(service: &Service) -> TokenStream {
     let vis = &service.item.vis;
     let trait_ident = &service.item.ident;
     let client = client_ident(service);
-    let support = quote!(#krate::macro_support);
+    let support = quote!(#krate::__private);
 
     let struct_doc = format!(
         "A typed client for [`{trait_ident}`]: one method per RPC, each returning \
@@ -233,7 +233,7 @@ fn expand_client(service: &Service) -> TokenStream {
         #[doc = #struct_doc]
         #[derive(Clone)]
         #vis struct #client {
-            client: #krate::Client,
+            client: #krate::__private::Client,
             options: #support::CallOptions,
         }
 
@@ -245,8 +245,8 @@ fn expand_client(service: &Service) -> TokenStream {
             }
         }
 
-        impl ::core::convert::From<#krate::Client> for #client {
-            fn from(client: #krate::Client) -> Self {
+        impl ::core::convert::From<#krate::__private::Client> for #client {
+            fn from(client: #krate::__private::Client) -> Self {
                 Self::new(client)
             }
         }
@@ -257,7 +257,7 @@ fn expand_client(service: &Service) -> TokenStream {
             pub const MANIFEST: &'static [(&'static str, #support::CallKind)] = &[#(#entries),*];
 
             /// A typed client making its calls through `client`.
-            pub fn new(client: #krate::Client) -> Self {
+            pub fn new(client: #krate::__private::Client) -> Self {
                 Self {
                     client,
                     options: ::core::default::Default::default(),
@@ -265,12 +265,12 @@ fn expand_client(service: &Service) -> TokenStream {
             }
 
             /// The untyped client underneath.
-            pub fn client(&self) -> &#krate::Client {
+            pub fn client(&self) -> &#krate::__private::Client {
                 &self.client
             }
 
             /// Returns the untyped client underneath.
-            pub fn into_inner(self) -> #krate::Client {
+            pub fn into_inner(self) -> #krate::__private::Client {
                 self.client
             }
 
@@ -323,7 +323,7 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
     }
     docs.push(parse_quote!(#[doc = #summary]));
     let start = quote!(self.options.apply(self.client.call(#wire)));
-    let err = quote!(#krate::ClientError);
+    let err = quote!(#krate::__private::ClientError);
     let body = match &method.kind {
         Kind::Unary { req, resp } => quote_spanned! {span=>
             pub async fn #m(&self, req: &#req) -> ::core::result::Result<#resp, #err> {
@@ -334,14 +334,14 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
             pub async fn #m(
                 &self,
                 req: &#req,
-            ) -> ::core::result::Result<#krate::ResponseStream<#item>, #err> {
+            ) -> ::core::result::Result<#krate::__private::ResponseStream<#item>, #err> {
                 #start.server_streaming(req).await
             }
         },
         Kind::ClientStreaming { msg, resp } => quote_spanned! {span=>
             pub async fn #m(
                 &self,
-            ) -> ::core::result::Result<#krate::ClientStreamingCall<#msg, #resp>, #err> {
+            ) -> ::core::result::Result<#krate::__private::ClientStreamingCall<#msg, #resp>, #err> {
                 #start.client_streaming().await
             }
         },
@@ -349,7 +349,7 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
             pub async fn #m(
                 &self,
             ) -> ::core::result::Result<
-                (#krate::RequestSink<#msg>, #krate::ResponseStream<#item>),
+                (#krate::__private::RequestSink<#msg>, #krate::__private::ResponseStream<#item>),
                 #err,
             > {
                 #start.duplex().await
@@ -359,7 +359,7 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
             pub async fn #m(
                 &self,
                 req: &#req,
-            ) -> ::core::result::Result<#krate::RawCall<#leading>, #err> {
+            ) -> ::core::result::Result<#krate::__private::RawCall<#leading>, #err> {
                 #start.raw(req).await
             }
         },

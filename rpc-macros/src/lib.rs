@@ -159,6 +159,9 @@
 //!
 //! `#[strand::service(crate = "path::to::strand")]` names the facade crate
 //! when it is not reachable as `::strand` (e.g. renamed in `Cargo.toml`).
+//! The generated code needs only `strand_rpc_core` (through its hidden
+//! `__private` module), so a crate without the facade or any carrier can use
+//! `#[strand_macros::service(crate = "strand_rpc_core")]`.
 //!
 //! # Backpressure
 //!

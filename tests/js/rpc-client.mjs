@@ -62,7 +62,7 @@ const cases = {
   async clientStream() {
     const { output, writable } = await m.sum();
     const w = writable.getWriter();
-    for (const v of [1, 2, 3]) await w.write({ v });
+    for (const x of [1, 2, 3]) await w.write({ x });
     await w.close();
     const out = await output;
     if (out.sum !== 6) throw new Error(JSON.stringify(out));
@@ -154,7 +154,7 @@ const cases = {
     for (let round = 0; round < 50; round++) {
       const { output, writable } = await m.sum();
       const w = writable.getWriter();
-      for (const v of [1, 2, 3, 4, 5]) w.write({ v: v + round });
+      for (const v of [1, 2, 3, 4, 5]) w.write({ x: v + round });
       await w.close();
       const out = await output;
       if (out.sum !== 15 + 5 * round) throw new Error(`round ${round}: ${JSON.stringify(out)}`);

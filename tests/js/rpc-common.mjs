@@ -151,7 +151,7 @@ class Count extends ServerHandler {
 class Sum extends ClientHandler {
   handle = async (input) => {
     let sum = 0;
-    for await (const m of input) sum += m.v;
+    for await (const m of input) sum += m.x;
     return { sum };
   };
 }

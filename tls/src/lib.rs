@@ -72,6 +72,16 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
+/// A peer's certificate chain as owned DER bytes, the form
+/// `PeerInfo::certificates` keeps (one copy per certificate, once per
+/// connection).
+pub fn chain_to_bytes(chain: &[CertificateDer<'_>]) -> Vec<bytes::Bytes> {
+    chain
+        .iter()
+        .map(|c| bytes::Bytes::copy_from_slice(c.as_ref()))
+        .collect()
+}
+
 /// Every `CERTIFICATE` section of a PEM text, in order. Other sections are
 /// skipped. Fails on malformed PEM or when there is no certificate.
 pub fn load_certs_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use strand_rpc_core::transport::Connection;
+use strand_rpc_core::transport::CloseCode;
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{QuicClient, QuicClientConfig, QuicListener, QuicServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,11 +14,9 @@ const MIB: usize = 1024 * 1024;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let identity = Identity::dev()?;
-    let listener = QuicListener::bind(
-        "127.0.0.1:0".parse()?,
-        QuicServerConfig::new(identity.clone()),
-    )?;
-    let addr = listener.local_addr()?;
+    let listener =
+        QuicListener::bind("127.0.0.1:0", QuicServerConfig::new(identity.clone())).await?;
+    let addr = listener.local_addr();
     // The server reads every stream to its end and answers with the byte count.
     tokio::spawn(async move {
         while let Ok(conn) = listener.accept_connection().await {
@@ -76,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             total / secs
         );
     }
-    conn.close(0, "done");
+    conn.close(CloseCode::Normal, "done");
     client.close().await;
     Ok(())
 }

@@ -14,13 +14,13 @@ pub const DEFAULT_ALPN: &[u8] = b"quic";
 /// Connection-level QUIC settings shared by listeners and clients.
 ///
 /// Memory per connection is bounded by these windows: at most
-/// `stream_receive_window` bytes held per stream and `receive_window`
+/// `stream_window` bytes held per stream and `receive_window`
 /// bytes across all streams on the receiving side (for peers that send
-/// full-sized packets, see [`TransportConfig::stream_receive_window`]), and
+/// full-sized packets, see [`QuicConfig::stream_window`]), and
 /// `send_window` bytes buffered or unacknowledged on the sending side.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct TransportConfig {
+pub struct QuicConfig {
     /// Interval between keep-alive packets; `None` sends none.
     ///
     /// Default 5 s, below `idle_timeout`: JS peers send no keep-alives and
@@ -42,14 +42,14 @@ pub struct TransportConfig {
     ///
     /// Default 100 (what JS peers allow). Bounds per-connection stream state;
     /// a peer over the limit waits for credit, it is not refused.
-    pub max_concurrent_bidi_streams: u32,
+    pub max_streams: u32,
     /// Heap bytes one stream may hold for a reader that is behind: the
     /// memory bound of a stalled stream.
     ///
     /// Default 1 MiB (the JS default). quinn keeps each received packet whole
     /// (header, tag and frame header included) plus an index entry per
     /// packet, so the flow-control window advertised to the peer is smaller:
-    /// this value scaled by [`TransportConfig::advertised_window`] (about
+    /// this value scaled by [`QuicConfig::advertised_window`] (about
     /// 85 %, 866 KiB for the default), which leaves room for that overhead.
     /// The bound holds for a peer that sends this stream's data in
     /// full-sized packets (at least 1,100 bytes of it per packet, as quinn
@@ -66,13 +66,13 @@ pub struct TransportConfig {
     /// stream hold far more than this value (in the worst case 2,048 such
     /// batches); quinn 0.11 has no setting that bounds it. This value also
     /// caps one stream's throughput at one advertised window per round trip.
-    pub stream_receive_window: u32,
+    pub stream_window: u32,
     /// Heap bytes all streams of a connection may hold for readers that are
     /// behind.
     ///
     /// Default 8 MiB: bounds a connection's receive buffers however many
     /// streams are open. Advertised to the peer scaled like
-    /// [`TransportConfig::stream_receive_window`], with the same caveats.
+    /// [`QuicConfig::stream_window`], with the same caveats.
     pub receive_window: u64,
     /// Bytes we buffer for sending (written but not yet acknowledged) across
     /// all streams of a connection; writers wait once it is full.
@@ -108,14 +108,14 @@ pub struct TransportConfig {
     pub stop_ack_wait: Duration,
 }
 
-impl Default for TransportConfig {
+impl Default for QuicConfig {
     fn default() -> Self {
-        TransportConfig {
+        QuicConfig {
             keep_alive_interval: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(10),
-            max_concurrent_bidi_streams: 100,
-            stream_receive_window: 1024 * 1024,
+            max_streams: 100,
+            stream_window: 1024 * 1024,
             receive_window: 8 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
@@ -125,7 +125,7 @@ impl Default for TransportConfig {
 }
 
 /// The least stream data a packet carries in the bound of
-/// [`TransportConfig::stream_receive_window`]: a packet of QUIC's minimum
+/// [`QuicConfig::stream_window`]: a packet of QUIC's minimum
 /// datagram size (1,200 bytes) less its header, tag, frame header and room
 /// for an ACK frame riding along.
 const MIN_PACKET_DATA: u64 = 1100;
@@ -138,9 +138,9 @@ const MIN_PACKET_DATA: u64 = 1100;
 /// capacity (it grows by doubling).
 const PACKET_OVERHEAD: u64 = 13 + 16 + 19 + 40 + 2 * 56;
 
-impl TransportConfig {
+impl QuicConfig {
     /// The flow-control window advertised to the peer for a memory bound of
-    /// `window` bytes (see [`TransportConfig::stream_receive_window`]): the
+    /// `window` bytes (see [`QuicConfig::stream_window`]): the
     /// stream data that, received in packets carrying at least 1,100 bytes
     /// of it each, fits in `window` bytes together with what quinn keeps
     /// per packet (at most 200 bytes: the rest of the datagram, a buffer
@@ -178,10 +178,10 @@ impl TransportConfig {
             })?;
         t.keep_alive_interval(self.keep_alive_interval)
             .max_idle_timeout(idle)
-            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_bidi_streams))
+            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_streams))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(Self::advertised_window(u64::from(
-                self.stream_receive_window,
+                self.stream_window,
             )) as u32))
             .receive_window(receive_window)
             .send_window(self.send_window)
@@ -197,13 +197,13 @@ pub struct QuicServerConfig {
     /// Identity, client authentication and ALPN (default ALPN: `quic`).
     pub tls: ServerTls,
     /// Connection settings and limits.
-    pub transport: TransportConfig,
+    pub transport: QuicConfig,
     /// Connections that may be handshaking or waiting in the accept queue at
     /// once; further attempts are refused at the QUIC level.
     ///
     /// Default 128: bounds the memory and CPU a flood of connection attempts
     /// can take while the application is not accepting.
-    pub max_pending_connections: usize,
+    pub max_pending_handshakes: usize,
     /// Connections that may be open at once (accepted by the application and
     /// not yet dropped, plus pending ones); further attempts are refused.
     ///
@@ -217,8 +217,8 @@ impl QuicServerConfig {
     pub fn new(identity: Identity) -> Self {
         QuicServerConfig {
             tls: ServerTls::new(identity).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
-            transport: TransportConfig::default(),
-            max_pending_connections: 128,
+            transport: QuicConfig::default(),
+            max_pending_handshakes: 128,
             max_connections: 1024,
         }
     }
@@ -237,7 +237,7 @@ impl QuicServerConfig {
     }
 
     /// Sets the connection settings.
-    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+    pub fn with_transport(mut self, transport: QuicConfig) -> Self {
         self.transport = transport;
         self
     }
@@ -259,7 +259,7 @@ pub struct QuicClientConfig {
     /// Server verification, client certificate and ALPN (default ALPN: `quic`).
     pub tls: ClientTls,
     /// Connection settings and limits.
-    pub transport: TransportConfig,
+    pub transport: QuicConfig,
 }
 
 impl QuicClientConfig {
@@ -267,7 +267,7 @@ impl QuicClientConfig {
     pub fn new(verification: ServerVerification) -> Self {
         QuicClientConfig {
             tls: ClientTls::new(verification).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
-            transport: TransportConfig::default(),
+            transport: QuicConfig::default(),
         }
     }
 
@@ -284,7 +284,7 @@ impl QuicClientConfig {
     }
 
     /// Sets the connection settings.
-    pub fn with_transport(mut self, transport: TransportConfig) -> Self {
+    pub fn with_transport(mut self, transport: QuicConfig) -> Self {
         self.transport = transport;
         self
     }
@@ -306,15 +306,15 @@ mod tests {
     #[test]
     fn advertised_window_leaves_room_for_quinns_per_packet_overhead() {
         for window in [0u64, 1, 1199, 65_536, 300_000, 1 << 20, 8 << 20, 1 << 40] {
-            let advertised = TransportConfig::advertised_window(window);
+            let advertised = QuicConfig::advertised_window(window);
             assert!(advertised <= window);
             // Full packets carrying MIN_PACKET_DATA each, with their overhead.
             let packets = advertised.div_ceil(MIN_PACKET_DATA);
             let held = advertised + packets * PACKET_OVERHEAD;
             assert!(held <= window + PACKET_OVERHEAD, "{window}: {held}");
         }
-        assert_eq!(TransportConfig::advertised_window(1 << 20), 887_256);
+        assert_eq!(QuicConfig::advertised_window(1 << 20), 887_256);
         // No overflow at the extreme.
-        assert!(TransportConfig::advertised_window(u64::MAX) < u64::MAX);
+        assert!(QuicConfig::advertised_window(u64::MAX) < u64::MAX);
     }
 }

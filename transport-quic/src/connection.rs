@@ -9,16 +9,17 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use quinn::ConnectionError;
-use strand_rpc_core::transport::{codes, CloseReason, Connection, PeerInfo, Stream, StreamError};
+use strand_rpc_core::transport::{
+    codes, CloseCode, CloseReason, Connection, ConnectionSlot, PeerInfo, Stream, StreamError,
+};
 use strand_tls::CertificateDer;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::stream::{code, QuicRecvStream, QuicSendStream, StoppedFuture, StreamToken};
 
-/// The stream timings of a [`crate::TransportConfig`] that each connection keeps.
+/// The stream timings of a [`crate::QuicConfig`] that each connection keeps.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StreamTimings {
     pub(crate) write_boundary_min: Duration,
@@ -26,7 +27,7 @@ pub(crate) struct StreamTimings {
 }
 
 impl StreamTimings {
-    pub(crate) fn of(config: &crate::TransportConfig) -> Self {
+    pub(crate) fn of(config: &crate::QuicConfig) -> Self {
         StreamTimings {
             write_boundary_min: config.write_boundary_min,
             stop_ack_wait: config.stop_ack_wait,
@@ -85,7 +86,36 @@ pub(crate) struct Shared {
     /// Keeps the endpoint (and its UDP socket and driver) alive.
     _endpoint: quinn::Endpoint,
     /// The listener's connection slot, freed when the connection is gone.
-    _slot: Option<OwnedSemaphorePermit>,
+    _slot: Option<ConnectionSlot>,
+}
+
+/// The QUIC application error code that carries `code` (docs/protocol.md,
+/// "Closing connections"): 0 for an orderly end, as `@matrixai/quic` expects
+/// (a drain's "going away" included), the WebSocket numbers for the errors,
+/// and an application code as itself.
+pub(crate) fn close_code_to_wire(code: CloseCode) -> u64 {
+    match code {
+        CloseCode::Normal | CloseCode::GoingAway => 0,
+        CloseCode::Protocol => 1002,
+        CloseCode::Policy => 1008,
+        CloseCode::TooBig => 1009,
+        CloseCode::Internal | CloseCode::Abnormal => 1011,
+        CloseCode::Application(n) => u64::from(n),
+        _ => 1011,
+    }
+}
+
+/// The reverse of [`close_code_to_wire`]; codes it does not name are the
+/// application's.
+pub(crate) fn close_code_from_wire(code: u64) -> CloseCode {
+    match code {
+        0 => CloseCode::Normal,
+        1002 => CloseCode::Protocol,
+        1008 => CloseCode::Policy,
+        1009 => CloseCode::TooBig,
+        1011 => CloseCode::Internal,
+        n => CloseCode::Application(u32::try_from(n).unwrap_or(u32::MAX)),
+    }
 }
 
 impl Shared {
@@ -97,9 +127,9 @@ impl Shared {
                 .lock()
                 .ok()
                 .and_then(|r| r.clone())
-                .unwrap_or_else(|| CloseReason::local(0, "")),
+                .unwrap_or_else(|| CloseReason::local(CloseCode::Normal, "")),
             ConnectionError::ApplicationClosed(close) => CloseReason::peer(
-                close.error_code.into_inner(),
+                close_code_from_wire(close.error_code.into_inner()),
                 String::from_utf8_lossy(&close.reason),
             ),
             ConnectionError::ConnectionClosed(close) => {
@@ -108,7 +138,7 @@ impl Shared {
                     reason.push_str(": ");
                     reason.push_str(&String::from_utf8_lossy(&close.reason));
                 }
-                CloseReason::peer(u64::from(close.error_code), reason)
+                CloseReason::peer(CloseCode::Protocol, reason)
             }
             ConnectionError::TimedOut => CloseReason::lost("idle timeout"),
             ConnectionError::Reset => CloseReason::lost("stateless reset by peer"),
@@ -116,13 +146,14 @@ impl Shared {
         }
     }
 
-    fn close(&self, code: u64, reason: &str) {
+    fn close(&self, code: CloseCode, reason: &str) {
         if let Ok(mut local) = self.local_close.lock() {
             if local.is_none() && self.conn.close_reason().is_none() {
                 *local = Some(CloseReason::local(code, reason));
             }
         }
-        self.conn.close(self::code(code), reason.as_bytes());
+        let wire = quinn::VarInt::from_u64(close_code_to_wire(code)).unwrap_or(quinn::VarInt::MAX);
+        self.conn.close(wire, reason.as_bytes());
     }
 }
 
@@ -139,12 +170,12 @@ impl QuicConnection {
         conn: quinn::Connection,
         endpoint: quinn::Endpoint,
         timings: StreamTimings,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<ConnectionSlot>,
     ) -> Self {
         let certificates = conn
             .peer_identity()
             .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
-            .map(|chain| chain.iter().map(|c| Bytes::copy_from_slice(c)).collect())
+            .map(|chain| strand_tls::chain_to_bytes(&chain))
             .unwrap_or_default();
         let peer = PeerInfo::new("quic")
             .with_remote_addr(conn.remote_address())
@@ -180,20 +211,73 @@ impl QuicConnection {
             .and_then(|d| d.protocol)
     }
 
-    /// Streams of this connection whose halves are not both dropped yet.
-    pub fn open_streams(&self) -> usize {
-        self.shared.open_streams.load(Ordering::Acquire)
+    /// Connection-wide figures.
+    pub fn stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            open_streams: self.shared.open_streams.load(Ordering::Acquire),
+        }
+    }
+
+    /// Opens a bidi stream, waiting while the peer's stream limit is reached.
+    /// Gives the carrier's own halves; [`Connection::open_stream`] boxes them.
+    /// The peer learns about the stream with its first byte (or FIN).
+    pub async fn open_stream(&self) -> Result<Stream<QuicSendStream, QuicRecvStream>, StreamError> {
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return Err(shutting_down());
+        }
+        let (send, recv) = self
+            .shared
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| self.closed_error(&e))?;
+        Ok(self.wrap(send, recv))
+    }
+
+    /// Waits for the next stream the peer opened; the carrier's own halves
+    /// ([`Connection::accept_stream`] boxes them).
+    pub async fn accept_stream(
+        &self,
+    ) -> Result<Stream<QuicSendStream, QuicRecvStream>, StreamError> {
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return Err(shutting_down());
+        }
+        let (mut send, mut recv) = self
+            .shared
+            .conn
+            .accept_bi()
+            .await
+            .map_err(|e| self.closed_error(&e))?;
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            let _ = send.reset(code(codes::SHUTDOWN));
+            let _ = recv.stop(code(codes::SHUTDOWN));
+            return Err(shutting_down());
+        }
+        Ok(self.wrap(send, recv))
+    }
+
+    /// Closes at once with `code` (see [`Connection::close`]).
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.close(code, reason);
+    }
+
+    /// Resolves when the connection has closed, with the reason.
+    pub async fn closed(&self) -> CloseReason {
+        let err = self.shared.conn.closed().await;
+        self.shared.reason(&err)
     }
 
     /// Graceful shutdown: stops accepting streams (the peer gets no new stream
     /// credit, and streams it opens anyway are refused with
     /// [`codes::SHUTDOWN`]), waits until every open stream was dropped and
-    /// the peer acknowledged what finished ones wrote, or `deadline` passed,
-    /// then closes with code 0. Returns the close reason.
+    /// the peer acknowledged what finished ones wrote, or `timeout` passed,
+    /// then closes with [`CloseCode::Normal`] (code 0). Returns the close
+    /// reason.
     ///
     /// Cancel safety: dropping the future leaves the connection refusing new
     /// streams but open; call [`Connection::close`] to end it.
-    pub async fn shutdown(&self, deadline: Instant) -> CloseReason {
+    pub async fn shutdown(&self, timeout: Duration) -> CloseReason {
+        let deadline = Instant::now() + timeout;
         let shared = &self.shared;
         shared.shutting_down.store(true, Ordering::Release);
         shared
@@ -227,14 +311,18 @@ impl QuicConnection {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         let _ = tokio::time::timeout_at(deadline, poll_fn(|cx| lingering.prune(cx))).await;
-        shared.close(0, "shutdown");
+        shared.close(CloseCode::Normal, "shutdown");
         let err = shared.conn.closed().await;
         shared.reason(&err)
     }
 
-    fn wrap(&self, send: quinn::SendStream, recv: quinn::RecvStream) -> Stream {
+    fn wrap(
+        &self,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> Stream<QuicSendStream, QuicRecvStream> {
         let token = StreamToken::new(self.shared.clone());
-        Stream::new(
+        Stream::from_halves(
             QuicSendStream::new(send, self.shared.clone(), token.clone()),
             QuicRecvStream::new(recv, self.shared.clone(), token),
         )
@@ -247,66 +335,48 @@ impl QuicConnection {
 
 #[async_trait]
 impl Connection for QuicConnection {
-    /// Opens a bidi stream, waiting while the peer's stream limit is reached.
-    /// The peer learns about the stream with its first byte (or FIN).
     async fn open_stream(&self) -> Result<Stream, StreamError> {
-        if self.shared.shutting_down.load(Ordering::Acquire) {
-            return Err(StreamError::ConnectionClosed(CloseReason::local(
-                0,
-                "shutting down",
-            )));
-        }
-        let (send, recv) = self
-            .shared
-            .conn
-            .open_bi()
-            .await
-            .map_err(|e| self.closed_error(&e))?;
-        Ok(self.wrap(send, recv))
+        Ok(QuicConnection::open_stream(self).await?.boxed())
     }
 
     async fn accept_stream(&self) -> Result<Stream, StreamError> {
-        let shutting_down =
-            || StreamError::ConnectionClosed(CloseReason::local(0, "shutting down"));
-        if self.shared.shutting_down.load(Ordering::Acquire) {
-            return Err(shutting_down());
-        }
-        let (mut send, mut recv) = self
-            .shared
-            .conn
-            .accept_bi()
-            .await
-            .map_err(|e| self.closed_error(&e))?;
-        if self.shared.shutting_down.load(Ordering::Acquire) {
-            let _ = send.reset(code(codes::SHUTDOWN));
-            let _ = recv.stop(code(codes::SHUTDOWN));
-            return Err(shutting_down());
-        }
-        Ok(self.wrap(send, recv))
+        Ok(QuicConnection::accept_stream(self).await?.boxed())
     }
 
     fn peer_info(&self) -> Arc<PeerInfo> {
         self.shared.peer.clone()
     }
 
-    fn close(&self, code: u64, reason: &str) {
-        self.shared.close(code, reason);
+    fn close(&self, code: CloseCode, reason: &str) {
+        QuicConnection::close(self, code, reason);
     }
 
     async fn closed(&self) -> CloseReason {
-        let err = self.shared.conn.closed().await;
-        self.shared.reason(&err)
+        QuicConnection::closed(self).await
     }
 
     async fn shutdown(&self, timeout: Duration) {
-        QuicConnection::shutdown(self, Instant::now() + timeout).await;
+        QuicConnection::shutdown(self, timeout).await;
     }
+}
+
+fn shutting_down() -> StreamError {
+    StreamError::ConnectionClosed(CloseReason::local(CloseCode::Normal, "shutting down"))
+}
+
+/// Connection-wide figures of a [`QuicConnection`] (quinn's own, such as the
+/// round-trip time, are on [`QuicConnection::quinn`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Streams whose halves are not both dropped yet.
+    pub open_streams: usize,
 }
 
 impl Drop for QuicConnection {
     fn drop(&mut self) {
         if self.shared.conn.close_reason().is_none() {
-            self.shared.close(0, "");
+            self.shared.close(CloseCode::Normal, "");
         }
     }
 }
@@ -315,7 +385,7 @@ impl fmt::Debug for QuicConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuicConnection")
             .field("remote", &self.shared.conn.remote_address())
-            .field("open_streams", &self.open_streams())
+            .field("open_streams", &self.stats().open_streams)
             .finish_non_exhaustive()
     }
 }

@@ -20,15 +20,15 @@
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
-//! use strand_rpc_core::transport::Connection;
+//! use strand_rpc_core::transport::CloseCode;
 //! use strand_tls::{Identity, ServerVerification};
 //! use strand_transport_quic::{QuicClient, QuicClientConfig, QuicListener, QuicServerConfig};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let identity = Identity::dev()?;
-//! let listener = QuicListener::bind("127.0.0.1:0".parse()?, QuicServerConfig::new(identity.clone()))?;
-//! let addr = listener.local_addr()?;
+//! let listener = QuicListener::bind("127.0.0.1:0", QuicServerConfig::new(identity.clone())).await?;
+//! let addr = listener.local_addr();
 //! tokio::spawn(async move {
 //!     while let Ok(conn) = listener.accept_connection().await {
 //!         tokio::spawn(async move {
@@ -54,7 +54,7 @@
 //! let mut echoed = Vec::new();
 //! recv.read_to_end(&mut echoed).await?;
 //! assert_eq!(echoed, b"hello");
-//! conn.close(0, "done");
+//! conn.close(CloseCode::Normal, "done");
 //! # Ok(())
 //! # }
 //! ```
@@ -62,22 +62,22 @@
 //! # Backpressure
 //!
 //! QUIC flow control does it end to end. A stream's reader that is behind
-//! holds at most [`TransportConfig::stream_receive_window`] bytes of heap,
-//! and all of a connection's at most [`TransportConfig::receive_window`]; a
+//! holds at most [`QuicConfig::stream_window`] bytes of heap,
+//! and all of a connection's at most [`QuicConfig::receive_window`]; a
 //! writer waits once the peer's window or our
-//! [`TransportConfig::send_window`] is full. A slow reader therefore costs at
+//! [`QuicConfig::send_window`] is full. A slow reader therefore costs at
 //! most one stream window of memory and never stalls other streams (apart
 //! from sharing the connection window). quinn keeps each received datagram
 //! whole (packet header and tag included) plus an index entry per packet, so
 //! the window advertised to the peer is
-//! [`TransportConfig::advertised_window`] of the configured one (about 85 %),
+//! [`QuicConfig::advertised_window`] of the configured one (about 85 %),
 //! leaving room for that overhead when the peer sends full-sized packets
 //! (measured: 0.95 MiB of heap for a stalled stream with the 1 MiB default;
 //! the field's docs say when the bound does not hold). The writer's
 //! unacknowledged bytes are freed as soon as the peer acknowledges them,
 //! whether or not it reads. Stream count is bounded by
-//! [`TransportConfig::max_concurrent_bidi_streams`] (opening waits for credit),
-//! and connections by [`QuicServerConfig::max_pending_connections`] (still
+//! [`QuicConfig::max_streams`] (opening waits for credit),
+//! and connections by [`QuicServerConfig::max_pending_handshakes`] (still
 //! handshaking or waiting for `accept`) and
 //! [`QuicServerConfig::max_connections`]; attempts over either are refused.
 //!
@@ -93,7 +93,7 @@
 //! stops it with code 0. Once the send half is finished or reset, the
 //! STOP_SENDING of a stop or drop leaves in a packet of its own after quinn
 //! acknowledged what the stream received (at most
-//! [`TransportConfig::stop_ack_wait`] later): a JS peer misses it otherwise. [`QuicConnection::shutdown`] documents its own case.
+//! [`QuicConfig::stop_ack_wait`] later): a JS peer misses it otherwise. [`QuicConnection::shutdown`] documents its own case.
 
 mod client;
 mod config;
@@ -103,8 +103,8 @@ mod listener;
 mod stream;
 
 pub use client::{connect, QuicClient};
-pub use config::{QuicClientConfig, QuicServerConfig, TransportConfig, DEFAULT_ALPN};
-pub use connection::QuicConnection;
+pub use config::{QuicClientConfig, QuicConfig, QuicServerConfig, DEFAULT_ALPN};
+pub use connection::{ConnectionStats, QuicConnection};
 pub use error::QuicError;
 pub use listener::QuicListener;
 pub use strand_tls;

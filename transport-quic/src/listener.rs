@@ -1,77 +1,71 @@
 //! [`QuicListener`]: accepts QUIC connections, handshakes them in the
-//! background and queues them for [`QuicListener::accept`].
+//! background and queues them for [`QuicListener::accept_connection`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use strand_rpc_core::transport::{DynConnection, Listener};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use strand_rpc_core::transport::{AcceptQueue, DynConnection, Listener};
+use tokio::net::{lookup_host, ToSocketAddrs};
 use tokio::task::JoinHandle;
 
 use crate::connection::StreamTimings;
 use crate::{QuicConnection, QuicError, QuicServerConfig};
 
-/// Handshaken connections waiting for `accept`, each holding its pending slot.
-struct Queue {
-    ready: Mutex<VecDeque<(QuicConnection, OwnedSemaphorePermit)>>,
-    notify: Notify,
-    closed: AtomicBool,
-}
-
 /// A QUIC server endpoint: a [`Listener`] of [`QuicConnection`]s.
 ///
 /// A background task takes incoming connection attempts, runs each handshake
 /// in its own task (bounded by the handshake timeout) and queues completed
-/// connections. At most `max_pending_connections` may be handshaking or
-/// queued at once, and `max_connections` open in all; attempts over either
-/// limit are refused. Dropping the listener
-/// stops accepting; connections already accepted stay open.
+/// connections. At most [`QuicServerConfig::max_pending_handshakes`] may be
+/// handshaking or queued at once, and [`QuicServerConfig::max_connections`]
+/// open in all; attempts over either limit are refused. Dropping the
+/// listener stops accepting; connections already accepted stay open.
 pub struct QuicListener {
     endpoint: quinn::Endpoint,
-    queue: Arc<Queue>,
+    local_addr: SocketAddr,
+    queue: AcceptQueue<QuicConnection>,
     driver: JoinHandle<()>,
 }
 
 impl QuicListener {
-    /// Binds a UDP socket on `addr` and starts accepting connections.
-    ///
-    /// Must be called inside a tokio runtime.
-    pub fn bind(addr: SocketAddr, config: QuicServerConfig) -> Result<QuicListener, QuicError> {
+    /// Binds a UDP socket on `addr` (the first address it resolves to) and
+    /// starts accepting connections.
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        config: QuicServerConfig,
+    ) -> Result<QuicListener, QuicError> {
         let server_config = config.build()?;
+        let addr = lookup_host(addr)
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| QuicError::Config("the listen address resolves to nothing".into()))?;
         let endpoint = quinn::Endpoint::server(server_config, addr)
             .map_err(|source| QuicError::Bind { addr, source })?;
-        let queue = Arc::new(Queue {
-            ready: Mutex::new(VecDeque::new()),
-            notify: Notify::new(),
-            closed: AtomicBool::new(false),
-        });
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|source| QuicError::Bind { addr, source })?;
+        let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
         let driver = tokio::spawn(drive(
             endpoint.clone(),
             queue.clone(),
-            Limits {
-                pending: Arc::new(Semaphore::new(config.max_pending_connections)),
-                connections: Arc::new(Semaphore::new(config.max_connections)),
-            },
             config.transport.handshake_timeout,
             StreamTimings::of(&config.transport),
         ));
         Ok(QuicListener {
             endpoint,
+            local_addr,
             queue,
             driver,
         })
     }
 
     /// The bound address (useful after binding port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.endpoint.local_addr()
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// Waits for the next connection whose handshake completed.
@@ -79,19 +73,10 @@ impl QuicListener {
     /// Cancel safety: cancel safe; a connection is only taken from the queue
     /// when this returns it.
     pub async fn accept_connection(&self) -> Result<QuicConnection, QuicError> {
-        loop {
-            let mut notified = pin!(self.queue.notify.notified());
-            notified.as_mut().enable();
-            if let Some((conn, _permit)) =
-                self.queue.ready.lock().ok().and_then(|mut q| q.pop_front())
-            {
-                return Ok(conn);
-            }
-            if self.queue.closed.load(Ordering::Acquire) {
-                return Err(QuicError::ListenerClosed);
-            }
-            notified.await;
-        }
+        self.queue
+            .accept()
+            .await
+            .map_err(|_| QuicError::ListenerClosed)
     }
 
     /// Stops accepting: new attempts are refused, queued connections are
@@ -100,11 +85,7 @@ impl QuicListener {
     pub fn close(&self) {
         self.endpoint.set_server_config(None);
         self.driver.abort();
-        self.queue.closed.store(true, Ordering::Release);
-        if let Ok(mut queue) = self.queue.ready.lock() {
-            queue.clear();
-        }
-        self.queue.notify.notify_waiters();
+        self.queue.close();
     }
 
     /// The underlying quinn endpoint.
@@ -113,30 +94,24 @@ impl QuicListener {
     }
 }
 
-struct Limits {
-    /// Handshaking or queued connections.
-    pending: Arc<Semaphore>,
-    /// Every connection from its first packet until it is dropped.
-    connections: Arc<Semaphore>,
-}
-
 async fn drive(
     endpoint: quinn::Endpoint,
-    queue: Arc<Queue>,
-    limits: Limits,
+    queue: AcceptQueue<QuicConnection>,
     handshake_timeout: Duration,
     timings: StreamTimings,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let (Ok(permit), Ok(slot)) = (
-            limits.pending.clone().try_acquire_owned(),
-            limits.connections.clone().try_acquire_owned(),
-        ) else {
-            tracing::debug!(remote = %incoming.remote_address(), "quic: connection limit reached, refusing");
-            incoming.refuse();
-            continue;
+        let reserved = queue
+            .try_reserve()
+            .and_then(|slot| Ok((slot.connection_slot()?, slot)));
+        let (connection, slot) = match reserved {
+            Ok(slots) => slots,
+            Err(limit) => {
+                tracing::debug!(remote = %incoming.remote_address(), %limit, "quic: refusing connection");
+                incoming.refuse();
+                continue;
+            }
         };
-        let queue = queue.clone();
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
@@ -151,18 +126,15 @@ async fn drive(
                     return;
                 }
             };
-            let conn = QuicConnection::new(conn, endpoint, timings, Some(slot));
-            if queue.closed.load(Ordering::Acquire) {
-                return;
-            }
-            if let Ok(mut ready) = queue.ready.lock() {
-                ready.push_back((conn, permit));
-            }
-            queue.notify.notify_one();
+            slot.push(QuicConnection::new(
+                conn,
+                endpoint,
+                timings,
+                Some(connection),
+            ));
         });
     }
-    queue.closed.store(true, Ordering::Release);
-    queue.notify.notify_waiters();
+    queue.close();
 }
 
 #[async_trait]
@@ -173,7 +145,7 @@ impl Listener for QuicListener {
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
-        self.endpoint.local_addr().ok()
+        Some(self.local_addr)
     }
 }
 
@@ -186,7 +158,7 @@ impl Drop for QuicListener {
 impl fmt::Debug for QuicListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuicListener")
-            .field("local_addr", &self.endpoint.local_addr().ok())
+            .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
 }

@@ -215,7 +215,7 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
     }
 
     /// Waits one smoothed round trip (at least
-    /// [`TransportConfig::write_boundary_min`](crate::TransportConfig::write_boundary_min))
+    /// [`QuicConfig::write_boundary_min`](crate::QuicConfig::write_boundary_min))
     /// after bytes were written, so that bytes written later travel in later
     /// packets and reach the peer's reader as a separate chunk. quinn does not
     /// expose per-stream acknowledgements, so one round trip stands in for
@@ -332,13 +332,13 @@ impl QuicRecvStream {
 /// acknowledgement, the STOP_SENDING finds the stream alive.
 ///
 /// So, unless our sending half is still open (then the peer's stream cannot
-/// be complete) or [`TransportConfig::stop_ack_wait`] is zero, a task reads
+/// be complete) or [`QuicConfig::stop_ack_wait`] is zero, a task reads
 /// and discards what still arrives and sends the STOP_SENDING once quinn sent
 /// an acknowledgement, or after `stop_ack_wait`; a stream that ends meanwhile
 /// (or had already ended, its FIN unread) needs none. Only cancelled reads
 /// pay for the task.
 ///
-/// [`TransportConfig::stop_ack_wait`]: crate::TransportConfig::stop_ack_wait
+/// [`QuicConfig::stop_ack_wait`]: crate::QuicConfig::stop_ack_wait
 fn stop_after_ack(
     shared: &Arc<Shared>,
     token: &StreamToken,

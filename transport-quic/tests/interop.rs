@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{drain, within};
 use strand_rpc_core::transport::{
-    stopped, write_boundary, Connection, PeerInfo, SendStream, StreamError,
+    stopped, write_boundary, CloseCode, Connection, PeerInfo, SendStream, StreamError,
 };
 use strand_test_support::js::{node, NodeProcess};
 use strand_tls::{ClientAuth, ClientCertVerification, Identity, ServerVerification};
@@ -146,8 +146,8 @@ async fn js_client_against_strand_listener() {
     let pems = PemDir::new("server", &[("server", &identity)]);
     let config = QuicServerConfig::new(identity.clone())
         .with_client_auth(ClientAuth::Optional(ClientCertVerification::AnyCertificate));
-    let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = QuicListener::bind("127.0.0.1:0", config).await.unwrap();
+    let port = listener.local_addr().port();
     let mut peers = spawn_echo(listener);
 
     // Verifying the server as `localhost` against our certificate.
@@ -174,8 +174,8 @@ async fn js_client_certificate_reaches_peer_info() {
     let pems = PemDir::new("mtls", &[("server", &identity), ("client", &client_id)]);
     let config = QuicServerConfig::new(identity.clone())
         .with_client_auth(ClientAuth::Required(ClientCertVerification::AnyCertificate));
-    let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = QuicListener::bind("127.0.0.1:0", config).await.unwrap();
+    let port = listener.local_addr().port();
     let mut peers = spawn_echo(listener);
     let lines = run_js_client(
         port,
@@ -274,7 +274,7 @@ async fn strand_client_against_js_server() {
         .strip_prefix("echoed 26 chunks ")
         .unwrap_or_else(|| panic!("unexpected {line:?}"));
     assert_eq!(chunks.split(',').next(), Some("13"), "first chunk: {line}");
-    conn.close(0, "done");
+    conn.close(CloseCode::Normal, "done");
     within(client.close()).await;
     drop(script.process.child.stdin.take());
     assert_eq!(script.exit_code().await, Some(0));
@@ -283,12 +283,10 @@ async fn strand_client_against_js_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_cancel_arrives_as_reset_and_stop_with_its_code() {
     let identity = Identity::dev().unwrap();
-    let listener = QuicListener::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        QuicServerConfig::new(identity),
-    )
-    .unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
+    let listener = QuicListener::bind("127.0.0.1:0", QuicServerConfig::new(identity))
+        .await
+        .unwrap();
+    let port = listener.local_addr().port().to_string();
     let mut script = Script::start("quic-abort-client.mjs", &[&port]);
     let conn = within(listener.accept_connection()).await.unwrap();
     let mut stream = within(conn.accept_stream()).await.unwrap();
@@ -303,7 +301,7 @@ async fn js_cancel_arrives_as_reset_and_stop_with_its_code() {
         StreamError::from_io(&err.expect("read must fail")),
         Some(&StreamError::Reset(7))
     );
-    conn.close(0, "done");
+    conn.close(CloseCode::Normal, "done");
     assert_eq!(script.line().await, "done");
     assert_eq!(script.exit_code().await, Some(0));
 }
@@ -335,5 +333,5 @@ async fn strand_reset_reaches_the_js_reader_with_its_code() {
     send.reset(5);
     assert_eq!(script.line().await, "stream-error read 5");
     drop(recv);
-    conn.close(0, "done");
+    conn.close(CloseCode::Normal, "done");
 }

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use common::{drain, open_pair, stream_error, within, Rig};
 use strand_rpc_core::transport::{
-    codes, stopped, write_boundary, CloseInitiator, CloseReason, Connection, Listener, RecvStream,
-    SendStream, StreamError,
+    codes, stopped, write_boundary, CloseCode, CloseInitiator, CloseReason, Connection, Listener,
+    RecvStream, SendStream, StreamError,
 };
 use strand_tls::{ClientAuth, ClientCertVerification, Identity, ServerVerification};
-use strand_transport_quic::{QuicClientConfig, QuicError, QuicServerConfig, TransportConfig};
+use strand_transport_quic::{QuicClientConfig, QuicConfig, QuicError, QuicServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn open_accept_echo() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let info = server.peer_info();
     assert_eq!(info.transport, "quic");
@@ -25,7 +25,7 @@ async fn open_accept_echo() {
     assert!(info.certificates.is_empty());
     assert_eq!(
         client.peer_info().remote_addr,
-        Some(rig.listener.local_addr().unwrap())
+        Some(rig.listener.local_addr())
     );
     assert_eq!(
         client.peer_info().certificates,
@@ -53,7 +53,7 @@ async fn open_accept_echo() {
 
 #[tokio::test]
 async fn listener_trait_yields_connections() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let addr = Listener::local_addr(&rig.listener).unwrap();
     let (client, server) = within(async {
         tokio::join!(
@@ -78,7 +78,7 @@ async fn listener_trait_yields_connections() {
 
 #[tokio::test]
 async fn fin_reads_zero_and_later_reset_is_a_noop() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"abc").await;
     c.send.write_all(b"def").await.unwrap();
@@ -105,7 +105,7 @@ async fn fin_reads_zero_and_later_reset_is_a_noop() {
 
 #[tokio::test]
 async fn reset_fails_the_peer_read_with_its_code() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"partial").await;
     c.send.reset(7);
@@ -121,7 +121,7 @@ async fn reset_fails_the_peer_read_with_its_code() {
 
 #[tokio::test]
 async fn stop_fails_the_peer_write_and_resolves_stopped() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"first").await;
     s.recv.stop(9);
@@ -151,7 +151,7 @@ async fn stop_after_our_finish_still_reaches_the_peer() {
     // Our send half finished: the STOP_SENDING waits for quinn's ACK (or
     // `stop_ack_wait`) so it leaves in a packet of its own; it still arrives,
     // whether we stop or drop the receive half.
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     for explicit in [true, false] {
         let (mut c, mut s) = open_pair(&client, &server, b"request").await;
@@ -173,7 +173,7 @@ async fn stop_after_our_finish_still_reaches_the_peer() {
 
 #[tokio::test]
 async fn stopped_stays_pending_after_finish() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"all").await;
     c.send.shutdown().await.unwrap();
@@ -190,7 +190,7 @@ async fn stopped_stays_pending_after_finish() {
 
 #[tokio::test]
 async fn dropping_an_unfinished_send_half_resets_it() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (c, mut s) = open_pair(&client, &server, b"truncated").await;
     drop(c.send);
@@ -204,7 +204,7 @@ async fn dropping_an_unfinished_send_half_resets_it() {
 
 #[tokio::test]
 async fn dropping_a_finished_send_half_keeps_its_data() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"complete").await;
     c.send.shutdown().await.unwrap();
@@ -216,7 +216,7 @@ async fn dropping_a_finished_send_half_keeps_its_data() {
 
 #[tokio::test]
 async fn dropping_an_unread_recv_half_stops_it() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, s) = open_pair(&client, &server, b"nobody reads this").await;
     drop(s.recv);
@@ -234,53 +234,59 @@ async fn dropping_an_unread_recv_half_stops_it() {
 
 #[tokio::test]
 async fn connection_close_fails_streams_with_connection_closed() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"open").await;
-    client.close(42, "bye");
+    client.close(CloseCode::Application(42), "bye");
     let (_, err) = within(drain(&mut s.recv)).await;
     assert_eq!(
         stream_error(&err.expect("read must fail")),
-        StreamError::ConnectionClosed(CloseReason::peer(42, "bye"))
+        StreamError::ConnectionClosed(CloseReason::peer(CloseCode::Application(42), "bye"))
     );
     let server_reason = within(server.closed()).await;
-    assert_eq!(server_reason, CloseReason::peer(42, "bye"));
+    assert_eq!(
+        server_reason,
+        CloseReason::peer(CloseCode::Application(42), "bye")
+    );
     // This side reports its own close.
     let err = c.send.write_all(b"x").await.unwrap_err();
     assert_eq!(
         stream_error(&err),
-        StreamError::ConnectionClosed(CloseReason::local(42, "bye"))
+        StreamError::ConnectionClosed(CloseReason::local(CloseCode::Application(42), "bye"))
     );
     let (_, err) = within(drain(&mut c.recv)).await;
     assert_eq!(
         stream_error(&err.unwrap()),
-        StreamError::ConnectionClosed(CloseReason::local(42, "bye"))
+        StreamError::ConnectionClosed(CloseReason::local(CloseCode::Application(42), "bye"))
     );
-    assert_eq!(within(client.closed()).await, CloseReason::local(42, "bye"));
+    assert_eq!(
+        within(client.closed()).await,
+        CloseReason::local(CloseCode::Application(42), "bye")
+    );
     let err = client.open_stream().await.unwrap_err();
     assert!(matches!(err, StreamError::ConnectionClosed(_)), "{err:?}");
     let err = within(server.accept_stream()).await.unwrap_err();
     assert_eq!(
         err,
-        StreamError::ConnectionClosed(CloseReason::peer(42, "bye"))
+        StreamError::ConnectionClosed(CloseReason::peer(CloseCode::Application(42), "bye"))
     );
 }
 
 #[tokio::test]
 async fn dropping_the_connection_closes_it_with_code_zero() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (c, mut s) = open_pair(&client, &server, b"x").await;
     drop(client);
     let reason = within(server.closed()).await;
     assert_eq!(reason.initiator, CloseInitiator::Peer);
-    assert_eq!(reason.code, 0);
+    assert_eq!(reason.code, CloseCode::Normal);
     let (_, err) = within(drain(&mut s.recv)).await;
     assert!(matches!(
         stream_error(&err.unwrap()),
         StreamError::ConnectionClosed(CloseReason {
             initiator: CloseInitiator::Peer,
-            code: 0,
+            code: CloseCode::Normal,
             ..
         })
     ));
@@ -295,7 +301,7 @@ async fn mutual_tls_identity_reaches_peer_info() {
         .with_client_auth(ClientAuth::Required(ClientCertVerification::AnyCertificate));
     let client = QuicClientConfig::new(ServerVerification::Ca(server_id.cert_chain().to_vec()))
         .with_identity(client_id.clone());
-    let rig = Rig::with(server_id.clone(), server, client);
+    let rig = Rig::with(server_id.clone(), server, client).await;
     let (client, server) = rig.pair().await;
     let chain = |id: &Identity| -> Vec<bytes::Bytes> {
         id.cert_chain()
@@ -318,8 +324,9 @@ async fn required_client_certificate_refuses_anonymous_clients() {
         server_id.clone(),
         server,
         QuicClientConfig::new(verification.clone()),
-    );
-    let addr = rig.listener.local_addr().unwrap();
+    )
+    .await;
+    let addr = rig.listener.local_addr();
     // In TLS 1.3 the client may finish its side before the server checks the
     // certificate: the refusal then arrives as a close right after connecting.
     match within(rig.client.connect(addr, "localhost")).await {
@@ -327,9 +334,11 @@ async fn required_client_certificate_refuses_anonymous_clients() {
         Ok(conn) => {
             let reason = within(conn.closed()).await;
             assert_eq!(reason.initiator, CloseInitiator::Peer, "{reason}");
-            assert_eq!(
-                reason.code,
-                0x100 + 116,
+            // A TLS alert is a transport error: the code says protocol,
+            // the reason names alert 116 (certificate_required).
+            assert_eq!(reason.code, CloseCode::Protocol, "{reason}");
+            assert!(
+                reason.reason.contains("error 116"),
                 "certificate_required alert: {reason}"
             );
         }
@@ -362,7 +371,7 @@ async fn optional_client_certificate_accepts_anonymous_clients() {
     let server = QuicServerConfig::new(server_id.clone())
         .with_client_auth(ClientAuth::Optional(ClientCertVerification::AnyCertificate));
     let client = QuicClientConfig::new(ServerVerification::Ca(server_id.cert_chain().to_vec()));
-    let rig = Rig::with(server_id, server, client);
+    let rig = Rig::with(server_id, server, client).await;
     let (client, server) = rig.pair().await;
     assert!(server.peer_info().certificates.is_empty());
     let (mut c, mut s) = open_pair(&client, &server, b"hi").await;
@@ -372,8 +381,8 @@ async fn optional_client_certificate_accepts_anonymous_clients() {
 
 #[tokio::test]
 async fn wrong_server_name_is_refused() {
-    let rig = Rig::dev();
-    let addr = rig.listener.local_addr().unwrap();
+    let rig = Rig::dev().await;
+    let addr = rig.listener.local_addr();
     let err = within(rig.client.connect(addr, "example.com"))
         .await
         .unwrap_err();
@@ -385,8 +394,8 @@ async fn alpn_mismatch_fails_with_a_clear_error() {
     let identity = Identity::dev().unwrap();
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_alpn(vec![b"h3".to_vec()]);
-    let rig = Rig::with(identity.clone(), QuicServerConfig::new(identity), client);
-    let addr = rig.listener.local_addr().unwrap();
+    let rig = Rig::with(identity.clone(), QuicServerConfig::new(identity), client).await;
+    let addr = rig.listener.local_addr();
     let err = within(rig.client.connect(addr, "localhost"))
         .await
         .unwrap_err();
@@ -400,7 +409,7 @@ async fn alpn_mismatch_fails_with_a_clear_error() {
 #[tokio::test]
 async fn many_concurrent_streams() {
     const STREAMS: usize = 300; // three times the concurrent stream limit
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let server = Arc::new(server);
     let accept = {
@@ -443,7 +452,7 @@ async fn many_concurrent_streams() {
     })
     .await;
     // Every stream half was dropped: nothing is left open.
-    assert_eq!(client.open_streams(), 0);
+    assert_eq!(client.stats().open_streams, 0);
 }
 
 #[tokio::test]
@@ -451,12 +460,12 @@ async fn large_transfer_with_a_slow_reader_stays_bounded() {
     const TOTAL: usize = 16 * 1024 * 1024;
     const READ: usize = 16 * 1024;
     let identity = Identity::dev().unwrap();
-    let mut transport = TransportConfig::default();
-    transport.stream_receive_window = 256 * 1024;
+    let mut transport = QuicConfig::default();
+    transport.stream_window = 256 * 1024;
     let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_transport(transport.clone());
-    let rig = Rig::with(identity, server, client);
+    let rig = Rig::with(identity, server, client).await;
     let (client, server) = rig.pair().await;
 
     let written = Arc::new(AtomicU64::new(0));
@@ -482,7 +491,7 @@ async fn large_transfer_with_a_slow_reader_stays_bounded() {
     // Flow control lets the writer run at most one stream window ahead of
     // what the reader consumed; plus one read and one write chunk of slack
     // for the counters.
-    let bound = u64::from(transport.stream_receive_window) + READ as u64 + 64 * 1024;
+    let bound = u64::from(transport.stream_window) + READ as u64 + 64 * 1024;
     let mut read = 0u64;
     let mut max_ahead = 0u64;
     let mut buf = vec![0u8; READ];
@@ -526,13 +535,13 @@ async fn large_transfer_with_a_slow_reader_stays_bounded() {
 
 #[tokio::test]
 async fn write_boundary_waits_after_writes_only() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"first message").await;
     let start = tokio::time::Instant::now();
     within(write_boundary(&mut c.send)).await.unwrap();
     // At least the configured minimum passed (a sleep never ends early).
-    assert!(start.elapsed() >= TransportConfig::default().write_boundary_min);
+    assert!(start.elapsed() >= QuicConfig::default().write_boundary_min);
     // Nothing written since: ready at once.
     let ready =
         std::future::poll_fn(|cx| std::task::Poll::Ready(c.send.poll_write_boundary(cx))).await;
@@ -544,17 +553,13 @@ async fn write_boundary_waits_after_writes_only() {
 
 #[tokio::test]
 async fn shutdown_drains_open_streams_then_closes_with_code_zero() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"in flight").await;
     let server = Arc::new(server);
     let shutdown = {
         let server = server.clone();
-        tokio::spawn(async move {
-            server
-                .shutdown(tokio::time::Instant::now() + Duration::from_secs(20))
-                .await
-        })
+        tokio::spawn(async move { server.shutdown(Duration::from_secs(20)).await })
     };
     // The in-flight call completes normally.
     c.send.shutdown().await.unwrap();
@@ -566,9 +571,9 @@ async fn shutdown_drains_open_streams_then_closes_with_code_zero() {
     assert_eq!(within(drain(&mut c.recv)).await.0, b"done");
     drop((c, s));
     let reason = within(shutdown).await.unwrap();
-    assert_eq!(reason, CloseReason::local(0, "shutdown"));
+    assert_eq!(reason, CloseReason::local(CloseCode::Normal, "shutdown"));
     let reason = within(client.closed()).await;
-    assert_eq!(reason, CloseReason::peer(0, "shutdown"));
+    assert_eq!(reason, CloseReason::peer(CloseCode::Normal, "shutdown"));
 }
 
 #[tokio::test]
@@ -576,42 +581,34 @@ async fn shutdown_waits_until_dropped_finished_streams_were_acknowledged() {
     // The server finishes a large response, drops the stream and shuts down
     // at once: most of the response is still in flight, and the close must
     // wait for the peer's acknowledgement of it.
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"request").await;
     let response: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
     s.send.write_all(&response).await.unwrap();
     s.send.shutdown().await.unwrap();
     drop(s);
-    assert_eq!(server.open_streams(), 0);
-    let shutdown = tokio::spawn(async move {
-        server
-            .shutdown(tokio::time::Instant::now() + Duration::from_secs(20))
-            .await
-    });
+    assert_eq!(server.stats().open_streams, 0);
+    let shutdown = tokio::spawn(async move { server.shutdown(Duration::from_secs(20)).await });
     let (data, err) = within(drain(&mut c.recv)).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(data.len(), response.len());
     assert!(data == response);
     assert_eq!(
         within(shutdown).await.unwrap(),
-        CloseReason::local(0, "shutdown")
+        CloseReason::local(CloseCode::Normal, "shutdown")
     );
 }
 
 #[tokio::test]
 async fn shutdown_refuses_new_streams_and_forces_at_the_deadline() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
     let (mut c, _s) = open_pair(&client, &server, b"never finishes").await;
     let server = Arc::new(server);
     let shutdown = {
         let server = server.clone();
-        tokio::spawn(async move {
-            server
-                .shutdown(tokio::time::Instant::now() + Duration::from_millis(500))
-                .await
-        })
+        tokio::spawn(async move { server.shutdown(Duration::from_millis(500)).await })
     };
     // A stream opened during the drain is refused with SHUTDOWN (or the
     // connection is already closed if the deadline won the race).
@@ -620,15 +617,15 @@ async fn shutdown_refuses_new_streams_and_forces_at_the_deadline() {
     let (_, err) = within(drain(&mut late.recv)).await;
     match stream_error(&err.expect("the late stream must fail")) {
         StreamError::Reset(code) => assert_eq!(code, codes::SHUTDOWN),
-        StreamError::ConnectionClosed(r) => assert_eq!(r.code, 0),
+        StreamError::ConnectionClosed(r) => assert_eq!(r.code, CloseCode::Normal),
         other => panic!("unexpected {other:?}"),
     }
     let reason = within(shutdown).await.unwrap();
-    assert_eq!(reason, CloseReason::local(0, "shutdown"));
+    assert_eq!(reason, CloseReason::local(CloseCode::Normal, "shutdown"));
     let (_, err) = within(drain(&mut c.recv)).await;
     assert_eq!(
         stream_error(&err.unwrap()),
-        StreamError::ConnectionClosed(CloseReason::peer(0, "shutdown"))
+        StreamError::ConnectionClosed(CloseReason::peer(CloseCode::Normal, "shutdown"))
     );
 }
 
@@ -636,10 +633,10 @@ async fn shutdown_refuses_new_streams_and_forces_at_the_deadline() {
 async fn pending_connection_limit_refuses_extra_attempts() {
     let identity = Identity::dev().unwrap();
     let mut server = QuicServerConfig::new(identity.clone());
-    server.max_pending_connections = 1;
+    server.max_pending_handshakes = 1;
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
-    let rig = Rig::with(identity, server, client);
-    let addr = rig.listener.local_addr().unwrap();
+    let rig = Rig::with(identity, server, client).await;
+    let addr = rig.listener.local_addr();
     // The first connection fills the only slot (nobody accepts it yet).
     let first = within(rig.client.connect(addr, "localhost")).await.unwrap();
     // Its slot was taken when its first packet arrived, before the handshake.
@@ -658,7 +655,7 @@ async fn pending_connection_limit_refuses_extra_attempts() {
 
 #[tokio::test]
 async fn closed_listener_fails_accept() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     rig.listener.close();
     let err = within(rig.listener.accept_connection()).await.unwrap_err();
     assert!(matches!(err, QuicError::ListenerClosed), "{err}");
@@ -675,8 +672,8 @@ async fn connection_limit_refuses_until_a_connection_is_dropped() {
     let mut server = QuicServerConfig::new(identity.clone());
     server.max_connections = 1;
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
-    let rig = Rig::with(identity, server, client);
-    let addr = rig.listener.local_addr().unwrap();
+    let rig = Rig::with(identity, server, client).await;
+    let addr = rig.listener.local_addr();
     let (first_client, first_server) = rig.pair().await;
     let refused = within(rig.client.connect(addr, "localhost")).await;
     assert!(
@@ -691,14 +688,15 @@ async fn connection_limit_refuses_until_a_connection_is_dropped() {
 
 #[tokio::test]
 async fn one_client_endpoint_serves_many_connections() {
-    let rig = Rig::dev();
+    let rig = Rig::dev().await;
     let other = strand_transport_quic::QuicListener::bind(
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0",
         QuicServerConfig::new(rig.identity.clone()),
     )
+    .await
     .unwrap();
     let (a_client, a_server) = rig.pair().await;
-    let other_addr = other.local_addr().unwrap();
+    let other_addr = other.local_addr();
     let (b_client, b_server) = within(async {
         tokio::join!(
             rig.client.connect(other_addr, "localhost"),
@@ -717,7 +715,7 @@ async fn one_client_endpoint_serves_many_connections() {
         assert_eq!(within(drain(&mut s.recv)).await.0, tag);
     }
     // Closing one leaves the other working.
-    a_client.close(0, "");
+    a_client.close(CloseCode::Normal, "");
     within(a_server.closed()).await;
     let (mut c, mut s) = open_pair(&b_client, &b_server, b"still here").await;
     c.send.shutdown().await.unwrap();
@@ -728,11 +726,12 @@ async fn one_client_endpoint_serves_many_connections() {
 async fn ipv6_loopback_with_the_one_shot_connect() {
     let identity = Identity::dev().unwrap();
     let listener = strand_transport_quic::QuicListener::bind(
-        "[::1]:0".parse().unwrap(),
+        "[::1]:0",
         QuicServerConfig::new(identity.clone()),
     )
+    .await
     .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let addr = listener.local_addr();
     let config = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
     let (client, server) = within(async {
         tokio::join!(
@@ -752,25 +751,25 @@ async fn ipv6_loopback_with_the_one_shot_connect() {
     let reason = within(server.closed()).await;
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Peer, 0),
+        (CloseInitiator::Peer, CloseCode::Normal),
         "{reason}"
     );
 }
 
-fn timing(idle: Duration, keep_alive: Option<Duration>) -> Rig {
+async fn timing(idle: Duration, keep_alive: Option<Duration>) -> Rig {
     let identity = Identity::dev().unwrap();
-    let mut transport = TransportConfig::default();
+    let mut transport = QuicConfig::default();
     transport.idle_timeout = Some(idle);
     transport.keep_alive_interval = keep_alive;
     let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_transport(transport);
-    Rig::with(identity, server, client)
+    Rig::with(identity, server, client).await
 }
 
 #[tokio::test]
 async fn idle_connection_without_keep_alive_times_out() {
-    let rig = timing(Duration::from_millis(300), None);
+    let rig = timing(Duration::from_millis(300), None).await;
     let (client, server) = rig.pair().await;
     let (mut c, _s) = open_pair(&client, &server, b"x").await;
     let reason = within(client.closed()).await;
@@ -786,7 +785,7 @@ async fn idle_connection_without_keep_alive_times_out() {
 #[tokio::test]
 async fn keep_alive_holds_an_idle_connection_open() {
     // Keep-alives every 100 ms against a 1 s idle timeout; idle for 2.5 s.
-    let rig = timing(Duration::from_secs(1), Some(Duration::from_millis(100)));
+    let rig = timing(Duration::from_secs(1), Some(Duration::from_millis(100))).await;
     let (client, server) = rig.pair().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(client.quinn().close_reason().is_none());
@@ -800,7 +799,7 @@ async fn handshake_timeout_against_a_silent_peer() {
     // A UDP socket that never answers.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let identity = Identity::dev().unwrap();
-    let mut transport = TransportConfig::default();
+    let mut transport = QuicConfig::default();
     transport.handshake_timeout = Duration::from_millis(300);
     let config = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_transport(transport);
@@ -834,7 +833,8 @@ async fn insecure_and_callback_server_verification() {
             identity.clone(),
             QuicServerConfig::new(identity.clone()),
             QuicClientConfig::new(verification),
-        );
+        )
+        .await;
         let (client, server) = rig.pair().await;
         let (mut c, mut s) = open_pair(&client, &server, b"ok").await;
         c.send.shutdown().await.unwrap();
@@ -853,8 +853,9 @@ async fn insecure_and_callback_server_verification() {
         identity.clone(),
         QuicServerConfig::new(identity.clone()),
         QuicClientConfig::new(refuse),
-    );
-    let addr = rig.listener.local_addr().unwrap();
+    )
+    .await;
+    let addr = rig.listener.local_addr();
     let err = within(rig.client.connect(addr, "localhost"))
         .await
         .unwrap_err();

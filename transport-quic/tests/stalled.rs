@@ -10,9 +10,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::{within, Rig};
-use strand_rpc_core::transport::Connection;
 use strand_tls::{Identity, ServerVerification};
-use strand_transport_quic::{QuicClientConfig, QuicServerConfig, TransportConfig};
+use strand_transport_quic::{QuicClientConfig, QuicConfig, QuicServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// One write attempt that does not wait: `None` when the write would block.
@@ -26,7 +25,7 @@ fn try_write(send: &mut (impl AsyncWrite + Unpin), buf: &[u8]) -> Option<io::Res
 
 /// Heap bytes quinn keeps per received packet besides the datagram itself:
 /// the shared-buffer header and the reassembly index entry with the index
-/// vector's spare capacity (see `TransportConfig::stream_receive_window`).
+/// vector's spare capacity (see `QuicConfig::stream_window`).
 const PER_PACKET_BOOKKEEPING: u64 = 40 + 2 * 56;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,12 +35,12 @@ async fn a_stalled_stream_holds_at_most_its_window() {
     // compacts) stay within the room the advertised window leaves.
     const WINDOW: u32 = 2_000_000;
     let identity = Identity::dev().unwrap();
-    let mut transport = TransportConfig::default();
-    transport.stream_receive_window = WINDOW;
+    let mut transport = QuicConfig::default();
+    transport.stream_window = WINDOW;
     let server = QuicServerConfig::new(identity.clone());
     let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_transport(transport);
-    let rig = Rig::with(identity, server, client);
+    let rig = Rig::with(identity, server, client).await;
     let (client, server) = rig.pair().await;
 
     let (mut csend, mut crecv) = client.open_stream().await.unwrap().split();
@@ -64,7 +63,7 @@ async fn a_stalled_stream_holds_at_most_its_window() {
     }
     assert_eq!(
         accepted,
-        TransportConfig::advertised_window(u64::from(WINDOW)),
+        QuicConfig::advertised_window(u64::from(WINDOW)),
         "the peer may send the advertised window and no more"
     );
     assert!(accepted <= u64::from(WINDOW));

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use strand_rpc_core::transport::UpgradeRequest;
 use strand_tls::{ClientTls, ServerTls};
+
+use crate::handshake::UpgradeRequest;
 
 /// Limits and timers of one connection, the same on both sides.
 #[derive(Debug, Clone)]
@@ -45,13 +46,26 @@ pub struct WsConfig {
     /// `open_stream` waits for a free slot.
     pub max_streams: usize,
     /// Streams opened by the peer and not yet taken by `accept_stream`.
-    /// Default 64; past it new streams are refused (an application that does
-    /// not accept must not make us buffer without bound).
-    pub accept_backlog: usize,
+    /// Default 256, the same as [`WsConfig::max_streams`] (and
+    /// [`WsConfig::with_max_streams`] moves it along while they are equal):
+    /// a burst of opens that arrives in one read, before the accepting task
+    /// runs, is served up to `max_streams`, so a refusal means the real
+    /// limit. Memory stays bounded as for any open stream: a backlogged
+    /// stream counts towards `max_streams` and holds at most its window.
+    /// Set it lower to refuse earlier an application that accepts slowly.
+    pub stream_backlog: usize,
     /// Bytes written on one stream and not yet handed to the socket before
     /// writes wait. Default 256 KiB: keeps the socket busy without letting
     /// one fast writer queue its whole credit in memory.
     pub stream_send_buffer: usize,
+    /// Bytes written on all streams of the connection together and not yet
+    /// handed to the socket before writes wait. Default 4 MiB: bounds what
+    /// a peer that stops reading holds of our memory (besides the driver's
+    /// batch of up to 128 KiB and the WebSocket write buffer, see
+    /// [`WsConfig::write_buffer_size`]), whatever the number of streams;
+    /// never passed. Writers blocked by it are woken as the socket takes
+    /// DATA, which it does round robin across streams.
+    pub connection_send_buffer: usize,
     /// WebSocket ping interval. Default 20 s. `None` disables pings (we
     /// still answer the peer's). The same tick lets go of the receive copy
     /// buffers kept for reuse (see [`WsConfig::stream_window`]); without
@@ -60,6 +74,14 @@ pub struct WsConfig {
     /// Close the connection when nothing arrived for this long. Default
     /// 60 s. Armed at connect time, so a silent peer is timed out too.
     pub idle_timeout: Option<Duration>,
+    /// Close the connection when data waits for the socket and the socket
+    /// took nothing for this long: a peer that stops reading must not hold
+    /// our send queues (up to [`WsConfig::connection_send_buffer`]) for
+    /// ever. Default 30 s. Only the socket taking bytes counts: pings or
+    /// any other message from the peer do not reset it. The close frame
+    /// (1001, "send timeout") is sent if the socket still takes it, then
+    /// the socket is dropped and the queues released. `None` disables it.
+    pub send_timeout: Option<Duration>,
     /// Time allowed for TCP/TLS setup and the HTTP upgrade. Default 10 s:
     /// a peer that opens a socket and sends nothing must not hold it.
     pub handshake_timeout: Duration,
@@ -90,10 +112,12 @@ impl Default for WsConfig {
             max_message_size: 2 << 20,
             max_data_payload: 64 << 10,
             max_streams: 256,
-            accept_backlog: 64,
+            stream_backlog: 256,
             stream_send_buffer: 256 << 10,
+            connection_send_buffer: 4 << 20,
             keep_alive_interval: Some(Duration::from_secs(20)),
             idle_timeout: Some(Duration::from_secs(60)),
+            send_timeout: Some(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             write_buffer_size: 64 << 10,
@@ -109,15 +133,19 @@ impl WsConfig {
         self
     }
 
-    /// Sets [`WsConfig::max_streams`].
+    /// Sets [`WsConfig::max_streams`], and [`WsConfig::stream_backlog`] with
+    /// it while the backlog was equal to the old limit (as by default).
     pub fn with_max_streams(mut self, n: usize) -> Self {
+        if self.stream_backlog == self.max_streams {
+            self.stream_backlog = n;
+        }
         self.max_streams = n;
         self
     }
 
-    /// Sets [`WsConfig::accept_backlog`].
-    pub fn with_accept_backlog(mut self, n: usize) -> Self {
-        self.accept_backlog = n;
+    /// Sets [`WsConfig::stream_backlog`].
+    pub fn with_stream_backlog(mut self, n: usize) -> Self {
+        self.stream_backlog = n;
         self
     }
 
@@ -130,6 +158,12 @@ impl WsConfig {
     /// Sets [`WsConfig::idle_timeout`].
     pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WsConfig::send_timeout`].
+    pub fn with_send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.send_timeout = timeout;
         self
     }
 
@@ -154,6 +188,12 @@ impl WsConfig {
     /// Sets [`WsConfig::stream_send_buffer`].
     pub fn with_stream_send_buffer(mut self, size: usize) -> Self {
         self.stream_send_buffer = size;
+        self
+    }
+
+    /// Sets [`WsConfig::connection_send_buffer`].
+    pub fn with_connection_send_buffer(mut self, size: usize) -> Self {
+        self.connection_send_buffer = size;
         self
     }
 
@@ -233,7 +273,7 @@ impl fmt::Debug for UpgradeHook {
 #[non_exhaustive]
 pub struct WsServerConfig {
     /// Limits and timers of each connection.
-    pub ws: WsConfig,
+    pub transport: WsConfig,
     /// Accept upgrades only on this path (e.g. `/rpc`); any path if `None`.
     /// Other paths get `404`.
     pub path: Option<String>,
@@ -245,37 +285,40 @@ pub struct WsServerConfig {
     /// Largest HTTP request head accepted, in bytes. Default 16 KiB; a bigger
     /// one gets `431`.
     pub max_request_head: usize,
-    /// Connections in their handshake, or established and waiting for room
-    /// in the accept backlog, at once. Default 256: slow or silent clients
+    /// Connections in their handshake, or established and not yet taken by
+    /// `accept_connection`, at once. Default 256: slow or silent clients
     /// cannot exhaust memory or file descriptors; further TCP connections
     /// wait in the kernel's listen queue.
     pub max_pending_handshakes: usize,
-    /// Established connections not yet taken by `accept`. Default 128.
-    pub accept_backlog: usize,
+    /// Connections open at once (pending ones included). Default 1024: each
+    /// costs its buffers and stream state, so this bounds the listener's
+    /// memory. A client over the limit gets `503 Service Unavailable`.
+    pub max_connections: usize,
     /// Advertise our stream window in the `x-strand-window` response header
-    /// (strand extension, see PROTOCOL-EXTENSIONS.md). Default true.
+    /// (strand extension, see docs/protocol.md, "Window advertisement").
+    /// Default true.
     pub advertise_window: bool,
 }
 
 impl Default for WsServerConfig {
     fn default() -> Self {
         WsServerConfig {
-            ws: WsConfig::default(),
+            transport: WsConfig::default(),
             path: None,
             tls: None,
             upgrade_hook: None,
             max_request_head: 16 << 10,
             max_pending_handshakes: 256,
-            accept_backlog: 128,
+            max_connections: 1024,
             advertise_window: true,
         }
     }
 }
 
 impl WsServerConfig {
-    /// Sets the connection limits.
-    pub fn with_ws(mut self, ws: WsConfig) -> Self {
-        self.ws = ws;
+    /// Sets the connection limits and timers.
+    pub fn with_transport(mut self, transport: WsConfig) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -305,24 +348,42 @@ impl WsServerConfig {
 }
 
 /// Client configuration for [`crate::connect`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WsClientConfig {
     /// Limits and timers of the connection.
-    pub ws: WsConfig,
+    pub transport: WsConfig,
     /// TLS for `wss://` URLs. Required for them.
     pub tls: Option<ClientTls>,
     /// Extra headers for the upgrade request (e.g. `authorization`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Do not advertise our window (behave exactly like a JS client).
-    /// Default false.
-    pub no_window_advertisement: bool,
+    /// Advertise our stream window in the `x-strand-window` request header
+    /// (strand extension, see docs/protocol.md, "Window advertisement").
+    /// Default true; false behaves exactly like a JS client.
+    pub advertise_window: bool,
+}
+
+impl Default for WsClientConfig {
+    fn default() -> Self {
+        WsClientConfig {
+            transport: WsConfig::default(),
+            tls: None,
+            headers: Vec::new(),
+            advertise_window: true,
+        }
+    }
 }
 
 impl WsClientConfig {
-    /// Sets the connection limits.
-    pub fn with_ws(mut self, ws: WsConfig) -> Self {
-        self.ws = ws;
+    /// Sets the connection limits and timers.
+    pub fn with_transport(mut self, transport: WsConfig) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets [`WsClientConfig::advertise_window`].
+    pub fn with_advertise_window(mut self, advertise: bool) -> Self {
+        self.advertise_window = advertise;
         self
     }
 

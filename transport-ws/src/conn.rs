@@ -1,4 +1,5 @@
-//! The connection handle and the stream halves the application holds.
+//! The connection handle ([`WsConnection`]) and the state it shares with the
+//! driver and the stream halves (`stream.rs`).
 //!
 //! The [`Session`] lives behind a mutex shared by the driver task and every
 //! handle (quinn's shape). Handles mutate it, then wake the tasks that the
@@ -6,22 +7,19 @@
 //! lock is released. The lock is never held across an await.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use strand_rpc_core::transport::{
-    CloseReason, Connection, PeerInfo, RecvStream, SendStream, Stream, StreamError,
+    CloseCode, CloseReason, Connection, PeerInfo, Stream, StreamError,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use crate::mux::session::CLOSE_NORMAL;
-use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
+use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap};
+use crate::stream::{WsRecvStream, WsSendStream};
 
 /// State shared by the driver and the handles.
 pub(crate) struct Inner {
@@ -30,9 +28,9 @@ pub(crate) struct Inner {
     /// The driver was woken and has not polled since: waking it again is
     /// wasted work (an atomic update on a line the other thread holds).
     driver_woken: bool,
-    read_wakers: StreamMap<Waker>,
-    write_wakers: StreamMap<Waker>,
-    stopped_wakers: StreamMap<Waker>,
+    pub(crate) read_wakers: StreamMap<Waker>,
+    pub(crate) write_wakers: StreamMap<Waker>,
+    pub(crate) stopped_wakers: StreamMap<Waker>,
     /// Wake-ups found under the lock, delivered once it is released.
     wakeups: Wakeups,
     /// The driver finished (socket gone).
@@ -220,7 +218,7 @@ pub(crate) fn wake_all(inner: &mut Inner) {
 /// A stream operation's result as a poll: `Blocked` registers the task in
 /// `wakers` (the session's event for this stream wakes it), other errors
 /// become I/O errors.
-fn poll_op<T>(
+pub(crate) fn poll_op<T>(
     result: Result<T, OpError>,
     wakers: &mut StreamMap<Waker>,
     id: StreamId,
@@ -236,7 +234,7 @@ fn poll_op<T>(
     }
 }
 
-fn to_stream_error(err: OpError) -> StreamError {
+pub(crate) fn to_stream_error(err: OpError) -> StreamError {
     match err {
         OpError::Reset(code) => StreamError::Reset(code),
         OpError::Stopped(code) => StreamError::Stopped(code),
@@ -248,14 +246,13 @@ fn to_stream_error(err: OpError) -> StreamError {
     }
 }
 
-/// Whether a close frame may carry `code` (RFC 6455 section 7.4).
-pub(crate) fn sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
 /// Connection-wide figures (see also [`WsSendStream::stats`] and
 /// [`WsRecvStream::stats`] for one stream).
 pub type ConnectionStats = SessionStats;
+
+/// A mux stream with its own halves, as [`WsConnection::open_stream`] and
+/// [`WsConnection::accept_stream`] give it.
+pub type WsStream = Stream<WsSendStream, WsRecvStream>;
 
 /// A WebSocket mux connection: opens and accepts streams.
 ///
@@ -273,7 +270,10 @@ struct CloseOnDrop(Arc<Shared>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.0.with(|inner| inner.session.close(CLOSE_NORMAL, ""));
+        // Graceful: what streams wrote before the last handle went still
+        // reaches the socket before the close frame.
+        self.0
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
     }
 }
 
@@ -300,13 +300,15 @@ impl WsConnection {
     }
 
     /// Opens a stream. Waits while [`crate::WsConfig::max_streams`] streams
-    /// are alive.
-    pub async fn open(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    /// are alive. Gives the mux's own halves; [`Connection::open_stream`]
+    /// boxes them.
+    pub async fn open_stream(&self) -> Result<WsStream, StreamError> {
         self.wait_for(&self.shared.released, Session::open).await
     }
 
-    /// Waits for the next stream the peer opened.
-    pub async fn accept(&self) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    /// Waits for the next stream the peer opened. Gives the mux's own
+    /// halves; [`Connection::accept_stream`] boxes them.
+    pub async fn accept_stream(&self) -> Result<WsStream, StreamError> {
         self.wait_for(&self.shared.accept, Session::accept).await
     }
 
@@ -317,7 +319,7 @@ impl WsConnection {
         &self,
         notify: &Notify,
         op: fn(&mut Session) -> Result<StreamId, OpError>,
-    ) -> Result<(WsSendStream, WsRecvStream), StreamError> {
+    ) -> Result<WsStream, StreamError> {
         let mut notified = std::pin::pin!(notify.notified());
         let mut registered = false;
         loop {
@@ -340,7 +342,7 @@ impl WsConnection {
     fn try_op(
         &self,
         op: fn(&mut Session) -> Result<StreamId, OpError>,
-    ) -> Option<Result<(WsSendStream, WsRecvStream), StreamError>> {
+    ) -> Option<Result<WsStream, StreamError>> {
         match self.shared.with(|inner| op(&mut inner.session)) {
             Ok(id) => Some(Ok(self.halves(id))),
             Err(OpError::Blocked) => None,
@@ -348,33 +350,24 @@ impl WsConnection {
         }
     }
 
-    fn halves(&self, id: StreamId) -> (WsSendStream, WsRecvStream) {
-        (
-            WsSendStream {
-                shared: self.shared.clone(),
-                id,
-            },
-            WsRecvStream {
-                shared: self.shared.clone(),
-                id,
-            },
+    fn halves(&self, id: StreamId) -> WsStream {
+        Stream::from_halves(
+            WsSendStream::new(self.shared.clone(), id),
+            WsRecvStream::new(self.shared.clone(), id),
         )
     }
 
-    /// Closes at once with a WebSocket close code and reason. A code that a
-    /// close frame may not carry (e.g. 1005, 1006 or below 1000) is sent as 1000.
-    pub fn close_with(&self, code: u16, reason: &str) {
-        let code = if sendable_close_code(code) {
-            code
-        } else {
-            CLOSE_NORMAL
-        };
+    /// Closes at once with `code` and `reason`; the close frame carries the
+    /// WebSocket code for `code` (see [`crate::mux::close_code::to_wire`]).
+    pub fn close(&self, code: CloseCode, reason: &str) {
         self.shared.with(|inner| inner.session.close(code, reason));
     }
 
     /// Graceful shutdown: no new streams either way (peer opens are refused),
     /// open streams may finish until `deadline` elapses, then the connection
-    /// closes with 1000. Resolves once closed.
+    /// closes with [`CloseCode::Normal`] (1000) after every byte queued for
+    /// the socket went out (bounded by [`crate::WsConfig::close_timeout`]).
+    /// Resolves once closed.
     pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
@@ -394,12 +387,15 @@ impl WsConnection {
             }
         };
         let _ = tokio::time::timeout(deadline, drained).await;
-        self.close_with(CLOSE_NORMAL, "");
-        self.closed_reason().await
+        // What streams finished writing (or wrote) still reaches the
+        // socket before the close frame, within the close timeout.
+        self.shared
+            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
+        self.closed().await
     }
 
     /// Resolves when the connection has closed and its driver has stopped.
-    pub async fn closed_reason(&self) -> CloseReason {
+    pub async fn closed(&self) -> CloseReason {
         loop {
             let notified = self.shared.closed.notified();
             tokio::pin!(notified);
@@ -426,198 +422,36 @@ impl WsConnection {
 #[async_trait]
 impl Connection for WsConnection {
     async fn open_stream(&self) -> Result<Stream, StreamError> {
-        let (send, recv) = self.open().await?;
-        Ok(Stream::new(send, recv))
+        Ok(WsConnection::open_stream(self).await?.boxed())
     }
 
     async fn accept_stream(&self) -> Result<Stream, StreamError> {
-        let (send, recv) = self.accept().await?;
-        Ok(Stream::new(send, recv))
+        Ok(WsConnection::accept_stream(self).await?.boxed())
     }
 
     fn try_open_stream(&self) -> Option<Result<Stream, StreamError>> {
         let opened = self.try_op(Session::open)?;
-        Some(opened.map(|(send, recv)| Stream::new(send, recv)))
+        Some(opened.map(Stream::boxed))
     }
 
     fn try_accept_stream(&self) -> Option<Result<Stream, StreamError>> {
         let accepted = self.try_op(Session::accept)?;
-        Some(accepted.map(|(send, recv)| Stream::new(send, recv)))
+        Some(accepted.map(Stream::boxed))
     }
 
     fn peer_info(&self) -> Arc<PeerInfo> {
         self.peer.clone()
     }
 
-    /// Codes that a close frame may not carry (0, QUIC's "normal", among
-    /// them) are sent as 1000.
-    fn close(&self, code: u64, reason: &str) {
-        let code = u16::try_from(code)
-            .ok()
-            .filter(|c| sendable_close_code(*c))
-            .unwrap_or(CLOSE_NORMAL);
-        self.close_with(code, reason);
+    fn close(&self, code: CloseCode, reason: &str) {
+        WsConnection::close(self, code, reason);
     }
 
     async fn closed(&self) -> CloseReason {
-        self.closed_reason().await
+        WsConnection::closed(self).await
     }
 
     async fn shutdown(&self, timeout: Duration) {
         WsConnection::shutdown(self, timeout).await;
-    }
-}
-
-/// The sending half of a mux stream.
-///
-/// Each `poll_write` sends at most one DATA message (up to the credit and
-/// [`crate::WsConfig::max_data_payload`]); at zero credit it waits for the
-/// peer's ACK. `poll_shutdown` resolves once `CLOSE(Read)` went out.
-pub struct WsSendStream {
-    shared: Arc<Shared>,
-    id: StreamId,
-}
-
-impl WsSendStream {
-    /// The stream id on the wire.
-    pub fn id(&self) -> u64 {
-        self.id.0
-    }
-
-    /// Figures for this stream (`None` once it left the session).
-    pub fn stats(&self) -> Option<StreamStats> {
-        self.shared.lock().session.stream_stats(self.id)
-    }
-}
-
-impl AsyncWrite for WsSendStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let id = self.id;
-        self.shared.with(|inner| {
-            let r = inner.session.write(id, buf);
-            poll_op(r, &mut inner.write_wakers, id, cx)
-        })
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Written bytes are already queued for the driver, which flushes the
-        // socket as soon as it can.
-        Poll::Ready(Ok(()))
-    }
-
-    /// Queues the finish and returns: the session sends `CLOSE(Read)` after
-    /// the queued DATA (toward a JS peer, once every byte was ACKed), also if
-    /// this handle is dropped meanwhile, as QUIC's FIN follows its data. So a
-    /// call that writes its last message and finishes needs no wait on the
-    /// driver. Fails if the stream was already reset or stopped.
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let id = self.id;
-        let out = self.shared.with(|inner| inner.session.finish(id));
-        Poll::Ready(out.map_err(|e| to_stream_error(e).into_io()))
-    }
-}
-
-impl SendStream for WsSendStream {
-    fn reset(&mut self, code: u64) {
-        self.shared.with(|inner| inner.session.reset(self.id, code));
-    }
-
-    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<u64> {
-        let mut inner = self.shared.lock();
-        if let Some(code) = inner.session.stopped_code(self.id) {
-            return Poll::Ready(code);
-        }
-        inner.stopped_wakers.insert(self.id, cx.waker().clone());
-        Poll::Pending
-    }
-
-    /// Toward a JS peer, waits until every byte written so far was ACKed
-    /// (see `Session::write_boundary`); toward strand, ready at once.
-    fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = self.shared.lock();
-        let r = inner.session.write_boundary(self.id);
-        // An ACK, a stop or the close wakes the stream's writer.
-        poll_op(r, &mut inner.write_wakers, self.id, cx)
-    }
-}
-
-impl Drop for WsSendStream {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.shared.with(|inner| {
-            inner.write_wakers.remove(&id);
-            inner.stopped_wakers.remove(&id);
-            inner.session.release_send(id);
-        });
-    }
-}
-
-/// The receiving half of a mux stream. Reads `Ok(0)` after the peer's
-/// `CLOSE(Read)`; fails with [`StreamError::Reset`] after its `ERROR(Read)`.
-pub struct WsRecvStream {
-    shared: Arc<Shared>,
-    id: StreamId,
-}
-
-impl WsRecvStream {
-    /// The stream id on the wire.
-    pub fn id(&self) -> u64 {
-        self.id.0
-    }
-
-    /// Figures for this stream (`None` once it left the session).
-    pub fn stats(&self) -> Option<StreamStats> {
-        self.shared.lock().session.stream_stats(self.id)
-    }
-}
-
-impl AsyncRead for WsRecvStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let id = self.id;
-        let n = self.shared.with(|inner| {
-            let r = inner.session.read(id, buf.initialize_unfilled());
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        });
-        n.map_ok(|n| buf.advance(n))
-    }
-}
-
-impl RecvStream for WsRecvStream {
-    fn stop(&mut self, code: u64) {
-        self.shared.with(|inner| inner.session.stop(self.id, code));
-    }
-
-    /// Hands over the received DATA payloads themselves (no copy).
-    fn poll_read_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-        max: usize,
-    ) -> Poll<io::Result<Option<Bytes>>> {
-        let id = self.id;
-        self.shared.with(|inner| {
-            let r = inner.session.read_chunk(id, max);
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        })
-    }
-}
-
-impl Drop for WsRecvStream {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.shared.with(|inner| {
-            inner.read_wakers.remove(&id);
-            inner.session.release_recv(id);
-        });
     }
 }

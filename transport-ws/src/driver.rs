@@ -15,16 +15,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
+use strand_rpc_core::transport::CloseCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep, Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsErr, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::conn::{wake_all, Inner, Shared};
-use crate::mux::session::{CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
+use crate::mux::close_code;
 
 /// Messages read per wake-up before yielding, so one busy socket cannot
 /// starve the writes or other tasks.
@@ -48,32 +49,64 @@ pub(crate) struct Timers {
     pub keep_alive: Option<Duration>,
     pub idle: Option<Duration>,
     pub close: Duration,
+    pub send: Option<Duration>,
+}
+
+/// Where a connection is in its close lifecycle.
+///
+/// ```text
+///  Open ──session closed (either side, or a protocol error)──► Closing
+///  Closing ──our close frame flushed and the peer's close read, or the
+///            peer's close answered, or the close timer fired──► (driver ends)
+/// ```
+enum Phase {
+    /// Reading and writing as usual.
+    Open,
+    /// The session closed; the close handshake runs, bounded by the close
+    /// timer.
+    Closing(Closing),
+}
+
+struct Closing {
+    /// We closed (so we send the first close frame), rather than the peer.
+    local: bool,
+    /// Our close frame went into the sink.
+    frame_sent: bool,
+    /// When we stop waiting for the peer's part of the handshake.
+    deadline: Pin<Box<Sleep>>,
 }
 
 struct Driver<S> {
     ws: WebSocketStream<S>,
     shared: Arc<Shared>,
     timers: Timers,
+    phase: Phase,
     keep_alive: Option<Pin<Box<Sleep>>>,
     idle: Option<Pin<Box<Sleep>>>,
+    /// The send-progress timer (allocated once), polled only while armed.
+    send_timer: Option<Pin<Box<Sleep>>>,
+    send_timer_armed: bool,
+    /// Since when data waits for a socket that takes none of it; `None`
+    /// while the socket keeps up (or nothing waits).
+    stalled_since: Option<Instant>,
     /// When the peer was last heard from, for the idle timeout; updated from
     /// `heard_from_peer` once per pass of the driver.
     last_heard: Instant,
     heard_from_peer: bool,
-    close_deadline: Option<Pin<Box<Sleep>>>,
-    close_sent: bool,
     /// Messages read in one batch (kept for its capacity).
     read_batch: Vec<Message>,
     /// Messages taken from the session that the sink has not accepted yet
     /// (at most one batch).
     unsent: VecDeque<Bytes>,
+    /// The sink took messages since its last flush.
     needs_flush: bool,
+    /// The socket's read side ended (or failed); it is not polled again.
     read_done: bool,
     /// The session's state as of the driver's last lock of it (see
     /// [`Driver::with_session`]): whether it wants the socket read, and
     /// whether it closed.
     wants_read: bool,
-    closed: bool,
+    session_closed: bool,
 }
 
 /// Runs a connection until it closed. Spawned once per connection.
@@ -87,16 +120,18 @@ where
         timers,
         keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
         idle: timers.idle.map(|d| Box::pin(sleep(d))),
+        send_timer: timers.send.map(|d| Box::pin(sleep(d))),
+        send_timer_armed: false,
+        stalled_since: None,
+        phase: Phase::Open,
         last_heard: Instant::now(),
         heard_from_peer: false,
-        close_deadline: None,
-        close_sent: false,
         read_batch: Vec::new(),
         unsent: VecDeque::new(),
         needs_flush: false,
         read_done: false,
         wants_read: true,
-        closed: false,
+        session_closed: false,
     };
     poll_fn(|cx| driver.poll(cx)).await;
     let shared = driver.shared.clone();
@@ -133,7 +168,7 @@ where
             );
             r
         });
-        (self.wants_read, self.closed) = state;
+        (self.wants_read, self.session_closed) = state;
         r
     }
 
@@ -250,7 +285,7 @@ where
                 self.with_session(|inner| {
                     inner
                         .session
-                        .close(CLOSE_TOO_BIG, &format!("message too big: {e}"))
+                        .close(CloseCode::TooBig, &format!("message too big: {e}"))
                 });
                 Poll::Pending
             }
@@ -263,7 +298,7 @@ where
             WsErr::Protocol(e) => {
                 self.with_session(|inner| {
                     inner.session.close(
-                        CLOSE_PROTOCOL_ERROR,
+                        CloseCode::Protocol,
                         &format!("websocket protocol error: {e}"),
                     )
                 });
@@ -280,6 +315,7 @@ where
     /// per message) and feeds them to the sink while it is ready; flushes
     /// once.
     fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        let mut took = false;
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
@@ -310,15 +346,45 @@ where
                 return self.lost(err);
             }
             self.needs_flush = true;
+            took = true;
             *progress = true;
         }
-        self.poll_flush(cx)
+        let flushed = self.poll_flush(cx, &mut took);
+        self.note_send_progress(took);
+        flushed
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Tracks whether the socket keeps taking what waits for it (see
+    /// `WsConfig::send_timeout`). Reads the clock only when the socket
+    /// blocks with data waiting, not per message.
+    fn note_send_progress(&mut self, took: bool) {
+        let Some(d) = self.timers.send else {
+            return;
+        };
+        let waiting = !self.unsent.is_empty() || self.needs_flush;
+        if !waiting {
+            self.stalled_since = None;
+            return;
+        }
+        if took || self.stalled_since.is_none() {
+            let now = Instant::now();
+            self.stalled_since = Some(now);
+            if !self.send_timer_armed {
+                if let Some(timer) = self.send_timer.as_mut() {
+                    timer.as_mut().reset(now + d);
+                    self.send_timer_armed = true;
+                }
+            }
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>, took: &mut bool) -> Poll<()> {
         if self.needs_flush {
             match self.ws().poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    *took = true;
+                }
                 Poll::Ready(Err(err)) => return self.lost(err),
                 Poll::Pending => {}
             }
@@ -332,6 +398,23 @@ where
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
+        if self.send_timer_armed {
+            if let (Some(timer), Some(d)) = (self.send_timer.as_mut(), self.timers.send) {
+                if timer.as_mut().poll(cx).is_ready() {
+                    // Like the idle timer: moved on only when it fires.
+                    match self.stalled_since {
+                        None => self.send_timer_armed = false,
+                        Some(since) if since + d <= Instant::now() => {
+                            return self.send_timed_out(cx);
+                        }
+                        Some(since) => {
+                            timer.as_mut().reset(since + d);
+                            *progress = true;
+                        }
+                    }
+                }
+            }
+        }
         if self.heard_from_peer {
             // Once per pass, however many messages it read.
             self.heard_from_peer = false;
@@ -344,8 +427,13 @@ where
                 // last message put the deadline, if that is still ahead.
                 let deadline = self.last_heard + d;
                 if deadline <= Instant::now() {
+                    // Our side counts the peer as lost; the peer, if it still
+                    // reads, is told why (docs/protocol.md, "Keep-alive and
+                    // idle timeout"): a close frame, without waiting for its
+                    // reply.
                     self.shared
                         .with_driver(|inner| inner.session.handle_lost("idle timeout"));
+                    self.send_close_now(cx, CloseCode::GoingAway, "idle timeout");
                     return Poll::Ready(());
                 }
                 idle.as_mut().reset(deadline);
@@ -369,50 +457,87 @@ where
         Poll::Pending
     }
 
+    /// The socket took nothing for the send timeout while data waited:
+    /// close (the close frame goes out only if the socket takes it now) and
+    /// end, which drops the socket and releases every queue.
+    fn send_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        tracing::debug!("send timeout: the peer took nothing; closing");
+        let reason = "send timeout";
+        self.with_session(|inner| inner.session.close(CloseCode::GoingAway, reason));
+        self.send_close_now(cx, CloseCode::GoingAway, reason);
+        Poll::Ready(())
+    }
+
+    /// Puts a close frame on the socket if it takes it now, and flushes
+    /// once; the caller then ends the driver (no wait for the reply).
+    fn send_close_now(&mut self, cx: &mut Context<'_>, code: CloseCode, reason: &str) {
+        self.unsent.clear();
+        if let Poll::Ready(Ok(())) = self.ws().poll_ready(cx) {
+            if self
+                .ws()
+                .start_send(Message::Close(Some(close_frame(code, reason))))
+                .is_ok()
+            {
+                let _ = self.ws().poll_flush(cx);
+            }
+        }
+    }
+
     /// Once the session is closed: send our close frame if we closed, flush,
     /// and wait (bounded) for the peer's close so the handshake completes.
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.closed {
+        if !self.session_closed {
             return Poll::Pending;
         }
-        let (reason, local) = {
-            let inner = self.shared.lock();
-            match inner.session.close_reason() {
-                None => return Poll::Pending,
-                Some(r) => (r.clone(), inner.session.closed_locally()),
+        if let Phase::Open = self.phase {
+            let (local, flush) = {
+                let inner = self.shared.lock();
+                (
+                    inner.session.closed_locally(),
+                    inner.session.flushes_on_close(),
+                )
+            };
+            if !flush {
+                // Taken before an abrupt close, not sent: the session
+                // dropped its own queues too.
+                self.unsent.clear();
             }
-        };
-        // Taken before the close, not sent: the session dropped its own
-        // queues too.
-        self.unsent.clear();
-        if self.close_deadline.is_none() {
-            self.close_deadline = Some(Box::pin(sleep(self.timers.close)));
+            self.phase = Phase::Closing(Closing {
+                local,
+                frame_sent: false,
+                deadline: Box::pin(sleep(self.timers.close)),
+            });
         }
-        if local && !self.close_sent {
-            match self.ws().poll_ready(cx) {
+        let Phase::Closing(closing) = &mut self.phase else {
+            return Poll::Pending;
+        };
+        let local = closing.local;
+        // A graceful close sends what was queued first: `poll_write` ran
+        // earlier in this pass and emptied `unsent` only if the session had
+        // nothing more (the close frame must follow the last DATA).
+        if local && !closing.frame_sent && self.unsent.is_empty() {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(())) => {
-                    let code = u16::try_from(reason.code).unwrap_or(1000);
-                    let mut text = reason.reason.clone();
-                    // A close reason is at most 123 bytes.
-                    while text.len() > 123 {
-                        text.pop();
-                    }
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: text.into(),
+                    let frame = match self.shared.lock().session.close_reason() {
+                        Some(reason) => close_frame(reason.code, &reason.reason),
+                        None => close_frame(CloseCode::Normal, ""),
                     };
-                    if self.ws().start_send(Message::Close(Some(frame))).is_err() {
+                    if Pin::new(&mut self.ws)
+                        .start_send(Message::Close(Some(frame)))
+                        .is_err()
+                    {
                         return Poll::Ready(());
                     }
-                    self.close_sent = true;
+                    closing.frame_sent = true;
                     self.needs_flush = true;
                 }
             }
         }
+        let frame_pending = local && !closing.frame_sent;
         if self.needs_flush {
-            match self.ws().poll_flush(cx) {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.needs_flush = false,
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Pending => {}
@@ -420,33 +545,44 @@ where
         }
         if !local && !self.needs_flush {
             // Peer close: tungstenite queued the reply; once flushed we are done.
-            if let Poll::Ready(Ok(())) = self.ws().poll_flush(cx) {
+            if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_flush(cx) {
                 return Poll::Ready(());
             }
         }
-        if let Some(deadline) = self.close_deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
+        if closing.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
         }
         // Keep reading to see the peer's close reply (poll_read returns
         // Ready once the stream ends).
         if !self.read_done {
             loop {
-                match self.ws().poll_next(cx) {
+                match Pin::new(&mut self.ws).poll_next(cx) {
                     Poll::Pending => break,
                     Poll::Ready(Some(Ok(_))) => continue,
                     Poll::Ready(_) => return Poll::Ready(()),
                 }
             }
             Poll::Pending
-        } else if self.needs_flush || (local && !self.close_sent) {
+        } else if self.needs_flush || frame_pending {
             // Reading failed (e.g. message too big) but our close frame is
             // still on its way out; the close deadline bounds the wait.
             Poll::Pending
         } else {
             Poll::Ready(())
         }
+    }
+}
+
+/// The close frame for `code` and `reason` (cut to the 123 bytes a close
+/// frame may carry, on a character boundary).
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code: WireCloseCode::from(close_code::to_wire(code)),
+        reason: reason[..end].to_owned().into(),
     }
 }
 

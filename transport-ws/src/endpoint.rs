@@ -6,13 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::Uri;
-use strand_rpc_core::transport::{DynConnection, Listener, PeerInfo};
+use strand_rpc_core::transport::{AcceptQueue, ConnectionSlot, DynConnection, Listener, PeerInfo};
 use strand_tls::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, Mutex as AsyncMutex, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 
@@ -32,9 +30,10 @@ fn session_config(
     SessionConfig {
         window: ws.stream_window,
         max_streams: ws.max_streams,
-        accept_backlog: ws.accept_backlog,
+        stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
+        connection_send_buffer: ws.connection_send_buffer.max(1),
         peer_window,
         window_advertised,
         ..SessionConfig::new(role)
@@ -47,6 +46,7 @@ fn start<S>(
     config: &WsConfig,
     (peer_window, window_advertised): (Option<u32>, bool),
     peer: PeerInfo,
+    slot: Option<ConnectionSlot>,
 ) -> WsConnection
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -61,23 +61,25 @@ where
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,
         close: config.close_timeout,
+        send: config.send_timeout,
     };
-    tokio::spawn(driver::run(ws, shared.clone(), timers));
+    let driver = driver::run(ws, shared.clone(), timers);
+    tokio::spawn(async move {
+        driver.await;
+        // The listener's slot is held for as long as the socket is.
+        drop(slot);
+    });
     WsConnection::new(shared, peer)
 }
 
-fn certs_to_bytes(certs: Option<&[strand_tls::CertificateDer<'static>]>) -> Vec<Bytes> {
-    certs
-        .unwrap_or_default()
-        .iter()
-        .map(|c| Bytes::copy_from_slice(c.as_ref()))
-        .collect()
+fn certs_to_bytes(certs: Option<&[strand_tls::CertificateDer<'static>]>) -> Vec<bytes::Bytes> {
+    strand_tls::chain_to_bytes(certs.unwrap_or_default())
 }
 
 /// Connects to a `ws://` or `wss://` URL and returns the connection once the
 /// upgrade completed (within [`WsConfig::handshake_timeout`]).
 pub async fn connect(url: &str, config: WsClientConfig) -> Result<WsConnection, WsError> {
-    let timeout = config.ws.handshake_timeout;
+    let timeout = config.transport.handshake_timeout;
     tokio::time::timeout(timeout, connect_inner(url, config))
         .await
         .map_err(|_| WsError::HandshakeTimeout)?
@@ -107,7 +109,7 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     let _ = tcp.set_nodelay(true);
     let remote = tcp.peer_addr()?;
-    let advertised = !config.no_window_advertisement;
+    let advertised = config.advertise_window;
     if secure {
         let tls = config.tls.as_ref().ok_or(WsError::TlsRequired)?.build()?;
         let name = ServerName::try_from(host.clone())
@@ -122,22 +124,40 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
             .with_remote_addr(remote)
             .with_certificates(certs);
         let windows = (peer_window, advertised);
-        Ok(start(ws, Role::Client, &config.ws, windows, peer))
+        Ok(start(
+            ws,
+            Role::Client,
+            &config.transport,
+            windows,
+            peer,
+            None,
+        ))
     } else {
         let (ws, peer_window) = handshake::client(tcp, url, &config).await?;
         let peer = PeerInfo::new("ws").with_remote_addr(remote);
         let windows = (peer_window, advertised);
-        Ok(start(ws, Role::Client, &config.ws, windows, peer))
+        Ok(start(
+            ws,
+            Role::Client,
+            &config.transport,
+            windows,
+            peer,
+            None,
+        ))
     }
 }
 
 /// A WebSocket server: accepts TCP (and TLS) connections, runs the upgrade
 /// with the hook, and yields established connections through
-/// [`Listener::accept`]. Dropping it stops accepting; established
-/// connections live on.
+/// [`WsListener::accept_connection`]. At most
+/// [`WsServerConfig::max_pending_handshakes`] connections are in their
+/// handshake or waiting to be accepted, and
+/// [`WsServerConfig::max_connections`] open in all (a client over that gets
+/// `503`). Dropping the listener stops accepting; established connections
+/// live on.
 pub struct WsListener {
     local_addr: SocketAddr,
-    incoming: AsyncMutex<mpsc::Receiver<WsConnection>>,
+    queue: AcceptQueue<WsConnection>,
     task: JoinHandle<()>,
 }
 
@@ -151,7 +171,7 @@ impl std::fmt::Debug for WsListener {
 
 impl Drop for WsListener {
     fn drop(&mut self) {
-        self.task.abort();
+        self.close();
     }
 }
 
@@ -167,12 +187,11 @@ impl WsListener {
         };
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let (tx, rx) = mpsc::channel(config.accept_backlog.max(1));
-        let config = Arc::new(config);
-        let task = tokio::spawn(accept_loop(listener, config, tls, tx));
+        let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
+        let task = tokio::spawn(accept_loop(listener, Arc::new(config), tls, queue.clone()));
         Ok(WsListener {
             local_addr,
-            incoming: AsyncMutex::new(rx),
+            queue,
             task,
         })
     }
@@ -183,20 +202,29 @@ impl WsListener {
     }
 
     /// Waits for the next established connection.
-    pub async fn accept_ws(&self) -> io::Result<WsConnection> {
-        self.incoming
-            .lock()
+    ///
+    /// Cancel safety: cancel safe; a connection leaves the queue only when
+    /// this returns it.
+    pub async fn accept_connection(&self) -> Result<WsConnection, WsError> {
+        self.queue
+            .accept()
             .await
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::other("listener stopped"))
+            .map_err(|_| WsError::ListenerClosed)
+    }
+
+    /// Stops accepting: the socket is closed, queued connections are
+    /// dropped, and `accept_connection` fails with
+    /// [`WsError::ListenerClosed`]. Connections already accepted stay open.
+    pub fn close(&self) {
+        self.task.abort();
+        self.queue.close();
     }
 }
 
 #[async_trait]
 impl Listener for WsListener {
     async fn accept(&self) -> io::Result<DynConnection> {
-        Ok(Arc::new(self.accept_ws().await?))
+        Ok(Arc::new(self.accept_connection().await?))
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
@@ -208,50 +236,110 @@ async fn accept_loop(
     listener: TcpListener,
     config: Arc<WsServerConfig>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    tx: mpsc::Sender<WsConnection>,
+    queue: AcceptQueue<WsConnection>,
 ) {
-    let permits = Arc::new(Semaphore::new(config.max_pending_handshakes.max(1)));
+    let mut accept_warn = RateLimit::new(ACCEPT_WARN_INTERVAL);
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        // Taken before the TCP accept: while every pending slot is taken,
+        // newcomers wait in the kernel's listen queue.
+        let Ok(pending) = queue.reserve().await else {
             return;
         };
-        let (tcp, remote) = match listener.accept().await {
+        let (mut tcp, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(err) => {
-                tracing::debug!(%err, "accept failed");
-                // Out of file descriptors and the like: back off briefly.
+                if is_per_connection(&err) {
+                    tracing::debug!(%err, "accept failed");
+                } else if let Some(suppressed) = accept_warn.ready(tokio::time::Instant::now()) {
+                    // Out of file descriptors and the like: the operator
+                    // must hear of it, but not once per attempt.
+                    tracing::warn!(%err, suppressed, "ws: accepting connections failed");
+                }
+                // Back off briefly, so a persistent error cannot spin.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
+        let slot = match pending.connection_slot() {
+            Ok(slot) => slot,
+            Err(limit) => {
+                tracing::debug!(%remote, %limit, "ws: refusing connection");
+                tokio::spawn(async move {
+                    let _ = tcp.write_all(SERVICE_UNAVAILABLE).await;
+                    let _ = tcp.shutdown().await;
+                });
+                continue;
+            }
+        };
         let config = config.clone();
         let tls = tls.clone();
-        let tx = tx.clone();
         tokio::spawn(async move {
-            let timeout = config.ws.handshake_timeout;
-            let conn = tokio::time::timeout(timeout, serve(tcp, remote, &config, tls)).await;
-            match conn {
-                Ok(Ok(Some(conn))) => {
-                    // Waits while the accept backlog is full, still holding
-                    // the permit: connections neither accepted nor handed
-                    // over stay bounded by `max_pending_handshakes`.
-                    let _ = tx.send(conn).await;
-                }
+            let timeout = config.transport.handshake_timeout;
+            let conn = serve(tcp, remote, &config, tls, slot);
+            match tokio::time::timeout(timeout, conn).await {
+                Ok(Ok(Some(conn))) => pending.push(conn),
                 Ok(Ok(None)) => {}
                 Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),
             }
-            drop(permit);
         });
     }
 }
+
+/// At most one warning about failing accepts per this long.
+const ACCEPT_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An accept error that concerns one connection only (it went away before
+/// we took it), not the listener: logged at debug.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Lets an event through at most once per interval, counting the others.
+struct RateLimit {
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(interval: std::time::Duration) -> Self {
+        RateLimit {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(events suppressed since the last one let through)` when this
+    /// one may be logged.
+    fn ready(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        if self.last.is_some_and(|last| now < last + self.interval) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// The answer to a client over [`WsServerConfig::max_connections`].
+const SERVICE_UNAVAILABLE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 async fn serve(
     tcp: TcpStream,
     remote: SocketAddr,
     config: &WsServerConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    slot: ConnectionSlot,
 ) -> Result<Option<WsConnection>, WsError> {
     match tls {
         None => {
@@ -260,13 +348,16 @@ async fn serve(
             };
             let peer = PeerInfo::new("ws")
                 .with_remote_addr(remote)
-                .with_upgrade_request(acc.request);
+                .with_extension(acc.request);
+            let windows = (acc.peer_window, config.advertise_window);
+            let transport = &config.transport;
             Ok(Some(start(
                 acc.ws,
                 Role::Server,
-                &config.ws,
-                (acc.peer_window, config.advertise_window),
+                transport,
+                windows,
                 peer,
+                Some(slot),
             )))
         }
         Some(acceptor) => {
@@ -278,14 +369,45 @@ async fn serve(
             let peer = PeerInfo::new("wss")
                 .with_remote_addr(remote)
                 .with_certificates(certs)
-                .with_upgrade_request(acc.request);
+                .with_extension(acc.request);
+            let windows = (acc.peer_window, config.advertise_window);
+            let transport = &config.transport;
             Ok(Some(start(
                 acc.ws,
                 Role::Server,
-                &config.ws,
-                (acc.peer_window, config.advertise_window),
+                transport,
+                windows,
                 peer,
+                Some(slot),
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn accept_warnings_are_rate_limited() {
+        let mut limit = RateLimit::new(ACCEPT_WARN_INTERVAL);
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(limit.ready(t0), Some(0));
+        // One attempt per 50 ms back-off for just under the interval.
+        let mut let_through = 0;
+        for i in 1..100u32 {
+            if limit.ready(t0 + Duration::from_millis(50) * i).is_some() {
+                let_through += 1;
+            }
+        }
+        assert_eq!(let_through, 0);
+        assert_eq!(limit.ready(t0 + ACCEPT_WARN_INTERVAL), Some(99));
+        let emfile = io::Error::from_raw_os_error(24);
+        assert!(
+            !is_per_connection(&emfile),
+            "EMFILE is the listener's problem"
+        );
+        assert!(is_per_connection(&io::ErrorKind::ConnectionAborted.into()));
     }
 }

@@ -31,6 +31,9 @@ pub enum WsError {
     /// The handshake did not finish within the configured timeout.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The listener was closed; no more connections will be accepted.
+    #[error("listener closed")]
+    ListenerClosed,
 }
 
 impl From<WsError> for io::Error {
@@ -38,6 +41,7 @@ impl From<WsError> for io::Error {
         match err {
             WsError::Io(e) => e,
             WsError::HandshakeTimeout => io::Error::new(io::ErrorKind::TimedOut, err),
+            WsError::ListenerClosed => io::Error::new(io::ErrorKind::NotConnected, err),
             other => io::Error::other(other),
         }
     }

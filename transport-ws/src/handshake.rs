@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
-use strand_rpc_core::transport::UpgradeRequest;
+use strand_rpc_core::transport::PeerInfo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -23,8 +23,28 @@ use crate::config::{UpgradeContext, WsClientConfig, WsServerConfig};
 use crate::error::WsError;
 
 /// Header in which a strand peer advertises its stream window (see
-/// PROTOCOL-EXTENSIONS.md).
+/// docs/protocol.md, "Window advertisement").
 pub const WINDOW_HEADER: &str = "x-strand-window";
+
+/// The parts of a WebSocket upgrade request that a server keeps for its
+/// handlers. A ws server connection's [`PeerInfo::extensions`] hold it:
+/// `UpgradeRequest::of(ctx.peer())`.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UpgradeRequest {
+    /// The request target (path and query).
+    pub uri: http::Uri,
+    /// The request headers.
+    pub headers: http::HeaderMap,
+}
+
+impl UpgradeRequest {
+    /// The upgrade request of the connection `peer` describes: `None` on a
+    /// client connection or another carrier.
+    pub fn of(peer: &PeerInfo) -> Option<&UpgradeRequest> {
+        peer.extensions.get::<UpgradeRequest>()
+    }
+}
 
 const MAX_HEADERS: usize = 64;
 
@@ -218,13 +238,16 @@ where
         derive_accept_key(key.as_bytes())
     );
     if config.advertise_window {
-        resp.push_str(&format!("{WINDOW_HEADER}: {}\r\n", config.ws.stream_window));
+        resp.push_str(&format!(
+            "{WINDOW_HEADER}: {}\r\n",
+            config.transport.stream_window
+        ));
     }
     resp.push_str("\r\n");
     io.write_all(resp.as_bytes()).await?;
     io.flush().await?;
     let peer_window = parse_window(&request.headers);
-    let ws_config = Some(config.ws.tungstenite());
+    let ws_config = Some(config.transport.tungstenite());
     let ws = if leftover.is_empty() {
         WebSocketStream::from_raw_socket(io, WsRole::Server, ws_config).await
     } else {
@@ -253,15 +276,14 @@ where
     for (name, value) in &config.headers {
         request.headers_mut().append(name.clone(), value.clone());
     }
-    if !config.no_window_advertisement {
+    if config.advertise_window {
         request.headers_mut().insert(
             HeaderName::from_static(WINDOW_HEADER),
-            HeaderValue::from(config.ws.stream_window),
+            HeaderValue::from(config.transport.stream_window),
         );
     }
-    match tokio_tungstenite::client_async_with_config(request, io, Some(config.ws.tungstenite()))
-        .await
-    {
+    let ws_config = Some(config.transport.tungstenite());
+    match tokio_tungstenite::client_async_with_config(request, io, ws_config).await {
         Ok((ws, response)) => Ok((ws, parse_window(response.headers()))),
         Err(WsErr::Http(response)) => Err(WsError::Refused(response.status())),
         Err(WsErr::Io(e)) => Err(WsError::Io(e)),

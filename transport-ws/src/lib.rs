@@ -19,7 +19,8 @@
 //!
 //! Between two strand peers the stream window is advertised in the upgrade
 //! (`x-strand-window`), so a stream's first DATA leaves with its opening ACK
-//! instead of a round trip later; see `PROTOCOL-EXTENSIONS.md`. With a JS
+//! instead of a round trip later; see docs/protocol.md, "Window
+//! advertisement". With a JS
 //! peer the behaviour is exactly the JS protocol.
 //!
 //! # Example
@@ -33,8 +34,9 @@
 //! let url = format!("ws://{}/", listener.local_addr());
 //!
 //! tokio::spawn(async move {
-//!     let conn = listener.accept_ws().await.unwrap();
-//!     while let Ok((mut send, mut recv)) = conn.accept().await {
+//!     let conn = listener.accept_connection().await.unwrap();
+//!     while let Ok(stream) = conn.accept_stream().await {
+//!         let (mut send, mut recv) = stream.split();
 //!         tokio::spawn(async move {
 //!             let mut buf = Vec::new();
 //!             recv.read_to_end(&mut buf).await.unwrap();
@@ -45,7 +47,7 @@
 //! });
 //!
 //! let conn = connect(&url, WsClientConfig::default()).await?;
-//! let (mut send, mut recv) = conn.open().await?;
+//! let (mut send, mut recv) = conn.open_stream().await?.split();
 //! send.write_all(b"hello").await?;
 //! send.shutdown().await?; // CLOSE(Read): the end of our half
 //! let mut echo = Vec::new();
@@ -75,11 +77,11 @@
 //! more, so a slow network pushes back on writers instead of growing buffers.
 //! Streams beyond [`WsConfig::max_streams`] or the accept backlog are refused
 //! with `ERROR(Read, 4)` + `ERROR(Write, 4)` rather than buffered; our own
-//! [`WsConnection::open`] waits for a free slot.
+//! [`WsConnection::open_stream`] waits for a free slot.
 //!
 //! # Cancel safety
 //!
-//! - [`WsConnection::open`] and [`WsConnection::accept`] are cancel safe: if
+//! - [`WsConnection::open_stream`] and [`WsConnection::accept_stream`] are cancel safe: if
 //!   the future is dropped before it completes, no stream was taken (an
 //!   accepted stream stays in the backlog for the next `accept`).
 //! - `poll_write` either takes bytes (returning how many) or takes none, so
@@ -91,7 +93,7 @@
 //! - Dropping a [`WsSendStream`] that was neither finished nor reset resets it
 //!   with code 0 (`CANCELLED`); dropping a [`WsRecvStream`] before its end
 //!   stops it with code 0. Dropping the last [`WsConnection`] handle closes
-//!   the WebSocket with 1000.
+//!   the WebSocket with 1000, after what was queued for the socket.
 //!
 //! # Closing
 //!
@@ -110,14 +112,16 @@ mod endpoint;
 mod error;
 mod handshake;
 pub mod mux;
+mod stream;
 
 pub use config::{
     UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
     WsServerConfig,
 };
-pub use conn::{ConnectionStats, WsConnection, WsRecvStream, WsSendStream};
+pub use conn::{ConnectionStats, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
-pub use handshake::WINDOW_HEADER;
+pub use handshake::{UpgradeRequest, WINDOW_HEADER};
 pub use mux::{SessionStats, StreamStats};
 pub use strand_tls;
+pub use stream::{WsRecvStream, WsSendStream};

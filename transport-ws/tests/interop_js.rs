@@ -60,7 +60,7 @@ async fn echo_server(identity: &Identity) -> WsListener {
 
 fn spawn_echo(conn: WsConnection) {
     tokio::spawn(async move {
-        while let Ok((mut send, mut recv)) = conn.accept().await {
+        while let Ok((mut send, mut recv)) = conn.accept_stream().await.map(|s| s.split()) {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 if recv.read_to_end(&mut buf).await.is_ok() {
@@ -81,7 +81,10 @@ async fn run_js_client(mode: &str) -> Vec<String> {
     let stdin = node.child.stdin.as_mut().unwrap();
     writeln!(stdin, "{{\"ca\":{}}}", json_str(&identity.cert_pem())).unwrap();
     stdin.flush().unwrap();
-    let conn = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let conn = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(conn.peer().transport, "wss");
     spawn_echo(conn);
     collect_until_done(&rx).await
@@ -129,7 +132,7 @@ async fn strand_client_echoes_through_js_server() {
     for i in 0..3 {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut send, mut recv) = client.open().await.unwrap();
+            let (mut send, mut recv) = client.open_stream().await.unwrap().split();
             let first = format!("hello-{i}");
             let second = format!("second message on stream {i}");
             send.write_all(first.as_bytes()).await.unwrap();

@@ -7,7 +7,7 @@ use common::{pair_with, LIMIT};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use strand_rpc_core::transport::{codes, CloseInitiator, Connection, StreamError};
+use strand_rpc_core::transport::{codes, CloseCode, CloseInitiator, StreamError};
 use strand_transport_ws::{
     connect, WsClientConfig, WsConfig, WsConnection, WsError, WsListener, WsServerConfig,
 };
@@ -24,11 +24,11 @@ fn io_err(e: &std::io::Error) -> StreamError {
 
 #[tokio::test]
 async fn peer_streams_past_the_backlog_are_refused() {
-    let server_cfg = WsConfig::default().with_accept_backlog(1);
+    let server_cfg = WsConfig::default().with_stream_backlog(1);
     let (_l, client, server) = pair_with(server_cfg, WsConfig::default()).await;
-    let (mut s1, _r1) = client.open().await.unwrap();
+    let (mut s1, _r1) = client.open_stream().await.unwrap().split();
     s1.write_all(b"first").await.unwrap();
-    let (mut s2, mut r2) = client.open().await.unwrap();
+    let (mut s2, mut r2) = client.open_stream().await.unwrap().split();
     let err = timeout(LIMIT, r2.read(&mut [0u8; 4]))
         .await
         .unwrap()
@@ -37,15 +37,19 @@ async fn peer_streams_past_the_backlog_are_refused() {
     let err = s2.write_all(b"x").await.unwrap_err();
     assert_eq!(io_err(&err), StreamError::Stopped(codes::REFUSED));
     assert_eq!(server.stats().refused, 1);
-    assert_eq!(server.stats().accept_backlog, 1);
+    assert_eq!(server.stats().stream_backlog, 1);
     // Taking the backlogged stream makes room again.
-    let (_a, mut r) = server.accept().await.unwrap();
+    let (_a, mut r) = server.accept_stream().await.unwrap().split();
     let mut buf = [0u8; 5];
     r.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"first");
-    let (mut s3, _r3) = client.open().await.unwrap();
+    let (mut s3, _r3) = client.open_stream().await.unwrap().split();
     s3.write_all(b"third").await.unwrap();
-    let (_a3, mut r3) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (_a3, mut r3) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     r3.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"third");
 }
@@ -57,12 +61,16 @@ async fn peer_streams_past_max_streams_are_refused_and_open_waits() {
         WsConfig::default().with_max_streams(1),
     )
     .await;
-    let (s1, r1) = client.open().await.unwrap();
-    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (s1, r1) = client.open_stream().await.unwrap().split();
+    let _accepted = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     // Our own open waits for a slot rather than failing.
     let waiting = tokio::spawn({
         let client = client.clone();
-        async move { client.open().await }
+        async move { client.open_stream().await.map(|s| s.split()) }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiting.is_finished(), "open waits at max_streams");
@@ -82,9 +90,13 @@ async fn peer_streams_past_max_streams_are_refused_and_open_waits() {
 async fn waiting_open_gets_refused_stream_errors() {
     let (_l, client, server) =
         pair_with(WsConfig::default().with_max_streams(1), WsConfig::default()).await;
-    let _keep = client.open().await.unwrap();
-    let (_a, _b) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
-    let (mut s, mut r) = client.open().await.unwrap();
+    let _keep = client.open_stream().await.unwrap().split();
+    let (_a, _b) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let (mut s, mut r) = client.open_stream().await.unwrap().split();
     let err = timeout(LIMIT, r.read(&mut [0u8; 1]))
         .await
         .unwrap()
@@ -99,20 +111,24 @@ async fn oversized_message_closes_with_1009() {
     let server_cfg = WsConfig::default().with_max_message_size(1024);
     let client_cfg = WsConfig::default().with_max_data_payload(64 * 1024);
     let (_l, client, server) = pair_with(server_cfg, client_cfg).await;
-    let (mut s, _r) = client.open().await.unwrap();
+    let (mut s, _r) = client.open_stream().await.unwrap().split();
     // Wait for the server's ACK so the big write goes out as one message.
-    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let _accepted = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     s.write_all(&[0u8; 4096]).await.unwrap();
     let reason = timeout(LIMIT, client.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Peer, 1009),
+        (CloseInitiator::Peer, CloseCode::TooBig),
         "{reason}"
     );
     let reason = timeout(LIMIT, server.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Local, 1009)
+        (CloseInitiator::Local, CloseCode::TooBig)
     );
 }
 
@@ -141,11 +157,14 @@ async fn text_message_closes_with_1002() {
         .await
         .unwrap();
     let mut ws = raw_ws(listener.local_addr()).await;
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     ws.send(Message::text("hello")).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1002));
     let reason = timeout(LIMIT, server.closed()).await.unwrap();
-    assert_eq!(reason.code, 1002);
+    assert_eq!(reason.code, CloseCode::Protocol);
 }
 
 #[tokio::test]
@@ -162,7 +181,10 @@ async fn malformed_frames_close_with_1002() {
         .unwrap();
     for msg in cases {
         let mut ws = raw_ws(listener.local_addr()).await;
-        let _server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        let _server = timeout(LIMIT, listener.accept_connection())
+            .await
+            .unwrap()
+            .unwrap();
         ws.send(Message::binary(msg.to_vec())).await.unwrap();
         assert_eq!(close_code(&mut ws).await, Some(1002), "{msg:02x?}");
     }
@@ -172,12 +194,15 @@ async fn malformed_frames_close_with_1002() {
 async fn data_beyond_the_window_closes_with_1002() {
     let listener = WsListener::bind(
         "127.0.0.1:0",
-        WsServerConfig::default().with_ws(WsConfig::default().with_stream_window(4)),
+        WsServerConfig::default().with_transport(WsConfig::default().with_stream_window(4)),
     )
     .await
     .unwrap();
     let mut ws = raw_ws(listener.local_addr()).await;
-    let _server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let _server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     ws.send(Message::binary(vec![
         0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10,
     ]))
@@ -217,7 +242,7 @@ async fn plain_http_gets_426_and_wrong_path_404() {
 #[tokio::test]
 async fn server_handshake_timeout_drops_silent_sockets() {
     let cfg = WsServerConfig::default()
-        .with_ws(WsConfig::default().with_handshake_timeout(Duration::from_secs(5)));
+        .with_transport(WsConfig::default().with_handshake_timeout(Duration::from_secs(5)));
     let listener = WsListener::bind("127.0.0.1:0", cfg).await.unwrap();
     let mut tcp = TcpStream::connect(listener.local_addr()).await.unwrap();
     tokio::time::pause();
@@ -242,7 +267,7 @@ async fn client_handshake_timeout() {
     });
     tokio::time::pause();
     let cfg = WsClientConfig::default()
-        .with_ws(WsConfig::default().with_handshake_timeout(Duration::from_secs(3)));
+        .with_transport(WsConfig::default().with_handshake_timeout(Duration::from_secs(3)));
     let err = connect(&format!("ws://{addr}/"), cfg).await.unwrap_err();
     assert!(matches!(err, WsError::HandshakeTimeout), "{err}");
     hold.abort();
@@ -280,7 +305,7 @@ async fn idle_timeout_closes_a_silent_connection() {
 async fn idle_timeout_counts_from_the_last_message() {
     let (_l, client, server) = idle_pair().await;
     tokio::time::pause();
-    let (mut s, _r) = client.open().await.unwrap();
+    let (mut s, _r) = client.open_stream().await.unwrap().split();
     // Traffic every 6 s for 30 s: the 10 s timer fires in between and finds
     // the peer was heard from since.
     for _ in 0..5 {
@@ -314,16 +339,20 @@ async fn keep_alive_pings_keep_an_idle_connection_open() {
     // Pings every 2 s keep the client's 10 s idle timer from firing.
     let closed = timeout(Duration::from_secs(60), client.closed()).await;
     assert!(closed.is_err(), "connection closed: {:?}", closed.ok());
-    let (mut s, _r) = client.open().await.unwrap();
+    let (mut s, _r) = client.open_stream().await.unwrap().split();
     s.write_all(b"still alive").await.unwrap();
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_open_streams_finish() {
     let (_l, client, server) = pair_with(WsConfig::default(), WsConfig::default()).await;
-    let (mut cs, mut cr) = client.open().await.unwrap();
+    let (mut cs, mut cr) = client.open_stream().await.unwrap().split();
     cs.write_all(b"request").await.unwrap();
-    let (mut ss, mut sr) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (mut ss, mut sr) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     let shutdown = tokio::spawn({
         let server = server.clone();
         async move { server.shutdown(LIMIT).await }
@@ -331,8 +360,11 @@ async fn graceful_shutdown_lets_open_streams_finish() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!shutdown.is_finished(), "waits for the open stream");
     // New streams are refused meanwhile; the open one completes.
-    assert!(matches!(server.open().await, Err(StreamError::Refused(_))));
-    let (_x, mut xr) = client.open().await.unwrap();
+    assert!(matches!(
+        server.open_stream().await.map(|s| s.split()),
+        Err(StreamError::Refused(_))
+    ));
+    let (_x, mut xr) = client.open_stream().await.unwrap().split();
     let err = timeout(LIMIT, xr.read(&mut [0u8; 1]))
         .await
         .unwrap()
@@ -350,28 +382,34 @@ async fn graceful_shutdown_lets_open_streams_finish() {
     let reason = timeout(LIMIT, shutdown).await.unwrap().unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Local, 1000)
+        (CloseInitiator::Local, CloseCode::Normal)
     );
     let reason = timeout(LIMIT, client.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Peer, 1000)
+        (CloseInitiator::Peer, CloseCode::Normal)
     );
 }
 
 #[tokio::test]
 async fn graceful_shutdown_forces_the_close_at_the_deadline() {
     let (_l, client, server) = pair_with(WsConfig::default(), WsConfig::default()).await;
-    let (_cs, mut cr) = client.open().await.unwrap();
-    let _accepted = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (_cs, mut cr) = client.open_stream().await.unwrap().split();
+    let _accepted = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     tokio::time::pause();
     let reason = server.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(reason.code, 1000);
+    assert_eq!(reason.code, CloseCode::Normal);
     let err = timeout(LIMIT, cr.read(&mut [0u8; 1]))
         .await
         .unwrap()
         .unwrap_err();
-    assert!(matches!(io_err(&err), StreamError::ConnectionClosed(r) if r.code == 1000));
+    assert!(
+        matches!(io_err(&err), StreamError::ConnectionClosed(r) if r.code == CloseCode::Normal)
+    );
 }
 
 /// Toward a strand peer (it sent `x-strand-window`) the acceptor sends
@@ -384,10 +422,12 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
 
     for strand in [true, false] {
         let ws_config = WsConfig::default().with_keep_alive_interval(None);
-        let listener =
-            WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_ws(ws_config))
-                .await
-                .unwrap();
+        let listener = WsListener::bind(
+            "127.0.0.1:0",
+            WsServerConfig::default().with_transport(ws_config),
+        )
+        .await
+        .unwrap();
         let addr = listener.local_addr();
         let mut request = format!("ws://{addr}/").into_client_request().unwrap();
         if strand {
@@ -397,7 +437,10 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
         }
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
-        let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        let server = timeout(LIMIT, listener.accept_connection())
+            .await
+            .unwrap()
+            .unwrap();
         // Stream 0: opening ACK(1 MiB), DATA "hi", CLOSE(Read). Then stream
         // 2 opens; the server answers on it, after whatever stream 0 caused.
         for msg in [
@@ -408,8 +451,16 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
         ] {
             ws.send(Message::binary(msg.to_vec())).await.unwrap();
         }
-        let (_send0, _recv0) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
-        let (mut send2, _recv2) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+        let (_send0, _recv0) = timeout(LIMIT, server.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split();
+        let (mut send2, _recv2) = timeout(LIMIT, server.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split();
         assert_eq!(send2.id(), 2);
         send2.write_all(b"yo").await.unwrap();
         let marker = b"\x02\x00\x00yo".to_vec();
@@ -432,4 +483,50 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
         };
         assert_eq!(got, expected, "strand peer: {strand}");
     }
+}
+
+/// Past `max_connections` a client is answered 503, not left hanging; once a
+/// connection is dropped its slot serves the next client.
+#[tokio::test]
+async fn connections_past_the_cap_get_503() {
+    let mut config = WsServerConfig::default();
+    config.max_connections = 1;
+    let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr());
+    let first = timeout(LIMIT, connect(&url, WsClientConfig::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    let first_server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    match timeout(LIMIT, connect(&url, WsClientConfig::default()))
+        .await
+        .unwrap()
+    {
+        Err(WsError::Refused(status)) => assert_eq!(status.as_u16(), 503),
+        other => panic!("expected a 503 refusal, got {other:?}"),
+    }
+    // Freeing the slot: both ends dropped, the driver ends and lets it go.
+    drop((first, first_server));
+    let mut attempts = 0;
+    let second = loop {
+        attempts += 1;
+        match timeout(LIMIT, connect(&url, WsClientConfig::default()))
+            .await
+            .unwrap()
+        {
+            Ok(conn) => break conn,
+            Err(WsError::Refused(_)) if attempts < 500 => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the freed slot was not reused: {e}"),
+        }
+    };
+    let _server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(second);
 }

@@ -2,17 +2,17 @@
 
 mod common;
 
-use common::{pair_with, LIMIT};
+use common::{eventually, pair_with, LIMIT};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use strand_rpc_core::transport::{
-    codes, CloseInitiator, Connection, Listener, RecvStream, SendStream, StreamError,
+    codes, CloseCode, CloseInitiator, Connection, Listener, RecvStream, SendStream, StreamError,
 };
 use strand_transport_ws::{
-    connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
+    connect, UpgradeRequest, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -33,12 +33,12 @@ async fn echo_round_trip_and_peer_info() {
     let info = server.peer_info();
     assert_eq!(info.transport, "ws");
     assert!(info.remote_addr.unwrap().ip().is_loopback());
-    assert_eq!(info.upgrade_request.as_ref().unwrap().uri.path(), "/");
+    assert_eq!(UpgradeRequest::of(&info).unwrap().uri.path(), "/");
     assert_eq!(client.peer_info().transport, "ws");
 
     let echo = tokio::spawn(async move {
         for _ in 0..3 {
-            let (mut send, mut recv) = server.accept().await.unwrap();
+            let (mut send, mut recv) = server.accept_stream().await.unwrap().split();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 recv.read_to_end(&mut buf).await.unwrap();
@@ -52,7 +52,7 @@ async fn echo_round_trip_and_peer_info() {
     for i in 0..3u8 {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut send, mut recv) = client.open().await.unwrap();
+            let (mut send, mut recv) = client.open_stream().await.unwrap().split();
             let data = pattern(200_000 + usize::from(i), i);
             send.write_all(&data).await.unwrap();
             send.shutdown().await.unwrap();
@@ -76,9 +76,9 @@ fn spawn_writer(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (mut send, _recv) = if opened {
-            conn.open().await.unwrap()
+            conn.open_stream().await.unwrap().split()
         } else {
-            conn.accept().await.unwrap()
+            conn.accept_stream().await.unwrap().split()
         };
         for chunk in data.chunks(8 * 1024) {
             send.write_all(chunk).await.unwrap();
@@ -86,17 +86,6 @@ fn spawn_writer(
         }
         send.shutdown().await.unwrap();
     })
-}
-
-/// Waits (bounded) until `cond` holds, yielding to the driver in between.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// One side writes 4 windows' worth on stream A while the other side does not
@@ -115,9 +104,13 @@ async fn backpressure(writer: WsConnection, reader: WsConnection, writer_opens: 
     // The reader side takes stream A (opening it if the writer accepts) and
     // does not read it.
     let (_send_a, recv_a) = if writer_opens {
-        timeout(LIMIT, reader.accept()).await.unwrap().unwrap()
+        timeout(LIMIT, reader.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split()
     } else {
-        reader.open().await.unwrap()
+        reader.open_stream().await.unwrap().split()
     };
     reader_keep(
         recv_a,
@@ -165,9 +158,13 @@ async fn reader_keep(
     let written_b = Arc::new(AtomicU64::new(0));
     let task_b = spawn_writer(writer.clone(), data_b.clone(), written_b, writer_opens);
     let (_send_b, mut recv_b) = if writer_opens {
-        timeout(LIMIT, reader.accept()).await.unwrap().unwrap()
+        timeout(LIMIT, reader.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split()
     } else {
-        let (s, r) = reader.open().await.unwrap();
+        let (s, r) = reader.open_stream().await.unwrap().split();
         (s, r)
     };
     let mut got_b = Vec::new();
@@ -212,9 +209,13 @@ async fn backpressure_server_writes_client_does_not_read() {
 #[tokio::test]
 async fn reset_and_stop_cross_the_wire() {
     let (_l, client, server) = pair().await;
-    let (mut send, mut recv) = client.open().await.unwrap();
+    let (mut send, mut recv) = client.open_stream().await.unwrap().split();
     send.write_all(b"x").await.unwrap();
-    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     // The client aborts its sending half: the server's read fails at once.
     send.reset(7);
     let err = timeout(LIMIT, async {
@@ -242,8 +243,12 @@ async fn reset_and_stop_cross_the_wire() {
 #[tokio::test]
 async fn dropped_halves_cancel_the_stream() {
     let (_l, client, server) = pair().await;
-    let (send, recv) = client.open().await.unwrap();
-    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (send, recv) = client.open_stream().await.unwrap().split();
+    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     drop(send);
     drop(recv);
     let mut buf = [0u8; 4];
@@ -269,9 +274,13 @@ async fn dropped_halves_cancel_the_stream() {
 #[tokio::test]
 async fn peer_close_ends_every_stream_with_code_and_reason() {
     let (_l, client, server) = pair().await;
-    let (_send, mut recv) = client.open().await.unwrap();
-    let _s = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
-    Connection::close(&server, 1001, "going away");
+    let (_send, mut recv) = client.open_stream().await.unwrap().split();
+    let _s = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    Connection::close(&server, CloseCode::GoingAway, "going away");
     let mut buf = [0u8; 4];
     let err = timeout(LIMIT, recv.read(&mut buf))
         .await
@@ -280,24 +289,24 @@ async fn peer_close_ends_every_stream_with_code_and_reason() {
     match StreamError::from_io(&err) {
         Some(StreamError::ConnectionClosed(reason)) => {
             assert_eq!(reason.initiator, CloseInitiator::Peer);
-            assert_eq!(reason.code, 1001);
+            assert_eq!(reason.code, CloseCode::GoingAway);
             assert_eq!(reason.reason, "going away");
         }
         other => panic!("unexpected {other:?}"),
     }
     let reason = timeout(LIMIT, client.closed()).await.unwrap();
-    assert_eq!(reason.code, 1001);
+    assert_eq!(reason.code, CloseCode::GoingAway);
     let reason = timeout(LIMIT, server.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Local, 1001)
+        (CloseInitiator::Local, CloseCode::GoingAway)
     );
     assert!(matches!(
-        client.open().await,
+        client.open_stream().await.map(|s| s.split()),
         Err(StreamError::ConnectionClosed(_))
     ));
     assert!(matches!(
-        server.accept().await,
+        server.accept_stream().await.map(|s| s.split()),
         Err(StreamError::ConnectionClosed(_))
     ));
 }
@@ -309,7 +318,7 @@ async fn dropping_the_last_handle_closes_normally() {
     let reason = timeout(LIMIT, server.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Peer, 1000)
+        (CloseInitiator::Peer, CloseCode::Normal)
     );
 }
 
@@ -339,18 +348,18 @@ async fn listener_trait_object_accepts() {
 }
 
 #[tokio::test]
-async fn close_code_zero_is_sent_as_1000() {
+async fn normal_close_reaches_the_peer_as_normal() {
     let (_l, client, server) = pair().await;
-    Connection::close(&server, 0, "bye");
+    Connection::close(&server, CloseCode::Normal, "bye");
     let reason = timeout(LIMIT, client.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code, reason.reason.as_str()),
-        (CloseInitiator::Peer, 1000, "bye")
+        (CloseInitiator::Peer, CloseCode::Normal, "bye")
     );
     let reason = timeout(LIMIT, server.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Local, 1000)
+        (CloseInitiator::Local, CloseCode::Normal)
     );
 }
 
@@ -362,7 +371,7 @@ async fn trait_shutdown_closes_normally() {
     let reason = timeout(LIMIT, client.closed()).await.unwrap();
     assert_eq!(
         (reason.initiator, reason.code),
-        (CloseInitiator::Peer, 1000)
+        (CloseInitiator::Peer, CloseCode::Normal)
     );
 }
 
@@ -373,10 +382,17 @@ async fn write_boundary_waits_until_a_js_like_peer_read_the_message() {
     let listener = WsListener::bind("127.0.0.1:0", cfg).await.unwrap();
     let url = format!("ws://{}/", listener.local_addr());
     let client = connect(&url, WsClientConfig::default()).await.unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
-    let (mut send, _recv) = client.open().await.unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut send, _recv) = client.open_stream().await.unwrap().split();
     send.write_all(b"header").await.unwrap();
-    let (_s, mut r) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (_s, mut r) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     let early = timeout(
         Duration::from_millis(100),
         strand_rpc_core::transport::write_boundary(&mut send),
@@ -404,11 +420,14 @@ async fn a_finished_half_delivers_its_data_after_the_handle_is_dropped() {
         let mut client_cfg = WsClientConfig::default();
         // Without the advertisement the server treats the client as a JS
         // peer: CLOSE waits until every byte was acknowledged.
-        client_cfg.no_window_advertisement = !advertise;
+        client_cfg.advertise_window = advertise;
         let client = connect(&url, client_cfg).await.unwrap();
-        let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        let server = timeout(LIMIT, listener.accept_connection())
+            .await
+            .unwrap()
+            .unwrap();
 
-        let (mut send, _recv) = server.open().await.unwrap();
+        let (mut send, _recv) = server.open_stream().await.unwrap().split();
         let data = pattern(200_000, 7);
         // The peer reads nothing yet: the ACKs a JS-like peer would wait for
         // cannot have come.
@@ -418,7 +437,11 @@ async fn a_finished_half_delivers_its_data_after_the_handle_is_dropped() {
             .unwrap();
         timeout(LIMIT, send.shutdown()).await.unwrap().unwrap();
         drop(send);
-        let (_cs, mut cr) = timeout(LIMIT, client.accept()).await.unwrap().unwrap();
+        let (_cs, mut cr) = timeout(LIMIT, client.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split();
         let mut got = Vec::new();
         timeout(LIMIT, cr.read_to_end(&mut got))
             .await
@@ -448,7 +471,7 @@ async fn try_open_and_try_accept_never_wait() {
     let _held = limited.try_open_stream().unwrap().unwrap();
     assert!(limited.try_open_stream().is_none());
     // Once closed, both report it at once.
-    Connection::close(&client, 1000, "");
+    Connection::close(&client, CloseCode::Normal, "");
     assert!(matches!(
         client.try_open_stream(),
         Some(Err(StreamError::ConnectionClosed(_)))

@@ -26,7 +26,7 @@ async fn stall_with_messages_of(chunk: usize) {
     let writer = {
         let data = data.clone();
         tokio::spawn(async move {
-            let (mut send, _recv) = client.open().await.unwrap();
+            let (mut send, _recv) = client.open_stream().await.unwrap().split();
             for piece in data.chunks(chunk) {
                 send.write_all(piece).await.unwrap();
             }
@@ -34,7 +34,11 @@ async fn stall_with_messages_of(chunk: usize) {
             (send, client)
         })
     };
-    let (_send, mut recv) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (_send, mut recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     let mut buffered = 0;
     for _ in 0..3000 {
         buffered = recv.stats().unwrap().buffered;

@@ -1,20 +1,18 @@
 //! The upgrade: auth hook, extra client headers, the window extension, TLS.
 
-use std::time::Duration;
-
 use http::{HeaderName, HeaderValue, StatusCode};
 use strand_rpc_core::transport::Connection;
 use strand_tls::{
     ClientAuth, ClientCertVerification, ClientTls, Identity, ServerTls, ServerVerification,
 };
 use strand_transport_ws::{
-    connect, UpgradeHook, UpgradeRefusal, WsClientConfig, WsError, WsListener, WsServerConfig,
-    WINDOW_HEADER,
+    connect, UpgradeHook, UpgradeRefusal, UpgradeRequest, WsClientConfig, WsError, WsListener,
+    WsServerConfig, WINDOW_HEADER,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-const LIMIT: Duration = Duration::from_secs(30);
+use strand_test_support::LIMIT;
 
 fn bearer_hook() -> UpgradeHook {
     UpgradeHook::new(|ctx| async move {
@@ -59,9 +57,12 @@ async fn upgrade_hook_refuses_with_401_and_403_and_sees_headers() {
         other => panic!("unexpected {other:?}"),
     }
     let _client = connect(&url, auth("Bearer good")).await.unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     let info = server.peer_info();
-    let req = info.upgrade_request.as_ref().unwrap();
+    let req = UpgradeRequest::of(&info).unwrap();
     assert_eq!(req.uri.path(), "/calls");
     assert_eq!(req.uri.query(), Some("x=1"));
     assert_eq!(req.headers.get("authorization").unwrap(), "Bearer good");
@@ -77,11 +78,13 @@ async fn strand_peers_start_with_the_advertised_window() {
         .unwrap();
     let url = format!("ws://{}/", listener.local_addr());
     let client = connect(&url, WsClientConfig::default()).await.unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     let info = server.peer_info();
     assert_eq!(
-        info.upgrade_request
-            .as_ref()
+        UpgradeRequest::of(&info)
             .unwrap()
             .headers
             .get(WINDOW_HEADER)
@@ -89,11 +92,15 @@ async fn strand_peers_start_with_the_advertised_window() {
         "1048576"
     );
     // Credit before any ACK came back: ACK and DATA leave in one flush.
-    let (mut send, _recv) = client.open().await.unwrap();
+    let (mut send, _recv) = client.open_stream().await.unwrap().split();
     assert_eq!(send.stats().unwrap().send_credit, 1 << 20);
     send.write_all(b"no round trip").await.unwrap();
     send.shutdown().await.unwrap();
-    let (_s, mut r) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+    let (_s, mut r) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
     let mut got = Vec::new();
     r.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"no round trip");
@@ -101,17 +108,20 @@ async fn strand_peers_start_with_the_advertised_window() {
     // A client that does not advertise (like JS) gets the JS behaviour from
     // the server: no credit until the ACK.
     let mut cfg = WsClientConfig::default();
-    cfg.no_window_advertisement = true;
+    cfg.advertise_window = false;
     let js_like = connect(&url, cfg).await.unwrap();
-    let server2 = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
-    let (s2, _r2) = server2.open().await.unwrap();
+    let server2 = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    let (s2, _r2) = server2.open_stream().await.unwrap().split();
     assert_eq!(
         s2.stats().unwrap().send_credit,
         0,
         "server waits for the ACK of a JS-like peer"
     );
     // The client still knows the server's window.
-    let (s3, _r3) = js_like.open().await.unwrap();
+    let (s3, _r3) = js_like.open_stream().await.unwrap().split();
     assert_eq!(s3.stats().unwrap().send_credit, 1 << 20);
 }
 
@@ -139,13 +149,20 @@ async fn wss_round_trip_with_a_dev_identity() {
             client.peer_info().certificates[0].as_ref(),
             identity.cert_chain()[0].as_ref()
         );
-        let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+        let server = timeout(LIMIT, listener.accept_connection())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(server.peer_info().transport, "wss");
         assert!(server.peer_info().certificates.is_empty());
-        let (mut s, mut r) = client.open().await.unwrap();
+        let (mut s, mut r) = client.open_stream().await.unwrap().split();
         s.write_all(b"ping").await.unwrap();
         s.shutdown().await.unwrap();
-        let (mut ss, mut sr) = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+        let (mut ss, mut sr) = timeout(LIMIT, server.accept_stream())
+            .await
+            .unwrap()
+            .unwrap()
+            .split();
         let mut got = Vec::new();
         sr.read_to_end(&mut got).await.unwrap();
         ss.write_all(&got).await.unwrap();
@@ -196,7 +213,10 @@ async fn mtls_client_certificate_is_visible_to_hook_and_peer_info() {
     let _client = connect(&url, WsClientConfig::default().with_tls(tls))
         .await
         .unwrap();
-    let server = timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         server.peer_info().certificates[0].as_ref(),
         expected.as_slice()
@@ -236,5 +256,8 @@ async fn server_requiring_a_certificate_refuses_a_client_without_one() {
     connect(&url, WsClientConfig::default().with_tls(tls))
         .await
         .unwrap();
-    timeout(LIMIT, listener.accept_ws()).await.unwrap().unwrap();
+    timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod call;
 mod router;
+mod run_call;
 mod serve;
 
 pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};

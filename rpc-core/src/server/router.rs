@@ -26,7 +26,7 @@ use crate::context::Context;
 use crate::error::RpcError;
 use crate::message;
 
-/// The five call kinds (PROTOCOL.md 2.4).
+/// The five call kinds (docs/protocol.md, "Call kinds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
     /// One request, one response.
@@ -188,7 +188,7 @@ impl Router {
                 let stream = stream?;
                 let watch = Box::pin(input.fail_on_error());
                 Ok(CallResponse::Stream(
-                    ResponseStream::new(ctx, stream, Some(watch)).boxed(),
+                    EncodedResults::new(ctx, stream, Some(watch)).boxed(),
                 ))
             })
         });
@@ -231,7 +231,7 @@ impl Router {
             let stream = f(ctx.clone(), input.into_messages(Some(first)));
             Box::pin(async move {
                 Ok(CallResponse::Stream(
-                    ResponseStream::new(ctx, stream, None).boxed(),
+                    EncodedResults::new(ctx, stream, None).boxed(),
                 ))
             })
         });
@@ -298,25 +298,18 @@ async fn with_deadline<T>(
     ctx: &Context,
     fut: impl Future<Output = Result<T, RpcError>>,
 ) -> Result<T, RpcError> {
-    match ctx.deadline() {
-        None => fut.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                ctx.cancellation().cancel();
-                Err(RpcError::timed_out())
-            }
-        },
-    }
+    crate::deadline::until(ctx.deadline(), fut, || {
+        ctx.cancellation().cancel();
+        RpcError::timed_out()
+    })
+    .await
 }
 
 /// Encodes a result message; the first response of a call carries the reply
 /// metadata that middleware set (e.g. a refreshed token).
 fn encode_result<R: Serialize>(ctx: &Context, result: &R) -> Result<Bytes, RpcError> {
     let encoded = match ctx.take_reply_metadata() {
-        Some(md) => {
-            message::with_metadata(result, Some(&md)).and_then(|v| message::encode_response(&v))
-        }
+        Some(md) => message::encode_response_with_metadata(result, Some(&md)),
         None => message::encode_response(result),
     };
     encoded.map_err(|e| RpcError::internal(format!("cannot encode result: {e}")))
@@ -324,7 +317,7 @@ fn encode_result<R: Serialize>(ctx: &Context, result: &R) -> Result<Bytes, RpcEr
 
 /// A handler's result stream, encoded, bounded by the deadline, and (for
 /// server streaming) watching the caller's side for a reset.
-struct ResponseStream<S> {
+struct EncodedResults<S> {
     ctx: Context,
     inner: Pin<Box<S>>,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -332,10 +325,10 @@ struct ResponseStream<S> {
     done: bool,
 }
 
-impl<S> ResponseStream<S> {
+impl<S> EncodedResults<S> {
     fn new(ctx: Context, inner: S, watch: Option<BoxFuture<'static, RpcError>>) -> Self {
         let deadline = ctx.deadline().map(|d| Box::pin(sleep_until(d)));
-        ResponseStream {
+        EncodedResults {
             ctx,
             inner: Box::pin(inner),
             deadline,
@@ -345,7 +338,7 @@ impl<S> ResponseStream<S> {
     }
 }
 
-impl<S, R> Stream for ResponseStream<S>
+impl<S, R> Stream for EncodedResults<S>
 where
     S: Stream<Item = Result<R, RpcError>>,
     R: Serialize,

@@ -1,6 +1,6 @@
-//! The [`Server`]: accepts connections and streams, reads each call's first
-//! message, runs it through the service stack (middleware around the
-//! [`Router`]) and writes the response.
+//! The [`Server`]: its configuration and builder, the accept loops (per
+//! listener and per connection), and graceful shutdown. Each call, from its
+//! first message to its last response, runs in `run_call.rs`.
 //!
 //! One task per connection accepts streams and gives each call its first
 //! poll; a call that cannot finish in that poll gets a task of its own. A call
@@ -11,38 +11,24 @@
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
-use tokio::io::AsyncWrite;
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
-use tracing::{debug, trace, warn};
+use tower::{Layer, Service};
+use tracing::{debug, warn};
 
-use super::call::{parse_error_to_rpc, read_error_to_rpc, CallInput, CallRequest, CallResponse};
+use super::call::{CallRequest, CallResponse};
 use super::router::Router;
-use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::context::Context;
+use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::error::RpcError;
-use crate::message::{self, error_codes, IncomingMessage, MetadataRaw};
-use crate::transport::{
-    codes, BoxSendStream, DynConnection, Listener, PeerInfo, SendStream, Stream, StreamError,
-};
-
-/// A stream whose items are always ready is checked for a stop or a forced
-/// shutdown once per this many messages (a lock each, on some carriers).
-const INTERRUPT_CHECK_EVERY: u32 = 64;
-
-/// How long an aborted call may take to write its last error message.
-const ABORT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::transport::{CloseCode, DynConnection, Listener};
 
 /// The type-erased service stack a server runs each call through.
 pub type CallService = BoxCloneSyncService<CallRequest, CallResponse, RpcError>;
@@ -172,18 +158,18 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// The layers around the router; `None` without layers.
-    service: Option<CallService>,
-    router: Router,
-    config: ServerConfig,
-    connection_slots: Arc<Semaphore>,
+    pub(super) service: Option<CallService>,
+    pub(super) router: Router,
+    pub(super) config: ServerConfig,
+    pub(super) connection_slots: Arc<Semaphore>,
     /// Cancelled when shutdown starts: new calls are answered −32001.
-    stopping: CancellationToken,
+    pub(super) stopping: CancellationToken,
     /// Cancelled when the drain deadline passes: running calls are aborted.
-    forced: CancellationToken,
-    calls: TaskTracker,
-    connections: Mutex<Vec<DynConnection>>,
+    pub(super) forced: CancellationToken,
+    pub(super) calls: TaskTracker,
+    pub(super) connections: Mutex<Vec<DynConnection>>,
 }
 
 impl Server {
@@ -244,7 +230,7 @@ impl Server {
     pub async fn serve_connection(&self, conn: DynConnection) {
         let inner = &self.inner;
         if inner.forced.is_cancelled() {
-            conn.close(0, "server shut down");
+            conn.close(CloseCode::Normal, "server shut down");
             return;
         }
         {
@@ -295,7 +281,10 @@ impl Server {
 
     /// Shuts down gracefully: stops accepting, answers new calls with −32001,
     /// lets running calls finish for up to `grace`, then aborts the rest with
-    /// −32001 and closes every connection.
+    /// −32001 and closes every connection, all at once: the whole takes at
+    /// most `grace`, one second for the aborted calls' answers, and one
+    /// close of the slowest connection (its drain of 100 ms and the
+    /// carrier's close timeout), however many connections there are.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         inner.stopping.cancel();
@@ -311,9 +300,15 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(1), inner.calls.wait()).await;
         let conns =
             std::mem::take(&mut *inner.connections.lock().unwrap_or_else(|e| e.into_inner()));
-        for conn in conns {
-            conn.shutdown(Duration::from_millis(100)).await;
-        }
+        // All at once: each close may wait for its peer's close frame (the
+        // carrier's close timeout), and N silent peers must cost one such
+        // wait, not N.
+        futures_util::future::join_all(
+            conns
+                .iter()
+                .map(|conn| conn.shutdown(Duration::from_millis(100))),
+        )
+        .await;
     }
 
     /// The number of calls running now.
@@ -347,318 +342,4 @@ async fn run_or_spawn(call: Pin<Box<dyn Future<Output = ()> + Send>>) {
     if !done {
         tokio::spawn(call);
     }
-}
-
-/// Why a call stopped before its response was complete.
-enum Interrupted {
-    /// The caller stopped reading (it went away).
-    Stopped(u64),
-    /// The server is being forced down.
-    Forced,
-    /// Writing failed.
-    Io(io::Error),
-}
-
-impl Interrupted {
-    /// A failed write: the caller's stop is a stop, anything else I/O.
-    fn from_write_error(e: io::Error) -> Self {
-        match StreamError::from_io(&e) {
-            Some(StreamError::Stopped(code)) => Interrupted::Stopped(*code),
-            _ => Interrupted::Io(e),
-        }
-    }
-}
-
-impl Inner {
-    async fn run_call(self: Arc<Self>, peer: Arc<PeerInfo>, stream: Stream) {
-        let (mut send, recv) = stream.split();
-        if self.stopping.is_cancelled() {
-            let _ = self
-                .answer_error(&mut send, &RpcError::server_stopping())
-                .await;
-            return;
-        }
-        let mut reader = MessageReader::new(recv, self.config.max_message_size);
-        // The read first: a request that is already here (the usual case)
-        // never registers with the shared shutdown token.
-        let first = tokio::select! {
-            biased;
-            r = tokio::time::timeout(self.config.default_timeout, reader.next()) => r,
-            _ = self.forced.cancelled() => return,
-        };
-        let header = match first {
-            Ok(Ok(Some(bytes))) => bytes,
-            // The caller finished without a message: nothing to answer.
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                let err = read_error_to_rpc(e);
-                if err.code() != error_codes::STREAM_ENDED {
-                    let _ = self.answer_error(&mut send, &err).await;
-                }
-                return;
-            }
-            Err(_) => {
-                let _ = self.answer_error(&mut send, &RpcError::timed_out()).await;
-                return;
-            }
-        };
-        let (ctx, params) = match self.parse_header(&header, peer) {
-            Ok(parsed) => parsed,
-            Err(err) => {
-                let _ = self.answer_error(&mut send, &err).await;
-                return;
-            }
-        };
-        trace!(method = ctx.method(), "call started");
-        let cancel_on_exit = ctx.end_guard();
-        let req = CallRequest {
-            ctx: ctx.clone(),
-            params,
-            input: CallInput::new(reader),
-        };
-        let service = self.service.clone();
-        let router = &self.router;
-        let response = AssertUnwindSafe(async move {
-            match service {
-                Some(mut service) => service.ready().await?.call(req).await,
-                None => router.dispatch(req).await,
-            }
-        })
-        .catch_unwind()
-        .map(|outcome| {
-            outcome.unwrap_or_else(|_| {
-                warn!(method = ctx.method(), "a handler panicked");
-                Err(RpcError::internal("the handler panicked"))
-            })
-        });
-        // The handler first: one that answers at once needs no watch on
-        // the caller's stop or a forced shutdown (both register wakers).
-        let outcome = tokio::select! {
-            biased;
-            r = response => Ok(r),
-            _ = self.forced.cancelled() => Err(Interrupted::Forced),
-            code = crate::transport::stopped(&mut send) => Err(Interrupted::Stopped(code)),
-        };
-        let result = match outcome {
-            Ok(Ok(response)) => self.write_response(&mut send, response).await,
-            Ok(Err(err)) => self.answer_error(&mut send, &err).await,
-            Err(e) => Err(e),
-        };
-        drop(cancel_on_exit);
-        match result {
-            Ok(()) => trace!(method = ctx.method(), "call done"),
-            Err(Interrupted::Forced) => {
-                // The server is going down: one last bounded attempt to tell
-                // the caller why, then the stream is reset by the drop.
-                let never = CancellationToken::new();
-                let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
-                let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
-                    write_message(&mut send, &bytes, &never).await?;
-                    std::future::poll_fn(|cx| Pin::new(&mut send).poll_shutdown(cx))
-                        .await
-                        .map_err(Interrupted::Io)
-                })
-                .await;
-            }
-            Err(Interrupted::Stopped(code)) => {
-                debug!(
-                    method = ctx.method(),
-                    code, "caller went away; call cancelled"
-                );
-                send.reset(codes::CANCELLED);
-            }
-            Err(Interrupted::Io(e)) => {
-                debug!(method = ctx.method(), error = %e, "writing the response failed");
-                send.reset(codes::CANCELLED);
-            }
-        }
-    }
-
-    fn parse_header(
-        &self,
-        header: &[u8],
-        peer: Arc<PeerInfo>,
-    ) -> Result<(Context, Option<Box<serde_json::value::RawValue>>), RpcError> {
-        let msg = IncomingMessage::parse(header).map_err(|e| parse_error_to_rpc(&e))?;
-        let method = msg.method.as_deref().ok_or_else(|| {
-            RpcError::new(error_codes::INVALID_REQUEST, "first message has no method")
-        })?;
-        // Only the raw JSON of `metadata` is kept: the context makes a map
-        // of it if a handler or a layer asks.
-        let metadata = msg
-            .params
-            .filter(|raw| message::may_have_metadata(raw.get()))
-            .and_then(|raw| {
-                serde_json::from_str::<MetadataRaw<'_>>(raw.get())
-                    .ok()
-                    .and_then(|m| m.metadata)
-            });
-        let now = Instant::now();
-        let mut ctx = Context::from_raw_metadata(method, metadata, peer);
-        let mut timeout = self
-            .router
-            .method_timeout(method)
-            .unwrap_or(self.config.default_timeout);
-        if let Some(requested) = ctx.requested_timeout() {
-            timeout = timeout.min(requested);
-        }
-        ctx.shorten_deadline(now + timeout);
-        Ok((ctx, msg.params.map(|p| p.to_owned())))
-    }
-
-    async fn write_response(
-        &self,
-        send: &mut BoxSendStream,
-        response: CallResponse,
-    ) -> Result<(), Interrupted> {
-        match response {
-            CallResponse::Unary(bytes) => {
-                write_message(send, &bytes, &self.forced).await?;
-            }
-            CallResponse::Stream(mut items) => {
-                let mut written = 0u32;
-                loop {
-                    self.check_interrupted(send, &mut written)?;
-                    // The next item first: when it is ready, nothing needs to
-                    // watch for a stop or a forced shutdown (a stop also fails
-                    // the write, and the check above sees both every
-                    // INTERRUPT_CHECK_EVERY items); only while we wait for it
-                    // do those register.
-                    let item = tokio::select! {
-                        biased;
-                        // A stream that panics is ended with −32603, like a
-                        // handler that does (it is not polled again).
-                        item = AssertUnwindSafe(items.next()).catch_unwind() => item.unwrap_or_else(|_| {
-                            warn!("a handler's stream panicked");
-                            Some(Err(RpcError::internal("the handler panicked")))
-                        }),
-                        _ = self.forced.cancelled() => return Err(Interrupted::Forced),
-                        code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
-                    };
-                    match item {
-                        Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
-                        Some(Err(err)) => {
-                            write_message(
-                                send,
-                                &message::encode_error(&err.to_error_object()),
-                                &self.forced,
-                            )
-                            .await?;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            }
-            CallResponse::Raw { leading, mut body } => {
-                write_message(send, &leading, &self.forced).await?;
-                let mut written = 0u32;
-                loop {
-                    self.check_interrupted(send, &mut written)?;
-                    let chunk = tokio::select! {
-                        biased;
-                        chunk = body.next() => chunk,
-                        _ = self.forced.cancelled() => return Err(Interrupted::Forced),
-                        code = crate::transport::stopped(send) => return Err(Interrupted::Stopped(code)),
-                    };
-                    match chunk {
-                        Some(Ok(bytes)) => write_message(send, &bytes, &self.forced).await?,
-                        Some(Err(e)) => return Err(Interrupted::Io(e)),
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.finish(send).await
-    }
-
-    /// Every [`INTERRUPT_CHECK_EVERY`] messages of a stream whose items are
-    /// always ready (so the select never waits and never sees them): has the
-    /// caller stopped reading, or the server been forced down?
-    fn check_interrupted(
-        &self,
-        send: &mut BoxSendStream,
-        written: &mut u32,
-    ) -> Result<(), Interrupted> {
-        *written = written.wrapping_add(1);
-        if !written.is_multiple_of(INTERRUPT_CHECK_EVERY) {
-            return Ok(());
-        }
-        if self.forced.is_cancelled() {
-            return Err(Interrupted::Forced);
-        }
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match send.poll_stopped(&mut cx) {
-            Poll::Ready(code) => Err(Interrupted::Stopped(code)),
-            Poll::Pending => Ok(()),
-        }
-    }
-
-    async fn answer_error(
-        &self,
-        send: &mut BoxSendStream,
-        err: &RpcError,
-    ) -> Result<(), Interrupted> {
-        write_message(
-            send,
-            &message::encode_error(&err.to_error_object()),
-            &self.forced,
-        )
-        .await?;
-        self.finish(send).await
-    }
-
-    /// Finishes our side gracefully, bounded so a caller that never reads (and
-    /// never acknowledges) cannot hold the task.
-    async fn finish(&self, send: &mut BoxSendStream) -> Result<(), Interrupted> {
-        let finish = std::future::poll_fn(|cx| Pin::new(&mut *send).poll_shutdown(cx));
-        // The finish first: one that completes at once (the usual case)
-        // never registers with the shared shutdown token.
-        tokio::select! {
-            biased;
-            r = tokio::time::timeout(self.config.default_timeout, finish) => match r {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Interrupted::Io(e)),
-                Err(_) => Err(Interrupted::Io(io::Error::new(io::ErrorKind::TimedOut, "finishing the stream timed out"))),
-            },
-            _ = self.forced.cancelled() => Err(Interrupted::Forced),
-        }
-    }
-}
-
-/// Writes one message, giving up if the caller stops reading or the server
-/// is forced down. Those are watched only while the write waits: a write
-/// that goes through needs no registration (and a stop fails it anyway).
-async fn write_message(
-    send: &mut BoxSendStream,
-    bytes: &Bytes,
-    forced: &CancellationToken,
-) -> Result<(), Interrupted> {
-    let mut forced = pin!(forced.cancelled());
-    let mut rest: &[u8] = bytes;
-    std::future::poll_fn(|cx| {
-        while !rest.is_empty() {
-            match Pin::new(&mut *send).poll_write(cx, rest) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(Interrupted::Io(io::ErrorKind::WriteZero.into())))
-                }
-                Poll::Ready(Ok(n)) => rest = &rest[n..],
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(Interrupted::from_write_error(e))),
-                Poll::Pending => {
-                    // Once part of a message is out, finish it: a torn
-                    // message would corrupt the stream for the error that
-                    // follows.
-                    if rest.len() == bytes.len() && forced.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(Interrupted::Forced));
-                    }
-                    if let Poll::Ready(code) = send.poll_stopped(cx) {
-                        return Poll::Ready(Err(Interrupted::Stopped(code)));
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
-        Poll::Ready(Ok(()))
-    })
-    .await
 }

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use strand_rpc_core::codec::MessageReader;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
 use strand_rpc_core::server::{RawBody, RawReader, Router, Server};
+use strand_rpc_core::transport::CloseCode;
 use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -399,7 +400,7 @@ mod cases {
         let out: Value = within(async {
             let mut call = h.client.client_streaming("sum").await.unwrap();
             for v in 1..=3 {
-                call.send(&json!({ "v": v })).await.unwrap();
+                call.send(&json!({ "x": v })).await.unwrap();
             }
             call.finish().await.unwrap()
         })
@@ -574,6 +575,7 @@ mod cases {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(code, -32601);
                 assert!(message.contains("nope"), "{message}");
@@ -599,6 +601,7 @@ mod cases {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(code, -32006);
                 assert_eq!(message, "handler exploded");
@@ -776,7 +779,7 @@ mod cases {
                 .client_streaming::<Value, Value>("sum")
                 .await
                 .unwrap();
-            other.send(&json!({ "v": 5 })).await.unwrap();
+            other.send(&json!({ "x": 5 })).await.unwrap();
             assert_eq!(other.finish().await.unwrap(), json!({ "sum": 5 }));
         })
         .await;
@@ -804,9 +807,9 @@ mod cases {
         .await;
 
         if by_server {
-            h.pair.server.close(1011, "killed");
+            h.pair.server.close(CloseCode::Internal, "killed");
         } else {
-            h.pair.client.close(1011, "killed");
+            h.pair.client.close(CloseCode::Internal, "killed");
         }
 
         // Every call fails on the client, none looks like a clean end.

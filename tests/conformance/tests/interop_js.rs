@@ -25,7 +25,7 @@ use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
 use strand_test_support::js::{node, NodeProcess};
 use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicListener, QuicServerConfig, TransportConfig,
+    QuicClient, QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig,
 };
 use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -215,13 +215,13 @@ fn ws_config() -> WsConfig {
         .with_idle_timeout(Some(IDLE))
 }
 
-fn quic_transport() -> TransportConfig {
-    let mut t = TransportConfig::default();
+fn quic_transport() -> QuicConfig {
+    let mut t = QuicConfig::default();
     t.keep_alive_interval = Some(KEEP_ALIVE);
     t.idle_timeout = Some(IDLE);
     // A JS server drops whatever reaches it before it has parsed a call's
-    // first message (PROTOCOL.md 2.4). The default 1 ms wait after that
-    // message lost the next one in about one client-streaming call in fifty
+    // first message (docs/protocol.md, "Write boundary"). A 1 ms wait (the
+    // default at the time) after that message lost the next one in about one client-streaming call in fifty
     // on a loaded two-core machine; 20 ms lost none.
     t.write_boundary_min = Duration::from_millis(20);
     t
@@ -240,7 +240,7 @@ async fn js_client_against_strand_server(carrier: Carrier) {
         Carrier::Ws => {
             let config = WsServerConfig::default()
                 .with_tls(ServerTls::new(identity.clone()))
-                .with_ws(ws_config());
+                .with_transport(ws_config());
             let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
             let port = listener.local_addr().port();
             let server = server.clone();
@@ -249,8 +249,8 @@ async fn js_client_against_strand_server(carrier: Carrier) {
         }
         Carrier::Quic => {
             let config = QuicServerConfig::new(identity.clone()).with_transport(quic_transport());
-            let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
-            let port = listener.local_addr().unwrap().port();
+            let listener = QuicListener::bind("127.0.0.1:0", config).await.unwrap();
+            let port = listener.local_addr().port();
             let server = server.clone();
             tokio::spawn(async move { server.serve(listener).await });
             port
@@ -317,7 +317,7 @@ async fn connect_to_js(
         Carrier::Ws => {
             let config = WsClientConfig::default()
                 .with_tls(ClientTls::new(verification))
-                .with_ws(ws_config());
+                .with_transport(ws_config());
             let conn = within(connect(&format!("wss://127.0.0.1:{port}/"), config))
                 .await
                 .unwrap();
@@ -333,7 +333,7 @@ async fn connect_to_js(
 async fn connect_quic_to_js(
     identity: &Identity,
     port: u16,
-    transport: TransportConfig,
+    transport: QuicConfig,
 ) -> (DynConnection, QuicClient) {
     let verification = ServerVerification::Ca(identity.cert_chain().to_vec());
     let client = QuicClient::bind(
@@ -396,7 +396,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
             .await
             .unwrap();
         for v in [1, 10, 100] {
-            call.send(&json!({ "v": v })).await.unwrap();
+            call.send(&json!({ "x": v })).await.unwrap();
         }
         assert_eq!(call.finish().await.unwrap()["sum"], 111);
 
@@ -434,6 +434,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
                 code,
                 message,
                 data,
+                ..
             } => {
                 assert_eq!(*code, -32006);
                 assert_eq!(message, "handler exploded");
@@ -547,7 +548,7 @@ async fn strand_client_against_js_server(carrier: Carrier) {
                 .await
                 .unwrap();
             for v in 1..=5 {
-                call.send(&json!({ "v": v + round })).await.unwrap();
+                call.send(&json!({ "x": v + round })).await.unwrap();
             }
             assert_eq!(
                 call.finish().await.unwrap()["sum"],
@@ -634,7 +635,7 @@ async fn cancel_js_server_streams(
 /// into the packet of the STOP_SENDING, so that was the usual case (missed
 /// in about 4 rounds of 5). A JS client acknowledges at once, before it
 /// cancels, which is why JS → JS cancels always worked. The strand rule
-/// (`TransportConfig::stop_ack_wait`): send the STOP_SENDING only after our
+/// (`QuicConfig::stop_ack_wait`): send the STOP_SENDING only after our
 /// ACK went out, in a packet of its own. `QUIC_TRACE=1` makes rpc-server.mjs
 /// show it (quic-cancel-trace.mjs): without the rule, the one datagram takes
 /// the stream from open straight to forgotten (`InvalidStreamState`); with
@@ -644,7 +645,7 @@ async fn cancel_js_server_streams(
 async fn js_server_streams_cancelled_over_quic() {
     let rounds = 5;
     let cancelled =
-        cancel_js_server_streams(TransportConfig::default().stop_ack_wait, rounds, false).await;
+        cancel_js_server_streams(QuicConfig::default().stop_ack_wait, rounds, false).await;
     assert_eq!(cancelled, rounds);
 }
 
@@ -662,7 +663,7 @@ async fn js_server_misses_a_stop_that_carries_the_last_ack_over_quic() {
     assert!(cancelled < rounds, "the JS handler saw every cancellation");
 }
 
-/// The JS bug behind the write-boundary rule (PROTOCOL.md 2.4): a JS server
+/// The JS bug behind the write-boundary rule (docs/protocol.md, "Write boundary"): a JS server
 /// drops what reaches it while it still parses a call's first message. Sent
 /// in the same DATA message as the first, the second message of a
 /// client-streaming call is always lost (sent as a DATA message of its own
@@ -680,10 +681,10 @@ async fn js_server_drops_a_message_that_follows_the_first_over_ws() {
     let (conn, _) = connect_to_js(Carrier::Ws, &identity, port).await;
     let first = encode_request(
         "sum",
-        &json!({ "v": 1, "metadata": { "authorization": "Bearer let-me-in", "timeout": null } }),
+        &json!({ "x": 1, "metadata": { "authorization": "Bearer let-me-in", "timeout": null } }),
     )
     .unwrap();
-    let second = encode_request("sum", &json!({ "v": 10 })).unwrap();
+    let second = encode_request("sum", &json!({ "x": 10 })).unwrap();
     let mut sums = Vec::new();
     for wait in [false, true] {
         let sum = within(async {

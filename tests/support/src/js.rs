@@ -1,8 +1,9 @@
 //! The real JS peers, installed with npm into `tests/js/node_modules` on first use.
 //!
-//! `tests/js/package.json` and its lockfile pin the versions (and `bitset` 5.1.1, see
-//! PROTOCOL.md section 4). Installation is serialised across test processes with
-//! a file lock, and happens once per checkout.
+//! `tests/js/package.json` and its lockfile pin the versions (and `bitset`
+//! 5.1.1, see docs/protocol.md, "Testing against the JS peers"). Installation
+//! is serialised across test processes with a file lock, and happens once per
+//! checkout.
 
 use std::fs::File;
 use std::io;

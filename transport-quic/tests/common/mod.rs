@@ -1,9 +1,7 @@
 //! Fixtures shared by the QUIC tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::io;
-use std::time::Duration;
 
 use strand_rpc_core::transport::{Connection, StreamError};
 use strand_tls::{Identity, ServerVerification};
@@ -12,12 +10,7 @@ use strand_transport_quic::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Fails the test instead of hanging when something never happens.
-pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("test step did not finish within 30 s")
-}
+pub use strand_test_support::within;
 
 /// A listener and a client endpoint that trust each other.
 pub struct Rig {
@@ -31,16 +24,20 @@ pub struct Rig {
 
 impl Rig {
     /// Default configs, a dev certificate pinned by the client.
-    pub fn dev() -> Rig {
+    pub async fn dev() -> Rig {
         let identity = Identity::dev().unwrap();
         let server = QuicServerConfig::new(identity.clone());
         let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
-        Rig::with(identity, server, client)
+        Rig::with(identity, server, client).await
     }
 
     /// Custom configs.
-    pub fn with(identity: Identity, server: QuicServerConfig, client: QuicClientConfig) -> Rig {
-        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), server).unwrap();
+    pub async fn with(
+        identity: Identity,
+        server: QuicServerConfig,
+        client: QuicClientConfig,
+    ) -> Rig {
+        let listener = QuicListener::bind("127.0.0.1:0", server).await.unwrap();
         let client = QuicClient::bind("127.0.0.1:0".parse().unwrap(), client).unwrap();
         Rig {
             identity,
@@ -51,7 +48,7 @@ impl Rig {
 
     /// A connected (client, server) pair.
     pub async fn pair(&self) -> (QuicConnection, QuicConnection) {
-        let addr = self.listener.local_addr().unwrap();
+        let addr = self.listener.local_addr();
         let (client, server) = within(async {
             tokio::join!(
                 self.client.connect(addr, "localhost"),
@@ -95,9 +92,9 @@ pub async fn open_pair(
 ) {
     use tokio::io::AsyncWriteExt;
     within(async {
-        let mut c = client.open_stream().await.unwrap();
+        let mut c = Connection::open_stream(client).await.unwrap();
         c.send.write_all(first).await.unwrap();
-        let s = server.accept_stream().await.unwrap();
+        let s = Connection::accept_stream(server).await.unwrap();
         (c, s)
     })
     .await

@@ -3,7 +3,7 @@
 //!
 //! A payload that arrives behind unread data is copied out of the socket's
 //! read buffer, so that a stalled stream costs its window and not the
-//! buffers its data came in (see `Stream::push_incoming`). A bulk reader is
+//! buffers its data came in (see `RecvBuffer::push_incoming`). A bulk reader is
 //! usually a few messages behind, so every large message was copied into an
 //! allocation of its own, made on the driver's thread and freed on the
 //! reader's: with glibc that trims and re-faults memory at every turn (about

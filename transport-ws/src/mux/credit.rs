@@ -12,6 +12,11 @@ pub struct SendCredit {
     in_flight: u64,
     acks: u64,
     assumed: u64,
+    /// The peer's opening grant has been counted: every later ACK returns
+    /// credit for bytes it consumed.
+    opening_received: bool,
+    /// Started by [`SendCredit::granted`] and no ACK seen yet.
+    granted_without_opening: bool,
 }
 
 impl SendCredit {
@@ -22,20 +27,47 @@ impl SendCredit {
             in_flight: 0,
             acks: 0,
             assumed: 0,
+            opening_received: false,
+            granted_without_opening: false,
         }
     }
 
     /// Starts with the window a strand peer advertised at the upgrade, before
     /// its opening ACK arrives. That ACK grants the same window, so only what
     /// it grants beyond `window` is added (strand extension, see
-    /// PROTOCOL-EXTENSIONS.md).
+    /// docs/protocol.md, "Window advertisement").
     pub fn assumed(window: u32) -> Self {
         SendCredit {
             available: u64::from(window),
             in_flight: 0,
             acks: 0,
             assumed: u64::from(window),
+            opening_received: false,
+            granted_without_opening: false,
         }
+    }
+
+    /// Starts with the window a strand peer advertised, when we advertised
+    /// ours too: that peer sends no opening ACK, so every ACK it sends
+    /// returns credit (docs/protocol.md, "Window advertisement", rule 2).
+    pub fn granted(window: u32) -> Self {
+        SendCredit {
+            available: u64::from(window),
+            in_flight: 0,
+            acks: 0,
+            assumed: 0,
+            opening_received: false,
+            granted_without_opening: false,
+        }
+        .opened()
+    }
+
+    /// Counts the opening grant as received.
+    fn opened(mut self) -> Self {
+        self.opening_received = true;
+        self.granted_without_opening = true;
+        self.assumed = self.available;
+        self
     }
 
     /// Bytes we may send right now.
@@ -53,20 +85,29 @@ impl SendCredit {
         self.acks
     }
 
-    /// The peer sent `ACK(credit)`. The first ACK is the initial grant; later
-    /// ones return credit for bytes the peer consumed, so they also shrink the
-    /// bytes in flight.
+    /// The peer sent `ACK(credit)`. The opening ACK is the initial grant
+    /// (unless [`SendCredit::granted`] counted it); later ones return credit
+    /// for bytes the peer consumed, so they also shrink the bytes in flight.
     pub fn on_ack(&mut self, credit: u32) {
-        if self.acks == 0 && self.assumed > 0 {
-            self.acks = 1;
+        self.acks += 1;
+        if self.granted_without_opening && u64::from(credit) > self.in_flight {
+            // A peer that advertised its window and sent an opening ACK all
+            // the same: more than we have in flight cannot be a return, so
+            // it is that grant, counted already.
+            self.granted_without_opening = false;
             let extra = u64::from(credit).saturating_sub(self.assumed);
             self.available = self.available.saturating_add(extra);
             return;
         }
-        if self.acks > 0 {
-            self.in_flight = self.in_flight.saturating_sub(u64::from(credit));
+        self.granted_without_opening = false;
+        if !self.opening_received {
+            self.opening_received = true;
+            // The opening grant; what we assumed of it is counted already.
+            let extra = u64::from(credit).saturating_sub(self.assumed);
+            self.available = self.available.saturating_add(extra);
+            return;
         }
-        self.acks += 1;
+        self.in_flight = self.in_flight.saturating_sub(u64::from(credit));
         self.available = self.available.saturating_add(u64::from(credit));
     }
 

@@ -259,7 +259,8 @@ mod tests {
         Bytes::from(bytes)
     }
 
-    /// PROTOCOL.md 1.2 test vectors, produced by the JS encoder.
+    /// The frame-encoding test vectors of docs/protocol.md, produced by the
+    /// JS encoder.
     fn vectors() -> Vec<(Frame, &'static str)> {
         let id = StreamId;
         vec![

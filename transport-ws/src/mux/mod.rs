@@ -1,10 +1,12 @@
 //! The sans-IO mux: frames, stream ids, credit, per-stream state and the
 //! session that ties them together. Nothing here touches tokio or a clock.
 
+pub mod close_code;
 mod copies;
 pub mod credit;
 pub mod frame;
 mod queue;
+mod recv_buffer;
 pub mod session;
 pub mod state;
 pub mod stream_id;

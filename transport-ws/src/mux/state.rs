@@ -18,9 +18,9 @@
 //!
 //! A half is *done on the wire* once it can neither send nor expect another
 //! message for it: send `Finished`/`Reset`/`Stopped`, recv anything but `Open`
-//! (after the peer finished, no ACK may go out: PROTOCOL.md 1.5 rule 5). A
-//! stream leaves the session once both halves are done on the wire and the
-//! application dropped both handles.
+//! (after the peer finished, no ACK may go out: docs/protocol.md, on ending
+//! a stream). A stream leaves the session once both halves are done on the
+//! wire and the application dropped both handles.
 
 /// The sending half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub enum SendState {
         /// The peer's code.
         code: u64,
         /// We had already asked to finish; with code 0 this is benign
-        /// (PROTOCOL.md 1.5 rule 6).
+        /// (docs/protocol.md, on ending a stream).
         after_finish: bool,
     },
 }

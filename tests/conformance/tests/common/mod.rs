@@ -3,7 +3,6 @@
 //! own buffering, so one set of cases runs on every carrier.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use strand_rpc_core::transport::DynConnection;
 use strand_rpc_core::RpcError;
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicConnection, QuicListener, QuicServerConfig, TransportConfig,
+    QuicClient, QuicClientConfig, QuicConfig, QuicConnection, QuicListener, QuicServerConfig,
 };
 use strand_transport_ws::{
     connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
@@ -23,7 +22,7 @@ use strand_transport_ws::{
 
 /// The streaming methods both suites serve, the same on every carrier and
 /// for the JS peers: `count` (`{"n":N}` → `{"i":0}`…), `sum` (messages
-/// `{"v":n}` → `{"sum":total}`), `chat` (`{"msg":m}` → `{"reply":"re:m"}` each).
+/// `{"x":n}` → `{"sum":total}`, as the facade's demo service), `chat` (`{"msg":m}` → `{"reply":"re:m"}` each).
 pub fn streaming_kinds() -> Router {
     Router::new()
         .server_streaming("count", |_ctx, p: Value| {
@@ -34,7 +33,7 @@ pub fn streaming_kinds() -> Router {
             let values: Vec<Result<Value, RpcError>> = input.collect().await;
             let mut sum = 0;
             for v in values {
-                sum += v?["v"].as_i64().unwrap_or(0);
+                sum += v?["x"].as_i64().unwrap_or(0);
             }
             Ok::<_, RpcError>(json!({ "sum": sum }))
         })
@@ -48,26 +47,7 @@ pub fn streaming_kinds() -> Router {
         })
 }
 
-/// Guard against hangs only; no assertion depends on speed.
-pub const LIMIT: Duration = Duration::from_secs(30);
-
-/// Fails the test instead of hanging when something never happens.
-pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .expect("test step did not finish within its limit")
-}
-
-/// Polls `cond` every 10 ms until it holds; panics with `what` after [`LIMIT`].
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..(LIMIT.as_millis() / 10) {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
-}
+pub use strand_test_support::{eventually, within, LIMIT};
 
 /// A connected pair and the carrier-specific handles the cases inspect.
 pub struct Pair {
@@ -90,7 +70,7 @@ impl Pair {
             return Some(s.stats().streams_open);
         }
         if let Some((_, s)) = &self.quic {
-            return Some(s.open_streams());
+            return Some(s.stats().open_streams);
         }
         None
     }
@@ -124,7 +104,7 @@ impl Pair {
             return Some(c.stats().streams_open);
         }
         if let Some((c, _)) = &self.quic {
-            return Some(c.open_streams());
+            return Some(c.stats().open_streams);
         }
         None
     }
@@ -180,7 +160,7 @@ fn ws_config() -> WsConfig {
     // 1,000 concurrent calls: let the peer's opens queue instead of refusing.
     WsConfig::default()
         .with_max_streams(1024)
-        .with_accept_backlog(1024)
+        .with_stream_backlog(1024)
 }
 
 impl Fixture for Ws {
@@ -189,15 +169,15 @@ impl Fixture for Ws {
     async fn connect() -> Pair {
         let listener = WsListener::bind(
             "127.0.0.1:0",
-            WsServerConfig::default().with_ws(ws_config()),
+            WsServerConfig::default().with_transport(ws_config()),
         )
         .await
         .unwrap();
         let url = format!("ws://{}/", listener.local_addr());
         let (client, server) = within(async {
             tokio::join!(
-                connect(&url, WsClientConfig::default().with_ws(ws_config())),
-                listener.accept_ws()
+                connect(&url, WsClientConfig::default().with_transport(ws_config())),
+                listener.accept_connection()
             )
         })
         .await;
@@ -221,9 +201,9 @@ impl Fixture for Ws {
 /// QUIC over loopback UDP.
 pub struct Quic;
 
-fn quic_transport() -> TransportConfig {
-    let mut t = TransportConfig::default();
-    t.max_concurrent_bidi_streams = 256;
+fn quic_transport() -> QuicConfig {
+    let mut t = QuicConfig::default();
+    t.max_streams = 256;
     t
 }
 
@@ -233,9 +213,10 @@ impl Fixture for Quic {
     async fn connect() -> Pair {
         let identity = Identity::dev().unwrap();
         let listener = QuicListener::bind(
-            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0",
             QuicServerConfig::new(identity.clone()).with_transport(quic_transport()),
         )
+        .await
         .unwrap();
         let client = QuicClient::bind(
             "127.0.0.1:0".parse().unwrap(),
@@ -243,7 +224,7 @@ impl Fixture for Quic {
                 .with_transport(quic_transport()),
         )
         .unwrap();
-        let addr = listener.local_addr().unwrap();
+        let addr = listener.local_addr();
         let (c, s) = within(async {
             tokio::join!(
                 client.connect(addr, "localhost"),
@@ -265,7 +246,7 @@ impl Fixture for Quic {
     fn stream_bound() -> usize {
         let t = quic_transport();
         // The peer's stream window plus quinn's connection send buffer.
-        t.stream_receive_window as usize + t.send_window as usize
+        t.stream_window as usize + t.send_window as usize
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Every call opens its own stream. The first message carries
 //! `params.metadata` (the timeout in milliseconds, the authorization, and any
-//! application metadata) and is written on its own (PROTOCOL.md 2.4).
+//! application metadata) and is written on its own (docs/protocol.md, "Write boundary").
 //!
 //! # Cancellation
 //!
@@ -12,23 +12,20 @@
 //! locally, failing with [`ClientError::TimedOut`].
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use futures_util::stream::{Stream, StreamExt};
+use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
-use tokio::time::{sleep_until, Instant, Sleep};
+use tokio::time::Instant;
 
-use crate::codec::{MessageReader, ReadError, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::ClientError;
-use crate::message::{self, IncomingMessage, MetadataOnly};
+use crate::message;
 use crate::server::RawReader;
 use crate::transport::{
     self, BoxRecvStream, BoxSendStream, Connection, DynConnection, StreamError,
@@ -58,7 +55,8 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Sets the default timeout.
+    /// Sets the default timeout (see [`CallBuilder::timeout`] for one too
+    /// long for the clock).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -177,6 +175,11 @@ pub struct CallBuilder<'a> {
 
 impl<'a> CallBuilder<'a> {
     /// Sets this call's timeout (sent as `metadata.timeout`, enforced here too).
+    ///
+    /// A timeout so long that the clock cannot represent its end
+    /// (`Instant + timeout` overflows, e.g. [`Duration::MAX`]) is no local
+    /// deadline at all; it is still sent, and a strand server caps what it
+    /// reads at 10^12 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -201,7 +204,10 @@ impl<'a> CallBuilder<'a> {
             method: Cow::Borrowed(self.method),
             metadata: self.metadata,
             timeout: self.timeout,
-            deadline: self.timeout.map(|t| (Instant::now() + t, t)),
+            // Past the clock's range there is no deadline to keep.
+            deadline: self
+                .timeout
+                .and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         }
     }
 
@@ -448,211 +454,21 @@ fn no_response() -> ClientError {
     ClientError::Protocol("the stream ended without a response".into())
 }
 
+/// Runs `fut` until the call's deadline, if it has one.
 async fn with_deadline<T>(
     deadline: Option<(Instant, Duration)>,
     fut: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
-    match deadline {
-        None => fut.await,
-        Some((at, timeout)) => tokio::time::timeout_at(at, fut)
-            .await
-            .unwrap_or(Err(ClientError::TimedOut(timeout))),
-    }
+    let at = deadline.map(|(at, _)| at);
+    crate::deadline::until(at, fut, || {
+        ClientError::TimedOut(deadline.map_or(Duration::ZERO, |(_, timeout)| timeout))
+    })
+    .await
 }
 
-/// The requests of a client-streaming or duplex call.
-///
-/// The first message sent carries the call's metadata and is written on its
-/// own. Call [`RequestSink::finish`] to end the input; dropping the sink
-/// without it aborts the call's input (the server sees a reset).
-pub struct RequestSink<P> {
-    send: BoxSendStream,
-    method: String,
-    start: Option<Start<'static>>,
-    deadline: Option<(Instant, Duration)>,
-    _marker: PhantomData<fn(&P)>,
-}
+mod handles;
 
-impl<P: Serialize> RequestSink<P> {
-    /// Sends one message. Waits while the transport pushes back.
-    pub async fn send(&mut self, params: &P) -> Result<(), ClientError> {
-        let deadline = self.deadline;
-        with_deadline(deadline, async {
-            match self.start.take() {
-                Some(start) => {
-                    let header = start.header(params)?;
-                    self.send.write_all(&header).await?;
-                    transport::write_boundary(&mut self.send).await?;
-                }
-                None => {
-                    // The method is only read from the first message; later ones
-                    // still name it, as the JS client does.
-                    let bytes = message::encode_request(&self.method, params)?;
-                    self.send.write_all(&bytes).await?;
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// Ends the input gracefully.
-    pub async fn finish(mut self) -> Result<(), ClientError> {
-        if self.start.is_some() {
-            return Err(ClientError::Protocol(
-                "a streaming call must send at least one message: the first one names the method"
-                    .into(),
-            ));
-        }
-        finish(&mut self.send).await
-    }
-
-    /// Aborts the input with `code`.
-    pub fn reset(mut self, code: u64) {
-        transport::SendStream::reset(&mut self.send, code);
-    }
-}
-
-/// The responses of a call.
-///
-/// Yields each result; a JSON-RPC error from the server is yielded as
-/// [`ClientError::Remote`] and ends the stream. Dropping it stops the stream,
-/// which cancels the server's handler.
-pub struct ResponseStream<R> {
-    reader: MessageReader<BoxRecvStream>,
-    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
-    metadata: Option<Map<String, Value>>,
-    first: bool,
-    done: bool,
-    _marker: PhantomData<fn() -> R>,
-}
-
-impl<R> Unpin for ResponseStream<R> {}
-
-impl<R: DeserializeOwned> ResponseStream<R> {
-    fn new(reader: MessageReader<BoxRecvStream>, deadline: Option<(Instant, Duration)>) -> Self {
-        ResponseStream {
-            reader,
-            deadline: deadline.map(|(at, t)| (Box::pin(sleep_until(at)), t)),
-            metadata: None,
-            first: true,
-            done: false,
-            _marker: PhantomData,
-        }
-    }
-
-    /// `result.metadata` of the first response (e.g. a refreshed token), once
-    /// the first response arrived.
-    pub fn metadata(&self) -> Option<&Map<String, Value>> {
-        self.metadata.as_ref()
-    }
-
-    fn decode(&mut self, bytes: &[u8]) -> Result<R, ClientError> {
-        let msg = IncomingMessage::parse(bytes)
-            .map_err(|e| ClientError::Protocol(format!("invalid response: {e}")))?;
-        if let Some(error) = msg.error {
-            return Err(ClientError::from_error_object(error));
-        }
-        let raw = msg
-            .result
-            .ok_or_else(|| ClientError::Protocol("response has neither result nor error".into()))?;
-        if std::mem::take(&mut self.first) && message::may_have_metadata(raw.get()) {
-            self.metadata = serde_json::from_str::<MetadataOnly>(raw.get())
-                .ok()
-                .and_then(|m| m.metadata);
-        }
-        Ok(serde_json::from_str(raw.get())?)
-    }
-}
-
-impl<R: DeserializeOwned> Stream for ResponseStream<R> {
-    type Item = Result<R, ClientError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some((sleep, timeout)) = this.deadline.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                this.done = true;
-                return Poll::Ready(Some(Err(ClientError::TimedOut(*timeout))));
-            }
-        }
-        let item = match this.reader.poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(Some(bytes))) => this.decode(&bytes),
-            Poll::Ready(Ok(None)) => {
-                this.done = true;
-                return Poll::Ready(None);
-            }
-            Poll::Ready(Err(e)) => match e {
-                ReadError::Io(e)
-                    if this.first
-                        && matches!(StreamError::from_io(&e), Some(StreamError::Reset(_))) =>
-                {
-                    Err(ClientError::Unanswered(e))
-                }
-                e => Err(ClientError::from_read(e)),
-            },
-        };
-        if item.is_err() {
-            this.done = true;
-        }
-        Poll::Ready(Some(item))
-    }
-}
-
-/// A client-streaming call in progress.
-pub struct ClientStreamingCall<P, R> {
-    sink: RequestSink<P>,
-    responses: ResponseStream<R>,
-}
-
-impl<P: Serialize, R: DeserializeOwned> ClientStreamingCall<P, R> {
-    /// Sends one message.
-    pub async fn send(&mut self, params: &P) -> Result<(), ClientError> {
-        self.sink.send(params).await
-    }
-
-    /// Ends the input and waits for the response.
-    pub async fn finish(self) -> Result<R, ClientError> {
-        Ok(self.finish_with_metadata().await?.0)
-    }
-
-    /// Ends the input; returns the response and its `result.metadata`.
-    pub async fn finish_with_metadata(
-        mut self,
-    ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
-        let finished = self.sink.finish().await;
-        // An early error response explains a failed finish better than the
-        // transport error does.
-        let response = self
-            .responses
-            .next()
-            .await
-            .unwrap_or_else(|| Err(no_response()));
-        let value = match (response, finished) {
-            (Ok(v), _) => v,
-            (Err(e @ ClientError::Remote { .. }), _) => return Err(e),
-            (Err(_), Err(e)) => return Err(e),
-            (Err(e), Ok(())) => return Err(e),
-        };
-        Ok((value, self.responses.metadata))
-    }
-}
-
-/// A raw call after its leading response: raw bytes both ways.
-pub struct RawCall<R> {
-    /// The leading response.
-    pub leading: R,
-    /// `result.metadata` of the leading response.
-    pub metadata: Option<Map<String, Value>>,
-    /// Bytes to the server (`shutdown` ends them; `reset` aborts).
-    pub writer: BoxSendStream,
-    /// Bytes from the server.
-    pub reader: RawReader,
-}
+pub use handles::{ClientStreamingCall, RawCall, RequestSink, ResponseStream};
 
 #[cfg(test)]
 mod tests {

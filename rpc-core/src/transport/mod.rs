@@ -1,15 +1,16 @@
 //! The `Transport` abstraction: connections that open and accept duplex streams.
 //!
 //! Everything above this module (codec, server, client) sees only these types, so
-//! a handler cannot tell whether its stream came over the WebSocket mux, QUIC or
-//! the in-memory transport.
+//! a handler cannot tell which carrier delivered its stream. Carriers implement
+//! them in their own crates; [`crate::memory`] is the in-process one.
+//! docs/protocol.md says how each carrier puts these acts on its wire.
 //!
 //! A [`Connection`] opens and accepts [`Stream`]s. A stream is two halves:
 //!
 //! - [`SendStream`]: `AsyncWrite`; `poll_shutdown` is the graceful finish (FIN),
-//!   [`SendStream::reset`] aborts it with a code (QUIC `RESET_STREAM`, ws
-//!   `ERROR(Read, code)`), and [`SendStream::poll_stopped`] reports that the peer
-//!   cancelled its receive side (QUIC `STOP_SENDING`, ws `ERROR(Write, code)`).
+//!   [`SendStream::reset`] aborts it with a code, and
+//!   [`SendStream::poll_stopped`] reports that the peer cancelled its receive
+//!   side.
 //! - [`RecvStream`]: `AsyncRead`, reading `Ok(0)` at the peer's graceful finish;
 //!   [`RecvStream::stop`] cancels it with a code.
 //!
@@ -35,10 +36,18 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+mod accept_queue;
+mod close;
+mod peer;
+
+pub use accept_queue::{AcceptQueue, AcceptQueueError, ConnectionSlot, PendingSlot};
+pub use close::{CloseCode, CloseInitiator, CloseReason};
+pub use peer::{Extensions, PeerInfo};
+
 /// Stream error codes that strand itself uses when it resets or stops a stream.
 ///
 /// Codes are application-defined varints on every carrier; strand keeps 0 for
-/// "cancelled" because that is what the JS stack sends for every abort.
+/// "cancelled" because that is what the TypeScript stack sends for every abort.
 pub mod codes {
     /// The call was cancelled (dropped by the client, or the handler was aborted).
     pub const CANCELLED: u64 = 0;
@@ -98,134 +107,11 @@ impl From<StreamError> for io::Error {
     }
 }
 
-/// Why a connection closed: who closed it, a numeric code and a reason text.
-///
-/// The code is the carrier's own: a WebSocket close code (1000 normal, 1001 going
-/// away, 1002 protocol error, 1009 message too big, 1011 internal error) or a QUIC
-/// application error code (0 normal).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseReason {
-    /// Whether this side or the peer closed the connection.
-    pub initiator: CloseInitiator,
-    /// The carrier's close code.
-    pub code: u64,
-    /// The reason text, possibly empty.
-    pub reason: String,
-}
-
-impl CloseReason {
-    /// A close started by this side.
-    pub fn local(code: u64, reason: impl Into<String>) -> Self {
-        CloseReason {
-            initiator: CloseInitiator::Local,
-            code,
-            reason: reason.into(),
-        }
-    }
-
-    /// A close started by the peer.
-    pub fn peer(code: u64, reason: impl Into<String>) -> Self {
-        CloseReason {
-            initiator: CloseInitiator::Peer,
-            code,
-            reason: reason.into(),
-        }
-    }
-
-    /// A connection lost without a close handshake (I/O error, timeout).
-    pub fn lost(reason: impl Into<String>) -> Self {
-        CloseReason {
-            initiator: CloseInitiator::Lost,
-            code: 0,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = match self.initiator {
-            CloseInitiator::Local => "closed locally",
-            CloseInitiator::Peer => "closed by peer",
-            CloseInitiator::Lost => "lost",
-        };
-        write!(f, "{who} (code {})", self.code)?;
-        if !self.reason.is_empty() {
-            write!(f, ": {}", self.reason)?;
-        }
-        Ok(())
-    }
-}
-
-/// Who ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseInitiator {
-    /// This side closed it.
-    Local,
-    /// The peer closed it.
-    Peer,
-    /// It broke: I/O error, idle timeout, or the peer vanished without a close.
-    Lost,
-}
-
-/// What is known about the other end of a connection. Shared by every call on it.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct PeerInfo {
-    /// Name of the carrier: `"memory"`, `"ws"`, `"wss"` or `"quic"`.
-    pub transport: &'static str,
-    /// The peer's socket address, when the carrier has one.
-    pub remote_addr: Option<SocketAddr>,
-    /// The peer's TLS certificate chain (DER, leaf first), when it presented one.
-    pub certificates: Vec<Bytes>,
-    /// The HTTP upgrade request (ws/wss servers only).
-    pub upgrade_request: Option<UpgradeRequest>,
-}
-
-impl PeerInfo {
-    /// Peer info with only the carrier name set.
-    pub fn new(transport: &'static str) -> Self {
-        PeerInfo {
-            transport,
-            ..Default::default()
-        }
-    }
-
-    /// Sets the remote address.
-    pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
-        self.remote_addr = Some(addr);
-        self
-    }
-
-    /// Sets the peer's certificate chain (DER, leaf first).
-    pub fn with_certificates(mut self, certificates: Vec<Bytes>) -> Self {
-        self.certificates = certificates;
-        self
-    }
-
-    /// Sets the HTTP upgrade request.
-    pub fn with_upgrade_request(mut self, request: UpgradeRequest) -> Self {
-        self.upgrade_request = Some(request);
-        self
-    }
-}
-
-/// The parts of a WebSocket upgrade request that a server keeps for its handlers.
-#[derive(Debug, Clone, Default)]
-pub struct UpgradeRequest {
-    /// The request target (path and query).
-    pub uri: http::Uri,
-    /// The request headers.
-    pub headers: http::HeaderMap,
-}
-
 /// The sending half of a duplex stream.
 ///
 /// `poll_shutdown` finishes the stream gracefully: it resolves once the carrier
 /// has queued the end of stream. The carrier then delivers the queued bytes
-/// and the end even if the half is dropped right after (as QUIC's FIN follows
-/// its data; the ws mux sends `CLOSE` after the data, toward a JS peer once
-/// every byte was acknowledged).
+/// and the end even if the half is dropped right after.
 pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     /// Aborts sending with `code`; the peer's reads fail with
     /// [`StreamError::Reset`]. Idempotent; a no-op after a graceful finish.
@@ -239,12 +125,12 @@ pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     /// Resolves once bytes written so far will reach the peer's reader as their
     /// own read, apart from bytes written later.
     ///
-    /// JS servers drop whatever arrives right after a call's first message
-    /// (in the same chunk, or before they finished parsing it), so the client
-    /// waits on this after writing that message. The ws mux waits, toward a JS
-    /// peer, until the peer acknowledged the bytes (toward a strand peer it is
-    /// ready at once); QUIC waits about a round trip. The default is ready at
-    /// once, right for carriers whose peers never lose those bytes.
+    /// Servers of the TypeScript stack drop whatever arrives right after a
+    /// call's first message (in the same chunk, or before they finished
+    /// parsing it), so the client waits on this after writing that message.
+    /// Each carrier says how it waits (docs/protocol.md, "Rules that keep JS
+    /// peers working"). The default is ready at once, right for carriers
+    /// whose peers never lose those bytes.
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let _ = cx;
         Poll::Ready(Ok(()))
@@ -289,29 +175,46 @@ pub type BoxSendStream = Box<dyn SendStream>;
 pub type BoxRecvStream = Box<dyn RecvStream>;
 
 /// A duplex stream: one call's worth of bytes in each direction.
-pub struct Stream {
+///
+/// Through a [`Connection`] the halves are boxed (`Stream`, the default
+/// parameters); a carrier's own connection type gives its own halves
+/// (`Stream<WsSendStream, WsRecvStream>`, say), with whatever figures they
+/// carry, and [`Stream::boxed`] turns those into the former.
+pub struct Stream<S = BoxSendStream, R = BoxRecvStream> {
     /// What we write to the peer.
-    pub send: BoxSendStream,
+    pub send: S,
     /// What the peer writes to us.
-    pub recv: BoxRecvStream,
+    pub recv: R,
 }
 
 impl Stream {
-    /// Builds a stream from its halves.
+    /// Builds a boxed stream from any pair of halves.
     pub fn new(send: impl SendStream, recv: impl RecvStream) -> Self {
         Stream {
             send: Box::new(send),
             recv: Box::new(recv),
         }
     }
+}
+
+impl<S: SendStream, R: RecvStream> Stream<S, R> {
+    /// A stream of the carrier's own halves.
+    pub fn from_halves(send: S, recv: R) -> Self {
+        Stream { send, recv }
+    }
 
     /// Splits into the two halves.
-    pub fn split(self) -> (BoxSendStream, BoxRecvStream) {
+    pub fn split(self) -> (S, R) {
         (self.send, self.recv)
+    }
+
+    /// The same stream with boxed halves, as [`Connection`] returns it.
+    pub fn boxed(self) -> Stream {
+        Stream::new(self.send, self.recv)
     }
 }
 
-impl fmt::Debug for Stream {
+impl<S, R> fmt::Debug for Stream<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream").finish_non_exhaustive()
     }
@@ -348,21 +251,20 @@ pub trait Connection: Send + Sync + 'static {
     /// What is known about the peer.
     fn peer_info(&self) -> Arc<PeerInfo>;
 
-    /// Closes the connection at once with a carrier-specific code (WebSocket
-    /// close code, QUIC application code) and reason. Code 0 always means the
-    /// carrier's normal close (the ws mux sends it as 1000). Every open stream fails
-    /// with [`StreamError::ConnectionClosed`].
-    fn close(&self, code: u64, reason: &str);
+    /// Closes the connection at once with `code` (mapped to the carrier's
+    /// own close code) and `reason`. Every open stream fails with
+    /// [`StreamError::ConnectionClosed`].
+    fn close(&self, code: CloseCode, reason: &str);
 
     /// Resolves when the connection has closed, with the reason.
     async fn closed(&self) -> CloseReason;
 
     /// Closes gracefully: stop opening and accepting streams, let open streams
-    /// finish until `timeout`, then close with the carrier's normal code (ws
-    /// 1000, QUIC 0). Transports override this; the default closes at once.
+    /// finish until `timeout`, then close with [`CloseCode::Normal`].
+    /// Transports override this; the default closes at once.
     async fn shutdown(&self, timeout: std::time::Duration) {
         let _ = timeout;
-        self.close(0, "shutting down");
+        self.close(CloseCode::Normal, "shutting down");
     }
 }
 

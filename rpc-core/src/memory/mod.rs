@@ -35,8 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, Notify};
 
 use crate::transport::{
-    codes, CloseReason, Connection, DynConnection, Listener, PeerInfo, RecvStream, SendStream,
-    Stream, StreamError,
+    codes, CloseCode, CloseReason, Connection, DynConnection, Listener, PeerInfo, RecvStream,
+    SendStream, Stream, StreamError,
 };
 
 /// Limits of the memory transport.
@@ -47,14 +47,14 @@ pub struct MemoryConfig {
     pub stream_buffer: usize,
     /// Streams opened by the peer and not yet accepted before openers wait.
     /// Default 128.
-    pub accept_backlog: usize,
+    pub stream_backlog: usize,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             stream_buffer: 64 * 1024,
-            accept_backlog: 128,
+            stream_backlog: 128,
         }
     }
 }
@@ -245,7 +245,7 @@ impl Connection for MemoryConnection {
             }
             {
                 let mut streams = lock(&queue.streams);
-                if streams.len() < self.link.config.accept_backlog {
+                if streams.len() < self.link.config.stream_backlog {
                     let outgoing = self.new_pipe(self.side);
                     let incoming = self.new_pipe(peer_side);
                     let ours = Stream::new(
@@ -287,7 +287,7 @@ impl Connection for MemoryConnection {
         self.peer.clone()
     }
 
-    fn close(&self, code: u64, reason: &str) {
+    fn close(&self, code: CloseCode, reason: &str) {
         let me = self.side;
         self.link.close(|side| {
             if side == me {
@@ -311,7 +311,7 @@ impl Connection for MemoryConnection {
 
 impl Drop for MemoryConnection {
     fn drop(&mut self) {
-        self.close(0, "connection dropped");
+        self.close(CloseCode::Normal, "connection dropped");
     }
 }
 
@@ -565,103 +565,4 @@ impl Drop for MemoryRecvStream {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transport::stopped;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn echo_and_finish() {
-        let (a, b) = pair();
-        let mut s = a.open_stream().await.unwrap();
-        s.send.write_all(b"ping").await.unwrap();
-        s.send.shutdown().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        let mut buf = Vec::new();
-        t.recv.read_to_end(&mut buf).await.unwrap();
-        assert_eq!(buf, b"ping");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn writer_waits_at_buffer_limit() {
-        let (a, b) = pair_with(MemoryConfig {
-            stream_buffer: 8,
-            accept_backlog: 4,
-        });
-        let mut s = a.open_stream().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        assert_eq!(s.send.write(&[0u8; 20]).await.unwrap(), 8);
-        let blocked = tokio::time::timeout(
-            std::time::Duration::from_millis(10),
-            s.send.write(&[0u8; 1]),
-        );
-        assert!(
-            blocked.await.is_err(),
-            "a full pipe must make the writer wait"
-        );
-        let mut buf = [0u8; 8];
-        t.recv.read_exact(&mut buf).await.unwrap();
-        assert_eq!(s.send.write(&[1u8; 4]).await.unwrap(), 4);
-    }
-
-    #[tokio::test]
-    async fn reset_stop_and_drop() {
-        let (a, b) = pair();
-        let mut s = a.open_stream().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        s.send.reset(7);
-        let err = t.recv.read(&mut [0u8; 4]).await.unwrap_err();
-        assert_eq!(StreamError::from_io(&err), Some(&StreamError::Reset(7)));
-
-        let mut s = a.open_stream().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        t.recv.stop(9);
-        assert_eq!(stopped(&mut s.send).await, 9);
-        let err = s.send.write(b"x").await.unwrap_err();
-        assert_eq!(StreamError::from_io(&err), Some(&StreamError::Stopped(9)));
-    }
-
-    #[tokio::test]
-    async fn dropping_halves_resets_and_stops() {
-        let (a, b) = pair();
-        let s = a.open_stream().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        let (send, recv) = s.split();
-        drop(send);
-        let err = t.recv.read(&mut [0u8; 4]).await.unwrap_err();
-        assert_eq!(
-            StreamError::from_io(&err),
-            Some(&StreamError::Reset(codes::CANCELLED))
-        );
-        drop(recv);
-        assert_eq!(stopped(&mut t.send).await, codes::CANCELLED);
-        let err = t.send.write(b"x").await.unwrap_err();
-        assert_eq!(
-            StreamError::from_io(&err),
-            Some(&StreamError::Stopped(codes::CANCELLED))
-        );
-    }
-
-    #[tokio::test]
-    async fn close_fails_every_stream_with_the_reason() {
-        let (a, b) = pair();
-        let mut s = a.open_stream().await.unwrap();
-        let mut t = b.accept_stream().await.unwrap();
-        a.close(1000, "bye");
-        let err = t.recv.read(&mut [0u8; 4]).await.unwrap_err();
-        match StreamError::from_io(&err) {
-            Some(StreamError::ConnectionClosed(r)) => {
-                assert_eq!((r.code, r.reason.as_str()), (1000, "bye"));
-                assert_eq!(r.initiator, crate::transport::CloseInitiator::Peer);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let err = s.send.write(b"x").await.unwrap_err();
-        assert!(matches!(
-            StreamError::from_io(&err),
-            Some(StreamError::ConnectionClosed(_))
-        ));
-        assert!(b.accept_stream().await.is_err());
-        assert_eq!(b.closed().await.reason, "bye");
-    }
-}
+mod tests;

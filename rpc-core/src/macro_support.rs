@@ -1,5 +1,8 @@
-//! Paths the `#[strand::service]` expansion refers to, so user crates need no
-//! direct dependency on them. Not a public API.
+//! Paths the `#[strand::service]` expansion refers to (as
+//! `strand::__private`, or `strand_rpc_core::__private` with
+//! `#[strand::service(crate = "strand_rpc_core")]`), so user crates need no
+//! direct dependency on them and the generated code needs no carrier. Not a
+//! public API: anything here may change in any release.
 
 use std::time::Duration;
 
@@ -8,9 +11,10 @@ use serde_json::{Map, Value};
 pub use futures_util;
 pub use serde;
 pub use serde_json;
-pub use strand_rpc_core::server::CallKind;
 
-use strand_rpc_core::CallBuilder;
+pub use crate::client::{ClientStreamingCall, RawCall, RequestSink};
+pub use crate::server::{CallKind, Incoming, RawReader, Router};
+pub use crate::{CallBuilder, Client, ClientError, Context, ResponseStream, RpcError};
 
 /// The per-call options a generated client applies to each of its calls.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,272 @@
+//! A listener's queue of established connections, shared by every carrier:
+//! a bound on handshakes in progress (and finished ones not yet accepted), a
+//! cap on open connections, and an `accept` that is cancel safe.
+//!
+//! A listener's background task takes a [`PendingSlot`] before it starts a
+//! handshake ([`AcceptQueue::reserve`] waits for one, [`AcceptQueue::try_reserve`]
+//! refuses at once), takes a [`ConnectionSlot`] from it for the connection it
+//! builds (refusing the newcomer when the connection cap is reached), and
+//! pushes the connection. The pending slot is released when the application
+//! accepts the connection (or the handshake fails); the connection slot when
+//! the connection is dropped.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Why [`AcceptQueue::reserve`] gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptQueueError {
+    /// `max_connections` connections are open.
+    #[error("connection limit reached")]
+    ConnectionLimit,
+    /// `max_pending_handshakes` handshakes are in progress or waiting to be
+    /// accepted (only from [`AcceptQueue::try_reserve`]; `reserve` waits).
+    #[error("pending handshake limit reached")]
+    PendingLimit,
+    /// The queue was closed: the listener stopped.
+    #[error("listener closed")]
+    Closed,
+}
+
+/// Established connections waiting for the application's `accept`.
+pub struct AcceptQueue<C> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    ready: Mutex<VecDeque<(C, OwnedSemaphorePermit)>>,
+    notify: Notify,
+    closed: AtomicBool,
+    pending: Arc<Semaphore>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl<C> Clone for AcceptQueue<C> {
+    fn clone(&self) -> Self {
+        AcceptQueue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C> AcceptQueue<C> {
+    /// Connections holding a connection slot: handshaking, queued or open.
+    pub fn open_connections(&self) -> usize {
+        self.inner.max_connections - self.inner.connections.available_permits()
+    }
+}
+
+impl<C> fmt::Debug for AcceptQueue<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcceptQueue")
+            .field("open_connections", &self.open_connections())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Send + 'static> AcceptQueue<C> {
+    /// A queue allowing `max_pending_handshakes` connections between their
+    /// first byte and `accept`, and `max_connections` open in all (each at
+    /// least 1).
+    pub fn new(max_pending_handshakes: usize, max_connections: usize) -> Self {
+        let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        AcceptQueue {
+            inner: Arc::new(Inner {
+                ready: Mutex::new(VecDeque::new()),
+                notify: Notify::new(),
+                closed: AtomicBool::new(false),
+                pending: Arc::new(Semaphore::new(
+                    max_pending_handshakes.clamp(1, Semaphore::MAX_PERMITS),
+                )),
+                connections: Arc::new(Semaphore::new(max_connections)),
+                max_connections,
+            }),
+        }
+    }
+
+    /// Waits for a pending-handshake slot.
+    pub async fn reserve(&self) -> Result<PendingSlot<C>, AcceptQueueError> {
+        let pending = self
+            .inner
+            .pending
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AcceptQueueError::Closed)?;
+        Ok(self.slot(pending))
+    }
+
+    /// Takes a pending-handshake slot without waiting.
+    pub fn try_reserve(&self) -> Result<PendingSlot<C>, AcceptQueueError> {
+        if self.is_closed() {
+            return Err(AcceptQueueError::Closed);
+        }
+        let pending = self
+            .inner
+            .pending
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AcceptQueueError::PendingLimit)?;
+        Ok(self.slot(pending))
+    }
+
+    fn slot(&self, pending: OwnedSemaphorePermit) -> PendingSlot<C> {
+        PendingSlot {
+            inner: self.inner.clone(),
+            pending,
+        }
+    }
+
+    /// Waits for the next established connection.
+    ///
+    /// Cancel safety: cancel safe; a connection leaves the queue only when
+    /// this returns it.
+    pub async fn accept(&self) -> Result<C, AcceptQueueError> {
+        loop {
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            if let Some((conn, _pending)) = self.lock().pop_front() {
+                return Ok(conn);
+            }
+            if self.is_closed() {
+                return Err(AcceptQueueError::Closed);
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops the queue: queued connections are dropped, waiting `reserve`
+    /// and `accept` calls fail with [`AcceptQueueError::Closed`].
+    /// Connections already accepted are not affected.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.pending.close();
+        let dropped = std::mem::take(&mut *self.lock());
+        drop(dropped);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Whether [`AcceptQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(C, OwnedSemaphorePermit)>> {
+        self.inner
+            .ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A handshake's place in an [`AcceptQueue`]: taken before the handshake,
+/// released when the connection is accepted or the handshake fails.
+pub struct PendingSlot<C> {
+    inner: Arc<Inner<C>>,
+    pending: OwnedSemaphorePermit,
+}
+
+impl<C> fmt::Debug for PendingSlot<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSlot").finish_non_exhaustive()
+    }
+}
+
+impl<C> PendingSlot<C> {
+    /// A slot under the connection cap, to be kept by the connection for as
+    /// long as it lives. Fails with [`AcceptQueueError::ConnectionLimit`]
+    /// when `max_connections` are open: refuse the newcomer then.
+    pub fn connection_slot(&self) -> Result<ConnectionSlot, AcceptQueueError> {
+        let permit = self
+            .inner
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AcceptQueueError::ConnectionLimit)?;
+        Ok(ConnectionSlot(permit))
+    }
+
+    /// Queues the established connection for `accept`. The pending slot stays
+    /// taken until it is accepted. Dropped at once if the queue was closed.
+    pub fn push(self, conn: C) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.inner
+            .ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back((conn, self.pending));
+        self.inner.notify.notify_one();
+    }
+}
+
+/// One open connection's share of an [`AcceptQueue`]'s connection cap,
+/// released when dropped.
+pub struct ConnectionSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectionSlot")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounds_pending_and_open_connections() {
+        let queue = AcceptQueue::<u32>::new(2, 3);
+        let a = queue.try_reserve().unwrap();
+        let b = queue.try_reserve().unwrap();
+        assert_eq!(
+            queue.try_reserve().unwrap_err(),
+            AcceptQueueError::PendingLimit
+        );
+        let slot_a = a.connection_slot().unwrap();
+        a.push(1);
+        drop(b); // a failed handshake frees its pending slot
+        assert_eq!(queue.open_connections(), 1);
+        assert_eq!(queue.accept().await.unwrap(), 1);
+        // Accepted: its pending slot is free, its connection slot is not.
+        let c = queue.try_reserve().unwrap();
+        let d = queue.try_reserve().unwrap();
+        let _keep = (c.connection_slot().unwrap(), d.connection_slot().unwrap());
+        assert_eq!(queue.open_connections(), 3);
+        drop((c, d));
+        let e = queue.try_reserve().unwrap();
+        assert_eq!(
+            e.connection_slot().unwrap_err(),
+            AcceptQueueError::ConnectionLimit
+        );
+        drop(slot_a);
+        assert!(e.connection_slot().is_ok());
+    }
+
+    #[tokio::test]
+    async fn close_wakes_accept_and_drops_queued() {
+        let queue = AcceptQueue::<u32>::new(4, 4);
+        queue.try_reserve().unwrap().push(7);
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                let first = queue.accept().await;
+                (first, queue.accept().await)
+            }
+        });
+        tokio::task::yield_now().await;
+        queue.close();
+        let (first, second) = waiter.await.unwrap();
+        assert_eq!(first, Ok(7));
+        assert_eq!(second, Err(AcceptQueueError::Closed));
+        assert_eq!(queue.reserve().await.unwrap_err(), AcceptQueueError::Closed);
+    }
+}

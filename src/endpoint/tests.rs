@@ -1,0 +1,242 @@
+//! Endpoint parsing, configuration and the errors a user sees.
+
+use super::*;
+use crate::config::{ClientAuthMode, VerifyMode};
+use strand_transport_quic::QuicConfig;
+
+#[test]
+fn parses_ws_wss_and_quic_urls() {
+    let e = Endpoint::from_url("ws://127.0.0.1:8080/rpc").unwrap();
+    assert_eq!(
+        (e.scheme(), e.host(), e.port(), e.path()),
+        (Scheme::Ws, "127.0.0.1", 8080, "/rpc")
+    );
+    assert_eq!(e.url(), "ws://127.0.0.1:8080/rpc");
+
+    let e = Endpoint::from_url("wss://example.com").unwrap();
+    assert_eq!(
+        (e.scheme(), e.host(), e.port(), e.path()),
+        (Scheme::Wss, "example.com", 443, "/")
+    );
+    assert_eq!(e.url(), "wss://example.com:443");
+
+    let e = Endpoint::from_url("ws://localhost").unwrap();
+    assert_eq!(e.port(), 80);
+
+    let e = Endpoint::from_url("quic://[::1]:4433").unwrap();
+    assert_eq!(
+        (e.scheme(), e.host(), e.port()),
+        (Scheme::Quic, "::1", 4433)
+    );
+    assert_eq!(e.url(), "quic://[::1]:4433");
+    assert!(e.scheme().is_tls());
+}
+
+fn invalid(url: &str) -> String {
+    match Endpoint::from_url(url) {
+        Err(Error::InvalidUrl { reason, .. }) => reason,
+        other => panic!("{url}: expected an invalid url error, got {other:?}"),
+    }
+}
+
+#[test]
+fn rejects_bad_urls() {
+    assert!(invalid("http://127.0.0.1:80").contains("unknown scheme"));
+    assert!(invalid("tcp://127.0.0.1:80").contains("unknown scheme"));
+    assert!(invalid("127.0.0.1:80").contains("scheme"));
+    assert!(invalid("quic://127.0.0.1").contains("missing port"));
+    assert!(invalid("quic://127.0.0.1:").contains("port"));
+    assert!(invalid("quic://127.0.0.1:4433/path").contains("no path"));
+    assert!(invalid("ws://127.0.0.1:99999").contains("port"));
+    assert!(invalid("ws://user@host:80").contains("user info"));
+    invalid("");
+    invalid("ws://");
+}
+
+#[test]
+fn toml_config_with_defaults() {
+    let e = Endpoint::from_toml(r#"url = "quic://127.0.0.1:4433""#).unwrap();
+    let c = e.config();
+    assert_eq!(c.tls, crate::TlsConfig::default());
+    assert_eq!(c.tls.verify, VerifyMode::Auto);
+    assert_eq!(c.tls.client_auth, ClientAuthMode::None);
+    assert!(!c.tls.self_signed);
+    assert_eq!(c.limits, crate::LimitsConfig::default());
+    assert_eq!(c.timeouts, crate::TimeoutsConfig::default());
+    // Defaults left to the transports.
+    let t = e.quic_transport();
+    let d = QuicConfig::default();
+    assert_eq!(t.stream_window, d.stream_window);
+    assert_eq!(t.idle_timeout, d.idle_timeout);
+    assert!(e.client_config().timeout.is_none());
+    assert!(e.client_config().metadata.is_empty());
+}
+
+#[test]
+fn toml_config_full() {
+    let e = Endpoint::from_toml(
+        r#"
+        url = "wss://127.0.0.1:9000/rpc"
+        [tls]
+        cert = "server.pem"
+        key = "server.key"
+        ca = "ca.pem"
+        verify = "insecure"
+        server_name = "localhost"
+        client_auth = "required"
+        alpn = ["quic", "h3"]
+        [limits]
+        stream_window = 65536
+        max_streams = 16
+        stream_backlog = 8
+        max_connections = 10
+        max_pending_handshakes = 5
+        max_message_size = 4096
+        [timeouts]
+        handshake_ms = 2000
+        idle_ms = 0
+        keep_alive_ms = 1000
+        call_ms = 3000
+        [auth]
+        token = "t0k"
+        headers = { authorization = "Bearer up" }
+        "#,
+    )
+    .unwrap();
+    let c = e.config();
+    assert_eq!(c.tls.verify, VerifyMode::Insecure);
+    assert_eq!(c.tls.client_auth, ClientAuthMode::Required);
+    assert_eq!(
+        c.tls.alpn.as_deref(),
+        Some(&["quic".to_string(), "h3".to_string()][..])
+    );
+    let ws = e.ws_config();
+    assert_eq!(ws.stream_window, 65536);
+    assert_eq!(ws.max_streams, 16);
+    assert_eq!(ws.stream_backlog, 8);
+    assert_eq!(c.limits.max_pending_handshakes, Some(5));
+    // The former name of `stream_backlog` still reads.
+    let old = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\naccept_backlog = 3").unwrap();
+    assert_eq!(old.ws_config().stream_backlog, 3);
+    assert_eq!(ws.handshake_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(ws.idle_timeout, None, "0 disables the idle timeout");
+    assert_eq!(
+        ws.keep_alive_interval,
+        Some(std::time::Duration::from_secs(1))
+    );
+    let q = e.quic_transport();
+    assert_eq!(q.stream_window, 65536);
+    assert_eq!(q.max_streams, 16);
+    let client = e.client_config();
+    assert_eq!(client.timeout, Some(std::time::Duration::from_secs(3)));
+    assert_eq!(client.max_message_size, 4096);
+    assert_eq!(client.metadata["authorization"], "Bearer t0k");
+    assert_eq!(c.auth.headers["authorization"], "Bearer up");
+}
+
+#[test]
+fn toml_config_errors() {
+    // Unknown keys are refused (a typo must not be silently ignored).
+    let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\nstream_windw = 1").unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    // The url is required.
+    assert!(matches!(
+        Endpoint::from_toml("[tls]\n").unwrap_err(),
+        Error::Config(_)
+    ));
+    let err = Endpoint::from_toml("url = \"ftp://h:1\"").unwrap_err();
+    assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
+    let err = Endpoint::from_toml("url = \"ws://h:1\"\n[tls]\nverify = \"maybe\"").unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+#[tokio::test]
+async fn tls_servers_need_a_certificate() {
+    let err = Endpoint::from_url("quic://127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a certificate"), "{err}");
+    let mut e = Endpoint::from_url("wss://127.0.0.1:0").unwrap();
+    e.config_mut().tls.cert = Some("cert.pem".into());
+    let err = e.bind().await.unwrap_err();
+    assert!(err.to_string().contains("together"), "{err}");
+    let mut e = Endpoint::from_url("wss://127.0.0.1:0").unwrap();
+    e.config_mut().tls.self_signed = true;
+    let listener = e.bind().await.unwrap();
+    assert!(listener.url().starts_with("wss://127.0.0.1:"));
+    assert_ne!(listener.local_addr().port(), 0);
+}
+
+#[tokio::test]
+async fn missing_ca_file_is_a_clear_error() {
+    let mut e = Endpoint::from_url("quic://127.0.0.1:9").unwrap();
+    e.config_mut().tls.ca = Some("/nonexistent/ca.pem".into());
+    let err = e.connect().await.err().expect("connect must fail");
+    assert!(matches!(err, Error::Tls(_)), "{err}");
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[test]
+fn a_timeout_past_the_limit_is_a_config_error() {
+    for key in ["call_ms", "handshake_ms", "idle_ms", "keep_alive_ms"] {
+        let text =
+            format!("url = \"ws://127.0.0.1:1\"\n[timeouts]\n{key} = 18446744073709551615\n");
+        match Endpoint::from_toml(&text) {
+            Err(Error::Config(msg)) => {
+                assert!(msg.contains(key) && msg.contains("at most"), "{msg}")
+            }
+            other => panic!("{key}: expected a config error, got {other:?}"),
+        }
+    }
+    // The limit itself is accepted.
+    let text = "url = \"ws://127.0.0.1:1\"\n[timeouts]\ncall_ms = 1000000000000\n";
+    assert!(Endpoint::from_toml(text).is_ok());
+}
+
+#[tokio::test]
+async fn a_timeout_changed_in_code_past_the_limit_fails_to_connect() {
+    let mut e = Endpoint::from_url("ws://127.0.0.1:1").unwrap();
+    e.config_mut().timeouts.call_ms = Some(u64::MAX);
+    match e.connect().await {
+        Err(Error::Config(msg)) => assert!(msg.contains("call_ms"), "{msg}"),
+        Err(other) => panic!("expected a config error, got {other}"),
+        Ok(_) => panic!("connected with a timeout past the limit"),
+    }
+}
+
+#[test]
+fn client_auth_without_a_ca_is_refused() {
+    for mode in [ClientAuthMode::Optional, ClientAuthMode::Required] {
+        let mut e = Endpoint::from_url("quic://127.0.0.1:0").unwrap();
+        e.config_mut().tls.self_signed = true;
+        e.config_mut().tls.client_auth = mode;
+        match e.server_tls() {
+            Err(Error::Config(msg)) => assert!(
+                msg.contains("tls.ca") && msg.contains("client_ca = \"any\""),
+                "{msg}"
+            ),
+            Err(other) => panic!("{mode:?}: expected a config error, got {other}"),
+            Ok(_) => panic!("{mode:?}: any client certificate was accepted without a CA"),
+        }
+    }
+}
+
+#[test]
+fn any_client_certificate_must_be_chosen_explicitly() {
+    let text = r#"
+        url = "quic://127.0.0.1:0"
+        [tls]
+        self_signed = true
+        client_auth = "required"
+        client_ca = "any"
+    "#;
+    let e = Endpoint::from_toml(text).unwrap();
+    assert_eq!(e.config().tls.client_ca, crate::config::ClientCaMode::Any);
+    let tls = e.server_tls().unwrap();
+    assert!(matches!(
+        tls.client_auth,
+        ClientAuth::Required(strand_tls::ClientCertVerification::AnyCertificate)
+    ));
+}

@@ -1,0 +1,74 @@
+//! The WebSocket side of [`Endpoint`]: its settings as a [`WsConfig`], and
+//! binding and connecting `ws://` and `wss://` URLs. Built with the `ws`
+//! feature.
+
+use strand_rpc_core::transport::DynConnection;
+use strand_transport_ws::{WsClientConfig, WsConfig, WsListener, WsServerConfig};
+
+use super::Endpoint;
+use crate::config::TimeoutsConfig;
+use crate::url::Scheme;
+use crate::Error;
+
+impl Endpoint {
+    pub(super) async fn bind_ws(&self) -> Result<WsListener, Error> {
+        let mut config = WsServerConfig::default();
+        config.transport = self.ws_config();
+        let limits = &self.config.limits;
+        if let Some(n) = limits.max_connections {
+            config.max_connections = n;
+        }
+        if let Some(n) = limits.max_pending_handshakes {
+            config.max_pending_handshakes = n;
+        }
+        if self.path != "/" {
+            config.path = Some(self.path.clone());
+        }
+        if self.scheme == Scheme::Wss {
+            config.tls = Some(self.server_tls()?);
+        }
+        config.upgrade_hook = self.upgrade_hook.clone();
+        Ok(WsListener::bind((self.host.as_str(), self.port), config).await?)
+    }
+
+    pub(super) async fn connect_ws(&self) -> Result<DynConnection, Error> {
+        let mut config = WsClientConfig::default();
+        config.transport = self.ws_config();
+        if self.scheme == Scheme::Wss {
+            config.tls = Some(self.client_tls()?);
+        }
+        for (name, value) in &self.config.auth.headers {
+            let name = http::HeaderName::try_from(name.as_str())
+                .map_err(|e| Error::Config(format!("header name {name:?}: {e}")))?;
+            let value = http::HeaderValue::try_from(value.as_str())
+                .map_err(|e| Error::Config(format!("header {name}: {e}")))?;
+            config.headers.push((name, value));
+        }
+        let conn = strand_transport_ws::connect(&self.url(), config).await?;
+        Ok(std::sync::Arc::new(conn))
+    }
+
+    pub(crate) fn ws_config(&self) -> WsConfig {
+        let (limits, timeouts) = (&self.config.limits, &self.config.timeouts);
+        let mut ws = WsConfig::default();
+        if let Some(w) = limits.stream_window {
+            ws.stream_window = w;
+        }
+        if let Some(n) = limits.max_streams {
+            ws.max_streams = n as usize;
+        }
+        if let Some(n) = limits.stream_backlog {
+            ws.stream_backlog = n;
+        }
+        if let Some(t) = TimeoutsConfig::duration(timeouts.handshake_ms) {
+            ws.handshake_timeout = t;
+        }
+        if let Some(t) = TimeoutsConfig::optional(timeouts.idle_ms) {
+            ws.idle_timeout = t;
+        }
+        if let Some(t) = TimeoutsConfig::optional(timeouts.keep_alive_ms) {
+            ws.keep_alive_interval = t;
+        }
+        ws
+    }
+}

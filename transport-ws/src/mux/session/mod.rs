@@ -1,0 +1,377 @@
+//! The mux session: every stream of one WebSocket, as a pure state machine.
+//!
+//! Inputs arrive through `handle_*` methods (a received message, the peer's
+//! close) and through the stream operations the handles call (`write`, `read`,
+//! `finish`, `reset`, `stop`, …). Outputs leave through [`Session::poll_transmit`]
+//! (frames to put on the socket, control frames first, then DATA round robin
+//! across streams) and [`Session::poll_event`] (what the async layer must wake).
+//! No I/O, no clock, no tokio: the driver owns those.
+//!
+//! This module holds the session's types, its constructor and the
+//! connection state (open, draining, closed). The rest is split by concern,
+//! one `impl Session` block each: the input handlers in `handle`, the stream
+//! operations in `streams`, transmit scheduling in `transmit`, the figures
+//! in `stats`; what happens to received bytes until they are read is the
+//! receive-buffer policy in `mux::recv_buffer`.
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+use strand_rpc_core::transport::{CloseCode, CloseInitiator, CloseReason};
+
+use super::copies::CopyPool;
+use super::credit::{CreditWindow, SendCredit};
+use super::frame::Frame;
+use super::queue::ChunkQueue;
+use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
+use super::state::{RecvState, SendState};
+use super::stream_id::{Role, StreamId, StreamMap};
+
+mod handle;
+mod stats;
+mod streams;
+mod transmit;
+
+pub use stats::{SessionStats, StreamStats};
+
+/// Limits and parameters of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Client opens even ids, server odd ones.
+    pub role: Role,
+    /// Receive window granted per stream.
+    pub window: u32,
+    /// Streams alive at once (opened by either side).
+    pub max_streams: usize,
+    /// Peer-opened streams not yet taken by the application.
+    pub stream_backlog: usize,
+    /// Largest DATA payload in one message.
+    pub max_data_payload: usize,
+    /// Bytes a stream may have queued for the socket before writes wait.
+    pub stream_send_buffer: usize,
+    /// Bytes all streams together may have queued for the socket before
+    /// writes wait (DATA payloads; never passed).
+    pub connection_send_buffer: usize,
+    /// The peer's stream window, when it advertised one (strand extension):
+    /// streams we open start with that much credit.
+    pub peer_window: Option<u32>,
+    /// We advertised our window to the peer (strand extension): a strand
+    /// opener then counts it and needs no opening ACK from us.
+    pub window_advertised: bool,
+    /// Control frames queued for the socket above which the driver stops
+    /// reading until the socket drains them.
+    pub max_queued_control: usize,
+}
+
+impl SessionConfig {
+    /// Defaults for `role`: see the driver's config for the reasoning.
+    pub fn new(role: Role) -> Self {
+        SessionConfig {
+            role,
+            window: 1 << 20,
+            max_streams: 256,
+            stream_backlog: 256,
+            max_data_payload: 1 << 20,
+            stream_send_buffer: 256 << 10,
+            connection_send_buffer: 4 << 20,
+            peer_window: None,
+            window_advertised: false,
+            max_queued_control: 4096,
+        }
+    }
+}
+
+/// What the async layer must react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer opened a stream; [`Session::accept`] returns it.
+    Opened(StreamId),
+    /// Data, the end, or a reset arrived on the stream: wake its reader.
+    Readable(StreamId),
+    /// Credit or buffer space arrived: wake its writer.
+    Writable(StreamId),
+    /// `CLOSE(Read)` went out: a pending finish completes.
+    Finished(StreamId),
+    /// The peer aborted its sending half (ERROR(Read, code)).
+    Reset {
+        /// The stream.
+        id: StreamId,
+        /// The peer's code.
+        code: u64,
+    },
+    /// The peer stopped reading (ERROR(Write, code)).
+    Stopped {
+        /// The stream.
+        id: StreamId,
+        /// The peer's code.
+        code: u64,
+    },
+    /// A stream left the session: a slot for opening is free.
+    Released(StreamId),
+    /// The connection closed (locally, by the peer, or by a protocol error
+    /// with close code 1002). The driver sends a close frame when the
+    /// initiator is local.
+    Closed(CloseReason),
+}
+
+/// Why a stream operation could not proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    /// Not now: wait for the matching event and retry.
+    Blocked,
+    /// The peer aborted its sending half with this code.
+    Reset(u64),
+    /// The peer stopped reading with this code.
+    Stopped(u64),
+    /// This side already finished, reset or stopped the half.
+    ClosedLocally,
+    /// The connection is closed.
+    ConnectionClosed(CloseReason),
+    /// A limit refused the operation.
+    Refused(&'static str),
+}
+
+#[derive(Debug)]
+struct Stream {
+    send: SendState,
+    recv: RecvState,
+    credit: SendCredit,
+    /// Whole DATA messages (header included), ready for the socket.
+    outgoing: ChunkQueue,
+    /// Payload bytes in `outgoing` (headers not counted).
+    outgoing_bytes: usize,
+    in_sendable: bool,
+    window: CreditWindow,
+    /// Received bytes not yet read.
+    recv_buf: RecvBuffer,
+    /// The application holds (or will be given) the send / recv handle.
+    send_handle: bool,
+    recv_handle: bool,
+}
+
+impl Stream {
+    fn new(window: u32, credit: SendCredit) -> Self {
+        Stream {
+            send: SendState::Open,
+            recv: RecvState::Open,
+            credit,
+            outgoing: ChunkQueue::default(),
+            outgoing_bytes: 0,
+            in_sendable: false,
+            window: CreditWindow::new(window),
+            recv_buf: RecvBuffer::default(),
+            send_handle: true,
+            recv_handle: true,
+        }
+    }
+
+    fn discard_incoming(&mut self) {
+        let n = self.recv_buf.discard();
+        self.window.on_discarded(n);
+    }
+
+    /// Drops the queued DATA; gives its payload bytes, for the
+    /// connection's count.
+    #[must_use]
+    fn discard_outgoing(&mut self) -> usize {
+        self.outgoing.clear();
+        std::mem::take(&mut self.outgoing_bytes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConnState {
+    Open,
+    /// Graceful shutdown: no new streams either way.
+    Draining,
+    Closed(CloseReason),
+}
+
+/// The mux state machine of one WebSocket connection.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: ConnState,
+    streams: StreamMap<Stream>,
+    next_local: Option<StreamId>,
+    /// Highest peer-initiated id seen; every lower unknown id is dead.
+    highest_peer: Option<StreamId>,
+    /// Control frames for the socket, in order.
+    control: VecDeque<Frame>,
+    sendable: VecDeque<StreamId>,
+    accept_queue: VecDeque<StreamId>,
+    events: VecDeque<Event>,
+    refused: u64,
+    /// Outgoing messages are encoded into slices of this buffer, so that
+    /// they do not each need an allocation.
+    tx_buf: BytesMut,
+    /// The read buffer the last message came in, and the payloads still
+    /// pinned in it.
+    pins: PinnedPayloads,
+    /// Buffers payloads behind unread data are copied into (see
+    /// [`Session::release_idle_copies`]).
+    copies: CopyPool,
+    /// Closed by [`Session::close_after_flush`]: what was queued for the
+    /// socket still goes out before the close frame.
+    flush_on_close: bool,
+    /// Payload bytes queued for the socket across all streams (bounded by
+    /// [`SessionConfig::connection_send_buffer`]).
+    queued_send: usize,
+    /// Streams whose writer waits for the connection's send buffer, in the
+    /// order they blocked; all are woken when it has room again.
+    send_waiters: VecDeque<StreamId>,
+}
+
+impl Session {
+    /// A fresh session.
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            next_local: Some(config.role.first_id()),
+            config,
+            state: ConnState::Open,
+            streams: StreamMap::default(),
+            highest_peer: None,
+            control: VecDeque::new(),
+            sendable: VecDeque::new(),
+            accept_queue: VecDeque::new(),
+            events: VecDeque::new(),
+            refused: 0,
+            tx_buf: BytesMut::new(),
+            pins: PinnedPayloads::default(),
+            copies: CopyPool::new(COPY_POOL_BYTES),
+            flush_on_close: false,
+            queued_send: 0,
+            send_waiters: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match &self.state {
+            ConnState::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the driver should read more from the socket: false while too
+    /// many control frames (replies the peer provoked) wait for the socket.
+    pub fn wants_read(&self) -> bool {
+        self.control.len() < self.config.max_queued_control
+    }
+
+    /// Streams not yet done on the wire in both directions.
+    pub fn active_streams(&self) -> usize {
+        self.streams
+            .values()
+            .filter(|s| !(s.send.is_done() && s.recv.is_done()))
+            .count()
+    }
+
+    /// Closes the connection at once; the driver sends a close frame.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        self.set_closed(CloseReason::local(code, reason));
+    }
+
+    /// Closes the connection gracefully: nothing new is queued (stream
+    /// operations fail as after [`Session::close`]), but what was queued for
+    /// the socket (control frames, every stream's DATA and the CLOSE of a
+    /// finished stream) still leaves through [`Session::poll_transmit`];
+    /// the driver sends the close frame once it is all out (bounded by its
+    /// close timeout). Memory stays bounded by what was queued already.
+    pub fn close_after_flush(&mut self, code: CloseCode, reason: &str) {
+        if matches!(self.state, ConnState::Closed(_)) {
+            return;
+        }
+        let reason = CloseReason::local(code, reason);
+        self.state = ConnState::Closed(reason.clone());
+        self.flush_on_close = true;
+        self.accept_queue.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Whether the close keeps what was queued for the socket (see
+    /// [`Session::close_after_flush`]).
+    pub fn flushes_on_close(&self) -> bool {
+        self.flush_on_close
+    }
+
+    /// Starts a graceful shutdown: no stream may be opened by either side;
+    /// open ones continue. See [`Session::active_streams`].
+    pub fn start_shutdown(&mut self) {
+        if self.state == ConnState::Open {
+            self.state = ConnState::Draining;
+        }
+    }
+
+    /// Whether a graceful shutdown is under way (and the connection not yet closed).
+    pub fn is_draining(&self) -> bool {
+        self.state == ConnState::Draining
+    }
+
+    /// Takes `n` discarded payload bytes off the connection's count.
+    fn discarded_outgoing(&mut self, n: usize) {
+        self.queued_send -= n;
+        self.wake_send_waiters();
+    }
+
+    /// Wakes the writers that wait for the connection's send buffer, once
+    /// it has room.
+    fn wake_send_waiters(&mut self) {
+        if self.queued_send < self.config.connection_send_buffer {
+            while let Some(id) = self.send_waiters.pop_front() {
+                self.events.push_back(Event::Writable(id));
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, what: &str) {
+        self.set_closed(CloseReason::local(
+            CloseCode::Protocol,
+            format!("protocol error: {what}"),
+        ));
+    }
+
+    fn set_closed(&mut self, reason: CloseReason) {
+        if matches!(self.state, ConnState::Closed(_)) {
+            return;
+        }
+        self.state = ConnState::Closed(reason.clone());
+        self.control.clear();
+        self.sendable.clear();
+        self.accept_queue.clear();
+        for stream in self.streams.values_mut() {
+            let _ = stream.discard_outgoing();
+        }
+        self.queued_send = 0;
+        self.send_waiters.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    fn closed_error(&self) -> Option<OpError> {
+        self.close_reason()
+            .map(|r| OpError::ConnectionClosed(r.clone()))
+    }
+
+    /// Whether the peer is strand (it advertised its window): frames that
+    /// only JS peers need are then not sent (docs/protocol.md, "Window advertisement").
+    fn strand_peer(&self) -> bool {
+        self.config.peer_window.is_some()
+    }
+
+    /// Forgets every stream once the connection closed and the handles are
+    /// gone (used by the driver after close).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether the close was started by this side (so a close frame must go out).
+    pub fn closed_locally(&self) -> bool {
+        self.close_reason()
+            .is_some_and(|r| r.initiator == CloseInitiator::Local)
+    }
+}

@@ -1,0 +1,339 @@
+//! Hostile and broken peers: bursts, peers that stop reading, silent peers.
+//! Each test names the bound it checks (docs/reliability.md, "Hostile peers").
+
+mod common;
+
+use common::{eventually, LIMIT};
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use strand_rpc_core::server::{Router, Server};
+use strand_transport_ws::mux::{Frame, StreamId};
+use strand_transport_ws::{WsConfig, WsListener, WsServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A raw WebSocket client on `listener` and the server's connection.
+async fn raw_client(
+    listener: &WsListener,
+) -> (
+    tokio_tungstenite::WebSocketStream<TcpStream>,
+    strand_transport_ws::WsConnection,
+) {
+    let addr = listener.local_addr();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (raw, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+        .await
+        .unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    (raw, server)
+}
+
+#[tokio::test]
+async fn a_burst_of_opens_in_one_write_is_served_up_to_max_streams() {
+    const BURST: u64 = 100;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (mut raw, server) = raw_client(&listener).await;
+    // 100 opens (ACK on a fresh client id) with a byte each, fed without a
+    // flush: they leave in one socket write and arrive before anyone accepts.
+    for i in 0..BURST {
+        let id = StreamId(2 * i);
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
+        raw.feed(Message::Binary(Frame::encode_data(id, b"x")))
+            .await
+            .unwrap();
+    }
+    raw.flush().await.unwrap();
+    eventually("the burst reached the session", || {
+        let s = server.stats();
+        s.stream_backlog as u64 + s.refused == BURST
+    })
+    .await;
+    assert_eq!(server.stats().refused, 0, "none refused below max_streams");
+    for _ in 0..BURST {
+        timeout(LIMIT, server.accept_stream())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(server.stats().stream_backlog, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_closes_silent_peers_concurrently() {
+    const PEERS: usize = 4;
+    let grace = Duration::from_secs(1);
+    let close_timeout = WsConfig::default().close_timeout;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let server = Server::builder(Router::new()).build();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener).await }
+    });
+    // Peers that complete the upgrade, then never read again: our close
+    // frame is never answered.
+    let mut silent = Vec::new();
+    for _ in 0..PEERS {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (raw, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+            .await
+            .unwrap();
+        silent.push(raw);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    timeout(LIMIT * 4, server.shutdown(grace)).await.unwrap();
+    let took = start.elapsed();
+    println!("shutdown of {PEERS} silent peers took {took:?} (virtual time)");
+    // One close timeout for all of them, not one each (4 × 5 s before).
+    assert!(
+        took <= grace + close_timeout + Duration::from_secs(1),
+        "shutdown took {took:?} for {PEERS} silent peers"
+    );
+    serving.await.unwrap().unwrap();
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_sends_every_finished_byte_before_the_close() {
+    // More than the loopback socket buffers hold while the peer does not
+    // read: most of it is still queued in the session when the close starts.
+    const LEN: usize = 16 << 20;
+    let server_cfg = WsConfig::default()
+        .with_stream_send_buffer(2 * LEN)
+        .with_connection_send_buffer(2 * LEN);
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_transport(server_cfg),
+    )
+    .await
+    .unwrap();
+    let (mut raw, server) = raw_client(&listener).await;
+    let id = StreamId(0);
+    raw.send(Message::Binary(
+        Frame::Ack {
+            id,
+            credit: 2 * LEN as u32,
+        }
+        .to_bytes(),
+    ))
+    .await
+    .unwrap();
+    // The request is never finished: the drain cannot end early.
+    raw.send(Message::Binary(Frame::encode_data(id, b"?")))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut one = [0u8; 1];
+    recv.read_exact(&mut one).await.unwrap();
+    let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    // Queued whole (within the credit and the send buffer), finished, and
+    // the connection shut down at once, while the peer is not reading.
+    send.write_all(&data).await.unwrap();
+    send.shutdown().await.unwrap();
+    let closing = tokio::spawn(async move { server.shutdown(Duration::ZERO).await });
+    let mut got = Vec::new();
+    let mut close_frame = None;
+    while let Some(msg) = timeout(LIMIT, raw.next()).await.unwrap() {
+        match msg.unwrap() {
+            Message::Binary(bytes) => {
+                if let Ok(Frame::Data { id: d, payload }) = Frame::decode(bytes) {
+                    assert_eq!(d, id);
+                    got.extend_from_slice(&payload);
+                }
+            }
+            Message::Close(frame) => {
+                close_frame = frame;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got.len(), LEN, "every finished byte came before the close");
+    assert!(got == data);
+    assert_eq!(u16::from(close_frame.unwrap().code), 1000);
+    // Reading on sends our reply, which completes the close handshake.
+    while let Some(Ok(_)) = timeout(LIMIT, raw.next()).await.unwrap() {}
+    timeout(LIMIT, closing).await.unwrap().unwrap();
+}
+
+/// A raw client that opens `streams` streams, granting each 64 MiB of credit
+/// and sending a byte, then never reads; the server accepts them all.
+async fn non_reading_peer(
+    server_cfg: WsConfig,
+    streams: u64,
+) -> (
+    WsListener,
+    tokio_tungstenite::WebSocketStream<TcpStream>,
+    strand_transport_ws::WsConnection,
+    Vec<strand_transport_ws::WsStream>,
+) {
+    let listener = WsListener::bind(
+        "127.0.0.1:0",
+        WsServerConfig::default().with_transport(server_cfg),
+    )
+    .await
+    .unwrap();
+    let (mut raw, server) = raw_client(&listener).await;
+    for i in 0..streams {
+        let id = StreamId(2 * i);
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 64 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
+        raw.feed(Message::Binary(Frame::encode_data(id, b"?")))
+            .await
+            .unwrap();
+    }
+    raw.flush().await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..streams {
+        accepted.push(
+            timeout(LIMIT, server.accept_stream())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    (listener, raw, server, accepted)
+}
+
+/// Writes 64 KiB pieces on `stream` until it fails, counting what was taken.
+fn write_forever(
+    stream: strand_transport_ws::WsStream,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (mut send, _recv) = stream.split();
+        let piece = vec![7u8; 64 << 10];
+        while send.write_all(&piece).await.is_ok() {
+            written.fetch_add(piece.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_holds_at_most_the_connection_send_buffer() {
+    const STREAMS: u64 = 8;
+    const BUDGET: usize = 1 << 20;
+    // 8 streams × 256 KiB of stream_send_buffer = 2 MiB without the budget.
+    let cfg = WsConfig::default()
+        .with_connection_send_buffer(BUDGET)
+        .with_send_timeout(None);
+    let (_l, _raw, server, streams) = non_reading_peer(cfg, STREAMS).await;
+    let counters: Vec<_> = (0..STREAMS)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let writers: Vec<_> = streams
+        .into_iter()
+        .zip(&counters)
+        .map(|(s, c)| write_forever(s, c.clone()))
+        .collect();
+    eventually("the send queues filled", || {
+        server.stats().queued_send >= BUDGET as u64
+    })
+    .await;
+    // Let every writer try again: the queue stays at the budget.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = server.stats().queued_send;
+    println!("queued for a non-reading peer: {queued} bytes (budget {BUDGET})");
+    assert!(queued <= BUDGET as u64, "{queued} bytes queued");
+    for (i, c) in counters.iter().enumerate() {
+        assert!(
+            c.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "stream {i} wrote nothing"
+        );
+    }
+    for w in writers {
+        w.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_is_closed_after_the_send_timeout() {
+    let send_timeout = Duration::from_secs(30);
+    let cfg = WsConfig::default().with_send_timeout(Some(send_timeout));
+    let (_l, mut raw, server, mut streams) = non_reading_peer(cfg, 1).await;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let writer = write_forever(streams.pop().unwrap(), written.clone());
+    // The peer keeps pinging (and so keeps the idle timer away): that does
+    // not count as taking our data.
+    let pinger = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if raw.send(Message::Ping(Default::default())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reason = timeout(Duration::from_secs(120), server.closed())
+        .await
+        .expect("closed by the send timeout");
+    let took = start.elapsed();
+    println!("closed after {took:?} (virtual time): {reason}");
+    assert!(took >= send_timeout, "closed too early: {took:?}");
+    assert!(took < send_timeout + Duration::from_secs(5), "{took:?}");
+    assert_eq!(
+        reason.code,
+        strand_rpc_core::transport::CloseCode::GoingAway
+    );
+    assert_eq!(reason.reason, "send timeout");
+    assert_eq!(server.stats().queued_send, 0, "queues released");
+    timeout(LIMIT, writer).await.unwrap().unwrap();
+    pinger.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_idle_timeout_sends_a_close_frame_going_away() {
+    let idle = Duration::from_secs(10);
+    let cfg = WsConfig::default()
+        .with_keep_alive_interval(None)
+        .with_idle_timeout(Some(idle));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(cfg))
+        .await
+        .unwrap();
+    let (mut raw, _server) = raw_client(&listener).await;
+    let start = Instant::now();
+    // A peer that sends nothing but still reads.
+    let msg = timeout(Duration::from_secs(100), raw.next())
+        .await
+        .expect("the server ended the connection")
+        .expect("a message before the end");
+    let took = start.elapsed();
+    let Ok(Message::Close(Some(frame))) = msg else {
+        panic!("no close frame: {msg:?}");
+    };
+    println!("closed after {took:?} (virtual time): {frame}");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "idle timeout");
+    assert!(took >= idle, "{took:?}");
+}
