@@ -91,11 +91,14 @@ export async function openWebSocketStream(url: string, Ctor: any, sink: Sink): P
   const writer = opened.writable.getWriter();
   const reader = opened.readable.getReader();
   writer.closed.catch(() => {});
-  const closed = wss.closed.then(
-    (c: any) => sink.closed(c?.closeCode ?? 1005, c?.reason ?? ''),
-    (e: any) => sink.closed(e?.closeCode ?? 1006, e?.reason ?? e?.message ?? ''),
+  // `closed` may settle while messages still wait in the readable (a
+  // stream's reset right before the server's close frame): the close is
+  // reported once the read loop has handed every message over.
+  const closed: Promise<[number, string]> = wss.closed.then(
+    (c: any) => [c?.closeCode ?? 1005, c?.reason ?? ''],
+    (e: any) => [e?.closeCode ?? 1006, e?.reason ?? e?.message ?? ''],
   );
-  (async () => {
+  const reported = (async () => {
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -103,8 +106,10 @@ export async function openWebSocketStream(url: string, Ctor: any, sink: Sink): P
         sink.message(value);
       }
     } catch {
-      // The close is reported by `closed`.
+      // The close is reported below.
     }
+    const [code, reason] = await closed;
+    sink.closed(code, reason);
   })();
   return {
     send: (m) => {
@@ -113,7 +118,7 @@ export async function openWebSocketStream(url: string, Ctor: any, sink: Sink): P
     // An errored writer has no size: wait for the close to be reported.
     ready: () => {
       const room = writer.desiredSize;
-      return room === null ? closed : room > 0 ? undefined : writer.ready.catch(() => closed);
+      return room === null ? reported : room > 0 ? undefined : writer.ready.catch(() => reported);
     },
     close: (closeCode, reason) => wss.close({ closeCode, reason }),
   };

@@ -9,8 +9,10 @@ export interface ConnectOptions {
   /** A WebSocket constructor. Default: the global `WebSocket`. In Node 20,
    * which has none, pass the `ws` package's. */
   WebSocket?: WebSocketConstructor;
-  /** Use `WebSocketStream`. Default: when the global exists and no
-   * `WebSocket` constructor was passed. */
+  /** Use `WebSocketStream` (socket-level receive backpressure) where the
+   * global exists; the plain `WebSocket` otherwise. Default false: Chromium
+   * (156) can crash the page's renderer when a WebSocketStream's connection
+   * drops while it is being written to (README, "Known issues"). */
   webSocketStream?: boolean;
   /** Receive window granted per stream, in bytes. Default 1 MiB. */
   window?: number;
@@ -69,7 +71,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   const mux = new Mux(options.window ?? 1 << 20, options.maxPayload ?? 1 << 16);
   const sink = { message: mux.message.bind(mux), closed: mux.closedBy.bind(mux) };
   const g = globalThis as any;
-  const useStream = options.webSocketStream ?? (!options.WebSocket && typeof g.WebSocketStream === 'function');
+  const useStream = !!options.webSocketStream && typeof g.WebSocketStream === 'function';
   const Ctor = options.WebSocket ?? g.WebSocket;
   if (!useStream && !Ctor) throw new TypeError('no WebSocket here: pass options.WebSocket');
   mux.carrier = useStream

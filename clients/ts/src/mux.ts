@@ -29,6 +29,9 @@ const REFUSED = 4;
 
 /** Per-stream figures, read from the client side. */
 export interface StreamStats {
+  /** The stream's id on the wire (a strand server's `stats` method reports
+   * its side of the stream under the same id). */
+  id: number;
   /** The window this client granted the server. */
   window: number;
   /** Bytes received on the stream so far. */
@@ -205,7 +208,7 @@ export class MuxStream {
 
   stats(): StreamStats {
     const { buffered, maxBuffered, received, peerCredit, credit, inFlight } = this;
-    return { window: this.mux.window, received, buffered, maxBuffered, peerCredit, credit, inFlight };
+    return { id: this.id, window: this.mux.window, received, buffered, maxBuffered, peerCredit, credit, inFlight };
   }
 
   private changed(): Promise<void> {

@@ -165,25 +165,74 @@ test('wss: the same calls over TLS, trusting the server certificate', async () =
   await assert.rejects(connect(server.wss, { WebSocket }), ConnectionError);
 });
 
-test('auth: strand serve --token accepts the token and refuses others', async (t) => {
-  const guarded = await startStrand(['--ws', '127.0.0.1:0', '--token', 'sesame']);
+test('auth: strand serve --token accepts the token, refreshes it, refuses others', async (t) => {
+  const guarded = await startStrand(['--ws', '127.0.0.1:0', '--token', 'sesame', '--refresh-token', 'fresh']);
   t.after(() => guarded.kill());
-  const good = await connect(guarded.ws, { WebSocket, token: 'sesame' });
+  const refreshed = [];
+  const good = await connect(guarded.ws, { WebSocket, token: 'sesame', onToken: (tok) => refreshed.push(tok) });
   assert.equal((await good.unary('whoami', {})).name, 'demo');
+  // The first response handed `fresh` back; the client sends it from now on.
+  assert.equal(good.token, 'fresh');
+  assert.deepEqual(refreshed, ['fresh']);
+  assert.equal((await good.unary('whoami', {})).name, 'refreshed');
   // Per call: another token, or none.
   await assert.rejects(good.unary('whoami', {}, { token: 'wrong' }), (e) => e instanceof RpcError && e.code === -32020);
   await assert.rejects(good.unary('whoami', {}, { token: null }), (e) => e instanceof RpcError && e.code === -32020);
-  // Every kind carries it.
+  // Every kind carries it, and hands the metadata back.
+  const count = good.serverStream('count', { n: 2 });
+  const items = [];
+  for await (const x of count) items.push(x.i);
+  assert.deepEqual(items, [0, 1]);
+  assert.equal(count.metadata.authorization, 'Bearer fresh');
   const sum = good.clientStream('sum');
   await sum.write({ x: 1 });
-  assert.deepEqual(await sum.end(), { sum: 1 });
+  assert.deepEqual(await sum.end(), { sum: 1, metadata: { authorization: 'Bearer fresh' } });
+  const chat = good.duplex('chat');
+  await chat.write({ m: 1 });
+  assert.equal((await chat[Symbol.asyncIterator]().next()).value.m, 1);
+  assert.equal(chat.metadata.authorization, 'Bearer fresh');
+  await chat.end();
   const raw = await good.raw('upper', {});
-  assert.deepEqual(raw.result, { ok: true });
+  assert.equal(raw.result.ok, true);
+  assert.equal(raw.metadata.authorization, 'Bearer fresh');
   raw.cancel();
   const anon = await connect(guarded.ws, { WebSocket });
   await assert.rejects(anon.unary('echo', {}), (e) => e instanceof RpcError && e.code === -32020);
   await good.close();
   await anon.close();
+});
+
+test('a stopped reader: the server holds at most the window for the stream, then every byte arrives', async () => {
+  const total = 16 << 20;
+  const call = await client.raw('upper', {});
+  const { id, window } = call.stats();
+  const writing = (async () => {
+    const w = call.writable.getWriter();
+    for (let off = 0; off < total; off += 1 << 16) {
+      const chunk = new Uint8Array(1 << 16);
+      for (let k = 0; k < chunk.length; k++) chunk[k] = 97 + ((off + k) % 26);
+      await w.write(chunk);
+    }
+    await w.close();
+  })();
+  assert.ok(await until(() => call.stats().buffered === window), 'the window filled');
+  const held = call.stats().received;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(call.stats().received, held, 'nothing more arrived');
+  const server = (await client.unary('stats', {})).streams.find((s) => s.id === id);
+  assert.equal(server.in_flight, window);
+  assert.equal(server.send_credit, 0);
+  assert.ok(server.buffered <= server.window);
+  let n = 0;
+  for await (const chunk of call.readable) {
+    for (let k = 0; k < chunk.length; k++) {
+      if (chunk[k] !== 65 + ((n + k) % 26)) assert.fail(`byte ${n + k} is ${chunk[k]}`);
+    }
+    n += chunk.length;
+  }
+  await writing;
+  assert.equal(n, total);
+  assert.ok(call.stats().maxBuffered <= window);
 });
 
 test('connection killed mid-call: every pending call fails with ConnectionError', async () => {
