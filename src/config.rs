@@ -73,8 +73,12 @@ pub enum VerifyMode {
     Auto,
     /// The Mozilla root store and the server name.
     Webpki,
-    /// [`TlsConfig::ca`] (a private CA or a pinned self-signed certificate)
-    /// and the server name.
+    /// [`TlsConfig::ca`] (a private CA or a pinned certificate) and the
+    /// server name. A server presenting exactly one of the certificates in
+    /// `tls.ca` is accepted once its name and validity period check, even
+    /// when it is marked as a CA (the `openssl req -x509` default) or its
+    /// issuer is unknown. Certificate errors say what was expected, what was
+    /// presented and what to pass.
     Ca,
     /// Accept any certificate. Development only: no protection against an
     /// active attacker.
@@ -168,6 +172,10 @@ pub struct LimitsConfig {
     /// accepted as its former name.)
     #[serde(alias = "accept_backlog")]
     pub stream_backlog: Option<usize>,
+    /// ws: bytes written on all streams of a connection and not yet taken
+    /// by the socket before writes wait, default 4 MiB: what a peer that
+    /// stops reading can make us hold, whatever the number of streams.
+    pub connection_send_buffer: Option<usize>,
     /// Server: connections open at once, default 1024 (each costs its
     /// buffers and windows). Past it a ws client gets `503`, a QUIC one is
     /// refused.
@@ -203,6 +211,11 @@ pub struct TimeoutsConfig {
     /// Keep-alive interval (ws ping, QUIC keep-alive); 0 disables it. Default
     /// 20 s (ws), 5 s (quic). Keep it below `idle_ms`.
     pub keep_alive_ms: Option<u64>,
+    /// ws: close the connection when data waits for the socket and the
+    /// socket took nothing for this long; 0 disables it. Default 30 s: a
+    /// peer that stops reading (even one that keeps pinging) is closed
+    /// and its queued data released.
+    pub send_ms: Option<u64>,
     /// Client: timeout of every call (sent to the server as
     /// `metadata.timeout` and enforced locally). Default none: the server's
     /// default (60 s) applies.
@@ -216,6 +229,7 @@ impl TimeoutsConfig {
             ("handshake_ms", self.handshake_ms),
             ("idle_ms", self.idle_ms),
             ("keep_alive_ms", self.keep_alive_ms),
+            ("send_ms", self.send_ms),
             ("call_ms", self.call_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {

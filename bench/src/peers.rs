@@ -174,7 +174,7 @@ async fn quinn_pair(
 ) -> Res<(quinn::Connection, quinn::Connection)> {
     let c = async { Ok::<_, util::BoxError>(client.connect(addr, "localhost")?.await?) };
     let s = async {
-        let incoming = server.accept_stream().await.map(|s| s.split()).ok_or("endpoint closed")?;
+        let incoming = server.accept().await.ok_or("endpoint closed")?;
         Ok::<_, util::BoxError>(incoming.await?)
     };
     let (c, s) = tokio::join!(c, s);

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use strand_rpc_core::memory;
 use strand_rpc_core::server::{Router, Server};
-use strand_rpc_core::transport::{DynConnection, Listener};
+use strand_rpc_core::transport::{CloseCode, DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, RpcError};
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
@@ -78,7 +78,7 @@ impl Net {
                 let listener = QuicListener::bind("127.0.0.1:0",
                     QuicServerConfig::new(identity.clone()).with_transport(transport.clone()),
                 ).await?;
-                let addr = listener.local_addr()?;
+                let addr = listener.local_addr();
                 let client = QuicClient::bind(
                     "127.0.0.1:0".parse()?,
                     QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
@@ -275,7 +275,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             util::settle().await;
             let report = util::per_item_report(before, n, "stream");
             drop((warm, streams));
-            c.close(0, "done");
+            c.close(CloseCode::Normal, "done");
             server_task.abort();
             Ok(report)
         }
@@ -341,7 +341,7 @@ async fn stalled_on(
             let listener = producer
                 .spawn(async move { QuicListener::bind(bind, QuicServerConfig::new(identity)).await })
                 .await??;
-            let addr = listener.local_addr()?;
+            let addr = listener.local_addr();
             producer.spawn(async move {
                 if let Ok(conn) = Listener::accept(&listener).await {
                     server.serve_connection(conn).await;

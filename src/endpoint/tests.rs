@@ -91,11 +91,13 @@ fn toml_config_full() {
         stream_backlog = 8
         max_connections = 10
         max_pending_handshakes = 5
+        connection_send_buffer = 2097152
         max_message_size = 4096
         [timeouts]
         handshake_ms = 2000
         idle_ms = 0
         keep_alive_ms = 1000
+        send_ms = 0
         call_ms = 3000
         [auth]
         token = "t0k"
@@ -114,6 +116,8 @@ fn toml_config_full() {
     assert_eq!(ws.stream_window, 65536);
     assert_eq!(ws.max_streams, 16);
     assert_eq!(ws.stream_backlog, 8);
+    assert_eq!(ws.connection_send_buffer, 2 * 1024 * 1024);
+    assert_eq!(ws.send_timeout, None, "0 disables the send timeout");
     assert_eq!(c.limits.max_pending_handshakes, Some(5));
     // The former name of `stream_backlog` still reads.
     let old = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\naccept_backlog = 3").unwrap();
@@ -180,7 +184,13 @@ async fn missing_ca_file_is_a_clear_error() {
 
 #[test]
 fn a_timeout_past_the_limit_is_a_config_error() {
-    for key in ["call_ms", "handshake_ms", "idle_ms", "keep_alive_ms"] {
+    for key in [
+        "call_ms",
+        "handshake_ms",
+        "idle_ms",
+        "keep_alive_ms",
+        "send_ms",
+    ] {
         let text =
             format!("url = \"ws://127.0.0.1:1\"\n[timeouts]\n{key} = 18446744073709551615\n");
         match Endpoint::from_toml(&text) {

@@ -61,6 +61,12 @@ impl Endpoint {
         if let Some(n) = limits.stream_backlog {
             ws.stream_backlog = n;
         }
+        if let Some(n) = limits.connection_send_buffer {
+            ws.connection_send_buffer = n;
+        }
+        if let Some(t) = TimeoutsConfig::optional(timeouts.send_ms) {
+            ws.send_timeout = t;
+        }
         if let Some(t) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             ws.handshake_timeout = t;
         }

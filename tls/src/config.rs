@@ -10,6 +10,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
+use crate::pinning::{ExplainingVerifier, Trust};
 use crate::verify::{AnyClientCert, CallbackServerVerifier, Mandatory, ServerCertCallback};
 use crate::{provider, Identity, TlsError};
 
@@ -47,7 +48,11 @@ pub enum ServerVerification {
     /// The Mozilla root store (the `webpki-roots` crate) and the server name.
     WebPkiRoots,
     /// The chain must lead to one of these certificates and match the server
-    /// name: a private CA, or a pinned self-signed certificate.
+    /// name: a private CA, or a pinned certificate. A server presenting
+    /// exactly one of them is accepted once its name and validity period
+    /// check, even when it is marked as a CA (the `openssl req -x509`
+    /// default, refused by plain chain verification) or its issuer is
+    /// unknown.
     Ca(Vec<CertificateDer<'static>>),
     /// The callback sees the chain (leaf first) and the server name and
     /// decides; an `Err` aborts the handshake with that text. Handshake
@@ -205,12 +210,22 @@ impl ClientTls {
                 let store = RootCertStore {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 };
-                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-                    .build()?
+                let chain =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                        .build()?;
+                Arc::new(ExplainingVerifier::new(
+                    chain,
+                    Vec::new(),
+                    Trust::PublicRoots,
+                ))
             }
             ServerVerification::Ca(cas) => {
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(cas)?), provider.clone())
-                    .build()?
+                let chain = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots(cas)?),
+                    provider.clone(),
+                )
+                .build()?;
+                Arc::new(ExplainingVerifier::new(chain, cas.clone(), Trust::Given))
             }
             ServerVerification::Callback(callback) => Arc::new(CallbackServerVerifier::new(
                 Some(callback.clone()),

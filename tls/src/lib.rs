@@ -57,6 +57,7 @@ pub use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 mod config;
 mod error;
 mod identity;
+mod pinning;
 mod verify;
 
 pub use config::{ClientAuth, ClientCertVerification, ClientTls, ServerTls, ServerVerification};

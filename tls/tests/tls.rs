@@ -378,3 +378,136 @@ fn empty_ca_list_is_a_config_error() {
         .unwrap_err();
     assert!(matches!(err, TlsError::Verifier(_)), "{err}");
 }
+
+/// A self-signed certificate marked as a CA, as `openssl req -x509` makes
+/// by default, valid from `not_before` to `not_after`.
+fn ca_flagged_self_signed(
+    name: &str,
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> Identity {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).unwrap();
+    Identity::from_der(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap()
+}
+
+const VALID_FROM: (i32, u8, u8) = (2020, 1, 1);
+const VALID_UNTIL: (i32, u8, u8) = (4000, 1, 1);
+
+#[test]
+fn a_pinned_ca_flagged_certificate_is_accepted_with_its_name_checked() {
+    let id = ca_flagged_self_signed("localhost", VALID_FROM, VALID_UNTIL);
+    let server = ServerTls::new(id.clone());
+    // Plain chain verification refuses this one (CaUsedAsEndEntity); given
+    // as the CA, it is pinned.
+    handshake(&pinned(&id), "localhost", &server).unwrap();
+
+    let (side, err) = handshake(&pinned(&id), "example.com", &server).unwrap_err();
+    assert_eq!(side, Side::Client);
+    let text = err.to_string();
+    assert!(text.contains("\"example.com\""), "{text}");
+    assert!(
+        text.contains("only valid for DnsName(\"localhost\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("connect with a name the certificate lists"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_ca_flagged_certificate_that_is_not_pinned_is_refused_in_words() {
+    let id = ca_flagged_self_signed("localhost", VALID_FROM, VALID_UNTIL);
+    let other = ca_flagged_self_signed("localhost", VALID_FROM, VALID_UNTIL);
+    let (side, err) = handshake(&pinned(&other), "localhost", &ServerTls::new(id)).unwrap_err();
+    assert_eq!(side, Side::Client);
+    let text = err.to_string();
+    // Issuer and subject names are equal, so webpki's verdict is the CA flag.
+    assert!(text.contains("is a CA certificate"), "{text}");
+    assert!(
+        text.contains("give this exact certificate as the CA to pin it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pinned_certificate_out_of_its_validity_period_is_refused() {
+    let expired = ca_flagged_self_signed("localhost", (2020, 1, 1), (2021, 1, 1));
+    let (side, err) = handshake(
+        &pinned(&expired),
+        "localhost",
+        &ServerTls::new(expired.clone()),
+    )
+    .unwrap_err();
+    assert_eq!(side, Side::Client);
+    let text = err.to_string();
+    assert!(text.contains("certificate expired"), "{text}");
+    assert!(text.contains("renew the server's certificate"), "{text}");
+
+    let future = ca_flagged_self_signed("localhost", (3999, 1, 1), (4000, 1, 1));
+    let (_, err) = handshake(
+        &pinned(&future),
+        "localhost",
+        &ServerTls::new(future.clone()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not valid yet"), "{err}");
+}
+
+#[test]
+fn a_pinned_leaf_from_an_unknown_ca_is_accepted_and_others_are_told_what_to_pass() {
+    let ca = Ca::new("private ca");
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf = params.signed_by(&key, &ca.issuer).unwrap();
+    let server_id = Identity::from_der(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let server = ServerTls::new(server_id);
+
+    let pin_leaf = ClientTls::new(ServerVerification::Ca(vec![leaf.der().clone()]));
+    handshake(&pin_leaf, "localhost", &server).unwrap();
+    let trust_ca = ClientTls::new(ServerVerification::Ca(vec![ca.cert()]));
+    handshake(&trust_ca, "localhost", &server).unwrap();
+
+    let stranger = Identity::self_signed(&["localhost"]).unwrap();
+    let (side, err) = handshake(&pinned(&stranger), "localhost", &server).unwrap_err();
+    assert_eq!(side, Side::Client);
+    let text = err.to_string();
+    assert!(
+        text.contains("was not issued by the certificate given as the CA"),
+        "{text}"
+    );
+    assert!(
+        text.contains("or the server's own certificate to pin it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_public_roots_say_what_to_pass_for_a_private_certificate() {
+    let id = Identity::dev().unwrap();
+    let client = ClientTls::new(ServerVerification::WebPkiRoots);
+    let (_, err) = handshake(&client, "localhost", &ServerTls::new(id)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not issued by a publicly trusted CA"),
+        "{text}"
+    );
+    assert!(
+        text.contains("give that certificate as the CA (tls.ca / --ca)"),
+        "{text}"
+    );
+}
