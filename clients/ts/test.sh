@@ -14,7 +14,8 @@
 # The `strand` binary: $STRAND_BIN if set, otherwise built here with
 # `cargo build -p strand-cli` (its target dir: $CARGO_TARGET_DIR, default
 # <repo>/target). Without Chromium the browser tier is skipped with a message,
-# unless CI=true: then Chromium is installed (apt-get install -y chromium).
+# unless CI=true: then Chromium is installed (apt-get update, apt-get install
+# -y chromium; Debian's package, nothing else is downloaded by the tests).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +51,8 @@ if [ ! -x "$CHROMIUM" ] && [ "${CI:-}" = "true" ]; then
   step "apt-get install -y chromium"
   sudo_=""
   [ "$(id -u)" = 0 ] || sudo_=sudo
-  $sudo_ apt-get install -y --no-install-recommends chromium
+  $sudo_ apt-get update -qq
+  $sudo_ apt-get install -y -qq --no-install-recommends chromium
 fi
 if [ -x "$CHROMIUM" ]; then
   step "browser tier ($CHROMIUM)"
