@@ -13,6 +13,7 @@
 //! | `upper` | raw | leading `{"ok":true}`, then the input bytes ASCII-uppercased |
 //! | `whoami` | unary | the authenticated identity (`{"name", "attributes"}`) or `null` |
 //! | `sleep` | unary | `{"ms":N}`: sleeps, then `{"slept":N}`; honours cancellation and deadlines |
+//! | `stats` | unary | the caller's connection's flow-control figures: `{"transport", "streams"}`, `streams` a list of `{"id", "buffered", "peer_credit", "window", "send_credit", "in_flight", "queued_send"}` on ws (see [`crate::ws::StreamStats`]), `null` on other carriers |
 //!
 //! `echo` and `chat` return params without the `metadata` key that carries
 //! the call's timeout and authorization (docs/protocol.md, "Metadata"): the caller gets
@@ -21,17 +22,18 @@
 use std::io;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strand_rpc_core::message::error_codes;
-use strand_rpc_core::middleware::{AuthLayer, BearerTokens};
+use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
 use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
-use strand_rpc_core::RpcError;
+use strand_rpc_core::{Context, RpcError};
 use tokio::io::AsyncReadExt;
 
-/// The seven demo methods.
+/// The eight demo methods.
 pub fn router() -> Router {
     Router::new()
         .unary("echo", |_ctx, params: Value| async move {
@@ -67,6 +69,35 @@ pub fn router() -> Router {
                 _ = ctx.cancelled() => Err(RpcError::new(error_codes::HANDLER_ABORTED, "sleep cancelled")),
             }
         })
+        .unary("stats", |ctx, _params: Value| async move {
+            Ok::<_, RpcError>(connection_stats(&ctx))
+        })
+}
+
+/// The `stats` method's answer: what the mux knows of every stream of the
+/// caller's connection (ws), so that a client in another process can see
+/// how much the server holds for a stream whose reader stopped.
+fn connection_stats(ctx: &Context) -> Value {
+    #[cfg(feature = "ws")]
+    if let Some(probe) = crate::ws::StatsProbe::of(ctx.peer()) {
+        let streams: Vec<Value> = probe
+            .streams()
+            .into_iter()
+            .map(|(id, s)| {
+                json!({
+                    "id": id,
+                    "buffered": s.buffered,
+                    "peer_credit": s.peer_credit,
+                    "window": s.window,
+                    "send_credit": s.send_credit,
+                    "in_flight": s.in_flight,
+                    "queued_send": s.queued_send,
+                })
+            })
+            .collect();
+        return json!({ "transport": ctx.peer().transport, "streams": streams });
+    }
+    json!({ "transport": ctx.peer().transport, "streams": null })
 }
 
 /// A server for [`router`]; with `token`, every call must carry
@@ -79,6 +110,37 @@ pub fn server(token: Option<&str>) -> Server {
             .layer(AuthLayer::new(BearerTokens::new().token(token, "demo")))
             .build(),
         None => builder.build(),
+    }
+}
+
+/// A server for [`router`] whose callers authenticate with `token` (identity
+/// `"demo"`) and are handed `fresh` back with every authenticated call
+/// (`result.metadata.authorization`, docs/protocol.md, "Metadata"); `fresh`
+/// is accepted too, as identity `"refreshed"`, so `whoami` tells which of
+/// the two a call carried.
+pub fn server_with_refresh(token: &str, fresh: &str) -> Server {
+    let verifier = Refreshing {
+        tokens: BearerTokens::new()
+            .token(token, "demo")
+            .token(fresh, "refreshed"),
+        fresh: fresh.to_string(),
+    };
+    Server::builder(router())
+        .layer(AuthLayer::new(verifier))
+        .build()
+}
+
+/// Bearer tokens, with a fresh one handed back on every accepted call.
+struct Refreshing {
+    tokens: BearerTokens,
+    fresh: String,
+}
+
+#[async_trait]
+impl Verifier for Refreshing {
+    async fn verify(&self, credentials: Credentials, ctx: &Context) -> Result<Verified, RpcError> {
+        let verified = self.tokens.verify(credentials, ctx).await?;
+        Ok(verified.with_refreshed_token(self.fresh.clone()))
     }
 }
 

@@ -29,7 +29,7 @@ enum Command {
     /// kind over every transport and print a table. Exits non-zero if any call failed.
     Demo(demo::DemoArgs),
     /// Serve the built-in demo service (echo, count, sum, chat, upper, whoami,
-    /// sleep) until Ctrl-C.
+    /// sleep, stats) until Ctrl-C, and the browser demo page on GET /demo.
     Serve(serve::ServeArgs),
     /// Call a method on any strand or JS server and print the results as JSON
     /// lines.

@@ -1,4 +1,5 @@
-//! `strand serve`: the demo service on ws, wss and quic listeners.
+//! `strand serve`: the demo service on ws, wss and quic listeners, and the
+//! browser demo page (`GET /demo`) on the ws and wss ones.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use strand::tls::Identity;
+use strand::ws::{HttpHandler, HttpResponse};
 use strand::{Endpoint, Serving};
 
 #[derive(Debug, Args)]
@@ -32,6 +34,11 @@ pub(crate) struct ServeArgs {
     /// Require `Bearer TOKEN` on every call.
     #[arg(long)]
     token: Option<String>,
+    /// With --token: hand `Bearer FRESH` back with every authenticated call
+    /// (`result.metadata.authorization`) and accept it from then on (whoami
+    /// then names the identity `refreshed`).
+    #[arg(long, value_name = "FRESH", requires = "token")]
+    refresh_token: Option<String>,
     /// On Ctrl-C, how long running calls may take to finish, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     grace: u64,
@@ -103,6 +110,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             })
             .collect();
     }
+    endpoints = endpoints
+        .into_iter()
+        .map(|e| e.with_http_handler(demo_page()))
+        .collect();
 
     let mut signals = match Signals::install() {
         Ok(signals) => signals,
@@ -111,7 +122,10 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             return crate::fail(format!("installing signal handlers: {e}"));
         }
     };
-    let server = strand::demo::server(args.token.as_deref());
+    let server = match (&args.token, &args.refresh_token) {
+        (Some(token), Some(fresh)) => strand::demo::server_with_refresh(token, fresh),
+        (token, _) => strand::demo::server(token.as_deref()),
+    };
     let serving = match Serving::start(&server, &endpoints).await {
         Ok(serving) => serving,
         Err(e) => {
@@ -124,6 +138,11 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         for url in serving.urls() {
             let _ = writeln!(out, "listening {url}");
         }
+        for url in serving.urls() {
+            if let Some(page) = demo_url(url) {
+                let _ = writeln!(out, "demo {page}");
+            }
+        }
         let _ = out.flush();
     }
     tracing::info!("serving; Ctrl-C to stop");
@@ -132,6 +151,40 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     serving.shutdown(Duration::from_millis(args.grace)).await;
     remove(cert_file);
     ExitCode::SUCCESS
+}
+
+/// The browser demo page (clients/ts/demo): it calls every kind over the
+/// WebSocket it was served from, with the TypeScript client's bundle.
+const DEMO_HTML: &str = include_str!("../../clients/ts/demo/index.html");
+/// The TypeScript client, minified (built by clients/ts, `npm run build`).
+const DEMO_CLIENT: &str = include_str!("../../clients/ts/demo/strand-client.min.js");
+
+/// Answers `GET /demo` (and `/demo/`) with the demo page and
+/// `GET /demo/strand-client.min.js` with the client; every other plain
+/// request keeps its `426`.
+fn demo_page() -> HttpHandler {
+    HttpHandler::new(|request| match request.uri.path() {
+        "/demo" | "/demo/" => Some(HttpResponse::ok("text/html; charset=utf-8", DEMO_HTML)),
+        "/demo/strand-client.min.js" => Some(HttpResponse::ok(
+            "text/javascript; charset=utf-8",
+            DEMO_CLIENT,
+        )),
+        _ => None,
+    })
+}
+
+/// `ws://host:port[/path]` → `http://host:port/demo` (https for wss); `None`
+/// for other carriers.
+fn demo_url(url: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+        ("http", rest)
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        ("https", rest)
+    } else {
+        return None;
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    Some(format!("{scheme}://{authority}/demo"))
 }
 
 /// Removes the certificate and its private directory.

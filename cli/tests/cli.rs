@@ -423,3 +423,76 @@ fn serve_writes_its_certificate_privately_and_removes_it() {
     assert!(status.success(), "{status:?}");
     assert!(!cert.exists() && !dir.exists(), "{dir:?} is left behind");
 }
+
+/// A plain HTTP/1.1 `GET path` to `addr`; the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).expect("read the answer");
+    answer
+}
+
+#[test]
+fn serve_answers_get_demo_with_the_page_and_keeps_426_on_the_websocket_path() {
+    let served = serve(&["--ws", "127.0.0.1:0"]);
+    let addr = served.urls[0].strip_prefix("ws://").unwrap().to_string();
+    let line = served
+        .lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the demo line");
+    assert_eq!(line, format!("demo http://{addr}/demo"));
+
+    let page = http_get(&addr, "/demo");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"),
+        "{page}"
+    );
+    assert!(page.contains("<title>strand in the browser</title>"));
+    assert!(page.contains("/demo/strand-client.min.js"));
+    let script = http_get(&addr, "/demo/strand-client.min.js");
+    assert!(script.starts_with("HTTP/1.1 200 OK\r\n"), "{script}");
+    assert!(script.contains("\r\nContent-Type: text/javascript; charset=utf-8\r\n"));
+    assert!(script.contains("export{"), "an ES module");
+
+    for path in ["/", "/other"] {
+        let plain = http_get(&addr, path);
+        assert!(plain.starts_with("HTTP/1.1 426 "), "{path}: {plain}");
+    }
+    // The WebSocket still works beside the page.
+    let out = run(
+        &["call", &served.urls[0], "echo", r#"{"after":"page"}"#],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"after\":\"page\"}\n");
+}
+
+#[test]
+fn serve_with_a_refresh_token_accepts_both_and_tells_them_apart() {
+    let served = serve(&[
+        "--ws",
+        "127.0.0.1:0",
+        "--token",
+        "sesame",
+        "--refresh-token",
+        "fresh",
+    ]);
+    let url = &served.urls[0];
+    for (token, name) in [("sesame", "demo"), ("fresh", "refreshed")] {
+        let out = run(&["call", url, "whoami", "--token", token], b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(answer["name"], name, "{answer}");
+        // Every accepted call hands the fresh token back.
+        assert_eq!(
+            answer["metadata"]["authorization"], "Bearer fresh",
+            "{answer}"
+        );
+    }
+    let out = run(&["call", url, "whoami", "--token", "stale"], b"");
+    assert!(!out.status.success());
+}

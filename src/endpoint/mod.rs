@@ -14,7 +14,7 @@ use strand_tls::{ClientAuth, Identity, ServerVerification};
 #[cfg(feature = "quic")]
 use strand_transport_quic::QuicListener;
 #[cfg(feature = "ws")]
-use strand_transport_ws::{UpgradeHook, WsListener};
+use strand_transport_ws::{HttpHandler, UpgradeHook, WsListener};
 
 use crate::config::{EndpointConfig, TimeoutsConfig};
 use crate::url::{format_url, parse_url, Scheme};
@@ -65,6 +65,8 @@ pub struct Endpoint {
     client_auth: Option<ClientAuth>,
     #[cfg(feature = "ws")]
     upgrade_hook: Option<UpgradeHook>,
+    #[cfg(feature = "ws")]
+    http_handler: Option<HttpHandler>,
 }
 
 impl Endpoint {
@@ -92,6 +94,8 @@ impl Endpoint {
             client_auth: None,
             #[cfg(feature = "ws")]
             upgrade_hook: None,
+            #[cfg(feature = "ws")]
+            http_handler: None,
         })
     }
 
@@ -162,6 +166,15 @@ impl Endpoint {
     #[cfg(feature = "ws")]
     pub fn with_upgrade_hook(mut self, hook: UpgradeHook) -> Self {
         self.upgrade_hook = Some(hook);
+        self
+    }
+
+    /// Server side, ws/wss: answers plain `GET` requests (no upgrade) with
+    /// `handler`, e.g. a page next to the WebSocket; the requests it leaves
+    /// (`None`) get `426 Upgrade Required`.
+    #[cfg(feature = "ws")]
+    pub fn with_http_handler(mut self, handler: HttpHandler) -> Self {
+        self.http_handler = Some(handler);
         self
     }
 

@@ -28,6 +28,7 @@ impl Endpoint {
             config.tls = Some(self.server_tls()?);
         }
         config.upgrade_hook = self.upgrade_hook.clone();
+        config.http_handler = self.http_handler.clone();
         Ok(WsListener::bind((self.host.as_str(), self.port), config).await?)
     }
 

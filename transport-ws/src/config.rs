@@ -268,6 +268,60 @@ impl fmt::Debug for UpgradeHook {
     }
 }
 
+/// The answer to a plain HTTP request (not a WebSocket upgrade), from an
+/// [`HttpHandler`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpResponse {
+    /// The status, usually `200`.
+    pub status: StatusCode,
+    /// The `Content-Type` header, e.g. `text/html; charset=utf-8`.
+    pub content_type: String,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A `200 OK` with this content type and body.
+    pub fn ok(content_type: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        HttpResponse {
+            status: StatusCode::OK,
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+}
+
+/// Answers plain `GET` requests on a ws listener (a status or demo page next
+/// to the WebSocket endpoint). It sees the request target and headers and
+/// returns `None` for a request it does not serve, which then gets the usual
+/// `426 Upgrade Required`. Upgrade requests never reach it.
+#[derive(Clone)]
+pub struct HttpHandler(Arc<HttpHandlerFn>);
+
+/// The function behind an [`HttpHandler`].
+type HttpHandlerFn = dyn Fn(&UpgradeRequest) -> Option<HttpResponse> + Send + Sync;
+
+impl HttpHandler {
+    /// Wraps a function.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&UpgradeRequest) -> Option<HttpResponse> + Send + Sync + 'static,
+    {
+        HttpHandler(Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, request: &UpgradeRequest) -> Option<HttpResponse> {
+        (self.0)(request)
+    }
+}
+
+impl fmt::Debug for HttpHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpHandler(..)")
+    }
+}
+
 /// Server configuration for [`crate::WsListener`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -282,6 +336,9 @@ pub struct WsServerConfig {
     /// Async check of each upgrade request (auth on headers, path, client
     /// certificate); may refuse with an HTTP status.
     pub upgrade_hook: Option<UpgradeHook>,
+    /// Answers plain `GET` requests (no upgrade), e.g. with a page; without
+    /// it, or when it returns `None`, they get `426 Upgrade Required`.
+    pub http_handler: Option<HttpHandler>,
     /// Largest HTTP request head accepted, in bytes. Default 16 KiB; a bigger
     /// one gets `431`.
     pub max_request_head: usize,
@@ -307,6 +364,7 @@ impl Default for WsServerConfig {
             path: None,
             tls: None,
             upgrade_hook: None,
+            http_handler: None,
             max_request_head: 16 << 10,
             max_pending_handshakes: 256,
             max_connections: 1024,
@@ -343,6 +401,12 @@ impl WsServerConfig {
     /// Sets [`WsServerConfig::advertise_window`].
     pub fn with_advertise_window(mut self, advertise: bool) -> Self {
         self.advertise_window = advertise;
+        self
+    }
+
+    /// Answers plain `GET` requests with `handler`.
+    pub fn with_http_handler(mut self, handler: HttpHandler) -> Self {
+        self.http_handler = Some(handler);
         self
     }
 }

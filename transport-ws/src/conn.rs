@@ -18,7 +18,7 @@ use strand_rpc_core::transport::{
 };
 use tokio::sync::Notify;
 
-use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap};
+use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
 use crate::stream::{WsRecvStream, WsSendStream};
 
 /// State shared by the driver and the handles.
@@ -250,6 +250,42 @@ pub(crate) fn to_stream_error(err: OpError) -> StreamError {
 /// [`WsRecvStream::stats`] for one stream).
 pub type ConnectionStats = SessionStats;
 
+/// Read-only figures of one connection, for a handler or an operator to look
+/// at from outside the connection: every ws connection's
+/// [`PeerInfo::extensions`] hold one (`StatsProbe::of(ctx.peer())` in a
+/// handler). It does not keep the connection alive: once the connection is
+/// gone it reports nothing.
+#[derive(Clone)]
+pub struct StatsProbe(std::sync::Weak<Shared>);
+
+impl StatsProbe {
+    /// The probe of the connection `peer` describes: `None` on another
+    /// carrier.
+    pub fn of(peer: &PeerInfo) -> Option<&StatsProbe> {
+        peer.extensions.get::<StatsProbe>()
+    }
+
+    /// Connection-wide figures; `None` once the connection is gone.
+    pub fn connection(&self) -> Option<ConnectionStats> {
+        Some(self.0.upgrade()?.lock().session.stats())
+    }
+
+    /// The figures of every stream alive, by stream id, in id order; empty
+    /// once the connection is gone.
+    pub fn streams(&self) -> Vec<(u64, StreamStats)> {
+        self.0
+            .upgrade()
+            .map(|shared| shared.lock().session.all_stream_stats())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for StatsProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatsProbe(..)")
+    }
+}
+
 /// A mux stream with its own halves, as [`WsConnection::open_stream`] and
 /// [`WsConnection::accept_stream`] give it.
 pub type WsStream = Stream<WsSendStream, WsRecvStream>;
@@ -287,6 +323,7 @@ impl std::fmt::Debug for WsConnection {
 
 impl WsConnection {
     pub(crate) fn new(shared: Arc<Shared>, peer: PeerInfo) -> Self {
+        let peer = peer.with_extension(StatsProbe(Arc::downgrade(&shared)));
         WsConnection {
             _guard: Arc::new(CloseOnDrop(shared.clone())),
             shared,

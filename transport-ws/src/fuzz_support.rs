@@ -23,6 +23,9 @@ pub enum RequestHead {
     },
     /// Answered with this status.
     Reject(StatusCode),
+    /// A plain request answered by the configured `HttpHandler`, with this
+    /// status.
+    Plain(StatusCode),
 }
 
 /// Reads and checks an upgrade request head from `io`, as the server does
@@ -42,6 +45,7 @@ pub async fn read_request_head<S: AsyncRead + Unpin>(
             leftover,
         },
         Head::Reject(status, _) => RequestHead::Reject(status),
+        Head::Plain(response) => RequestHead::Plain(response.status),
     })
 }
 

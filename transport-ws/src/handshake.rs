@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::tungstenite::Error as WsErr;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::config::{UpgradeContext, WsClientConfig, WsConfig, WsServerConfig};
+use crate::config::{HttpResponse, UpgradeContext, WsClientConfig, WsConfig, WsServerConfig};
 use crate::error::WsError;
 
 /// Header in which a strand peer advertises its stream window (see
@@ -61,6 +61,8 @@ pub(crate) enum Head {
         key: String,
         leftover: Bytes,
     },
+    /// A plain request the [`crate::HttpHandler`] answers.
+    Plain(HttpResponse),
     Reject(StatusCode, &'static str),
 }
 
@@ -142,6 +144,14 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(
                 let is_upgrade = header_has_token(&map, "upgrade", "websocket")
                     && header_has_token(&map, "connection", "upgrade");
                 if !is_upgrade {
+                    let plain = UpgradeRequest { uri, headers: map };
+                    let answer = match &config.http_handler {
+                        Some(handler) if req.method == Some("GET") => handler.call(&plain),
+                        _ => None,
+                    };
+                    if let Some(response) = answer {
+                        return Ok(Head::Plain(response));
+                    }
                     return Ok(Head::Reject(
                         StatusCode::UPGRADE_REQUIRED,
                         "upgrade required",
@@ -207,6 +217,23 @@ async fn reject<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Answers a plain request with the handler's response, then shuts the socket.
+async fn answer<S: AsyncWrite + Unpin>(io: &mut S, response: &HttpResponse) -> Result<(), WsError> {
+    // A content type with a line break would smuggle headers in.
+    let content_type = response.content_type.replace(['\r', '\n'], "");
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        response.status.as_u16(),
+        response.status.canonical_reason().unwrap_or(""),
+        response.body.len()
+    );
+    io.write_all(head.as_bytes()).await?;
+    io.write_all(&response.body).await?;
+    io.flush().await?;
+    let _ = io.shutdown().await;
+    Ok(())
+}
+
 /// Runs the server side of the upgrade on an established (TLS) socket.
 /// `Ok(None)` when the request was answered with an error status.
 pub(crate) async fn server<S>(
@@ -221,6 +248,10 @@ where
     let (request, key, leftover) = match read_head(&mut io, config).await? {
         Head::Reject(status, why) => {
             reject(&mut io, status, why).await?;
+            return Ok(None);
+        }
+        Head::Plain(response) => {
+            answer(&mut io, &response).await?;
             return Ok(None);
         }
         Head::Upgrade {

@@ -119,10 +119,10 @@ mod stream;
 pub mod __fuzz;
 
 pub use config::{
-    UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal, WsClientConfig, WsConfig,
-    WsServerConfig,
+    HttpHandler, HttpResponse, UpgradeContext, UpgradeFuture, UpgradeHook, UpgradeRefusal,
+    WsClientConfig, WsConfig, WsServerConfig,
 };
-pub use conn::{ConnectionStats, WsConnection, WsStream};
+pub use conn::{ConnectionStats, StatsProbe, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};

@@ -7,9 +7,10 @@ use common::{pair_with, LIMIT};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use strand_rpc_core::transport::{codes, CloseCode, CloseInitiator, StreamError};
+use strand_rpc_core::transport::{codes, CloseCode, CloseInitiator, Connection, StreamError};
 use strand_transport_ws::{
-    connect, WsClientConfig, WsConfig, WsConnection, WsError, WsListener, WsServerConfig,
+    connect, HttpHandler, HttpResponse, StatsProbe, WsClientConfig, WsConfig, WsConnection,
+    WsError, WsListener, WsServerConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -237,6 +238,100 @@ async fn plain_http_gets_426_and_wrong_path_404() {
     }
     let url = format!("ws://{}/rpc", listener.local_addr());
     connect(&url, WsClientConfig::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_stats_probe_in_peer_info_sees_every_stream_and_not_past_the_connection() {
+    let (_l, client, server) = pair_with(WsConfig::default(), WsConfig::default()).await;
+    let probe = StatsProbe::of(&server.peer_info()).unwrap().clone();
+    let (mut s1, _r1) = client.open_stream().await.unwrap().split();
+    let (mut s2, _r2) = client.open_stream().await.unwrap().split();
+    s1.write_all(b"first").await.unwrap();
+    s2.write_all(b"second!").await.unwrap();
+    let (_a1, _b1) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let (_a2, _b2) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    // Unread on the server: 5 bytes on stream 0, 7 on stream 2.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = probe.streams();
+        if seen.iter().map(|(_, s)| s.buffered).sum::<u64>() == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let figures: Vec<(u64, u64)> = seen.iter().map(|(id, s)| (*id, s.buffered)).collect();
+    assert_eq!(figures, [(0, 5), (2, 7)]);
+    assert_eq!(seen[0].1.window, 1 << 20);
+    assert_eq!(probe.connection().unwrap().buffered, 12);
+    drop((_a1, _b1, _a2, _b2));
+    drop(server);
+    // The last handle closes the connection; once its driver is done the
+    // probe, which keeps nothing alive, reports nothing.
+    timeout(LIMIT, async {
+        while probe.connection().is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the connection went away");
+    assert!(probe.streams().is_empty());
+}
+
+/// Sends `request` on a fresh socket and reads the whole answer.
+async fn plain_request(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    timeout(LIMIT, tcp.read_to_string(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    resp
+}
+
+#[tokio::test]
+async fn the_http_handler_answers_plain_gets_it_serves_and_nothing_else() {
+    let handler = HttpHandler::new(|req| {
+        (req.uri.path() == "/page").then(|| HttpResponse::ok("text/html; charset=utf-8", "<p>hi"))
+    });
+    let cfg = WsServerConfig::default()
+        .with_path("/rpc")
+        .with_http_handler(handler);
+    let listener = WsListener::bind("127.0.0.1:0", cfg).await.unwrap();
+    let addr = listener.local_addr();
+    let page = plain_request(addr, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"),
+        "{page}"
+    );
+    assert!(page.contains("\r\nContent-Length: 5\r\n"), "{page}");
+    assert!(page.ends_with("\r\n\r\n<p>hi"), "{page}");
+    // The WebSocket path, another path, and a POST to the page keep their 426.
+    for request in [
+        "GET /rpc HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /page HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let resp = plain_request(addr, request).await;
+        assert!(resp.starts_with("HTTP/1.1 426 "), "{request:?}: {resp}");
+    }
+    // Upgrades never reach the handler.
+    let url = format!("ws://{addr}/rpc");
+    connect(&url, WsClientConfig::default()).await.unwrap();
+    let url = format!("ws://{addr}/page");
+    match connect(&url, WsClientConfig::default()).await {
+        Err(WsError::Refused(status)) => assert_eq!(status, 404),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -75,6 +75,9 @@ pub fn ws_upgrade(data: &[u8]) {
             .contains(&status),
             "answered {status}"
         ),
+        Ok(RequestHead::Plain(status)) => {
+            panic!("answered {status} from an HTTP handler that is not configured")
+        }
         Ok(RequestHead::Upgrade {
             request: upgrade,
             key,

@@ -52,6 +52,15 @@ impl Session {
         })
     }
 
+    /// Figures for every stream alive, by id, in id order.
+    pub fn all_stream_stats(&self) -> Vec<(u64, StreamStats)> {
+        let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.into_iter()
+            .filter_map(|id| Some((id.0, self.stream_stats(id)?)))
+            .collect()
+    }
+
     /// How many separate chunks a stream has queued for its reader.
     #[cfg(test)]
     pub(crate) fn queued_chunks(&self, id: StreamId) -> usize {
