@@ -186,6 +186,11 @@ pub struct LimitsConfig {
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
+    /// Server: longest first message of a call, default 64 KiB. It is read
+    /// before authentication runs: what an unauthenticated caller can make
+    /// one stream cost. Past it the call is answered −32003
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub max_first_message_size: Option<usize>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31
@@ -216,6 +221,10 @@ pub struct TimeoutsConfig {
     /// peer that stops reading (even one that keeps pinging) is closed
     /// and its queued data released.
     pub send_ms: Option<u64>,
+    /// Server: how long a call's first message may take to arrive, default
+    /// 10 s; past it the call is answered −32008
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub first_message_ms: Option<u64>,
     /// Client: timeout of every call (sent to the server as
     /// `metadata.timeout` and enforced locally). Default none: the server's
     /// default (60 s) applies.
@@ -230,6 +239,7 @@ impl TimeoutsConfig {
             ("idle_ms", self.idle_ms),
             ("keep_alive_ms", self.keep_alive_ms),
             ("send_ms", self.send_ms),
+            ("first_message_ms", self.first_message_ms),
             ("call_ms", self.call_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {

@@ -139,6 +139,27 @@ fn toml_config_full() {
 }
 
 #[test]
+fn server_limits_on_the_first_message_come_from_toml() {
+    let e = Endpoint::from_toml(
+        "url = \"ws://h:1\"\n[limits]\nmax_first_message_size = 4096\n[timeouts]\nfirst_message_ms = 1500\n",
+    )
+    .unwrap();
+    let server = e.server_config();
+    assert_eq!(server.max_first_message_size, 4096);
+    assert_eq!(
+        server.first_message_timeout,
+        std::time::Duration::from_millis(1500)
+    );
+    // Left out: the server's defaults, 64 KiB and 10 s.
+    let plain = Endpoint::from_url("ws://h:1").unwrap().server_config();
+    assert_eq!(plain.max_first_message_size, 64 << 10);
+    assert_eq!(
+        plain.first_message_timeout,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
 fn toml_config_errors() {
     // Unknown keys are refused (a typo must not be silently ignored).
     let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\nstream_windw = 1").unwrap_err();
@@ -190,6 +211,7 @@ fn a_timeout_past_the_limit_is_a_config_error() {
         "idle_ms",
         "keep_alive_ms",
         "send_ms",
+        "first_message_ms",
     ] {
         let text =
             format!("url = \"ws://127.0.0.1:1\"\n[timeouts]\n{key} = 18446744073709551615\n");
