@@ -13,6 +13,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use strand_tls::{ClientTls, ServerTls};
 
 use crate::handshake::UpgradeRequest;
+use crate::mux::FloodLimits;
 
 /// Limits and timers of one connection, the same on both sides.
 #[derive(Debug, Clone)]
@@ -103,6 +104,14 @@ pub struct WsConfig {
     /// and per stalled stream. Measured on loopback: same one-stream
     /// throughput, faster unary calls (see docs/benchmarks.md).
     pub read_buffer_size: usize,
+    /// Flood budgets (docs/protocol.md, "Flood budgets"): token buckets for
+    /// the frames that cost work but carry no data. Past one the connection
+    /// is closed with 1008 and the budget's name as the reason. Defaults in
+    /// [`FloodLimits::default`]: stream aborts and refusals 500 at once and
+    /// 100/s (a rapid reset: handlers are started no faster), pings 50 and
+    /// 10/s, tiny DATA messages and ERROR/CLOSE frames that change nothing
+    /// 10,000 and 2,000/s each.
+    pub floods: FloodLimits,
 }
 
 impl Default for WsConfig {
@@ -122,6 +131,7 @@ impl Default for WsConfig {
             close_timeout: Duration::from_secs(5),
             write_buffer_size: 64 << 10,
             read_buffer_size: 16 << 10,
+            floods: FloodLimits::default(),
         }
     }
 }
@@ -188,6 +198,12 @@ impl WsConfig {
     /// Sets [`WsConfig::stream_send_buffer`].
     pub fn with_stream_send_buffer(mut self, size: usize) -> Self {
         self.stream_send_buffer = size;
+        self
+    }
+
+    /// Sets [`WsConfig::floods`].
+    pub fn with_floods(mut self, floods: FloodLimits) -> Self {
+        self.floods = floods;
         self
     }
 

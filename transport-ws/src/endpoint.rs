@@ -34,6 +34,7 @@ fn session_config(
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
         connection_send_buffer: ws.connection_send_buffer.max(1),
+        floods: ws.floods,
         peer_window,
         // What our upgrade headers said: a strand peer counts on that window
         // (and needs no opening ACK) only if it was sent.

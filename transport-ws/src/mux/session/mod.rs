@@ -21,6 +21,7 @@ use strand_rpc_core::transport::{CloseCode, CloseInitiator, CloseReason};
 
 use super::copies::CopyPool;
 use super::credit::{CreditWindow, SendCredit};
+use super::flood::{Flood, FloodGuard, FloodLimits};
 use super::frame::Frame;
 use super::queue::ChunkQueue;
 use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
@@ -61,6 +62,9 @@ pub struct SessionConfig {
     /// Control frames queued for the socket above which the driver stops
     /// reading until the socket drains them.
     pub max_queued_control: usize,
+    /// Budgets for frames that cost work but carry no data; past one the
+    /// connection is closed with 1008.
+    pub floods: FloodLimits,
 }
 
 impl SessionConfig {
@@ -77,6 +81,7 @@ impl SessionConfig {
             peer_window: None,
             window_advertised: false,
             max_queued_control: 4096,
+            floods: FloodLimits::default(),
         }
     }
 }
@@ -147,6 +152,9 @@ struct Stream {
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
+    /// The peer aborted the stream before we were done with it, and it was
+    /// counted against the reset budget (once per stream).
+    abort_counted: bool,
 }
 
 impl Stream {
@@ -162,6 +170,7 @@ impl Stream {
             recv_buf: RecvBuffer::default(),
             send_handle: true,
             recv_handle: true,
+            abort_counted: false,
         }
     }
 
@@ -220,6 +229,19 @@ pub struct Session {
     /// Streams whose writer waits for the connection's send buffer, in the
     /// order they blocked; all are woken when it has room again.
     send_waiters: VecDeque<StreamId>,
+    /// The flood budgets and the session's time.
+    flood: FloodGuard,
+    /// Flood-relevant events counted so far (for stats).
+    flood_counts: FloodCounts,
+}
+
+/// What the peer sent that the flood budgets count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct FloodCounts {
+    pub(super) aborted_by_peer: u64,
+    pub(super) idle_control: u64,
+    pub(super) pings: u64,
+    pub(super) tiny_data: u64,
 }
 
 impl Session {
@@ -227,6 +249,7 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         Session {
             next_local: Some(config.role.first_id()),
+            flood: FloodGuard::new(config.floods),
             config,
             state: ConnState::Open,
             streams: StreamMap::default(),
@@ -242,7 +265,24 @@ impl Session {
             flush_on_close: false,
             queued_send: 0,
             send_waiters: VecDeque::new(),
+            flood_counts: FloodCounts::default(),
         }
+    }
+
+    /// The time since the connection started, as the driver's clock reads
+    /// it: the flood budgets refill with it.
+    pub fn set_time(&mut self, now: std::time::Duration) {
+        self.flood.set_time(now);
+    }
+
+    /// Spends one token of `kind`'s flood budget; past the budget the
+    /// connection is closed with 1008 and false returned.
+    fn spend(&mut self, kind: Flood) -> bool {
+        if self.flood.spend(kind) {
+            return true;
+        }
+        self.close(CloseCode::Policy, kind.reason());
+        false
     }
 
     /// The configuration.

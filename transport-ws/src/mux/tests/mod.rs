@@ -9,6 +9,7 @@ use super::*;
 mod close;
 mod connection;
 mod credit;
+mod flood;
 mod open_accept;
 mod recv_buffer;
 mod strand_peer;
