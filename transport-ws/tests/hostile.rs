@@ -337,3 +337,291 @@ async fn the_idle_timeout_sends_a_close_frame_going_away() {
     assert_eq!(frame.reason.as_str(), "idle timeout");
     assert!(took >= idle, "{took:?}");
 }
+
+/// Reads until the peer's close frame; its code and reason (`None` if the
+/// connection ended without one).
+async fn close_frame_of(
+    raw: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+              + Unpin),
+) -> Option<(u16, String)> {
+    while let Some(msg) = timeout(Duration::from_secs(60), raw.next()).await.ok()? {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+            }
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// One client-opened stream's open, a whole request and its abort (both
+/// halves), as a rapid-reset attacker sends them.
+fn open_request_reset(i: u64) -> [Message; 4] {
+    let id = StreamId(2 * i);
+    [
+        Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ),
+        Message::Binary(Frame::encode_data(
+            id,
+            br#"{"jsonrpc":"2.0","method":"slow","params":null}"#,
+        )),
+        Message::Binary(
+            Frame::Error {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Read,
+                code: 0,
+            }
+            .to_bytes(),
+        ),
+        Message::Binary(
+            Frame::Error {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Write,
+                code: 0,
+            }
+            .to_bytes(),
+        ),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rapid_reset_flood_is_closed_1008_having_started_no_more_handlers_than_its_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CYCLES: u64 = 50_000;
+    let budget = WsConfig::default().floods.resets;
+    assert_eq!((budget.burst, budget.per_second), (500, 100));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    let router = Router::new().unary("slow", move |_ctx, _p: ()| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, strand_rpc_core::RpcError>(())
+        }
+    });
+    let server = Server::builder(router).build();
+    server.spawn_connection(std::sync::Arc::new(conn.clone()));
+    let (mut sink, mut stream) = raw.split();
+    let start = Instant::now();
+    let attacker = tokio::spawn(async move {
+        let mut sent = 0u64;
+        for i in 0..CYCLES {
+            for msg in open_request_reset(i) {
+                if sink.feed(msg).await.is_err() {
+                    return sent;
+                }
+            }
+            sent += 1;
+            if i % 64 == 63 && sink.flush().await.is_err() {
+                return sent;
+            }
+        }
+        let _ = sink.flush().await;
+        sent
+    });
+    let close = close_frame_of(&mut stream).await;
+    let elapsed = start.elapsed();
+    let stats = conn.stats();
+    println!(
+        "closed after {elapsed:?} (virtual): {close:?}; {} aborts counted, {} handlers started",
+        stats.aborted_by_peer,
+        started.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    // The budget is 500 at once plus 100 a second of (virtual) time.
+    let allowed = 500 + 100 * elapsed.as_secs() + 100;
+    assert!(stats.aborted_by_peer <= allowed, "{stats:?}");
+    assert!(started.load(Ordering::SeqCst) as u64 <= allowed);
+    // Nothing of the connection is left once it closed.
+    eventually("the calls ended", || server.calls_in_flight() == 0).await;
+    eventually("the streams were released", || {
+        conn.stats().streams_open == 0
+    })
+    .await;
+    let s = conn.stats();
+    assert_eq!((s.buffered, s.queued_send, s.stream_backlog), (0, 0, 0));
+    let sent = timeout(LIMIT, attacker).await.unwrap().unwrap();
+    assert!(
+        sent < CYCLES,
+        "the attacker was cut off, after {sent} cycles"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_flood_past_max_streams_is_refused_then_closed_1008() {
+    const MAX: u64 = 8;
+    let cfg = WsConfig::default().with_max_streams(MAX as usize);
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(cfg))
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    // Nobody accepts: 8 streams are taken, the rest refused until the
+    // refusals pass the reset budget (500).
+    let attacker = tokio::spawn(async move {
+        for i in 0..10_000u64 {
+            let ack = Frame::Ack {
+                id: StreamId(2 * i),
+                credit: 1 << 20,
+            };
+            if sink.feed(Message::Binary(ack.to_bytes())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.flush().await;
+    });
+    let close = close_frame_of(&mut stream).await;
+    let stats = conn.stats();
+    println!("{close:?}: {stats:?}");
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    assert_eq!(stats.refused, 501, "500 refusals fit the budget");
+    assert!(stats.streams_open as u64 <= MAX);
+    attacker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tiny_data_flood_is_closed_1008_holding_no_more_than_it_sent() {
+    const FLOOD: u64 = 20_000;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    let id = StreamId(0);
+    let attacker = tokio::spawn(async move {
+        let ack = Frame::Ack {
+            id,
+            credit: 1 << 20,
+        };
+        sink.feed(Message::Binary(ack.to_bytes())).await.unwrap();
+        for i in 0..FLOOD {
+            // Empty and one-byte DATA, alternately.
+            let payload: &[u8] = if i % 2 == 0 { b"" } else { b"x" };
+            let msg = Message::Binary(Frame::encode_data(id, payload));
+            if sink.feed(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.flush().await;
+    });
+    let close = close_frame_of(&mut stream).await;
+    let stats = conn.stats();
+    println!("{close:?}: {stats:?}");
+    assert_eq!(close, Some((1008, "flood: tiny DATA messages".to_owned())));
+    assert_eq!(stats.tiny_data, 10_001, "10,000 fit the budget at once");
+    attacker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_flood_from_a_peer_that_does_not_read_is_closed_1008() {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    // 1,000 pings and no read (the pongs are not taken) until the end.
+    for _ in 0..1000 {
+        sink.feed(Message::Ping(Default::default())).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+    eventually("the connection closed", || conn.stats().pings > 50).await;
+    let stats = conn.stats();
+    assert_eq!(stats.pings, 51, "50 pings fit the budget at once");
+    let reason = timeout(LIMIT, conn.closed()).await.unwrap();
+    assert_eq!(reason.code, strand_rpc_core::transport::CloseCode::Policy);
+    assert_eq!(reason.reason, "flood: pings");
+    // Reading now: at most one pong was kept pending, then the close.
+    let mut pongs = 0;
+    let close = loop {
+        match timeout(LIMIT, stream.next()).await.unwrap() {
+            Some(Ok(Message::Pong(_))) => pongs += 1,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("{other:?}"),
+        }
+    };
+    println!("{pongs} pongs before the close");
+    assert_eq!(close, Some(1008));
+    // The WebSocket layer answers the pings of the batch the budget ran
+    // out in (up to 64 messages a batch) before the session sees them.
+    assert!(pongs <= 51 + 64, "{pongs} pongs");
+}
+
+#[tokio::test(start_paused = true)]
+async fn resetting_running_handlers_is_closed_1008_within_the_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CYCLES: u64 = 50_000;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let running = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (count, notify) = (started.clone(), running.clone());
+    let router = Router::new().unary("slow", move |_ctx, _p: ()| {
+        count.fetch_add(1, Ordering::SeqCst);
+        notify.notify_one();
+        std::future::pending::<Result<(), strand_rpc_core::RpcError>>()
+    });
+    let server = Server::builder(router).build();
+    server.spawn_connection(std::sync::Arc::new(conn.clone()));
+    let (mut sink, mut stream) = raw.split();
+    let start = Instant::now();
+    // Each cycle waits until its handler runs, then resets the call: the
+    // budget bounds the handlers started, not only the frames.
+    let attacker = tokio::spawn(async move {
+        for i in 0..CYCLES {
+            let [open, request, reset_read, reset_write] = open_request_reset(i);
+            for msg in [open, request] {
+                if sink.feed(msg).await.is_err() {
+                    return i;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return i;
+            }
+            if timeout(LIMIT, running.notified()).await.is_err() {
+                return i;
+            }
+            for msg in [reset_read, reset_write] {
+                if sink.feed(msg).await.is_err() {
+                    return i;
+                }
+            }
+        }
+        CYCLES
+    });
+    let close = close_frame_of(&mut stream).await;
+    let elapsed = start.elapsed();
+    let handlers = started.load(Ordering::SeqCst) as u64;
+    println!("closed after {elapsed:?} (virtual): {close:?}; {handlers} handlers started");
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    // 500 at once and 100 a second, plus the one running when it closed.
+    assert!(handlers <= 500 + 100 * elapsed.as_secs() + 1, "{handlers}");
+    assert!(handlers >= 500, "the budget let {handlers} through");
+    eventually("the calls ended", || server.calls_in_flight() == 0).await;
+    eventually("the streams were released", || {
+        conn.stats().streams_open == 0
+    })
+    .await;
+    attacker.abort();
+}

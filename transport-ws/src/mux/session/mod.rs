@@ -334,7 +334,7 @@ impl Session {
         let reason = CloseReason::local(code, reason);
         self.state = ConnState::Closed(reason.clone());
         self.flush_on_close = true;
-        self.accept_queue.clear();
+        self.forget_unaccepted();
         self.events.push_back(Event::Closed(reason));
     }
 
@@ -387,13 +387,26 @@ impl Session {
         self.state = ConnState::Closed(reason.clone());
         self.control.clear();
         self.sendable.clear();
-        self.accept_queue.clear();
+        self.forget_unaccepted();
         for stream in self.streams.values_mut() {
             let _ = stream.discard_outgoing();
         }
         self.queued_send = 0;
         self.send_waiters.clear();
         self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Releases the streams the application was never given, once the
+    /// connection closed: nobody else would, until the connection is
+    /// dropped.
+    fn forget_unaccepted(&mut self) {
+        while let Some(id) = self.accept_queue.pop_front() {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.send_handle = false;
+                stream.recv_handle = false;
+            }
+            self.maybe_release(id);
+        }
     }
 
     fn closed_error(&self) -> Option<OpError> {
