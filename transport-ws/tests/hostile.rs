@@ -625,3 +625,148 @@ async fn resetting_running_handlers_is_closed_1008_within_the_budget() {
     .await;
     attacker.abort();
 }
+
+/// An RPC server with an `echo` method on one ws connection; the client's
+/// connection, and a counter of the calls that reached the handler.
+async fn echo_server() -> (
+    WsListener,
+    strand_transport_ws::WsConnection,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (listener, client, server_conn) =
+        common::pair_with(WsConfig::default(), WsConfig::default()).await;
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = started.clone();
+    let router = Router::new().unary("echo", move |_ctx, p: Option<String>| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, strand_rpc_core::RpcError>(p) }
+    });
+    Server::builder(router)
+        .build()
+        .spawn_connection(std::sync::Arc::new(server_conn));
+    (listener, client, started)
+}
+
+/// Sends `bytes` on a fresh stream and finishes (off the reading task: the
+/// server may stop reading early); returns what the server answered, as
+/// text.
+async fn exchange(client: &strand_transport_ws::WsConnection, bytes: Vec<u8>) -> String {
+    let (mut send, mut recv) = timeout(LIMIT, client.open_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let writer = tokio::spawn(async move {
+        let _ = send.write_all(&bytes).await;
+        let _ = send.shutdown().await;
+    });
+    let mut out = Vec::new();
+    timeout(LIMIT, recv.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = writer.await;
+    String::from_utf8(out).unwrap()
+}
+
+/// The error code of an answer, if it is one JSON-RPC error.
+fn error_code(answer: &str) -> Option<i64> {
+    let at = answer.find(r#""code":"#)? + 7;
+    let end = answer[at..].find([',', '}'])? + at;
+    answer[at..end].trim().parse().ok()
+}
+
+fn echo_request(len: usize) -> Vec<u8> {
+    let head = br#"{"jsonrpc":"2.0","method":"echo","params":""#;
+    let mut msg = head.to_vec();
+    msg.resize(len - 2, b'x');
+    msg.extend_from_slice(br#""}"#);
+    msg
+}
+
+#[tokio::test]
+async fn an_oversized_first_message_is_answered_too_long_without_a_handler() {
+    use std::sync::atomic::Ordering;
+    let (_l, client, started) = echo_server().await;
+    let limit = 64 << 10;
+    let ok = exchange(&client, echo_request(limit)).await;
+    assert!(ok.contains(r#""result":"xxx"#), "{}", &ok[..80]);
+    // One byte over 64 KiB, and a 1 MiB one (the former limit): refused.
+    for len in [limit + 1, 1 << 20] {
+        let answer = exchange(&client, echo_request(len)).await;
+        assert_eq!(error_code(&answer), Some(-32003), "{answer}");
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // The connection still serves.
+    let again = exchange(&client, echo_request(100)).await;
+    assert!(again.contains("result"), "{again}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_message_too_slow_is_answered_timed_out_after_10_s() {
+    let (_l, client, started) = echo_server().await;
+    let (mut send, mut recv) = timeout(LIMIT, client.open_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let start = Instant::now();
+    let trickle = tokio::spawn(async move {
+        send.write_all(br#"{"jsonrpc":"2.0","method":"echo","#)
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if send.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    timeout(Duration::from_secs(60), recv.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let took = start.elapsed();
+    let answer = String::from_utf8(out).unwrap();
+    println!("answered after {took:?} (virtual): {answer}");
+    assert_eq!(error_code(&answer), Some(-32008), "{answer}");
+    assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11));
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn deep_nesting_invalid_utf8_and_garbage_get_clean_errors() {
+    let (_l, client, started) = echo_server().await;
+    // 30,000 levels of arrays in the params, within the 64 KiB limit.
+    let mut deep = br#"{"jsonrpc":"2.0","method":"echo","params":"#.to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 30_000));
+    deep.extend(std::iter::repeat_n(b']', 30_000));
+    deep.push(b'}');
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("deep nesting", deep),
+        (
+            "invalid UTF-8 in a string",
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"ec\xff\xfeho\"}".to_vec(),
+        ),
+        ("not JSON", b"hello, world".to_vec()),
+        ("binary garbage", (0..=255u8).rev().collect()),
+        ("unbalanced", b"{\"jsonrpc\":\"2.0\"]]]".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let answer = exchange(&client, bytes).await;
+        let code = error_code(&answer);
+        println!("{what}: {code:?}");
+        // The params are kept raw until the method's type reads them
+        // (-32602 here); any type's read stops at serde_json's recursion
+        // limit (128) rather than overflowing the stack.
+        assert!(
+            matches!(code, Some(-32700 | -32600 | -32602)),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let again = exchange(&client, echo_request(100)).await;
+    assert!(again.contains("result"), "{again}");
+}
