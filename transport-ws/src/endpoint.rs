@@ -29,6 +29,8 @@ fn session_config(
 ) -> SessionConfig {
     SessionConfig {
         window: ws.stream_window,
+        initial_window: ws.initial_stream_window(),
+        receive_growth: ws.receive_growth(),
         max_streams: ws.max_streams,
         stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),

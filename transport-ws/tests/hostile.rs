@@ -770,3 +770,86 @@ async fn deep_nesting_invalid_utf8_and_garbage_get_clean_errors() {
     let again = exchange(&client, echo_request(100)).await;
     assert!(again.contains("result"), "{again}");
 }
+
+#[tokio::test]
+async fn a_peer_filling_every_stream_holds_no_more_than_the_connection_receive_buffer() {
+    const STREAMS: u64 = 256;
+    let cfg = WsConfig::default();
+    let budget = cfg.connection_receive_buffer as u64;
+    let initial = cfg.initial_stream_window();
+    assert_eq!((budget, initial), (32 << 20, 64 << 10));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (mut raw, conn) = raw_client(&listener).await;
+    // 256 streams, each sent all its window allows (what the opening ACK
+    // and the window header grant), and nobody reads any of them.
+    let fill = vec![b'x'; 16 << 10];
+    for i in 0..STREAMS {
+        let id = StreamId(2 * i);
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
+        for _ in 0..initial as usize / fill.len() {
+            raw.feed(Message::Binary(Frame::encode_data(id, &fill)))
+                .await
+                .unwrap();
+        }
+    }
+    raw.flush().await.unwrap();
+    let full = STREAMS * u64::from(initial);
+    eventually("every stream filled", || conn.stats().buffered == full).await;
+    let stats = conn.stats();
+    println!(
+        "{STREAMS} full streams: {} bytes buffered, {} of windows granted (budget {budget})",
+        stats.buffered, stats.receive_windows
+    );
+    assert!(stats.buffered <= budget);
+    assert!(stats.receive_windows <= budget);
+    assert_eq!(stats.streams_open as u64, STREAMS);
+    // One byte more on any stream is past its window: a protocol error.
+    raw.send(Message::Binary(Frame::encode_data(StreamId(0), b"!")))
+        .await
+        .unwrap();
+    assert_eq!(close_frame_of(&mut raw).await.map(|c| c.0), Some(1002));
+}
+
+#[tokio::test]
+async fn a_stream_whose_reader_keeps_up_grows_to_the_whole_stream_window() {
+    let (_l, client, server) = common::pair_with(WsConfig::default(), WsConfig::default()).await;
+    const LEN: usize = 8 << 20;
+    let writer = tokio::spawn(async move {
+        let (mut send, _recv) = client.open_stream().await.unwrap().split();
+        send.write_all(&vec![3u8; LEN]).await.unwrap();
+        send.shutdown().await.unwrap();
+        (send, client)
+    });
+    let (_send, mut recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    let mut window = 0;
+    loop {
+        let n = timeout(LIMIT, recv.read(&mut buf)).await.unwrap().unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if let Some(s) = recv.stats() {
+            window = window.max(s.window);
+        }
+    }
+    assert_eq!(total, LEN);
+    println!("window grew from 64 KiB to {window}");
+    assert_eq!(window, 1 << 20, "grown to stream_window");
+    timeout(LIMIT, writer).await.unwrap().unwrap();
+}

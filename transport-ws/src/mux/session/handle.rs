@@ -130,17 +130,19 @@ impl Session {
         }
         let mut send = SendCredit::new(0);
         send.on_ack(credit);
-        self.streams
-            .insert(id, Stream::new(self.config.window, send));
+        let mut stream = Stream::new(self.config.initial_window, send);
         // A strand opener that saw our advertised window counted it
         // already: the opening ACK would tell it nothing
         // (docs/protocol.md, "Window advertisement", rule 2).
-        if !(self.strand_peer() && self.config.window_advertised) {
+        if self.strand_peer() && self.config.window_advertised {
+            stream.first_ack_opens = true;
+        } else {
             self.push_control(Frame::Ack {
                 id,
-                credit: self.config.window,
+                credit: self.config.initial_window,
             });
         }
+        self.streams.insert(id, stream);
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Opened(id));
     }

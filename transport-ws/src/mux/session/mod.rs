@@ -40,8 +40,17 @@ pub use stats::{SessionStats, StreamStats};
 pub struct SessionConfig {
     /// Client opens even ids, server odd ones.
     pub role: Role,
-    /// Receive window granted per stream.
+    /// Receive window a stream may grow to.
     pub window: u32,
+    /// Receive window each stream starts with: what the opening ACK (and
+    /// the window advertisement) grants. Streams whose reader keeps up grow
+    /// towards `window`, from `receive_growth`. Taken as `window` when
+    /// larger (the default).
+    pub initial_window: u32,
+    /// Bytes beyond `initial_window` all streams together may be granted:
+    /// with `max_streams × initial_window`, what the peer can make us
+    /// buffer on the connection, however many streams it fills.
+    pub receive_growth: u64,
     /// Streams alive at once (opened by either side).
     pub max_streams: usize,
     /// Peer-opened streams not yet taken by the application.
@@ -73,6 +82,8 @@ impl SessionConfig {
         SessionConfig {
             role,
             window: 1 << 20,
+            initial_window: u32::MAX,
+            receive_growth: 0,
             max_streams: 256,
             stream_backlog: 256,
             max_data_payload: 1 << 20,
@@ -155,6 +166,11 @@ struct Stream {
     /// The peer aborted the stream before we were done with it, and it was
     /// counted against the reset budget (once per stream).
     abort_counted: bool,
+    /// The peer counted our advertised window for this stream and got no
+    /// opening ACK: it takes our first ACK above what it has in flight for
+    /// a redundant opening one (docs/protocol.md, "Window advertisement",
+    /// rule 2).
+    first_ack_opens: bool,
 }
 
 impl Stream {
@@ -171,6 +187,7 @@ impl Stream {
             send_handle: true,
             recv_handle: true,
             abort_counted: false,
+            first_ack_opens: false,
         }
     }
 
@@ -229,6 +246,9 @@ pub struct Session {
     /// Streams whose writer waits for the connection's send buffer, in the
     /// order they blocked; all are woken when it has room again.
     send_waiters: VecDeque<StreamId>,
+    /// Receive window granted beyond `initial_window`, all streams together
+    /// (bounded by [`SessionConfig::receive_growth`]).
+    grown: u64,
     /// The flood budgets and the session's time.
     flood: FloodGuard,
     /// Flood-relevant events counted so far (for stats).
@@ -246,7 +266,8 @@ pub(super) struct FloodCounts {
 
 impl Session {
     /// A fresh session.
-    pub fn new(config: SessionConfig) -> Self {
+    pub fn new(mut config: SessionConfig) -> Self {
+        config.initial_window = config.initial_window.min(config.window);
         Session {
             next_local: Some(config.role.first_id()),
             flood: FloodGuard::new(config.floods),
@@ -266,6 +287,64 @@ impl Session {
             queued_send: 0,
             send_waiters: VecDeque::new(),
             flood_counts: FloodCounts::default(),
+            grown: 0,
+        }
+    }
+
+    /// Returns `returned` bytes of credit on `id`, with growth of its window
+    /// from the connection's receive budget when its reader keeps up with
+    /// bulk data (it consumed half its window). Returned credit is never
+    /// held back: every stream keeps at least its initial window, so none
+    /// waits for another to be read.
+    fn send_ack(&mut self, id: StreamId, returned: u32) {
+        let free = self.config.receive_growth.saturating_sub(self.grown);
+        let max = self.config.window;
+        let initial = self.config.initial_window;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let window = stream.window.window();
+        let bulk = returned >= (window / 2).max(1);
+        let room = u64::from(max.saturating_sub(window)).min(free);
+        let growth = if bulk {
+            u32::try_from(room)
+                .unwrap_or(u32::MAX)
+                .min(u32::MAX - returned)
+        } else {
+            0
+        };
+        if growth > 0 {
+            stream.window.grow(growth);
+            self.grown += u64::from(growth);
+        }
+        if std::mem::take(&mut stream.first_ack_opens) && growth > 0 {
+            // Taken for the opening ACK: the peer adds what it grants
+            // beyond our advertised window. The returned credit follows,
+            // as a return.
+            self.push_control(Frame::Ack {
+                id,
+                credit: initial.saturating_add(growth),
+            });
+            self.push_control(Frame::Ack {
+                id,
+                credit: returned,
+            });
+        } else {
+            self.push_control(Frame::Ack {
+                id,
+                credit: returned + growth,
+            });
+        }
+    }
+
+    /// A stream left: its window's growth goes back to the budget.
+    fn forget_stream(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.remove(&id) {
+            let growth = stream
+                .window
+                .window()
+                .saturating_sub(self.config.initial_window);
+            self.grown = self.grown.saturating_sub(u64::from(growth));
         }
     }
 

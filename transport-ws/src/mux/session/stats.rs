@@ -45,6 +45,9 @@ pub struct SessionStats {
     pub pings: u64,
     /// DATA messages received with fewer than 16 payload bytes.
     pub tiny_data: u64,
+    /// Receive windows granted, all streams together: the most the peer
+    /// can make us buffer now (at most `connection_receive_buffer`).
+    pub receive_windows: u64,
 }
 
 impl Session {
@@ -114,6 +117,11 @@ impl Session {
             idle_control: self.flood_counts.idle_control,
             pings: self.flood_counts.pings,
             tiny_data: self.flood_counts.tiny_data,
+            receive_windows: self
+                .streams
+                .values()
+                .map(|s| u64::from(s.window.window()))
+                .sum(),
         }
     }
 }

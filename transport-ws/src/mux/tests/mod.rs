@@ -11,6 +11,7 @@ mod connection;
 mod credit;
 mod flood;
 mod open_accept;
+mod receive_budget;
 mod recv_buffer;
 mod strand_peer;
 mod transmit;
