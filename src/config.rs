@@ -186,11 +186,46 @@ pub struct LimitsConfig {
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
+    /// Bytes a peer may make us buffer on one connection, all streams
+    /// together, for readers that are behind. ws: default 32 MiB, each stream
+    /// starts with a window of half of it shared by `max_streams` (64 KiB)
+    /// and grows to `stream_window` from the other half while its reader
+    /// keeps up. quic: quinn's connection `receive_window`, default 8 MiB.
+    pub connection_receive_buffer: Option<u64>,
+    /// ws: flood budgets, past which the connection is closed with 1008
+    /// (docs/protocol.md, "Flood budgets").
+    pub floods: FloodsConfig,
     /// Server: longest first message of a call, default 64 KiB. It is read
     /// before authentication runs: what an unauthenticated caller can make
     /// one stream cost. Past it the call is answered −32003
     /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
     pub max_first_message_size: Option<usize>,
+}
+
+/// One flood budget: `burst` events at once, `per_second` on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Events allowed at once.
+    pub burst: u32,
+    /// Events allowed per second on average.
+    pub per_second: u32,
+}
+
+/// ws flood budgets (`[limits.floods]`); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FloodsConfig {
+    /// Streams the peer aborts before we answered them, and refused opens
+    /// (rapid reset). Default 500 at once, 100/s.
+    pub resets: Option<BudgetConfig>,
+    /// ERROR/CLOSE frames that change nothing. Default 10,000, 2,000/s.
+    pub idle_control: Option<BudgetConfig>,
+    /// WebSocket pings. Default 50, 10/s.
+    pub pings: Option<BudgetConfig>,
+    /// DATA messages under 16 bytes. Default 10,000, 2,000/s.
+    pub tiny_data: Option<BudgetConfig>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31

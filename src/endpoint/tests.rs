@@ -160,6 +160,37 @@ fn server_limits_on_the_first_message_come_from_toml() {
 }
 
 #[test]
+fn the_receive_budget_and_flood_budgets_come_from_toml() {
+    let e = Endpoint::from_toml(
+        r#"
+        url = "ws://h:1"
+        [limits]
+        connection_receive_buffer = 8388608
+        [limits.floods]
+        resets = { burst = 20, per_second = 5 }
+        pings = { burst = 3, per_second = 1 }
+        "#,
+    )
+    .unwrap();
+    let ws = e.ws_config();
+    assert_eq!(ws.connection_receive_buffer, 8 << 20);
+    assert_eq!(ws.initial_stream_window(), 16 << 10, "8 MiB / 256 / 2");
+    assert_eq!(ws.floods.resets, strand_transport_ws::Budget::new(20, 5));
+    assert_eq!(ws.floods.pings, strand_transport_ws::Budget::new(3, 1));
+    let defaults = strand_transport_ws::FloodLimits::default();
+    assert_eq!(ws.floods.tiny_data, defaults.tiny_data);
+    assert_eq!(ws.floods.idle_control, defaults.idle_control);
+    assert_eq!(e.quic_transport().receive_window, 8 << 20);
+    // Left out: the carriers' defaults.
+    let plain = Endpoint::from_url("ws://h:1").unwrap();
+    assert_eq!(plain.ws_config().connection_receive_buffer, 32 << 20);
+    assert_eq!(plain.quic_transport().receive_window, 8 << 20);
+    let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits.floods]\npings = { burst = 1 }\n")
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+#[test]
 fn toml_config_errors() {
     // Unknown keys are refused (a typo must not be silently ignored).
     let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\nstream_windw = 1").unwrap_err();
