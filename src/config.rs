@@ -192,6 +192,10 @@ pub struct LimitsConfig {
     /// and grows to `stream_window` from the other half while its reader
     /// keeps up. quic: quinn's connection `receive_window`, default 8 MiB.
     pub connection_receive_buffer: Option<u64>,
+    /// ws: control messages (replies the peer provoked) queued for the
+    /// socket above which the peer's messages are no longer read until
+    /// they drain, default 4096.
+    pub max_queued_control: Option<usize>,
     /// ws: flood budgets, past which the connection is closed with 1008
     /// (docs/protocol.md, "Flood budgets").
     pub floods: FloodsConfig,

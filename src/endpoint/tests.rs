@@ -166,6 +166,7 @@ fn the_receive_budget_and_flood_budgets_come_from_toml() {
         url = "ws://h:1"
         [limits]
         connection_receive_buffer = 8388608
+        max_queued_control = 100
         [limits.floods]
         resets = { burst = 20, per_second = 5 }
         pings = { burst = 3, per_second = 1 }
@@ -174,6 +175,7 @@ fn the_receive_budget_and_flood_budgets_come_from_toml() {
     .unwrap();
     let ws = e.ws_config();
     assert_eq!(ws.connection_receive_buffer, 8 << 20);
+    assert_eq!(ws.max_queued_control, 100);
     assert_eq!(ws.initial_stream_window(), 16 << 10, "8 MiB / 256 / 2");
     assert_eq!(ws.floods.resets, strand_transport_ws::Budget::new(20, 5));
     assert_eq!(ws.floods.pings, strand_transport_ws::Budget::new(3, 1));
@@ -184,6 +186,7 @@ fn the_receive_budget_and_flood_budgets_come_from_toml() {
     // Left out: the carriers' defaults.
     let plain = Endpoint::from_url("ws://h:1").unwrap();
     assert_eq!(plain.ws_config().connection_receive_buffer, 32 << 20);
+    assert_eq!(plain.ws_config().max_queued_control, 4096);
     assert_eq!(plain.quic_transport().receive_window, 8 << 20);
     let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits.floods]\npings = { burst = 1 }\n")
         .unwrap_err();

@@ -67,6 +67,9 @@ impl Endpoint {
         if let Some(n) = limits.connection_receive_buffer {
             ws.connection_receive_buffer = usize::try_from(n).unwrap_or(usize::MAX);
         }
+        if let Some(n) = limits.max_queued_control {
+            ws.max_queued_control = n;
+        }
         let floods = &limits.floods;
         for (budget, field) in [
             (floods.resets, &mut ws.floods.resets),

@@ -114,6 +114,12 @@ pub struct WsConfig {
     /// half, and gives the growth back when it ends. Returned credit is never
     /// held back, so a stream never waits for another to be read.
     pub connection_receive_buffer: usize,
+    /// Control messages (replies the peer provoked: opening ACKs, ERROR and
+    /// CLOSE answers) queued for the socket above which we stop reading the
+    /// socket until it takes them. Default 4096: a peer that provokes
+    /// replies and does not read them cannot make us queue more (the read
+    /// batch in progress, at most 64 messages, still completes).
+    pub max_queued_control: usize,
     /// Flood budgets (docs/protocol.md, "Flood budgets"): token buckets for
     /// the frames that cost work but carry no data. Past one the connection
     /// is closed with 1008 and the budget's name as the reason. Defaults in
@@ -142,6 +148,7 @@ impl Default for WsConfig {
             write_buffer_size: 64 << 10,
             read_buffer_size: 16 << 10,
             connection_receive_buffer: 32 << 20,
+            max_queued_control: 4096,
             floods: FloodLimits::default(),
         }
     }
@@ -233,6 +240,12 @@ impl WsConfig {
     pub(crate) fn receive_growth(&self) -> u64 {
         let initial = u64::from(self.initial_stream_window()) * self.max_streams as u64;
         (self.connection_receive_buffer as u64).saturating_sub(initial)
+    }
+
+    /// Sets [`WsConfig::max_queued_control`].
+    pub fn with_max_queued_control(mut self, n: usize) -> Self {
+        self.max_queued_control = n;
+        self
     }
 
     /// Sets [`WsConfig::floods`].

@@ -37,6 +37,7 @@ fn session_config(
         stream_send_buffer: ws.stream_send_buffer.max(1),
         connection_send_buffer: ws.connection_send_buffer.max(1),
         floods: ws.floods,
+        max_queued_control: ws.max_queued_control.max(1),
         peer_window,
         // What our upgrade headers said: a strand peer counts on that window
         // (and needs no opening ACK) only if it was sent.

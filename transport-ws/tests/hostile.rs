@@ -853,3 +853,73 @@ async fn a_stream_whose_reader_keeps_up_grows_to_the_whole_stream_window() {
     assert_eq!(window, 1 << 20, "grown to stream_window");
     timeout(LIMIT, writer).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn replies_to_a_peer_that_does_not_read_pause_the_reading_at_max_queued_control() {
+    const MAX: usize = 64;
+    let cfg = WsConfig::default()
+        .with_max_queued_control(MAX)
+        .with_send_timeout(None);
+    // The client grants 64 MiB on one stream and reads nothing: the
+    // server's 16 MiB fill the socket, so replies queue in the session.
+    let (_l, raw, server, mut streams) = non_reading_peer(cfg, 1).await;
+    let (mut send, _recv) = streams.pop().unwrap().split();
+    let filler = tokio::spawn(async move {
+        let _ = send.write_all(&vec![1u8; 16 << 20]).await;
+        send
+    });
+    eventually("the socket is full", || server.stats().queued_send > 0).await;
+    // Each open (ACK) and finish (CLOSE(Read)) from a peer that does not
+    // advertise its window provokes two replies: an opening ACK and a
+    // CLOSE(Write). Accepted streams are dropped, so no limit refuses them.
+    let acceptor = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            while let Ok(s) = server.accept_stream().await {
+                drop(s);
+            }
+        })
+    };
+    let (mut sink, _stream) = raw.split();
+    let provoker = tokio::spawn(async move {
+        for i in 1..200_000u64 {
+            let id = StreamId(2 * i);
+            let open = Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes();
+            let close = Frame::Close {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Read,
+            }
+            .to_bytes();
+            for msg in [open, close] {
+                if sink.feed(Message::Binary(msg)).await.is_err() {
+                    return;
+                }
+            }
+            if i % 64 == 0 && sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    eventually("the replies reached the limit", || {
+        server.stats().queued_control >= MAX
+    })
+    .await;
+    // The provoker keeps writing; the server reads no more, so the queue
+    // stays at the limit plus at most one read batch's replies.
+    let mut most = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        most = most.max(server.stats().queued_control);
+    }
+    println!("queued replies: at most {most} (limit {MAX})");
+    assert!(most >= MAX);
+    assert!(most <= MAX + 3 * 64, "{most} replies queued");
+    assert_eq!(server.stats().refused, 0);
+    provoker.abort();
+    acceptor.abort();
+    filler.abort();
+}
