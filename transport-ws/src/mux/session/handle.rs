@@ -87,22 +87,26 @@ impl Session {
 
     fn handle_unknown(&mut self, frame: Frame) {
         let id = frame.stream_id();
-        if matches!(frame, Frame::Error { .. } | Frame::Close { .. }) {
-            // Nothing to end: churn.
-            self.idle_control(id);
-            return;
-        }
+        // An ERROR or CLOSE on a stream that is not there ends nothing:
+        // churn (counted on the peer's ids only).
+        let churn = matches!(frame, Frame::Error { .. } | Frame::Close { .. });
         if id.initiator() == self.config.role {
             // One of ours that is gone (or was never opened): drop.
             return;
         }
         if self.highest_peer.is_some_and(|h| id <= h) {
             // Closed, refused or burned: ids are never reused.
+            if churn {
+                self.idle_control(id);
+            }
             return;
         }
         self.highest_peer = Some(id);
         let Frame::Ack { credit, .. } = frame else {
             // An unseen id must open with ACK; the id is burned.
+            if churn {
+                self.idle_control(id);
+            }
             return;
         };
         let refuse = if self.state != ConnState::Open {

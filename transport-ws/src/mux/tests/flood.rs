@@ -272,3 +272,26 @@ fn replies_to_a_peer_that_does_not_read_stop_the_reading_at_max_queued_control()
     drain(&mut s);
     assert!(s.wants_read());
 }
+
+#[test]
+fn a_control_frame_on_an_unseen_id_still_burns_it() {
+    let mut s = with_floods(FloodLimits::default());
+    s.handle_frame(Frame::Close {
+        id: sid(4),
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(s.stats().idle_control, 1);
+    // Ids open in order: 4 and every lower one are dead now.
+    for n in [0, 2, 4] {
+        s.handle_frame(Frame::Ack {
+            id: sid(n),
+            credit: 1,
+        });
+    }
+    assert_eq!(s.accept(), Err(OpError::Blocked));
+    s.handle_frame(Frame::Ack {
+        id: sid(6),
+        credit: 1,
+    });
+    assert_eq!(s.accept(), Ok(sid(6)));
+}
