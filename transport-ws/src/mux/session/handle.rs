@@ -264,15 +264,25 @@ impl Session {
     }
 
     fn on_error(&mut self, id: StreamId, shutdown: Shutdown, code: u64) {
-        let half_open = match self.streams.get(&id) {
+        // Whether the half is still open, and whether this is the mirrored
+        // answer to our own stop or reset (rule 4), which is no churn.
+        let (half_open, mirrored) = match self.streams.get(&id) {
             None => return,
             Some(stream) => match shutdown {
-                Shutdown::Read => stream.recv == RecvState::Open,
-                Shutdown::Write => !stream.send.is_done(),
+                Shutdown::Read => (
+                    stream.recv == RecvState::Open,
+                    matches!(stream.recv, RecvState::Stopped(_)),
+                ),
+                Shutdown::Write => (
+                    !stream.send.is_done(),
+                    matches!(stream.send, SendState::Reset(_)),
+                ),
             },
         };
         if !half_open {
-            self.idle_control(id);
+            if !mirrored {
+                self.idle_control(id);
+            }
             return;
         }
         if !self.peer_abort(id, shutdown, code) {

@@ -295,3 +295,31 @@ fn a_control_frame_on_an_unseen_id_still_burns_it() {
     });
     assert_eq!(s.accept(), Ok(sid(6)));
 }
+
+#[test]
+fn the_mirrored_answers_to_our_stop_and_reset_are_not_churn() {
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(0, 0),
+        ..FloodLimits::default()
+    });
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    s.stop(id, 5);
+    s.reset(id, 6);
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 5,
+    });
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 6,
+    });
+    assert_eq!(s.stats().idle_control, 0);
+    assert_eq!(closed_code(&mut s), None);
+}
