@@ -186,6 +186,50 @@ pub struct LimitsConfig {
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
+    /// Bytes a peer may make us buffer on one connection, all streams
+    /// together, for readers that are behind. ws: default 32 MiB, each stream
+    /// starts with a window of half of it shared by `max_streams` (64 KiB)
+    /// and grows to `stream_window` from the other half while its reader
+    /// keeps up. quic: quinn's connection `receive_window`, default 8 MiB.
+    pub connection_receive_buffer: Option<u64>,
+    /// ws: control messages (replies the peer provoked) queued for the
+    /// socket above which the peer's messages are no longer read until
+    /// they drain, default 4096.
+    pub max_queued_control: Option<usize>,
+    /// ws: flood budgets, past which the connection is closed with 1008
+    /// (docs/protocol.md, "Flood budgets").
+    pub floods: FloodsConfig,
+    /// Server: longest first message of a call, default 64 KiB. It is read
+    /// before authentication runs: what an unauthenticated caller can make
+    /// one stream cost. Past it the call is answered −32003
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub max_first_message_size: Option<usize>,
+}
+
+/// One flood budget: `burst` events at once, `per_second` on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Events allowed at once.
+    pub burst: u32,
+    /// Events allowed per second on average.
+    pub per_second: u32,
+}
+
+/// ws flood budgets (`[limits.floods]`); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FloodsConfig {
+    /// Streams the peer aborts before we answered them, and refused opens
+    /// (rapid reset). Default 500 at once, 100/s.
+    pub resets: Option<BudgetConfig>,
+    /// ERROR/CLOSE frames that change nothing. Default 10,000, 2,000/s.
+    pub idle_control: Option<BudgetConfig>,
+    /// WebSocket pings. Default 50, 10/s.
+    pub pings: Option<BudgetConfig>,
+    /// DATA messages under 16 bytes. Default 10,000, 2,000/s.
+    pub tiny_data: Option<BudgetConfig>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31
@@ -216,6 +260,10 @@ pub struct TimeoutsConfig {
     /// peer that stops reading (even one that keeps pinging) is closed
     /// and its queued data released.
     pub send_ms: Option<u64>,
+    /// Server: how long a call's first message may take to arrive, default
+    /// 10 s; past it the call is answered −32008
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub first_message_ms: Option<u64>,
     /// Client: timeout of every call (sent to the server as
     /// `metadata.timeout` and enforced locally). Default none: the server's
     /// default (60 s) applies.
@@ -230,6 +278,7 @@ impl TimeoutsConfig {
             ("idle_ms", self.idle_ms),
             ("keep_alive_ms", self.keep_alive_ms),
             ("send_ms", self.send_ms),
+            ("first_message_ms", self.first_message_ms),
             ("call_ms", self.call_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {

@@ -88,8 +88,8 @@ mod serving;
 mod url;
 
 pub use config::{
-    AuthConfig, ClientAuthMode, ClientCaMode, EndpointConfig, LimitsConfig, TimeoutsConfig,
-    TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
+    AuthConfig, BudgetConfig, ClientAuthMode, ClientCaMode, EndpointConfig, FloodsConfig,
+    LimitsConfig, TimeoutsConfig, TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
 };
 pub use endpoint::{BoundListener, Endpoint};
 pub use error::Error;

@@ -8,6 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
+use strand_rpc_core::server::ServerConfig;
 use strand_rpc_core::transport::{DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig};
 use strand_tls::{ClientAuth, Identity, ServerVerification};
@@ -256,6 +257,20 @@ impl Endpoint {
         }
         if let Some(size) = self.config.limits.max_message_size {
             config = config.max_message_size(size);
+        }
+        config
+    }
+
+    /// The server settings this endpoint's config asks for
+    /// (`limits.max_first_message_size`, `timeouts.first_message_ms`); pass
+    /// them to [`ServerBuilder::config`](strand_rpc_core::server::ServerBuilder::config).
+    pub fn server_config(&self) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        if let Some(size) = self.config.limits.max_first_message_size {
+            config.max_first_message_size = size;
+        }
+        if let Some(timeout) = TimeoutsConfig::duration(self.config.timeouts.first_message_ms) {
+            config.first_message_timeout = timeout;
         }
         config
     }

@@ -75,6 +75,9 @@ impl Endpoint {
         if let Some(n) = limits.max_streams {
             t.max_streams = n;
         }
+        if let Some(n) = limits.connection_receive_buffer {
+            t.receive_window = n;
+        }
         if let Some(d) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             t.handshake_timeout = d;
         }

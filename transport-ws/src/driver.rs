@@ -93,6 +93,8 @@ struct Driver<S> {
     /// `heard_from_peer` once per pass of the driver.
     last_heard: Instant,
     heard_from_peer: bool,
+    /// When the driver started: the session's time counts from here.
+    started: Instant,
     /// Messages read in one batch (kept for its capacity).
     read_batch: Vec<Message>,
     /// Messages taken from the session that the sink has not accepted yet
@@ -126,6 +128,7 @@ where
         phase: Phase::Open,
         last_heard: Instant::now(),
         heard_from_peer: false,
+        started: Instant::now(),
         read_batch: Vec::new(),
         unsent: VecDeque::new(),
         needs_flush: false,
@@ -262,7 +265,11 @@ where
     /// Hands the messages read so far to the session.
     fn deliver(&mut self, batch: &mut Vec<Message>) {
         self.on_alive();
+        // The flood budgets refill with the connection's age: one clock
+        // read per batch.
+        let age = self.started.elapsed();
         self.with_session(|inner| {
+            inner.session.set_time(age);
             for msg in batch.drain(..) {
                 on_message(inner, msg);
             }
@@ -597,7 +604,9 @@ fn on_message(inner: &mut Inner, msg: Message) {
                 .unwrap_or((1005, String::new()));
             inner.session.handle_peer_close(code, &reason);
         }
-        // Pongs are answered by tungstenite; any frame is liveness.
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        // Pongs are answered by tungstenite (it keeps one pending pong at
+        // most); pings spend their flood budget. Any frame is liveness.
+        Message::Ping(_) => inner.session.handle_ping(),
+        Message::Pong(_) | Message::Frame(_) => {}
     }
 }

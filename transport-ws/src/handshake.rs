@@ -89,7 +89,8 @@ pub(crate) fn parse_window(headers: &HeaderMap) -> Option<u32> {
 /// one: the peer would not read it ([`parse_window`]), so it is not sent, and
 /// the session must not count on the peer knowing it.
 pub(crate) fn advertised_window(advertise: bool, transport: &WsConfig) -> Option<u32> {
-    Some(transport.stream_window).filter(|w| advertise && *w > 0)
+    // What a stream starts with: the rest is granted by ACKs as it grows.
+    Some(transport.initial_stream_window()).filter(|w| advertise && *w > 0)
 }
 
 pub(crate) async fn read_head<S: AsyncRead + Unpin>(

@@ -126,6 +126,6 @@ pub use conn::{ConnectionStats, StatsProbe, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener};
 pub use error::WsError;
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};
-pub use mux::{SessionStats, StreamStats};
+pub use mux::{Budget, FloodLimits, SessionStats, StreamStats};
 pub use strand_tls;
 pub use stream::{WsRecvStream, WsSendStream};

@@ -47,6 +47,16 @@ pub struct ServerConfig {
     /// Connections served at once; further ones wait in the listener's queue.
     /// Default 4096.
     pub max_connections: usize,
+    /// Longest first message of a call, default 64 KiB (capped by
+    /// `max_message_size`). The first message is read before middleware
+    /// (authentication) runs, so this is what an unauthenticated caller can
+    /// make a stream cost; past it the call is answered −32003 and finished.
+    pub max_first_message_size: usize,
+    /// How long a call's first message may take to arrive, from the stream's
+    /// start, default 10 s (capped by `default_timeout`): a caller that
+    /// opens streams and trickles bytes holds them no longer. Past it the
+    /// call is answered −32008 and finished.
+    pub first_message_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -55,9 +65,17 @@ impl Default for ServerConfig {
             default_timeout: Duration::from_secs(60),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_connections: 4096,
+            max_first_message_size: DEFAULT_MAX_FIRST_MESSAGE_SIZE,
+            first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
         }
     }
 }
+
+/// Default [`ServerConfig::max_first_message_size`]: 64 KiB.
+pub const DEFAULT_MAX_FIRST_MESSAGE_SIZE: usize = 64 << 10;
+
+/// Default [`ServerConfig::first_message_timeout`]: 10 s.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type LayerFn = Box<dyn FnOnce(CallService) -> CallService + Send>;
 
@@ -78,6 +96,19 @@ impl ServerBuilder {
     /// Sets the message size limit.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the size limit of a call's first message (read before
+    /// authentication).
+    pub fn max_first_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_first_message_size = bytes;
+        self
+    }
+
+    /// Sets how long a call's first message may take to arrive.
+    pub fn first_message_timeout(mut self, timeout: Duration) -> Self {
+        self.config.first_message_timeout = timeout;
         self
     }
 
