@@ -15,6 +15,8 @@
 //! | `sleep` | unary | `{"ms":N}`: sleeps, then `{"slept":N}`; honours cancellation and deadlines |
 //! | `stats` | unary | the caller's connection's flow-control figures: `{"transport", "streams"}`, `streams` a list of `{"id", "buffered", "peer_credit", "window", "send_credit", "in_flight", "queued_send"}` on ws (see [`crate::ws::StreamStats`]), `null` on other carriers |
 //!
+//! | `rpc.discover` | unary | with the `openrpc` feature: the OpenRPC document of the methods above ([`document`]) |
+//!
 //! `echo` and `chat` return params without the `metadata` key that carries
 //! the call's timeout and authorization (docs/protocol.md, "Metadata"): the caller gets
 //! back what it sent.
@@ -33,8 +35,16 @@ use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 use strand_rpc_core::{Context, RpcError};
 use tokio::io::AsyncReadExt;
 
-/// The eight demo methods.
+/// The eight demo methods (and `rpc.discover` answering with [`document`],
+/// with the `openrpc` feature).
 pub fn router() -> Router {
+    let router = methods();
+    #[cfg(feature = "openrpc")]
+    let router = router.discover(document());
+    router
+}
+
+fn methods() -> Router {
     Router::new()
         .unary("echo", |_ctx, params: Value| async move {
             Ok::<_, RpcError>(without_metadata(params))
@@ -144,19 +154,146 @@ impl Verifier for Refreshing {
     }
 }
 
+/// How far to count.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
 struct CountParams {
+    /// Items to send: `{"i":0}` to `{"i":n-1}`.
     n: u64,
 }
 
+/// One number to add.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
 struct SumParams {
+    /// An integer or a float.
     x: serde_json::Number,
 }
 
+/// How long to sleep.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
 struct SleepParams {
+    /// Milliseconds.
     ms: u64,
+}
+
+/// The demo service's OpenRPC document (docs/openrpc.md), served as
+/// `rpc.discover` by [`router`].
+#[cfg(feature = "openrpc")]
+pub fn document() -> Value {
+    use schemars::JsonSchema;
+    use strand_rpc_core::openrpc::{Describer, MethodSpec};
+    use strand_rpc_core::server::CallKind;
+
+    /// One item of `count`.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct CountItem {
+        /// From 0 to n-1.
+        i: u64,
+    }
+
+    /// The answer of `sum`.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct SumResult {
+        /// An exact integer while every input is an integer that fits, a float otherwise.
+        sum: serde_json::Number,
+    }
+
+    /// The leading response of `upper`.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct UpperLead {
+        /// Always true.
+        ok: bool,
+    }
+
+    /// The caller's authenticated identity.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct WhoAmI {
+        /// The identity's name.
+        name: String,
+        /// What the authentication layer attached to it.
+        attributes: serde_json::Map<String, Value>,
+    }
+
+    /// The answer of `sleep`.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct Slept {
+        /// The milliseconds slept.
+        slept: u64,
+    }
+
+    /// The caller's connection's flow-control figures.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    struct Stats {
+        /// The carrier: `ws`, `quic`, `memory`.
+        transport: String,
+        /// Per stream (ws only): `id`, `buffered`, `peer_credit`, `window`,
+        /// `send_credit`, `in_flight`, `queued_send`; null on other carriers.
+        streams: Option<Vec<serde_json::Map<String, Value>>>,
+    }
+
+    fn spec(name: &'static str, kind: CallKind, docs: &'static str) -> MethodSpec<'static> {
+        MethodSpec {
+            name,
+            kind,
+            docs,
+            timeout_ms: None,
+        }
+    }
+
+    let mut d = Describer::new(
+        "strand demo",
+        env!("CARGO_PKG_VERSION"),
+        "The demo service of `strand serve`: one method of every call kind, and a few to inspect a call.",
+    );
+    d.method::<Value, Value>(spec(
+        "echo",
+        CallKind::Unary,
+        "Returns its params (without `metadata`).",
+    ))
+    .method::<CountParams, CountItem>(spec(
+        "count",
+        CallKind::ServerStreaming,
+        "Streams `{\"i\":0}` to `{\"i\":n-1}`.",
+    ))
+    .method::<SumParams, SumResult>(spec(
+        "sum",
+        CallKind::ClientStreaming,
+        "Adds the `x` of every message.",
+    ))
+    .method::<Value, Value>(spec(
+        "chat",
+        CallKind::Duplex,
+        "Echoes each message's params (without `metadata`) as it arrives.",
+    ))
+    .method::<Value, UpperLead>(spec(
+        "upper",
+        CallKind::Raw,
+        "Answers `{\"ok\":true}`, then the input bytes ASCII-uppercased.",
+    ))
+    .method::<Value, Option<WhoAmI>>(spec(
+        "whoami",
+        CallKind::Unary,
+        "The caller's authenticated identity, or null.",
+    ))
+    .method::<SleepParams, Slept>(spec(
+        "sleep",
+        CallKind::Unary,
+        "Sleeps `ms` milliseconds; honours cancellation and deadlines.",
+    ))
+    .method::<Value, Stats>(spec(
+        "stats",
+        CallKind::Unary,
+        "The caller's connection's flow-control figures.",
+    ));
+    d.finish()
 }
 
 /// An exact integer sum while every input is an integer that fits, a float

@@ -20,16 +20,17 @@
 //!
 //! ```
 //! use futures_util::stream::{self, Stream, StreamExt};
+//! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
 //! use strand::{Context, Incoming, RpcError};
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Add { pub a: i64, pub b: i64 }
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Count { pub n: u32 }
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Num { pub n: i64 }
 //!
 //! #[strand::service]
@@ -183,6 +184,8 @@
 
 use proc_macro::TokenStream;
 
+#[cfg(feature = "openrpc")]
+mod describe;
 mod expand;
 mod model;
 mod parse;
