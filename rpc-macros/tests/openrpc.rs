@@ -247,3 +247,23 @@ async fn merged_routers_answer_with_the_merged_document() {
     assert!(doc["components"]["schemas"]["Pong"].is_object());
     assert!(doc["components"]["schemas"]["Add"].is_object());
 }
+
+/// The document above is checked in as an example of the macro's output
+/// (clients/ts/test/node/openrpc.test.mjs validates it against the OpenRPC
+/// meta-schema and compiles a client generated from it); this keeps it
+/// fresh. Regenerate it with `STRAND_BLESS=1 cargo test -p strand-macros --test openrpc`.
+#[test]
+fn checked_in_example_document_is_fresh() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../clients/ts/examples/calc.openrpc.json");
+    let fresh = serde_json::to_string_pretty(&CalcClient::openrpc()).unwrap() + "\n";
+    if std::env::var_os("STRAND_BLESS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == fresh,
+        "{} is stale: regenerate it with `STRAND_BLESS=1 cargo test -p strand-macros --test openrpc`",
+        path.display()
+    );
+}

@@ -1,11 +1,14 @@
-// OpenRPC (docs/openrpc.md): the demo service's document validates against
-// the OpenRPC meta-schema (vendored in test/openrpc/), `strand codegen ts`
-// of a running server gives the checked-in examples/demo-client.ts, which
-// compiles under `tsc --strict` and calls every kind against `strand serve`.
+// OpenRPC (docs/openrpc.md): the demo service's document and the
+// `#[strand::service]` example's (examples/calc.openrpc.json, kept fresh by
+// rpc-macros/tests/openrpc.rs) validate against the OpenRPC meta-schema
+// (vendored in test/openrpc/); `strand codegen ts` of a running server gives
+// the checked-in examples/demo-client.ts, which compiles under `tsc --strict`
+// (with the client generated from the example's document) and calls every
+// kind against `strand serve`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -43,6 +46,16 @@ test('the checked-in demo document is valid OpenRPC', () => {
   assert.equal(doc.methods.length, 8);
 });
 
+test('the #[strand::service] example document is valid OpenRPC', () => {
+  const validate = metaSchemaValidator();
+  const doc = readJson('examples/calc.openrpc.json');
+  assert.ok(validate(doc), JSON.stringify(validate.errors, null, 2));
+  assert.deepEqual(
+    doc.methods.map((m) => [m.name, m['x-strand-kind']]),
+    [['add', 'unary'], ['count', 'server'], ['sumAll', 'client'], ['chat', 'duplex'], ['upper', 'raw']],
+  );
+});
+
 test('the meta-schema check can fail: a method without a result is refused', () => {
   const validate = metaSchemaValidator();
   const doc = readJson('examples/demo.openrpc.json');
@@ -65,6 +78,8 @@ test('codegen from the running server gives the checked-in client', () => {
 
 test('the generated client compiles under tsc --strict and calls every kind', async () => {
   rmSync(resolve(root, 'build-codegen'), { recursive: true, force: true });
+  const calc = execFileSync(STRAND_BIN, ['codegen', 'ts', resolve(root, 'examples/calc.openrpc.json')], { encoding: 'utf8' });
+  writeFileSync(resolve(root, 'test/openrpc/calc-client.generated.ts'), calc);
   execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'test/openrpc/tsconfig.json')], {
     stdio: 'inherit',
   });
