@@ -248,3 +248,27 @@ fn checked_in_demo_document_and_client_are_fresh() {
         client_path.display()
     );
 }
+
+/// The demo's document is written next to its router, not derived from it:
+/// this keeps the two in step (every routed method described, with its kind).
+#[test]
+fn demo_document_describes_exactly_the_routed_methods() {
+    let document = strand::demo::document();
+    let mut described: Vec<(String, String)> = document["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let name = m["name"].as_str().unwrap().to_string();
+            (name, m["x-strand-kind"].as_str().unwrap().to_string())
+        })
+        .collect();
+    described.sort();
+    let routed: Vec<(String, String)> = strand::demo::router()
+        .methods()
+        .into_iter()
+        .filter(|(name, _)| name != strand::core::openrpc::DISCOVER_METHOD)
+        .map(|(name, kind)| (name, strand::core::openrpc::kind_name(kind).to_string()))
+        .collect();
+    assert_eq!(described, routed);
+}
