@@ -249,8 +249,8 @@ fn checked_in_demo_document_and_client_are_fresh() {
     );
 }
 
-/// The demo's document is written next to its router, not derived from it:
-/// this keeps the two in step (every routed method described, with its kind).
+/// The demo's router and document both come from its `#[strand::service]`
+/// trait; `rpc.discover` aside, they list the same methods with the same kinds.
 #[test]
 fn demo_document_describes_exactly_the_routed_methods() {
     let document = strand::demo::document();

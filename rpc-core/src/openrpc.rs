@@ -116,67 +116,6 @@ pub struct MethodSpec<'a> {
     pub timeout_ms: Option<u64>,
 }
 
-/// Builds the method object of a document from schemas already generated.
-fn method_object(spec: &MethodSpec<'_>, params: Value, flat: Vec<Value>, result: Value) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(spec.name));
-    let docs = spec.docs.trim();
-    if !docs.is_empty() {
-        let summary = docs.split("\n\n").next().unwrap_or(docs).replace('\n', " ");
-        m.insert("summary".into(), json!(summary));
-        m.insert("description".into(), json!(docs));
-    }
-    m.insert("params".into(), Value::Array(flat));
-    m.insert("paramStructure".into(), json!("by-name"));
-    m.insert(
-        "result".into(),
-        json!({ "name": "result", "schema": result }),
-    );
-    let errors: Vec<Value> = call_errors()
-        .iter()
-        .map(|(key, _, _)| json!({ "$ref": format!("#/components/errors/{key}") }))
-        .collect();
-    m.insert("errors".into(), Value::Array(errors));
-    m.insert("x-strand-kind".into(), json!(kind_name(spec.kind)));
-    m.insert("x-strand-params".into(), params);
-    if let Some(ms) = spec.timeout_ms {
-        m.insert("x-strand-timeout-ms".into(), json!(ms));
-    }
-    Value::Object(m)
-}
-
-/// The content descriptors of a params schema: one per property when it is
-/// an object (resolving a `$ref` into `schemas`), else one named `params`.
-fn flatten_params(params: &Value, schemas: &Map<String, Value>) -> Vec<Value> {
-    let resolved = params
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/components/schemas/"))
-        .and_then(|name| schemas.get(name))
-        .unwrap_or(params);
-    let Some(props) = resolved.get("properties").and_then(Value::as_object) else {
-        return vec![json!({ "name": "params", "schema": params })];
-    };
-    let required: Vec<&str> = resolved
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    props
-        .iter()
-        .map(|(name, schema)| {
-            let mut d = json!({ "name": name, "schema": schema });
-            if required.contains(&name.as_str()) {
-                d["required"] = json!(true);
-            }
-            if let Some(desc) = schema.get("description") {
-                d["description"] = desc.clone();
-            }
-            d
-        })
-        .collect()
-}
-
 /// Puts `methods` and `schemas` together as one document.
 fn document(info: Value, methods: Vec<Value>, schemas: Map<String, Value>) -> Value {
     let errors: Map<String, Value> = call_errors()
@@ -227,9 +166,75 @@ pub use describe::Describer;
 mod describe {
     use schemars::generate::{SchemaGenerator, SchemaSettings};
     use schemars::JsonSchema;
-    use serde_json::{json, Value};
+    use serde_json::{json, Map, Value};
 
-    use super::{document, flatten_params, method_object, MethodSpec};
+    use super::{call_errors, document, kind_name, MethodSpec};
+
+    /// Builds the method object of a document from schemas already generated.
+    fn method_object(
+        spec: &MethodSpec<'_>,
+        params: Value,
+        flat: Vec<Value>,
+        result: Value,
+    ) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(spec.name));
+        let docs = spec.docs.trim();
+        if !docs.is_empty() {
+            let summary = docs.split("\n\n").next().unwrap_or(docs).replace('\n', " ");
+            m.insert("summary".into(), json!(summary));
+            m.insert("description".into(), json!(docs));
+        }
+        m.insert("params".into(), Value::Array(flat));
+        m.insert("paramStructure".into(), json!("by-name"));
+        m.insert(
+            "result".into(),
+            json!({ "name": "result", "schema": result }),
+        );
+        let errors: Vec<Value> = call_errors()
+            .iter()
+            .map(|(key, _, _)| json!({ "$ref": format!("#/components/errors/{key}") }))
+            .collect();
+        m.insert("errors".into(), Value::Array(errors));
+        m.insert("x-strand-kind".into(), json!(kind_name(spec.kind)));
+        m.insert("x-strand-params".into(), params);
+        if let Some(ms) = spec.timeout_ms {
+            m.insert("x-strand-timeout-ms".into(), json!(ms));
+        }
+        Value::Object(m)
+    }
+
+    /// The content descriptors of a params schema: one per property when it is
+    /// an object (resolving a `$ref` into `schemas`), else one named `params`.
+    fn flatten_params(params: &Value, schemas: &Map<String, Value>) -> Vec<Value> {
+        let resolved = params
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .and_then(|name| schemas.get(name))
+            .unwrap_or(params);
+        let Some(props) = resolved.get("properties").and_then(Value::as_object) else {
+            return vec![json!({ "name": "params", "schema": params })];
+        };
+        let required: Vec<&str> = resolved
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        props
+            .iter()
+            .map(|(name, schema)| {
+                let mut d = json!({ "name": name, "schema": schema });
+                if required.contains(&name.as_str()) {
+                    d["required"] = json!(true);
+                }
+                if let Some(desc) = schema.get("description") {
+                    d["description"] = desc.clone();
+                }
+                d
+            })
+            .collect()
+    }
 
     /// Builds an OpenRPC document from Rust types: their JSON Schemas
     /// (draft 07, as OpenRPC 1.3 wants) go in `components.schemas`.
