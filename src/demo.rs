@@ -309,7 +309,7 @@ pub struct Slept {
 /// [`crate::ws::StreamStats`]), `null` on other carriers.
 #[derive(Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Stats(Value);
+pub struct Stats(pub Value);
 
 #[cfg(feature = "openrpc")]
 impl schemars::JsonSchema for Stats {
