@@ -188,7 +188,8 @@ async fn described_schema(
 ) -> Result<Option<ParamsSchema>, CallError> {
     // No description (or none this caller may read, e.g. without a token):
     // nothing to check; the call itself reports what is wrong.
-    let document = match crate::describe::discover(client).await {
+    let timeout = std::time::Duration::from_millis(crate::describe::DISCOVER_TIMEOUT_MS);
+    let document = match crate::describe::discover(client, timeout).await {
         Ok(Some(document)) => document,
         Ok(None) => return Ok(None),
         Err(e) => {

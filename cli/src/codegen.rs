@@ -80,7 +80,8 @@ async fn load(args: &TsArgs) -> Result<Value, String> {
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", args.source))?;
-    let document = crate::describe::discover(&client).await;
+    let timeout = std::time::Duration::from_millis(crate::describe::DISCOVER_TIMEOUT_MS);
+    let document = crate::describe::discover(&client, timeout).await;
     crate::call::close(&client).await;
     match document {
         Ok(Some(d)) => Ok(d),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Map, Value};
@@ -26,7 +27,15 @@ pub(crate) struct DescribeArgs {
     /// Accept any server certificate (development only).
     #[arg(long)]
     insecure: bool,
+    /// How long to wait for the document, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DISCOVER_TIMEOUT_MS)]
+    timeout: u64,
 }
+
+/// How long `describe`, `codegen` and `call`'s check wait for the document by
+/// default (a server that neither answers nor refuses `rpc.discover` must not
+/// hang them).
+pub(crate) const DISCOVER_TIMEOUT_MS: u64 = 10_000;
 
 pub(crate) async fn run(args: DescribeArgs) -> ExitCode {
     let mut endpoint = match Endpoint::from_url(&args.url) {
@@ -45,7 +54,7 @@ pub(crate) async fn run(args: DescribeArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return crate::fail(format!("cannot connect to {}: {e}", args.url)),
     };
-    let document = discover(&client).await;
+    let document = discover(&client, Duration::from_millis(args.timeout)).await;
     crate::call::close(&client).await;
     let document = match document {
         Ok(Some(d)) => d,
@@ -69,18 +78,21 @@ pub(crate) async fn run(args: DescribeArgs) -> ExitCode {
 }
 
 /// The server's document, or `None` when it has no `rpc.discover` (a strand
-/// server answers -32601; a JS server resets the stream).
-pub(crate) async fn discover(client: &Client) -> Result<Option<Value>, ClientError> {
-    match client.unary::<_, Value>(DISCOVER_METHOD, &json!({})).await {
+/// server answers -32601; a JS server resets the stream). Waits at most
+/// `timeout`.
+pub(crate) async fn discover(
+    client: &Client,
+    timeout: Duration,
+) -> Result<Option<Value>, ClientError> {
+    let call = client.call(DISCOVER_METHOD).timeout(timeout);
+    match call.unary::<_, Value>(&json!({})).await {
         Ok(document) => Ok(Some(document)),
         Err(e) if e.code() == Some(strand::core::message::error_codes::METHOD_NOT_FOUND) => {
             Ok(None)
         }
-        Err(e @ ClientError::Remote { .. }) => Err(e),
-        Err(e) => {
-            tracing::debug!(error = %e, "no answer to {DISCOVER_METHOD}: taking it as absent");
-            Ok(None)
-        }
+        // A JS server resets the stream of a method it does not know.
+        Err(ClientError::Unanswered(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -272,3 +272,46 @@ fn demo_document_describes_exactly_the_routed_methods() {
         .collect();
     assert_eq!(described, routed);
 }
+
+/// A server whose `rpc.discover` never answers: `describe` gives up after
+/// its `--timeout` with the reason, and `call --no-check` is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_gives_up_on_a_server_that_never_answers() {
+    let router = strand::Router::new()
+        .unary("rpc.discover", |_ctx, _p: serde_json::Value| async {
+            std::future::pending::<Result<serde_json::Value, strand::RpcError>>().await
+        })
+        .unary("echo", |_ctx, p: serde_json::Value| async move {
+            Ok::<_, strand::RpcError>(p)
+        });
+    let server = strand::Server::builder(router).build();
+    let listener = strand::Endpoint::from_url("ws://127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let url = listener.url();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener).await }
+    });
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || run(&["describe", &url, "--timeout", "200"], b"")
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: rpc.discover: call timed out after 200ms"),
+        "{err}"
+    );
+    let out =
+        tokio::task::spawn_blocking(move || run(&["call", &url, "echo", "{}", "--no-check"], b""))
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.shutdown(Duration::from_millis(100)).await;
+    serving.abort();
+}
