@@ -15,7 +15,10 @@
 //!   so swapping ws for quic is one line;
 //! - [`Serving`]: one server on several listeners at once;
 //! - [`demo`]: the built-in demo service used by the `strand` CLI;
-//! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`].
+//! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`];
+//! - with the `openrpc` feature, an OpenRPC document for every
+//!   `#[strand::service]` (`{Trait}Client::openrpc()`), served as
+//!   `rpc.discover` by [`Router::discover`] (docs/openrpc.md).
 //!
 //! # Example
 //!

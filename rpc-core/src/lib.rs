@@ -76,6 +76,7 @@ pub mod error;
 pub mod memory;
 pub mod message;
 pub mod middleware;
+pub mod openrpc;
 pub mod server;
 pub mod transport;
 

@@ -21,9 +21,11 @@ use crate::model::{Kind, Method, Service};
 pub fn expand(service: &Service) -> TokenStream {
     let trait_item = expand_trait(service);
     let client = expand_client(service);
+    let document = expand_document(service);
     quote! {
         #trait_item
         #client
+        #document
     }
 }
 
@@ -200,6 +202,17 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
             })
         },
     }
+}
+
+/// `{Trait}Client::openrpc()`, with the `openrpc` feature.
+#[cfg(feature = "openrpc")]
+fn expand_document(service: &Service) -> TokenStream {
+    crate::describe::expand(service, &client_ident(service))
+}
+
+#[cfg(not(feature = "openrpc"))]
+fn expand_document(_service: &Service) -> TokenStream {
+    TokenStream::new()
 }
 
 fn client_ident(service: &Service) -> syn::Ident {
