@@ -250,11 +250,6 @@ impl NsRuntime {
             Err(_) => panic!("the task on the namespace runtime panicked"),
         }
     }
-
-    /// Tasks alive on this runtime.
-    pub fn alive_tasks(&self) -> usize {
-        self.handle.metrics().num_alive_tasks()
-    }
 }
 
 impl Drop for NsRuntime {
