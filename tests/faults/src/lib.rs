@@ -81,10 +81,17 @@ pub struct Served {
     pub tracker: Arc<Tracker>,
 }
 
+/// The server's deadline for a call that names none: long enough for the
+/// full profile's 8 MiB raw transfer through loss (over a minute on QUIC;
+/// the default of 60 s covers the whole raw call, bytes included).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(600);
+
 /// Binds a server on `ip` (port 0) and serves it on the current runtime.
 pub async fn serve(carrier: Carrier, ip: IpAddr, timeouts: Timeouts) -> Served {
     let tracker = Arc::new(Tracker::default());
-    let server = Server::builder(service::router(tracker.clone())).build();
+    let server = Server::builder(service::router(tracker.clone()))
+        .default_timeout(CALL_DEADLINE)
+        .build();
     let mut endpoint = endpoint(carrier, SocketAddr::new(ip, 0), timeouts);
     if carrier == Carrier::Quic {
         endpoint = endpoint.with_identity(Identity::dev().expect("dev identity"));

@@ -241,41 +241,60 @@ pub struct Load {
 
 /// Every call kind once (unary many times), with answers the caller can
 /// compare with another run's: the raw transfers as byte counts and hashes.
-pub async fn every_kind(client: &Client, load: Load) -> Result<Vec<Value>, ClientError> {
+pub async fn every_kind(client: &Client, load: Load) -> Result<Vec<Value>, String> {
+    let at = |step: &'static str| move |e: ClientError| format!("{step}: {e}");
     let mut out = Vec::new();
     for i in 0..load.messages {
         let p = json!({ "i": i, "s": "y".repeat((i as usize * 97) % 2000) });
-        out.push(client.unary::<_, Value>("echo", &p).await?);
+        out.push(
+            client
+                .unary::<_, Value>("echo", &p)
+                .await
+                .map_err(at("unary"))?,
+        );
     }
     let mut items = client
         .server_streaming::<_, Value>("count", &json!({ "n": load.messages, "size": 1000 }))
-        .await?;
+        .await
+        .map_err(at("server streaming"))?;
     while let Some(item) = items.next().await {
-        out.push(item?);
+        out.push(item.map_err(at("server streaming item"))?);
     }
-    let mut sum = client.client_streaming::<Value, Value>("sum").await?;
+    let mut sum = client
+        .client_streaming::<Value, Value>("sum")
+        .await
+        .map_err(at("client streaming"))?;
     for x in 0..load.messages as i64 {
-        sum.send(&json!({ "x": x })).await?;
+        sum.send(&json!({ "x": x }))
+            .await
+            .map_err(at("client streaming send"))?;
     }
-    out.push(sum.finish().await?);
-    let (mut xs, mut ys) = client.duplex::<Value, Value>("double").await?;
+    out.push(sum.finish().await.map_err(at("client streaming finish"))?);
+    let (mut xs, mut ys) = client
+        .duplex::<Value, Value>("double")
+        .await
+        .map_err(at("duplex"))?;
     for x in 0..load.messages as i64 {
-        xs.send(&json!({ "x": x })).await?;
-        out.push(
-            ys.next()
-                .await
-                .ok_or_else(|| ClientError::Protocol("duplex ended".into()))??,
-        );
+        xs.send(&json!({ "x": x }))
+            .await
+            .map_err(at("duplex send"))?;
+        let y = ys.next().await.ok_or("duplex: ended early")?;
+        out.push(y.map_err(at("duplex item"))?);
     }
-    xs.finish().await?;
+    xs.finish().await.map_err(at("duplex finish"))?;
     if let Some(item) = ys.next().await {
-        item?;
-        return Err(ClientError::Protocol(
-            "duplex answered past its input".into(),
-        ));
+        return Err(format!("duplex: answered past its input: {item:?}"));
     }
-    out.push(raw_upload(client, load.raw_bytes, 7).await?);
-    out.push(raw_download(client, load.raw_bytes, 11).await?);
+    out.push(
+        raw_upload(client, load.raw_bytes, 7)
+            .await
+            .map_err(at("raw upload"))?,
+    );
+    out.push(
+        raw_download(client, load.raw_bytes, 11)
+            .await
+            .map_err(at("raw download"))?,
+    );
     Ok(out)
 }
 
