@@ -163,3 +163,44 @@ async fn messages_after_the_first_keep_the_message_size_limit() {
         .await;
     assert_eq!(out[0]["result"], 2 + (200 << 10), "{}", out[0]);
 }
+
+/// A raw call still transferring when the server's deadline passes (it
+/// covers the whole call, bytes included) is reset `TIMED_OUT`, as a
+/// response write past the deadline is: it was reset `CANCELLED`, so a
+/// caller could not tell the deadline from a handler that gave up.
+#[tokio::test(start_paused = true)]
+async fn a_raw_call_past_the_deadline_is_reset_timed_out() {
+    use strand_rpc_core::server::{RawBody, RawReader};
+    let deadline = Duration::from_secs(2);
+    let router = Router::new().raw("sink", |_ctx, _p: Value, mut input: RawReader| async move {
+        let body = futures_util::stream::once(async move {
+            let mut buf = [0u8; 1024];
+            while input.read(&mut buf).await? > 0 {}
+            Ok(bytes::Bytes::from_static(b"done"))
+        });
+        Ok::<_, RpcError>((
+            serde_json::json!({ "ready": true }),
+            RawBody::from_stream(body),
+        ))
+    });
+    let f = common::start_with(Server::builder(router).default_timeout(deadline));
+    let mut call = f
+        .client
+        .raw::<_, Value>("sink", &serde_json::json!({}))
+        .await
+        .unwrap();
+    call.writer
+        .write_all(b"some bytes, and no end")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let err = call.reader.read_to_end(&mut out).await.unwrap_err();
+    assert_eq!(
+        StreamError::from_io(&err),
+        Some(&StreamError::Reset(codes::TIMED_OUT)),
+        "{err}"
+    );
+    assert!(start.elapsed() <= deadline, "{:?}", start.elapsed());
+    assert_eq!(f.server.calls_in_flight(), 0);
+}

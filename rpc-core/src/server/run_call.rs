@@ -272,6 +272,11 @@ impl Inner {
                         Some(Ok(bytes)) => {
                             write_message(send, &bytes, &self.forced, deadline).await?
                         }
+                        // The deadline covers the whole raw call, bytes
+                        // included: say so, as a write past it does.
+                        Some(Err(_)) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                            return Err(Interrupted::TimedOut)
+                        }
                         Some(Err(e)) => return Err(Interrupted::Io(e)),
                         None => break,
                     }

@@ -304,6 +304,17 @@ impl Server {
                 }
                 Err(e) => {
                     debug!(error = %e, "connection ended");
+                    // Let go of it now (a forced stop leaves it to
+                    // `shutdown`, which closes what the list holds): kept
+                    // until the next connection's prune, an ended connection
+                    // (its session, its buffers) outlived its end on a quiet
+                    // server.
+                    let this = Arc::as_ptr(&conn).cast::<()>();
+                    inner
+                        .connections
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|c| Arc::as_ptr(c).cast::<()>() != this);
                     break;
                 }
             }
