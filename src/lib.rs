@@ -77,7 +77,8 @@ pub use strand_rpc_core::client::{ClientStreamingCall, RawCall, RequestSink};
 pub use strand_rpc_core::middleware;
 pub use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 pub use strand_rpc_core::{
-    CallBuilder, Client, ClientConfig, ClientError, Context, Identity, ResponseStream, RpcError,
+    CallBuilder, Client, ClientConfig, ClientError, ClientState, Context, Identity, ResponseStream,
+    RpcError,
 };
 
 mod config;
@@ -88,8 +89,8 @@ mod serving;
 mod url;
 
 pub use config::{
-    AuthConfig, ClientAuthMode, ClientCaMode, EndpointConfig, LimitsConfig, TimeoutsConfig,
-    TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
+    AuthConfig, ClientAuthMode, ClientCaMode, EndpointConfig, LimitsConfig, ReconnectConfig,
+    TimeoutsConfig, TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
 };
 pub use endpoint::{BoundListener, Endpoint};
 pub use error::Error;

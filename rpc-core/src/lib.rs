@@ -93,6 +93,8 @@ pub mod __fuzz {
     pub use crate::server::run_call::parse_call_header;
 }
 
-pub use client::{CallBuilder, Client, ClientConfig, ResponseStream};
+pub use client::{
+    CallBuilder, Client, ClientConfig, ClientState, Connector, ReconnectConfig, ResponseStream,
+};
 pub use context::{Context, Identity};
 pub use error::{ClientError, RpcError};

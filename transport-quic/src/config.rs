@@ -185,7 +185,7 @@ impl QuicConfig {
             )) as u32))
             .receive_window(receive_window)
             .send_window(self.send_window)
-            .datagram_receive_buffer_size(None);
+            .datagram_receive_buffer_size(Some(crate::goaway::GOAWAY_DATAGRAM_BUFFER));
         Ok(Arc::new(t))
     }
 }

@@ -162,7 +162,7 @@ impl Shared {
 /// Dropping it closes the connection with application code 0; streams still
 /// open then fail with [`StreamError::ConnectionClosed`].
 pub struct QuicConnection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl QuicConnection {
@@ -357,6 +357,14 @@ impl Connection for QuicConnection {
 
     async fn shutdown(&self, timeout: Duration) {
         QuicConnection::shutdown(self, timeout).await;
+    }
+
+    fn go_away(&self) -> bool {
+        QuicConnection::go_away(self)
+    }
+
+    async fn going_away(&self) {
+        QuicConnection::going_away(self).await
     }
 }
 
