@@ -76,6 +76,44 @@ impl Default for ReconnectConfig {
     }
 }
 
+impl ReconnectConfig {
+    /// Sets the wait after the first failed attempt.
+    pub fn initial_backoff(mut self, wait: Duration) -> Self {
+        self.initial_backoff = wait;
+        self
+    }
+
+    /// Sets how much each wait grows over the last (at least 1).
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets the longest wait between attempts.
+    pub fn max_backoff(mut self, wait: Duration) -> Self {
+        self.max_backoff = wait;
+        self
+    }
+
+    /// Sets the jitter, a fraction of each wait (0 to 1).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets the failed attempts in a row before giving up (`None`: never).
+    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets how many times one call is sent again.
+    pub fn max_call_retries(mut self, retries: u32) -> Self {
+        self.max_call_retries = retries;
+        self
+    }
+}
+
 /// Where a reconnecting client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
