@@ -48,7 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         seen
     });
-    println!("{url}: {}", client.unary::<_, Value>("who", &json!({})).await?);
+    println!(
+        "{url}: {}",
+        client.unary::<_, Value>("who", &json!({})).await?
+    );
 
     // A call that outlives the restart.
     let long = tokio::spawn({

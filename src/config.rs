@@ -112,7 +112,9 @@ impl ReconnectConfig {
             ("max_backoff_ms", self.max_backoff_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {
-                return bad(format!("{key} = {ms} is too long: at most {MAX_TIMEOUT_MS} ms"));
+                return bad(format!(
+                    "{key} = {ms} is too long: at most {MAX_TIMEOUT_MS} ms"
+                ));
             }
         }
         Ok(())

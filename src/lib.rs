@@ -13,7 +13,10 @@
 //! - [`Endpoint`]: a URL plus an [`EndpointConfig`] (serde, e.g. TOML) that
 //!   binds a listener or connects a client on the carrier the scheme names,
 //!   so swapping ws for quic is one line;
-//! - [`Serving`]: one server on several listeners at once;
+//! - [`Serving`]: one server on several listeners at once, shut down or
+//!   drained ([`Serving::drain`]) as one;
+//! - reconnecting clients: `[reconnect]` in the config, or
+//!   [`Endpoint::with_reconnect`] (docs/deploy.md);
 //! - [`demo`]: the built-in demo service used by the `strand` CLI;
 //! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`].
 //!

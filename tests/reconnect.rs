@@ -65,7 +65,10 @@ async fn a_server_that_comes_back_on_the_same_port_serves_the_reconnecting_clien
         .connect()
         .await
         .unwrap();
-    assert_eq!(client.unary::<_, Value>("who", &json!({})).await.unwrap(), "first");
+    assert_eq!(
+        client.unary::<_, Value>("who", &json!({})).await.unwrap(),
+        "first"
+    );
 
     serving.shutdown(Duration::ZERO).await;
     wait_for(&client, ClientState::Reconnecting).await;
@@ -88,8 +91,12 @@ async fn drain_moves_new_calls_and_fails_none(scheme: &str) {
     let identity = Identity::dev().unwrap();
     let (a, b) = (server("a"), server("b"));
     let bind = format!("{scheme}://127.0.0.1:0");
-    let serving_a = Serving::start(&a, &[endpoint(&bind, &identity)]).await.unwrap();
-    let serving_b = Serving::start(&b, &[endpoint(&bind, &identity)]).await.unwrap();
+    let serving_a = Serving::start(&a, &[endpoint(&bind, &identity)])
+        .await
+        .unwrap();
+    let serving_b = Serving::start(&b, &[endpoint(&bind, &identity)])
+        .await
+        .unwrap();
     // The first connection goes to a, every later one to b (a proxy in front
     // of both would do the same once a stopped accepting).
     let urls = [serving_a.urls()[0].clone(), serving_b.urls()[0].clone()];
@@ -115,7 +122,10 @@ async fn drain_moves_new_calls_and_fails_none(scheme: &str) {
     };
     let config = strand::ClientConfig::default().reconnect(fast_reconnect().to_client());
     let client = Client::connect_with(connector, config).await.unwrap();
-    assert_eq!(client.unary::<_, Value>("who", &json!({})).await.unwrap(), "a");
+    assert_eq!(
+        client.unary::<_, Value>("who", &json!({})).await.unwrap(),
+        "a"
+    );
 
     let long = tokio::spawn({
         let client = client.clone();
@@ -138,7 +148,11 @@ async fn drain_moves_new_calls_and_fails_none(scheme: &str) {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(made.load(Ordering::SeqCst), 2, "the notice made a new connection");
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        2,
+        "the notice made a new connection"
+    );
     assert!(!long.is_finished(), "before the drained server closed");
     wait_for(&client, ClientState::Ready).await;
     let mut calls = Vec::new();
@@ -174,8 +188,15 @@ async fn drain_moves_new_calls_and_fails_none(scheme: &str) {
     let reason = tokio::time::timeout(Duration::from_secs(10), old.closed())
         .await
         .expect("the drained connection closed");
-    assert_eq!(reason.code, CloseCode::GoingAway.min_for(scheme), "{reason}");
-    assert_eq!(client.unary::<_, Value>("who", &json!({})).await.unwrap(), "b");
+    assert_eq!(
+        reason.code,
+        CloseCode::GoingAway.min_for(scheme),
+        "{reason}"
+    );
+    assert_eq!(
+        client.unary::<_, Value>("who", &json!({})).await.unwrap(),
+        "b"
+    );
     serving_b.shutdown(Duration::ZERO).await;
 }
 

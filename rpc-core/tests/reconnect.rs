@@ -33,8 +33,7 @@ impl Site {
             .unary("slow", move |_ctx, p: Value| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    tokio::time::sleep(Duration::from_millis(p["ms"].as_u64().unwrap_or(0)))
-                        .await;
+                    tokio::time::sleep(Duration::from_millis(p["ms"].as_u64().unwrap_or(0))).await;
                     Ok(p)
                 }
             });
@@ -106,7 +105,11 @@ async fn a_lost_connection_is_replaced_after_the_backoff() {
     let lost_at = Instant::now();
     // Down for 3 s: attempts at 0 s (fails at once), 1 s, 2.6 s, 5.16 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(site.attempts.load(Ordering::SeqCst), 1 + 3, "first + 3 retries");
+    assert_eq!(
+        site.attempts.load(Ordering::SeqCst),
+        1 + 3,
+        "first + 3 retries"
+    );
     site.revive();
     wait_for(&client, ClientState::Ready).await;
     assert_eq!(
@@ -137,7 +140,10 @@ async fn a_call_made_while_reconnecting_waits_for_the_new_connection() {
         }
     });
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!call.is_finished(), "the call waits while the server is down");
+    assert!(
+        !call.is_finished(),
+        "the call waits while the server is down"
+    );
     site.revive();
     assert_eq!(call.await.unwrap().unwrap(), json!("waited"));
 }
@@ -205,7 +211,11 @@ async fn a_call_in_flight_when_the_connection_drops_may_have_run_and_an_idempote
         1000,
         "sent again on the new connection"
     );
-    assert_eq!(site.runs.load(Ordering::SeqCst), 3, "only the idempotent one ran again");
+    assert_eq!(
+        site.runs.load(Ordering::SeqCst),
+        3,
+        "only the idempotent one ran again"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -218,7 +228,10 @@ async fn the_client_closes_after_max_attempts_and_calls_fail_unsent() {
     site.kill();
     wait_for(&client, ClientState::Closed).await;
     assert_eq!(site.attempts.load(Ordering::SeqCst), 1 + 3);
-    let err = client.unary::<_, Value>("echo", &json!(1)).await.unwrap_err();
+    let err = client
+        .unary::<_, Value>("echo", &json!(1))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ClientError::ConnectionLost { sent: false, .. }),
         "{err:?}"

@@ -8,9 +8,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use strand_rpc_core::transport::{DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, Connector};
-use std::sync::Arc;
 use strand_tls::{ClientAuth, Identity, ServerVerification};
 #[cfg(feature = "quic")]
 use strand_transport_quic::QuicListener;
@@ -269,12 +269,13 @@ impl Endpoint {
         // The first attempt again, for its typed error.
         let first = self.connect_connection().await?;
         let first = std::sync::Mutex::new(Some(first));
-        let connector_once: Connector = Arc::new(move || {
-            match first.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                Some(conn) => Box::pin(std::future::ready(Ok(conn))),
-                None => connector(),
-            }
-        });
+        let connector_once: Connector =
+            Arc::new(
+                move || match first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Some(conn) => Box::pin(std::future::ready(Ok(conn))),
+                    None => connector(),
+                },
+            );
         Ok(Client::connect_with(connector_once, config).await?)
     }
 

@@ -284,11 +284,14 @@ fn toml_reconnect_section() {
     for (bad, says) in [
         ("multiplier = 0.5", "reconnect.multiplier"),
         ("jitter = 1.5", "reconnect.jitter"),
-        ("max_backoff_ms = 1000000000000000", "reconnect.max_backoff_ms"),
+        (
+            "max_backoff_ms = 1000000000000000",
+            "reconnect.max_backoff_ms",
+        ),
         ("max_attempt = 3", "max_attempt"),
     ] {
-        let err = Endpoint::from_toml(&format!("url = \"ws://h:1\"\n[reconnect]\n{bad}\n"))
-            .unwrap_err();
+        let err =
+            Endpoint::from_toml(&format!("url = \"ws://h:1\"\n[reconnect]\n{bad}\n")).unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err}");
         assert!(err.to_string().contains(says), "{err}");
     }

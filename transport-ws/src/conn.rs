@@ -445,7 +445,10 @@ impl WsConnection {
     /// Resolves once the peer's go-away notice arrived.
     pub async fn going_away(&self) {
         std::future::poll_fn(|cx| {
-            if self.shared.with(|inner| inner.go_away.poll_received(cx.waker())) {
+            if self
+                .shared
+                .with(|inner| inner.go_away.poll_received(cx.waker()))
+            {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -455,7 +458,12 @@ impl WsConnection {
     }
 
     /// [`WsConnection::shutdown`] ending with `code` and `reason`.
-    pub async fn shutdown_with(&self, deadline: Duration, code: CloseCode, reason: &str) -> CloseReason {
+    pub async fn shutdown_with(
+        &self,
+        deadline: Duration,
+        code: CloseCode,
+        reason: &str,
+    ) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
             loop {

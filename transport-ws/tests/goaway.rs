@@ -67,7 +67,10 @@ async fn a_peer_that_did_not_offer_gets_no_notice_only_the_close() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!server.go_away(), "nothing is sent to a peer that did not offer");
+    assert!(
+        !server.go_away(),
+        "nothing is sent to a peer that did not offer"
+    );
     let closing = tokio::spawn(async move {
         Connection::shutdown_going_away(&server, Duration::from_millis(100)).await;
     });
@@ -119,7 +122,11 @@ async fn the_server_answers_the_header_only_when_offered() {
         }
         let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 101"), "{head}");
-        assert_eq!(head.contains(&format!("{GOAWAY_HEADER}: 1")), answered, "{head}");
+        assert_eq!(
+            head.contains(&format!("{GOAWAY_HEADER}: 1")),
+            answered,
+            "{head}"
+        );
     }
     accept.abort();
     assert_eq!(GOAWAY_PING, b"strand-goaway");

@@ -406,7 +406,9 @@ impl Start<'_> {
             let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
             Ok((value, responses.metadata))
         };
-        answer.await.map_err(|e: ClientError| e.lost_if_closed(true))
+        answer
+            .await
+            .map_err(|e: ClientError| e.lost_if_closed(true))
     }
 
     /// A unary call of a reconnecting client: sent again on the next

@@ -325,7 +325,11 @@ impl Server {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let told = conns.iter().filter(|conn| conn.go_away()).count();
-            debug!(told, connections = conns.len(), "draining: peers told to go away");
+            debug!(
+                told,
+                connections = conns.len(),
+                "draining: peers told to go away"
+            );
         }
         if tokio::time::timeout(grace, inner.calls.wait())
             .await

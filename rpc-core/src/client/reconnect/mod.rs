@@ -36,9 +36,8 @@ pub use backoff::Backoff;
 
 /// Makes a new connection: given by whoever knows the carrier (the facade's
 /// `Endpoint`), so that rpc-core stays carrier-free.
-pub type Connector = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<DynConnection>> + Send>> + Send + Sync,
->;
+pub type Connector =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<DynConnection>> + Send>> + Send + Sync>;
 
 /// When and how often a client reconnects. The defaults are gRPC's
 /// connection backoff.
@@ -164,7 +163,11 @@ impl Shared {
     }
 
     fn closed_error(&self) -> StreamError {
-        let reason = self.closed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let reason = self
+            .closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         StreamError::ConnectionClosed(
             reason.unwrap_or_else(|| CloseReason::local(CloseCode::Normal, "client closed")),
         )
