@@ -424,11 +424,17 @@ impl WsConnection {
         self.shutdown_with(deadline, CloseCode::Normal, "").await
     }
 
+    /// Whether the peer's upgrade request offered the go-away extension
+    /// (a server-side connection of a strand client).
+    fn peer_offered_go_away(&self) -> bool {
+        UpgradeRequest::of(&self.peer).is_some_and(|r| crate::goaway::offered(&r.headers))
+    }
+
     /// Tells the peer we are going away (docs/protocol.md, "Go-away") if
     /// its upgrade request offered the extension: a server-side connection
     /// only. Returns whether the notice was queued.
     pub fn go_away(&self) -> bool {
-        if !UpgradeRequest::of(&self.peer).is_some_and(|r| crate::goaway::offered(&r.headers)) {
+        if !self.peer_offered_go_away() {
             return false;
         }
         let driver = self.shared.with(|inner| {
@@ -558,8 +564,15 @@ impl Connection for WsConnection {
         WsConnection::going_away(self).await
     }
 
+    /// Closes 1001 toward a strand peer; toward a peer that did not offer
+    /// go-away, 1000 as a shutdown does: `@matrixai/ws` takes every code
+    /// but 1000 for an error (docs/protocol.md, "Go-away").
     async fn shutdown_going_away(&self, timeout: Duration) {
-        let reason = "server draining";
-        WsConnection::shutdown_with(self, timeout, CloseCode::GoingAway, reason).await;
+        let (code, reason) = if self.peer_offered_go_away() {
+            (CloseCode::GoingAway, "server draining")
+        } else {
+            (CloseCode::Normal, "")
+        };
+        WsConnection::shutdown_with(self, timeout, code, reason).await;
     }
 }

@@ -1,7 +1,8 @@
 //! The go-away extension (docs/protocol.md, "Go-away"): offered by a strand
 //! client's upgrade header, answered by the server's, the notice a ping
 //! only a peer that offered is sent; a peer that did not (a JS peer) sees
-//! nothing new, only the close, 1001 on a drain.
+//! nothing new, only the close: 1001 toward a strand peer, 1000 (what
+//! `@matrixai/ws` takes for a normal close) toward the others.
 
 use std::time::Duration;
 
@@ -85,7 +86,7 @@ async fn a_peer_that_did_not_offer_gets_no_notice_only_the_close() {
             other => seen.push(format!("{other:?}")),
         }
     }
-    assert_eq!(seen, ["close Some(1001)"]);
+    assert_eq!(seen, ["close Some(1000)"]);
     closing.await.unwrap();
 }
 

@@ -301,7 +301,9 @@ impl Server {
     /// - a new call refused meanwhile says it was not started
     ///   ([`RpcError::server_stopping_not_started`]), so that such a client
     ///   sends it again elsewhere;
-    /// - connections close as going away (ws 1001, QUIC 0).
+    /// - connections close as going away (ws 1001 toward peers that
+    ///   negotiated the extension, 1000 toward the others as `@matrixai/ws`
+    ///   needs; QUIC 0).
     ///
     /// A peer that did not negotiate the extension (every JS peer) sees what
     /// a shutdown shows it, and the close.

@@ -282,9 +282,10 @@ pub trait Connection: Send + Sync + 'static {
         std::future::pending::<()>().await
     }
 
-    /// [`Connection::shutdown`] that ends with [`CloseCode::GoingAway`]
-    /// (ws 1001, QUIC 0): the close of a draining server. The default is
-    /// `shutdown`.
+    /// [`Connection::shutdown`] that ends as going away: the close of a
+    /// draining server. On ws that is 1001 toward a peer that negotiated
+    /// go-away and 1000 toward the others (`@matrixai/ws` takes any other
+    /// code for an error); QUIC has one code, 0. The default is `shutdown`.
     async fn shutdown_going_away(&self, timeout: std::time::Duration) {
         self.shutdown(timeout).await
     }
