@@ -266,6 +266,11 @@ pub struct LimitsConfig {
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
+    /// quic: bytes of the peer's datagrams held until read, default 1 KiB
+    /// (transport-quic's `QuicConfig::datagram_receive_buffer`). Only the
+    /// go-away notice of a draining server travels as one; 0 advertises no
+    /// datagram support, and a client then gets no notice (docs/deploy.md).
+    pub quic_datagram_buffer: Option<usize>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31

@@ -296,3 +296,14 @@ fn toml_reconnect_section() {
         assert!(err.to_string().contains(says), "{err}");
     }
 }
+
+#[test]
+fn toml_quic_datagram_buffer() {
+    let e = Endpoint::from_toml(r#"url = "quic://127.0.0.1:4433""#).unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 1024);
+    let e = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:4433\"\n[limits]\nquic_datagram_buffer = 0\n",
+    )
+    .unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 0);
+}
