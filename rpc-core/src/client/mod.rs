@@ -284,7 +284,9 @@ impl<'a> CallBuilder<'a> {
         match &start.client.reconnecting {
             None => with_deadline(deadline, start.unary_once(params)).await,
             Some(reconnecting) => {
-                let call = start.unary_retrying(params, reconnecting);
+                // Boxed: the retry loop's state would otherwise make every
+                // unary call's future larger, reconnecting or not.
+                let call = Box::pin(start.unary_retrying(params, reconnecting));
                 with_deadline(deadline, call).await
             }
         }
@@ -394,8 +396,8 @@ impl Start<'_> {
         &self,
         params: &P,
     ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
-        let (mut send, reader) = self.open().await?;
-        let answer = async {
+        let call = async {
+            let (mut send, reader) = self.open().await?;
             let header = self.header(params)?;
             let refused = write_request(&mut send, &header).await?;
             let mut responses = ResponseStream::<R>::new(reader, None);
@@ -406,9 +408,9 @@ impl Start<'_> {
             let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
             Ok((value, responses.metadata))
         };
-        answer
-            .await
-            .map_err(|e: ClientError| e.lost_if_closed(true))
+        // A failed open is already `ConnectionLost { sent: false }` (see
+        // `open`), which this leaves as it is; past it the call was sent.
+        call.await.map_err(|e: ClientError| e.lost_if_closed(true))
     }
 
     /// A unary call of a reconnecting client: sent again on the next
