@@ -48,6 +48,11 @@ pub struct EndpointConfig {
     /// Credentials a client sends.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Client side: reconnect when the connection is lost or the server
+    /// drains. Present (even empty, `[reconnect]`) turns it on; absent, the
+    /// client stays on its one connection.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectConfig>,
 }
 
 impl EndpointConfig {
@@ -59,7 +64,82 @@ impl EndpointConfig {
             limits: LimitsConfig::default(),
             timeouts: TimeoutsConfig::default(),
             auth: AuthConfig::default(),
+            reconnect: None,
         }
+    }
+}
+
+/// `[reconnect]`: how a client reconnects (docs/deploy.md). Every field is
+/// optional; the defaults are gRPC's connection backoff.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ReconnectConfig {
+    /// The wait after the first failed attempt. Default 1000 ms.
+    pub initial_backoff_ms: Option<u64>,
+    /// How much each wait grows over the last (at least 1). Default 1.6.
+    pub multiplier: Option<f64>,
+    /// The longest wait between attempts. Default 120000 ms.
+    pub max_backoff_ms: Option<u64>,
+    /// How far each wait is moved at random, as a fraction of it (0 to 1).
+    /// Default 0.2.
+    pub jitter: Option<f64>,
+    /// Failed attempts in a row before the client gives up and closes.
+    /// Default: no limit.
+    pub max_attempts: Option<u32>,
+    /// How many times one call is sent again after the connection was
+    /// lost (idempotent calls, and calls the server did not start).
+    /// Default 3.
+    pub max_call_retries: Option<u32>,
+}
+
+// The floats are checked finite by `validate` before use.
+impl Eq for ReconnectConfig {}
+
+impl ReconnectConfig {
+    /// Checks the ranges: a finite multiplier of at least 1, a jitter from
+    /// 0 to 1, waits within [`MAX_TIMEOUT_MS`].
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what: String| Err(crate::Error::Config(format!("reconnect.{what}")));
+        if let Some(m) = self.multiplier.filter(|m| !(m.is_finite() && *m >= 1.0)) {
+            return bad(format!("multiplier = {m}: must be a number of at least 1"));
+        }
+        if let Some(j) = self.jitter.filter(|j| !(0.0..=1.0).contains(j)) {
+            return bad(format!("jitter = {j}: must be from 0 to 1"));
+        }
+        for (key, ms) in [
+            ("initial_backoff_ms", self.initial_backoff_ms),
+            ("max_backoff_ms", self.max_backoff_ms),
+        ] {
+            if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {
+                return bad(format!(
+                    "{key} = {ms} is too long: at most {MAX_TIMEOUT_MS} ms"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's reconnect settings these ask for.
+    pub fn to_client(&self) -> strand_rpc_core::ReconnectConfig {
+        let mut config = strand_rpc_core::ReconnectConfig::default();
+        if let Some(ms) = self.initial_backoff_ms {
+            config.initial_backoff = Duration::from_millis(ms);
+        }
+        if let Some(m) = self.multiplier {
+            config.multiplier = m;
+        }
+        if let Some(ms) = self.max_backoff_ms {
+            config.max_backoff = Duration::from_millis(ms);
+        }
+        if let Some(j) = self.jitter {
+            config.jitter = j;
+        }
+        config.max_attempts = self.max_attempts;
+        if let Some(n) = self.max_call_retries {
+            config.max_call_retries = n;
+        }
+        config
     }
 }
 
@@ -204,6 +284,11 @@ pub struct LimitsConfig {
     /// one stream cost. Past it the call is answered −32003
     /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
     pub max_first_message_size: Option<usize>,
+    /// quic: bytes of the peer's datagrams held until read, default 1 KiB
+    /// (transport-quic's `QuicConfig::datagram_receive_buffer`). Only the
+    /// go-away notice of a draining server travels as one; 0 advertises no
+    /// datagram support, and a client then gets no notice (docs/deploy.md).
+    pub quic_datagram_buffer: Option<usize>,
 }
 
 /// One flood budget: `burst` events at once, `per_second` on average.

@@ -13,7 +13,10 @@
 //! - [`Endpoint`]: a URL plus an [`EndpointConfig`] (serde, e.g. TOML) that
 //!   binds a listener or connects a client on the carrier the scheme names,
 //!   so swapping ws for quic is one line;
-//! - [`Serving`]: one server on several listeners at once;
+//! - [`Serving`]: one server on several listeners at once, shut down or
+//!   drained ([`Serving::drain`]) as one;
+//! - reconnecting clients: `[reconnect]` in the config, or
+//!   [`Endpoint::with_reconnect`] (docs/deploy.md);
 //! - [`demo`]: the built-in demo service used by the `strand` CLI;
 //! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`];
 //! - with the `openrpc` feature, an OpenRPC document for every
@@ -80,7 +83,8 @@ pub use strand_rpc_core::client::{ClientStreamingCall, RawCall, RequestSink};
 pub use strand_rpc_core::middleware;
 pub use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 pub use strand_rpc_core::{
-    CallBuilder, Client, ClientConfig, ClientError, Context, Identity, ResponseStream, RpcError,
+    CallBuilder, Client, ClientConfig, ClientError, ClientState, Context, Identity, ResponseStream,
+    RpcError,
 };
 
 mod config;
@@ -92,7 +96,7 @@ mod url;
 
 pub use config::{
     AuthConfig, BudgetConfig, ClientAuthMode, ClientCaMode, EndpointConfig, FloodsConfig,
-    LimitsConfig, TimeoutsConfig, TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
+    LimitsConfig, ReconnectConfig, TimeoutsConfig, TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
 };
 pub use endpoint::{BoundListener, Endpoint};
 pub use error::Error;

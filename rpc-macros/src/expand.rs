@@ -335,7 +335,11 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
         docs.push(parse_quote!(#[doc = ""]));
     }
     docs.push(parse_quote!(#[doc = #summary]));
-    let start = quote!(self.options.apply(self.client.call(#wire)));
+    let start = if method.idempotent {
+        quote!(self.options.apply(self.client.call(#wire)).idempotent())
+    } else {
+        quote!(self.options.apply(self.client.call(#wire)))
+    };
     let err = quote!(#krate::__private::ClientError);
     let body = match &method.kind {
         Kind::Unary { req, resp } => quote_spanned! {span=>

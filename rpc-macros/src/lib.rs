@@ -132,6 +132,11 @@
 //!   (`Router::timeout`), replacing the server's default for it; a caller's
 //!   shorter `metadata.timeout` still wins. `name` and `timeout_ms` combine:
 //!   `#[rpc(name = "sumAll", timeout_ms = 5000)]`.
+//! - `#[rpc(idempotent)]` marks a method idempotent: its client method
+//!   calls `CallBuilder::idempotent`, so that a reconnecting client sends a
+//!   unary call again on a new connection when the old one was lost after
+//!   the call was sent (docs/deploy.md). Say it only of methods that do no
+//!   more when run twice.
 //! - Not allowed, each with a spanned compile error: a non-trait item, generic
 //!   traits or methods, trait items other than methods, a receiver other than
 //!   `&self`, a missing `Context`, a missing or extra argument, a return type

@@ -74,7 +74,8 @@ pub struct Seen {
 /// methods that report on the call's `Context`.
 #[strand::service]
 pub trait Calc {
-    /// Adds two numbers.
+    /// Adds two numbers. Idempotent: a reconnecting client may send it again.
+    #[rpc(idempotent)]
     async fn add(&self, ctx: Context, req: Add) -> Result<i64, RpcError>;
 
     /// Counts from 0 to `n - 1`.

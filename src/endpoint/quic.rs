@@ -78,6 +78,9 @@ impl Endpoint {
         if let Some(n) = limits.connection_receive_buffer {
             t.receive_window = n;
         }
+        if let Some(bytes) = limits.quic_datagram_buffer {
+            t.datagram_receive_buffer = bytes;
+        }
         if let Some(d) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             t.handshake_timeout = d;
         }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{ClientAuthMode, VerifyMode};
+use std::time::Duration;
 use strand_transport_quic::QuicConfig;
 
 #[test]
@@ -305,4 +306,60 @@ fn any_client_certificate_must_be_chosen_explicitly() {
         tls.client_auth,
         ClientAuth::Required(strand_tls::ClientCertVerification::AnyCertificate)
     ));
+}
+
+#[test]
+fn toml_reconnect_section() {
+    // Absent: no reconnecting.
+    let e = Endpoint::from_toml(r#"url = "ws://h:1""#).unwrap();
+    assert!(e.config().reconnect.is_none());
+    // Present and empty: gRPC's defaults.
+    let e = Endpoint::from_toml("url = \"ws://h:1\"\n[reconnect]\n").unwrap();
+    let r = e.config().reconnect.as_ref().unwrap().to_client();
+    assert_eq!(r, strand_rpc_core::ReconnectConfig::default());
+    assert_eq!(r.initial_backoff, Duration::from_secs(1));
+    assert_eq!(r.multiplier, 1.6);
+    assert_eq!(r.max_backoff, Duration::from_secs(120));
+    assert_eq!(r.jitter, 0.2);
+    assert_eq!(r.max_attempts, None);
+    assert_eq!(r.max_call_retries, 3);
+    // Every field.
+    let e = Endpoint::from_toml(
+        "url = \"ws://h:1\"\n[reconnect]\ninitial_backoff_ms = 50\nmultiplier = 2.0\n\
+         max_backoff_ms = 5000\njitter = 0.1\nmax_attempts = 7\nmax_call_retries = 1\n",
+    )
+    .unwrap();
+    let r = e.config().reconnect.as_ref().unwrap().to_client();
+    assert_eq!(r.initial_backoff, Duration::from_millis(50));
+    assert_eq!(r.multiplier, 2.0);
+    assert_eq!(r.max_backoff, Duration::from_secs(5));
+    assert_eq!(r.jitter, 0.1);
+    assert_eq!(r.max_attempts, Some(7));
+    assert_eq!(r.max_call_retries, 1);
+    // Out of range, and typos, are refused in words.
+    for (bad, says) in [
+        ("multiplier = 0.5", "reconnect.multiplier"),
+        ("jitter = 1.5", "reconnect.jitter"),
+        (
+            "max_backoff_ms = 1000000000000000",
+            "reconnect.max_backoff_ms",
+        ),
+        ("max_attempt = 3", "max_attempt"),
+    ] {
+        let err =
+            Endpoint::from_toml(&format!("url = \"ws://h:1\"\n[reconnect]\n{bad}\n")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
+
+#[test]
+fn toml_quic_datagram_buffer() {
+    let e = Endpoint::from_toml(r#"url = "quic://127.0.0.1:4433""#).unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 1024);
+    let e = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:4433\"\n[limits]\nquic_datagram_buffer = 0\n",
+    )
+    .unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 0);
 }

@@ -167,7 +167,7 @@ impl Shared {
 /// timeout. Await [`QuicConnection::shutdown`] first there
 /// (docs/reliability.md, "Network faults").
 pub struct QuicConnection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl QuicConnection {
@@ -362,6 +362,14 @@ impl Connection for QuicConnection {
 
     async fn shutdown(&self, timeout: Duration) {
         QuicConnection::shutdown(self, timeout).await;
+    }
+
+    fn go_away(&self) -> bool {
+        QuicConnection::go_away(self)
+    }
+
+    async fn going_away(&self) {
+        QuicConnection::going_away(self).await
     }
 }
 

@@ -279,6 +279,9 @@ where
     if let Some(window) = advertised_window(config.advertise_window, &config.transport) {
         resp.push_str(&format!("{WINDOW_HEADER}: {window}\r\n"));
     }
+    if crate::goaway::offered(&request.headers) {
+        resp.push_str(&format!("{}: 1\r\n", crate::goaway::GOAWAY_HEADER));
+    }
     resp.push_str("\r\n");
     io.write_all(resp.as_bytes()).await?;
     io.flush().await?;
@@ -318,6 +321,10 @@ where
             HeaderValue::from(window),
         );
     }
+    request.headers_mut().insert(
+        HeaderName::from_static(crate::goaway::GOAWAY_HEADER),
+        HeaderValue::from_static("1"),
+    );
     let ws_config = Some(config.transport.tungstenite());
     match tokio_tungstenite::client_async_with_config(request, io, ws_config).await {
         Ok((ws, response)) => Ok((ws, parse_window(response.headers()))),

@@ -60,7 +60,7 @@ impl Inner {
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() {
             let _ = self
-                .answer_error(&mut send, &RpcError::server_stopping(), None)
+                .answer_error(&mut send, &RpcError::server_stopping_not_started(), None)
                 .await;
             return;
         }
