@@ -150,7 +150,12 @@ async fn all_end_with_transport_errors(
             .unwrap_or_else(|_| panic!("{kind}: still running {bound:?} after the fault"))
             .expect("call task");
         match outcome {
-            Err(ClientError::Transport(_) | ClientError::Unanswered(_)) => {}
+            // In flight when the link failed: sent, so "may have run".
+            Err(
+                ClientError::Transport(_)
+                | ClientError::Unanswered(_)
+                | ClientError::ConnectionLost { sent: true, .. },
+            ) => {}
             other => panic!("{kind}: expected a transport error, got {other:?}"),
         }
         slowest = slowest.max(since.elapsed());
