@@ -204,6 +204,16 @@ pub struct QuicServerConfig {
     /// Default 128: bounds the memory and CPU a flood of connection attempts
     /// can take while the application is not accepting.
     pub max_pending_handshakes: usize,
+    /// Handshakes in progress from which a new connection attempt from an
+    /// address not yet validated is answered with a Retry (address
+    /// validation): the client must echo the token it carries from the
+    /// address it claims, which costs an honest client one round trip and
+    /// a spoofed or fire-and-forget Initial every handshake slot and all
+    /// handshake work (quinn answers a Retry without keeping state).
+    ///
+    /// Default 64 (half of `max_pending_handshakes`): below it no client
+    /// pays the round trip; 0 asks every client.
+    pub retry_threshold: usize,
     /// Connections that may be open at once (accepted by the application and
     /// not yet dropped, plus pending ones); further attempts are refused.
     ///
@@ -219,6 +229,7 @@ impl QuicServerConfig {
             tls: ServerTls::new(identity).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
             transport: QuicConfig::default(),
             max_pending_handshakes: 128,
+            retry_threshold: 64,
             max_connections: 1024,
         }
     }
@@ -239,6 +250,12 @@ impl QuicServerConfig {
     /// Sets the connection settings.
     pub fn with_transport(mut self, transport: QuicConfig) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets [`QuicServerConfig::retry_threshold`].
+    pub fn with_retry_threshold(mut self, handshakes: usize) -> Self {
+        self.retry_threshold = handshakes;
         self
     }
 

@@ -106,6 +106,6 @@ pub use client::{connect, QuicClient};
 pub use config::{QuicClientConfig, QuicConfig, QuicServerConfig, DEFAULT_ALPN};
 pub use connection::{ConnectionStats, QuicConnection};
 pub use error::QuicError;
-pub use listener::QuicListener;
+pub use listener::{QuicListener, QuicListenerStats};
 pub use strand_tls;
 pub use stream::{QuicRecvStream, QuicSendStream};

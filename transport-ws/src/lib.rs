@@ -112,6 +112,7 @@ mod endpoint;
 mod error;
 mod handshake;
 pub mod mux;
+mod source_limit;
 mod stream;
 
 #[doc(hidden)]
@@ -123,7 +124,7 @@ pub use config::{
     WsClientConfig, WsConfig, WsServerConfig,
 };
 pub use conn::{ConnectionStats, StatsProbe, WsConnection, WsStream};
-pub use endpoint::{connect, WsListener};
+pub use endpoint::{connect, WsListener, WsListenerStats};
 pub use error::WsError;
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};
 pub use mux::{SessionStats, StreamStats};
