@@ -93,18 +93,21 @@ pub struct QuicConfig {
     /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
     pub write_boundary_min: Duration,
     /// The longest a cancelled read (a stop, or a receive half dropped before
-    /// its end) holds back its STOP_SENDING until quinn has acknowledged the
-    /// data the stream received, so that the two travel in separate packets.
-    /// Applies only once our sending half of the stream is finished or reset.
+    /// its end) holds back its STOP_SENDING until nothing the connection
+    /// received waits for quinn's acknowledgement, so that the two travel in
+    /// separate packets. Applies only once our sending half of the stream is
+    /// finished or reset.
     ///
-    /// Default 100 ms. quinn acknowledges within its 25 ms maximum ACK delay,
-    /// and the wait ends as soon as it did; the rest is room for a late timer
-    /// on a busy machine (30 ms missed once in 25 cancellations with both
-    /// cores busy). A `@matrixai/quic` peer misses a STOP_SENDING that arrives
-    /// together with the acknowledgement of its last data once our FIN or
-    /// reset reached it (quiche forgets the stream within that datagram), so
-    /// a JS handler would never be cancelled. Only the STOP_SENDING waits,
-    /// never data. Zero stops at once (fine between strand peers).
+    /// Default 250 ms. The wait ends as soon as an acknowledgement left with
+    /// nothing received after it, or after 50 ms in which nothing arrived and
+    /// nothing was acknowledged (quinn acknowledges within its 25 ms maximum
+    /// ACK delay): usually within 25 ms. This cap is for a peer that keeps
+    /// sending so that neither ever holds. A `@matrixai/quic` peer misses a
+    /// STOP_SENDING that arrives together with the acknowledgement of its
+    /// last data once our FIN or reset reached it (quiche forgets the stream
+    /// within that datagram), so a JS handler would never be cancelled. Only
+    /// the STOP_SENDING waits, never data. Zero stops at once (fine between
+    /// strand peers).
     pub stop_ack_wait: Duration,
 }
 
@@ -119,7 +122,7 @@ impl Default for QuicConfig {
             receive_window: 8 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
-            stop_ack_wait: Duration::from_millis(100),
+            stop_ack_wait: Duration::from_millis(250),
         }
     }
 }
