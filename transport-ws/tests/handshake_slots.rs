@@ -10,6 +10,7 @@ use common::{eventually, LIMIT};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use strand_transport_ws::strand_tls::{Identity, ServerTls};
 use strand_transport_ws::{WsConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -19,7 +20,15 @@ use tokio::time::timeout;
 const PARTIAL_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n";
 
 async fn listener(per_ip: usize, handshake_timeout: Duration) -> WsListener {
-    let mut config = WsServerConfig::default()
+    listener_with(WsServerConfig::default(), per_ip, handshake_timeout).await
+}
+
+async fn listener_with(
+    config: WsServerConfig,
+    per_ip: usize,
+    handshake_timeout: Duration,
+) -> WsListener {
+    let mut config = config
         .with_max_pending_handshakes_per_ip(per_ip)
         .with_transport(WsConfig::default().with_handshake_timeout(handshake_timeout));
     config.max_pending_handshakes = 64;
@@ -131,13 +140,33 @@ async fn slowloris_from_one_address_takes_at_most_its_per_source_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_that_keeps_trickling_is_closed_at_the_handshake_timeout() {
     let listener = listener(8, Duration::from_secs(1)).await;
+    // A header value that never ends, one byte every 100 ms: progress, but
+    // the timeout covers the whole head, not each read.
+    trickle_until_closed(&listener, b"GET / HTTP/1.1\r\nX-Slow: ").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_keeps_trickling_is_closed_at_the_handshake_timeout() {
+    let tls = ServerTls::new(Identity::dev().unwrap());
+    let listener = listener_with(
+        WsServerConfig::default().with_tls(tls),
+        8,
+        Duration::from_secs(1),
+    )
+    .await;
+    // A TLS record header announcing a ClientHello that never ends: the
+    // timeout covers the TLS handshake too.
+    trickle_until_closed(&listener, &[0x16, 0x03, 0x01, 0x3f, 0xff, 0x01]).await;
+}
+
+/// Connects, sends `start`, then one byte every 100 ms until the server
+/// closes the socket; then checks the slot was given back.
+async fn trickle_until_closed(listener: &WsListener, start: &[u8]) {
     let addr = listener.local_addr();
     let mut slow = connect_from("127.0.0.1", addr).await;
     eventually("the handshake started", || listener.stats().handshakes == 1).await;
-    // A header value that never ends, one byte every 100 ms: progress, but
-    // the timeout covers the whole head, not each read.
     let trickle = async {
-        if slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").await.is_err() {
+        if slow.write_all(start).await.is_err() {
             return;
         }
         loop {
