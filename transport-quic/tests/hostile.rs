@@ -151,7 +151,7 @@ async fn a_flood_of_initials_past_the_retry_threshold_gets_retries_and_a_real_cl
     assert!(stats.retries >= FLOOD as u64, "{stats:?}");
     assert_eq!(stats.refused, 0);
 
-    // A real client, through a relay that counts what it is sent: one
+    // A real client, through a relay that counts what it is sent: a
     // Retry, then its handshake from the validated address.
     let real_relay = Relay::to(server_addr, true).await;
     let real = client(&client_config);
@@ -164,7 +164,12 @@ async fn a_flood_of_initials_past_the_retry_threshold_gets_retries_and_a_real_cl
     .await;
     connected.expect("the real client connects");
     accepted.expect("and is accepted");
-    assert_eq!(real_relay.retries(), 1);
+    // One Retry, or more if its Initial was sent again before the Retry
+    // reached it (a loaded machine).
+    assert!(
+        real_relay.retries() >= 1,
+        "the real client was not asked to retry"
+    );
     assert_eq!(listener.stats().handshakes, THRESHOLD);
     for attempt in flood {
         attempt.abort();
