@@ -393,10 +393,11 @@ const STOP_ACK_POLL: Duration = Duration::from_millis(1);
 /// machine.
 const ACK_QUIET: Duration = Duration::from_millis(50);
 
-/// The longest gap between two looks after which [`AckWatch`] may still
-/// conclude from quiet: a later look means this runtime (and so quinn's
+/// The longest gap between two looks that still counts towards
+/// [`ACK_QUIET`]: a later look means this runtime (and so perhaps quinn's
 /// driver, whose ACK timer it runs) did not run for a while, and an ACK
-/// still pending would leave together with the STOP_SENDING.
+/// still pending would leave together with the STOP_SENDING; the quiet
+/// period then starts over.
 const PROMPT_LOOK: Duration = Duration::from_millis(5);
 
 /// Tells, from quinn's counters alone, when nothing we received waits for
@@ -410,8 +411,8 @@ const PROMPT_LOOK: Duration = Duration::from_millis(5);
 /// ack-eliciting frame arrived, everything received had been acknowledged
 /// (the ACK was written after the last arrival); if one arrived, a new
 /// acknowledgement is owed and the watch starts over; if nothing arrived
-/// and nothing left for [`ACK_QUIET`] (judged only by a look that came on
-/// time, see [`PROMPT_LOOK`]), no acknowledgement was owed.
+/// and nothing left for [`ACK_QUIET`] of looks that came on time (see
+/// [`PROMPT_LOOK`]), no acknowledgement was owed.
 ///
 /// Counting "an ACK left" alone (the former rule) let a datagram that
 /// arrived in the same interval ride on the STOP_SENDING's packet, which a
@@ -482,9 +483,16 @@ impl AckWatch {
             *self = Self::from_counters(received, acks_sent, now);
             return false;
         }
-        let prompt = now.duration_since(self.last_look) <= PROMPT_LOOK;
+        if acks_sent != self.acks_sent {
+            return true;
+        }
+        if now.duration_since(self.last_look) > PROMPT_LOOK {
+            // This runtime stalled: quinn's driver may not have run either,
+            // so the quiet so far proves nothing; it starts over.
+            self.quiet_since = now;
+        }
         self.last_look = now;
-        acks_sent != self.acks_sent || (prompt && now.duration_since(self.quiet_since) >= ACK_QUIET)
+        now.duration_since(self.quiet_since) >= ACK_QUIET
     }
 }
 
@@ -627,11 +635,15 @@ mod tests {
             assert!(!watch.look(10, 3, ms(n)));
         }
         assert!(watch.look(10, 3, ms(50)));
-        // ... but not on a late look: the runtime was stalled, and quinn's
-        // ACK timer with it; the next look on time decides.
+        // ... of looks on time: after a stall (quinn's ACK timer may have
+        // stalled with us) the quiet starts over, and the late ACK, once
+        // it leaves, decides.
         let mut watch = AckWatch::from_counters(10, 3, t0);
         assert!(!watch.look(10, 3, ms(108)));
-        assert!(watch.look(10, 3, ms(109)));
+        for n in 109..158 {
+            assert!(!watch.look(10, 3, ms(n)));
+        }
+        assert!(watch.look(10, 3, ms(158)));
         let mut watch = AckWatch::from_counters(10, 3, t0);
         assert!(!watch.look(10, 3, ms(108)));
         assert!(watch.look(10, 4, ms(109)), "the late ACK left alone");
