@@ -4,18 +4,19 @@
 //! Run: `cargo run --example quickstart`
 
 use futures_util::{Stream, StreamExt};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strand::tls::{Identity, ServerVerification};
 use strand::{Context, Endpoint, RpcError, Server};
 
 /// Who to greet.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     name: String,
 }
 
 /// How far to count.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Count {
     n: u32,
 }

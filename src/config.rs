@@ -48,6 +48,11 @@ pub struct EndpointConfig {
     /// Credentials a client sends.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Client side: reconnect when the connection is lost or the server
+    /// drains. Present (even empty, `[reconnect]`) turns it on; absent, the
+    /// client stays on its one connection.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectConfig>,
 }
 
 impl EndpointConfig {
@@ -59,7 +64,82 @@ impl EndpointConfig {
             limits: LimitsConfig::default(),
             timeouts: TimeoutsConfig::default(),
             auth: AuthConfig::default(),
+            reconnect: None,
         }
+    }
+}
+
+/// `[reconnect]`: how a client reconnects (docs/deploy.md). Every field is
+/// optional; the defaults are gRPC's connection backoff.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ReconnectConfig {
+    /// The wait after the first failed attempt. Default 1000 ms.
+    pub initial_backoff_ms: Option<u64>,
+    /// How much each wait grows over the last (at least 1). Default 1.6.
+    pub multiplier: Option<f64>,
+    /// The longest wait between attempts. Default 120000 ms.
+    pub max_backoff_ms: Option<u64>,
+    /// How far each wait is moved at random, as a fraction of it (0 to 1).
+    /// Default 0.2.
+    pub jitter: Option<f64>,
+    /// Failed attempts in a row before the client gives up and closes.
+    /// Default: no limit.
+    pub max_attempts: Option<u32>,
+    /// How many times one call is sent again after the connection was
+    /// lost (idempotent calls, and calls the server did not start).
+    /// Default 3.
+    pub max_call_retries: Option<u32>,
+}
+
+// The floats are checked finite by `validate` before use.
+impl Eq for ReconnectConfig {}
+
+impl ReconnectConfig {
+    /// Checks the ranges: a finite multiplier of at least 1, a jitter from
+    /// 0 to 1, waits within [`MAX_TIMEOUT_MS`].
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what: String| Err(crate::Error::Config(format!("reconnect.{what}")));
+        if let Some(m) = self.multiplier.filter(|m| !(m.is_finite() && *m >= 1.0)) {
+            return bad(format!("multiplier = {m}: must be a number of at least 1"));
+        }
+        if let Some(j) = self.jitter.filter(|j| !(0.0..=1.0).contains(j)) {
+            return bad(format!("jitter = {j}: must be from 0 to 1"));
+        }
+        for (key, ms) in [
+            ("initial_backoff_ms", self.initial_backoff_ms),
+            ("max_backoff_ms", self.max_backoff_ms),
+        ] {
+            if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {
+                return bad(format!(
+                    "{key} = {ms} is too long: at most {MAX_TIMEOUT_MS} ms"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's reconnect settings these ask for.
+    pub fn to_client(&self) -> strand_rpc_core::ReconnectConfig {
+        let mut config = strand_rpc_core::ReconnectConfig::default();
+        if let Some(ms) = self.initial_backoff_ms {
+            config.initial_backoff = Duration::from_millis(ms);
+        }
+        if let Some(m) = self.multiplier {
+            config.multiplier = m;
+        }
+        if let Some(ms) = self.max_backoff_ms {
+            config.max_backoff = Duration::from_millis(ms);
+        }
+        if let Some(j) = self.jitter {
+            config.jitter = j;
+        }
+        config.max_attempts = self.max_attempts;
+        if let Some(n) = self.max_call_retries {
+            config.max_call_retries = n;
+        }
+        config
     }
 }
 
@@ -196,6 +276,55 @@ pub struct LimitsConfig {
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,
+    /// Bytes a peer may make us buffer on one connection, all streams
+    /// together, for readers that are behind. ws: default 32 MiB, each stream
+    /// starts with a window of half of it shared by `max_streams` (64 KiB)
+    /// and grows to `stream_window` from the other half while its reader
+    /// keeps up. quic: quinn's connection `receive_window`, default 8 MiB.
+    pub connection_receive_buffer: Option<u64>,
+    /// ws: control messages (replies the peer provoked) queued for the
+    /// socket above which the peer's messages are no longer read until
+    /// they drain, default 4096.
+    pub max_queued_control: Option<usize>,
+    /// ws: flood budgets, past which the connection is closed with 1008
+    /// (docs/protocol.md, "Flood budgets").
+    pub floods: FloodsConfig,
+    /// Server: longest first message of a call, default 64 KiB. It is read
+    /// before authentication runs: what an unauthenticated caller can make
+    /// one stream cost. Past it the call is answered −32003
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub max_first_message_size: Option<usize>,
+    /// quic: bytes of the peer's datagrams held until read, default 1 KiB
+    /// (transport-quic's `QuicConfig::datagram_receive_buffer`). Only the
+    /// go-away notice of a draining server travels as one; 0 advertises no
+    /// datagram support, and a client then gets no notice (docs/deploy.md).
+    pub quic_datagram_buffer: Option<usize>,
+}
+
+/// One flood budget: `burst` events at once, `per_second` on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Events allowed at once.
+    pub burst: u32,
+    /// Events allowed per second on average.
+    pub per_second: u32,
+}
+
+/// ws flood budgets (`[limits.floods]`); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FloodsConfig {
+    /// Streams the peer aborts before we answered them, and refused opens
+    /// (rapid reset). Default 500 at once, 100/s.
+    pub resets: Option<BudgetConfig>,
+    /// ERROR/CLOSE frames that change nothing. Default 10,000, 2,000/s.
+    pub idle_control: Option<BudgetConfig>,
+    /// WebSocket pings. Default 50, 10/s.
+    pub pings: Option<BudgetConfig>,
+    /// DATA messages under 16 bytes. Default 10,000, 2,000/s.
+    pub tiny_data: Option<BudgetConfig>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31
@@ -226,6 +355,10 @@ pub struct TimeoutsConfig {
     /// peer that stops reading (even one that keeps pinging) is closed
     /// and its queued data released.
     pub send_ms: Option<u64>,
+    /// Server: how long a call's first message may take to arrive, default
+    /// 10 s; past it the call is answered −32008
+    /// ([`Endpoint::server_config`](crate::Endpoint::server_config)).
+    pub first_message_ms: Option<u64>,
     /// Client: timeout of every call (sent to the server as
     /// `metadata.timeout` and enforced locally). Default none: the server's
     /// default (60 s) applies.
@@ -240,6 +373,7 @@ impl TimeoutsConfig {
             ("idle_ms", self.idle_ms),
             ("keep_alive_ms", self.keep_alive_ms),
             ("send_ms", self.send_ms),
+            ("first_message_ms", self.first_message_ms),
             ("call_ms", self.call_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms > MAX_TIMEOUT_MS) {

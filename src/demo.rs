@@ -14,6 +14,10 @@
 //! | `whoami` | unary | the authenticated identity (`{"name", "attributes"}`) or `null` |
 //! | `sleep` | unary | `{"ms":N}`: sleeps, then `{"slept":N}`; honours cancellation and deadlines |
 //! | `stats` | unary | the caller's connection's flow-control figures: `{"transport", "streams"}`, `streams` a list of `{"id", "buffered", "peer_credit", "window", "send_credit", "in_flight", "queued_send"}` on ws (see [`crate::ws::StreamStats`]), `null` on other carriers |
+//! | `rpc.discover` | unary | with the `openrpc` feature: the OpenRPC document of the methods above (`document()`) |
+//!
+//! It is a `#[strand::service]`: [`Demo`] is the trait, [`DemoClient`] a
+//! typed client of it.
 //!
 //! `echo` and `chat` return params without the `metadata` key that carries
 //! the call's timeout and authorization (docs/protocol.md, "Metadata"): the caller gets
@@ -25,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strand_rpc_core::message::error_codes;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
@@ -33,45 +37,133 @@ use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 use strand_rpc_core::{Context, RpcError};
 use tokio::io::AsyncReadExt;
 
-/// The eight demo methods.
+/// The eight demo methods (and `rpc.discover` answering with `document()`,
+/// with the `openrpc` feature).
 pub fn router() -> Router {
-    Router::new()
-        .unary("echo", |_ctx, params: Value| async move {
-            Ok::<_, RpcError>(without_metadata(params))
+    let router = DemoService.into_router();
+    #[cfg(feature = "openrpc")]
+    let router = router.discover(document());
+    router
+}
+
+/// The demo service's OpenRPC document (docs/openrpc.md), served as
+/// `rpc.discover` by [`router`].
+#[cfg(feature = "openrpc")]
+pub fn document() -> Value {
+    let mut document = DemoClient::openrpc();
+    document["info"]["title"] = json!("strand demo");
+    document
+}
+
+/// The demo service of `strand serve`: one method of every call kind, and a few to inspect a call.
+#[crate::service(crate = "crate")]
+pub trait Demo {
+    /// Returns its params (without `metadata`).
+    async fn echo(&self, ctx: Context, params: Value) -> Result<Value, RpcError>;
+
+    /// Streams `{"i":0}` to `{"i":n-1}`.
+    fn count(
+        &self,
+        ctx: Context,
+        params: CountParams,
+    ) -> impl Stream<Item = Result<CountItem, RpcError>>;
+
+    /// Adds the `x` of every message.
+    async fn sum(&self, ctx: Context, messages: Incoming<SumParams>)
+        -> Result<SumResult, RpcError>;
+
+    /// Echoes each message's params (without `metadata`) as it arrives.
+    fn chat(
+        &self,
+        ctx: Context,
+        messages: Incoming<Value>,
+    ) -> impl Stream<Item = Result<Value, RpcError>>;
+
+    /// Answers `{"ok":true}`, then the input bytes ASCII-uppercased.
+    async fn upper(
+        &self,
+        ctx: Context,
+        params: Value,
+        input: RawReader,
+    ) -> Result<(UpperLead, RawBody), RpcError>;
+
+    /// The caller's authenticated identity, or null.
+    async fn whoami(&self, ctx: Context, params: Value) -> Result<Option<WhoAmI>, RpcError>;
+
+    /// Sleeps `ms` milliseconds; honours cancellation and deadlines.
+    async fn sleep(&self, ctx: Context, params: SleepParams) -> Result<Slept, RpcError>;
+
+    /// The caller's connection's flow-control figures.
+    async fn stats(&self, ctx: Context, params: Value) -> Result<Stats, RpcError>;
+}
+
+/// The demo service's implementation.
+struct DemoService;
+
+impl Demo for DemoService {
+    async fn echo(&self, _ctx: Context, params: Value) -> Result<Value, RpcError> {
+        Ok(without_metadata(params))
+    }
+
+    fn count(
+        &self,
+        _ctx: Context,
+        params: CountParams,
+    ) -> impl Stream<Item = Result<CountItem, RpcError>> + Send + 'static {
+        futures_util::stream::iter((0..params.n).map(|i| Ok(CountItem { i })))
+    }
+
+    async fn sum(
+        &self,
+        _ctx: Context,
+        mut messages: Incoming<SumParams>,
+    ) -> Result<SumResult, RpcError> {
+        let mut total = Total::default();
+        while let Some(message) = messages.next().await {
+            total.add(&message?.x);
+        }
+        Ok(SumResult {
+            sum: total.into_value(),
         })
-        .server_streaming("count", |_ctx, params: CountParams| {
-            futures_util::stream::iter((0..params.n).map(|i| Ok::<_, RpcError>(json!({ "i": i }))))
-        })
-        .client_streaming("sum", |_ctx, mut messages: Incoming<SumParams>| async move {
-            let mut total = Total::default();
-            while let Some(message) = messages.next().await {
-                total.add(&message?.x);
-            }
-            Ok::<_, RpcError>(json!({ "sum": total.into_value() }))
-        })
-        .duplex("chat", |_ctx, messages: Incoming<Value>| {
-            messages.map(|m| m.map(without_metadata))
-        })
-        .raw("upper", |_ctx, _params: Value, input: RawReader| async move {
-            Ok::<_, RpcError>((json!({ "ok": true }), RawBody::from_stream(uppercase(input))))
-        })
-        .unary("whoami", |ctx, _params: Value| async move {
-            Ok::<_, RpcError>(match ctx.identity() {
-                Some(id) => json!({ "name": id.name, "attributes": id.attributes }),
-                None => Value::Null,
-            })
-        })
-        .unary("sleep", |ctx, params: SleepParams| async move {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(params.ms)) => {
-                    Ok(json!({ "slept": params.ms }))
-                }
-                _ = ctx.cancelled() => Err(RpcError::new(error_codes::HANDLER_ABORTED, "sleep cancelled")),
-            }
-        })
-        .unary("stats", |ctx, _params: Value| async move {
-            Ok::<_, RpcError>(connection_stats(&ctx))
-        })
+    }
+
+    fn chat(
+        &self,
+        _ctx: Context,
+        messages: Incoming<Value>,
+    ) -> impl Stream<Item = Result<Value, RpcError>> + Send + 'static {
+        messages.map(|m| m.map(without_metadata))
+    }
+
+    async fn upper(
+        &self,
+        _ctx: Context,
+        _params: Value,
+        input: RawReader,
+    ) -> Result<(UpperLead, RawBody), RpcError> {
+        Ok((
+            UpperLead { ok: true },
+            RawBody::from_stream(uppercase(input)),
+        ))
+    }
+
+    async fn whoami(&self, ctx: Context, _params: Value) -> Result<Option<WhoAmI>, RpcError> {
+        Ok(ctx.identity().map(|id| WhoAmI {
+            name: id.name.clone(),
+            attributes: id.attributes.clone(),
+        }))
+    }
+
+    async fn sleep(&self, ctx: Context, params: SleepParams) -> Result<Slept, RpcError> {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(params.ms)) => Ok(Slept { slept: params.ms }),
+            _ = ctx.cancelled() => Err(RpcError::new(error_codes::HANDLER_ABORTED, "sleep cancelled")),
+        }
+    }
+
+    async fn stats(&self, ctx: Context, _params: Value) -> Result<Stats, RpcError> {
+        Ok(Stats(connection_stats(&ctx)))
+    }
 }
 
 /// The `stats` method's answer: what the mux knows of every stream of the
@@ -144,19 +236,100 @@ impl Verifier for Refreshing {
     }
 }
 
-#[derive(Deserialize)]
-struct CountParams {
-    n: u64,
+/// How far to count.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct CountParams {
+    /// Items to send: `{"i":0}` to `{"i":n-1}`.
+    pub n: u64,
 }
 
-#[derive(Deserialize)]
-struct SumParams {
-    x: serde_json::Number,
+/// One item of `count`.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct CountItem {
+    /// From 0 to n-1.
+    pub i: u64,
 }
 
-#[derive(Deserialize)]
-struct SleepParams {
-    ms: u64,
+/// One number to add.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct SumParams {
+    /// An integer or a float.
+    pub x: serde_json::Number,
+}
+
+/// The answer of `sum`.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct SumResult {
+    /// An exact integer while every input is an integer that fits, a float otherwise.
+    #[cfg_attr(feature = "openrpc", schemars(with = "serde_json::Number"))]
+    pub sum: Value,
+}
+
+/// The leading response of `upper`.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct UpperLead {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// The caller's authenticated identity.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct WhoAmI {
+    /// The identity's name.
+    pub name: String,
+    /// What the authentication layer attached to it.
+    pub attributes: serde_json::Map<String, Value>,
+}
+
+/// How long to sleep.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct SleepParams {
+    /// Milliseconds.
+    pub ms: u64,
+}
+
+/// The answer of `sleep`.
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openrpc", derive(schemars::JsonSchema))]
+pub struct Slept {
+    /// The milliseconds slept.
+    pub slept: u64,
+}
+
+/// The caller's connection's flow-control figures: `{"transport", "streams"}`,
+/// `streams` a list of `{"id", "buffered", "peer_credit", "window",
+/// "send_credit", "in_flight", "queued_send"}` on ws (see
+/// [`crate::ws::StreamStats`]), `null` on other carriers.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Stats(pub Value);
+
+#[cfg(feature = "openrpc")]
+impl schemars::JsonSchema for Stats {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Stats".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        /// The caller's connection's flow-control figures.
+        #[derive(schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Stats {
+            /// The carrier: `ws`, `quic`, `memory`.
+            transport: String,
+            /// Per stream (ws only): `id`, `buffered`, `peer_credit`, `window`,
+            /// `send_credit`, `in_flight`, `queued_send`; null on other carriers.
+            streams: Option<Vec<serde_json::Map<String, Value>>>,
+        }
+        Stats::json_schema(generator)
+    }
 }
 
 /// An exact integer sum while every input is an integer that fits, a float

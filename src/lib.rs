@@ -13,9 +13,15 @@
 //! - [`Endpoint`]: a URL plus an [`EndpointConfig`] (serde, e.g. TOML) that
 //!   binds a listener or connects a client on the carrier the scheme names,
 //!   so swapping ws for quic is one line;
-//! - [`Serving`]: one server on several listeners at once;
+//! - [`Serving`]: one server on several listeners at once, shut down or
+//!   drained ([`Serving::drain`]) as one;
+//! - reconnecting clients: `[reconnect]` in the config, or
+//!   [`Endpoint::with_reconnect`] (docs/deploy.md);
 //! - [`demo`]: the built-in demo service used by the `strand` CLI;
-//! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`].
+//! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`];
+//! - with the `openrpc` feature, an OpenRPC document for every
+//!   `#[strand::service]` (`{Trait}Client::openrpc()`), served as
+//!   `rpc.discover` by [`Router::discover`] (docs/openrpc.md).
 //!
 //! # Example
 //!
@@ -77,7 +83,8 @@ pub use strand_rpc_core::client::{ClientStreamingCall, RawCall, RequestSink};
 pub use strand_rpc_core::middleware;
 pub use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 pub use strand_rpc_core::{
-    CallBuilder, Client, ClientConfig, ClientError, Context, Identity, ResponseStream, RpcError,
+    CallBuilder, Client, ClientConfig, ClientError, ClientState, Context, Identity, ResponseStream,
+    RpcError,
 };
 
 mod config;
@@ -88,8 +95,8 @@ mod serving;
 mod url;
 
 pub use config::{
-    AuthConfig, ClientAuthMode, ClientCaMode, EndpointConfig, LimitsConfig, TimeoutsConfig,
-    TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
+    AuthConfig, BudgetConfig, ClientAuthMode, ClientCaMode, EndpointConfig, FloodsConfig,
+    LimitsConfig, ReconnectConfig, TimeoutsConfig, TlsConfig, VerifyMode, MAX_TIMEOUT_MS,
 };
 pub use endpoint::{BoundListener, Endpoint};
 pub use error::Error;

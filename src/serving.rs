@@ -69,8 +69,21 @@ impl Serving {
     /// Graceful shutdown: stops accepting on every listener, lets running
     /// calls finish for up to `grace`, then aborts the rest and closes every
     /// connection (see [`Server::shutdown`]).
-    pub async fn shutdown(mut self, grace: Duration) {
-        self.server.shutdown(grace).await;
+    pub async fn shutdown(self, grace: Duration) {
+        let server = self.server.clone();
+        self.stop(server.shutdown(grace)).await
+    }
+
+    /// Drains, for a restart or a deploy: as [`Serving::shutdown`], but
+    /// connected strand peers are told to move their new calls elsewhere at
+    /// once, and connections close as going away (see [`Server::drain`]).
+    pub async fn drain(self, grace: Duration) {
+        let server = self.server.clone();
+        self.stop(server.drain(grace)).await
+    }
+
+    async fn stop(mut self, stopped: impl std::future::Future<Output = ()>) {
+        stopped.await;
         for task in std::mem::take(&mut self.tasks) {
             match task.await {
                 Ok(Ok(())) => {}

@@ -54,6 +54,12 @@ pub(crate) struct CallArgs {
     /// Call timeout in milliseconds (at most 10^12).
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
+    /// Do not check the params (and the kind) against the server's
+    /// description. By default, when the server answers `rpc.discover`, the
+    /// params and every stdin message are checked against the method's
+    /// params schema before they are sent.
+    #[arg(long)]
+    no_check: bool,
 }
 
 #[derive(Debug)]
@@ -120,12 +126,29 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Ok(client) => client,
         Err(e) => return crate::fail(format!("cannot connect to {}: {e}", args.url)),
     };
+    let schema = if args.no_check {
+        None
+    } else {
+        match described_schema(&client, &args.method, args.kind).await {
+            Ok(schema) => schema,
+            Err(e) => {
+                close(&client).await;
+                return crate::fail(e);
+            }
+        }
+    };
+    if let (Some(schema), Some(p)) = (&schema, &params) {
+        if let Err(e) = schema.check(p) {
+            close(&client).await;
+            return crate::fail(e);
+        }
+    }
     tracing::info!(method = %args.method, kind = ?args.kind, "calling");
     let result = match args.kind {
         Kind::Unary => unary(&client, &args.method, params).await,
         Kind::Server => server(&client, &args.method, params).await,
-        Kind::Client => client_streaming(&client, &args.method, params).await,
-        Kind::Duplex => duplex(&client, &args.method, params).await,
+        Kind::Client => client_streaming(&client, &args.method, params, schema).await,
+        Kind::Duplex => duplex(&client, &args.method, params, schema).await,
         Kind::Raw => raw(&client, &args.method, params).await,
     };
     tracing::debug!(ok = result.is_ok(), "call done; closing the connection");
@@ -134,6 +157,69 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::fail(e),
     }
+}
+
+/// A method's params schema, from the server's description.
+pub(crate) struct ParamsSchema {
+    method: String,
+    schema: Value,
+    schemas: serde_json::Map<String, Value>,
+}
+
+impl ParamsSchema {
+    /// Checks one message's params; the error names the method and the path.
+    fn check(&self, params: &Value) -> Result<(), CallError> {
+        crate::schema::check(params, &self.schema, &self.schemas).map_err(|m| {
+            CallError::Other(format!(
+                "params do not match the schema of `{}` (rpc.discover): {m}; --no-check sends them anyway",
+                self.method
+            ))
+        })
+    }
+}
+
+/// The method's params schema when the server describes itself (and the
+/// kind it describes matches `kind`); `None` when it does not describe
+/// itself or does not list the method.
+async fn described_schema(
+    client: &Client,
+    method: &str,
+    kind: Kind,
+) -> Result<Option<ParamsSchema>, CallError> {
+    // No description (or none this caller may read, e.g. without a token):
+    // nothing to check; the call itself reports what is wrong.
+    let timeout = std::time::Duration::from_millis(crate::describe::DISCOVER_TIMEOUT_MS);
+    let document = match crate::describe::discover(client, timeout).await {
+        Ok(Some(document)) => document,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::debug!(error = %e, "rpc.discover failed: params not checked");
+            return Ok(None);
+        }
+    };
+    let Some(m) = crate::describe::method(&document, method) else {
+        tracing::debug!(method, "the server's description does not list the method");
+        return Ok(None);
+    };
+    let wanted = match kind {
+        Kind::Unary => "unary",
+        Kind::Server => "server",
+        Kind::Client => "client",
+        Kind::Duplex => "duplex",
+        Kind::Raw => "raw",
+    };
+    if let Some(described) = m["x-strand-kind"].as_str() {
+        if described != wanted {
+            return Err(CallError::Other(format!(
+                "`{method}` is described (rpc.discover) as kind `{described}`: call it with --kind {described}"
+            )));
+        }
+    }
+    Ok(Some(ParamsSchema {
+        method: method.to_string(),
+        schema: crate::describe::params_schema(m),
+        schemas: crate::describe::schemas(&document),
+    }))
 }
 
 /// Closes the connection normally and waits (briefly) until the peer was
@@ -169,14 +255,16 @@ async fn server(client: &Client, method: &str, params: Option<Value>) -> Result<
 /// The messages to send: `first` (if given), then one per non-empty stdin line.
 struct Messages {
     first: Option<Value>,
+    schema: Option<ParamsSchema>,
     stdin: BufReader<tokio::io::Stdin>,
     line: Vec<u8>,
 }
 
 impl Messages {
-    fn new(first: Option<Value>) -> Self {
+    fn new(first: Option<Value>, schema: Option<ParamsSchema>) -> Self {
         Messages {
             first,
+            schema,
             stdin: BufReader::new(tokio::io::stdin()),
             line: Vec::new(),
         }
@@ -207,9 +295,12 @@ impl Messages {
             if line.is_empty() {
                 continue;
             }
-            return serde_json::from_slice(line)
-                .map(Some)
-                .map_err(|e| CallError::Other(format!("invalid JSON on stdin: {e}")));
+            let message: Value = serde_json::from_slice(line)
+                .map_err(|e| CallError::Other(format!("invalid JSON on stdin: {e}")))?;
+            if let Some(schema) = &self.schema {
+                schema.check(&message)?;
+            }
+            return Ok(Some(message));
         }
     }
 }
@@ -218,8 +309,9 @@ async fn client_streaming(
     client: &Client,
     method: &str,
     first: Option<Value>,
+    schema: Option<ParamsSchema>,
 ) -> Result<(), CallError> {
-    let mut messages = Messages::new(first);
+    let mut messages = Messages::new(first, schema);
     let mut call = client.client_streaming::<Value, Value>(method).await?;
     while let Some(message) = messages.next().await? {
         call.send(&message).await?;
@@ -227,8 +319,13 @@ async fn client_streaming(
     print(&call.finish().await?)
 }
 
-async fn duplex(client: &Client, method: &str, first: Option<Value>) -> Result<(), CallError> {
-    let mut messages = Messages::new(first);
+async fn duplex(
+    client: &Client,
+    method: &str,
+    first: Option<Value>,
+    schema: Option<ParamsSchema>,
+) -> Result<(), CallError> {
+    let mut messages = Messages::new(first, schema);
     let (mut sink, mut responses) = client.duplex::<Value, Value>(method).await?;
     let send = async move {
         while let Some(message) = messages.next().await? {

@@ -7,7 +7,10 @@ use clap::{ArgAction, Parser, Subcommand};
 
 mod call;
 mod checks;
+mod codegen;
 mod demo;
+mod describe;
+mod schema;
 mod serve;
 
 /// strand: JSON-RPC over multiplexed WebSocket streams or QUIC.
@@ -34,6 +37,13 @@ enum Command {
     /// Call a method on any strand or JS server and print the results as JSON
     /// lines.
     Call(call::CallArgs),
+    /// Print a server's OpenRPC document (`rpc.discover`), or a table of its
+    /// methods with --table.
+    Describe(describe::DescribeArgs),
+    /// Generate a typed client from an OpenRPC document (a server's URL or a
+    /// file).
+    #[command(subcommand)]
+    Codegen(codegen::Codegen),
 }
 
 fn init_tracing(verbose: u8) {
@@ -74,6 +84,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Call(args) => call::run(args).await,
+            Command::Describe(args) => describe::run(args).await,
+            Command::Codegen(codegen) => codegen::run(codegen).await,
         }
     });
     // Do not wait for blocked stdin readers.

@@ -39,7 +39,9 @@ pub(crate) struct ServeArgs {
     /// then names the identity `refreshed`).
     #[arg(long, value_name = "FRESH", requires = "token")]
     refresh_token: Option<String>,
-    /// On Ctrl-C, how long running calls may take to finish, in milliseconds.
+    /// On Ctrl-C (shut down) or SIGTERM (drain: strand clients are told to
+    /// go elsewhere first), how long running calls may take to finish, in
+    /// milliseconds.
     #[arg(long, default_value_t = 5000)]
     grace: u64,
 }
@@ -146,9 +148,19 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         let _ = out.flush();
     }
     tracing::info!("serving; Ctrl-C to stop");
-    signals.wait().await;
-    tracing::info!("shutting down");
-    serving.shutdown(Duration::from_millis(args.grace)).await;
+    let grace = Duration::from_millis(args.grace);
+    match signals.wait().await {
+        // The deploy signal: connected strand clients are told to move to
+        // another server first (docs/deploy.md).
+        Signal::Terminate => {
+            tracing::info!("draining");
+            serving.drain(grace).await;
+        }
+        Signal::Interrupt => {
+            tracing::info!("shutting down");
+            serving.shutdown(grace).await;
+        }
+    }
     remove(cert_file);
     ExitCode::SUCCESS
 }
@@ -259,17 +271,27 @@ impl Signals {
         }
     }
 
-    async fn wait(&mut self) {
+    async fn wait(&mut self) -> Signal {
         #[cfg(unix)]
         {
             tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
+                _ = self.interrupt.recv() => Signal::Interrupt,
+                _ = self.terminate.recv() => Signal::Terminate,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
         }
     }
+}
+
+/// Which signal asked the server to stop.
+enum Signal {
+    /// SIGINT (Ctrl-C): shut down.
+    Interrupt,
+    /// SIGTERM: drain.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Terminate,
 }

@@ -496,3 +496,61 @@ fn serve_with_a_refresh_token_accepts_both_and_tells_them_apart() {
     let out = run(&["call", url, "whoami", "--token", "stale"], b"");
     assert!(!out.status.success());
 }
+
+/// SIGTERM drains: a connected strand client is told to go away at once,
+/// its running call finishes, and the connection closes going away (1001).
+#[cfg(unix)]
+#[test]
+fn serve_drains_on_sigterm() {
+    use serde_json::{json, Value};
+    use strand::core::transport::CloseCode;
+
+    let mut served = serve(&["--ws", "127.0.0.1:0", "--grace", "5000"]);
+    let url = served.urls[0].clone();
+    let pid = served.child.id().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let client = strand::Endpoint::from_url(&url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let conn = client.connection().clone();
+        let call = tokio::spawn(async move {
+            client
+                .unary::<_, Value>("sleep", &json!({"ms": 1000}))
+                .await
+        });
+        // The call is on its way; then the deploy signal.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(10), conn.going_away())
+            .await
+            .expect("the go-away notice arrived");
+        assert!(!call.is_finished(), "the notice comes before the call ends");
+        let out = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the running call finished")
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, json!({"slept": 1000}));
+        let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("the connection closed");
+        assert_eq!(reason.code, CloseCode::GoingAway, "{reason}");
+    });
+    let (tx, rx) = mpsc::channel();
+    let mut child = std::mem::replace(&mut served.child, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve exited after the drain")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

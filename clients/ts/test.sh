@@ -8,8 +8,11 @@
 #    over 12 KiB, or if demo/strand-client.min.js (embedded by `strand serve`
 #    for /demo, committed) no longer matches the sources;
 # 3. the Node tier (wire, mux, RPC against `strand serve` and against a
-#    @matrixai/ws + @matrixai/rpc server);
-# 4. the browser tier in headless Chromium (/usr/bin/chromium, or $CHROMIUM).
+#    @matrixai/ws + @matrixai/rpc server; OpenRPC: the documents against the
+#    vendored meta-schema, `strand codegen ts` output fresh, compiled with
+#    `tsc --strict` and called);
+# 4. the browser tier in headless Chromium (/usr/bin/chromium, or $CHROMIUM),
+#    the generated client's round trip included.
 #
 # The `strand` binary: $STRAND_BIN if set, otherwise built here with
 # `cargo build -p strand-cli` (its target dir: $CARGO_TARGET_DIR, default

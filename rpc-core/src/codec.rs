@@ -70,6 +70,11 @@ impl JsonSplitter {
         }
     }
 
+    /// Changes the limit for the values to come (the one being scanned too).
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+    }
+
     /// Whether a value has started but not ended.
     pub fn in_value(&self) -> bool {
         self.scanned > 0
@@ -246,6 +251,12 @@ impl<R: RecvStream> MessageReader<R> {
                 Some(bytes) => self.partial.extend_from_slice(&bytes),
             }
         }
+    }
+
+    /// Changes the size limit for the messages to come: a server reads a
+    /// call's first message under a smaller limit than the rest.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.splitter.set_max_len(max_len);
     }
 
     /// The reader and the bytes read beyond the last returned message.

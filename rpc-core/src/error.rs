@@ -78,6 +78,14 @@ impl RpcError {
         Self::new(error_codes::SERVER_STOPPING, "server is shutting down")
     }
 
+    /// −32001 for a call the stopping server refused before starting it:
+    /// `data.data.started` is `false`, which tells a client that sending
+    /// the call to another server cannot run it twice (docs/protocol.md,
+    /// "Go-away").
+    pub fn server_stopping_not_started() -> Self {
+        Self::server_stopping().with_data(json!({ "started": false }))
+    }
+
     /// −32020: authentication refused the call.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(error_codes::UNAUTHORIZED, message)
@@ -174,6 +182,32 @@ pub enum ClientError {
     /// server does this for an unknown method (strand answers −32601).
     #[error("the server reset the call without answering ({0}); is the method known to it?")]
     Unanswered(#[source] io::Error),
+    /// The connection was lost (closed, broken, or gone for good while
+    /// reconnecting) during the call. `sent` says whether the server may
+    /// have run it:
+    ///
+    /// - `false`: nothing of the call was sent (its stream could not be
+    ///   opened); the server did not run it, and sending it again is safe.
+    /// - `true`: the call's first message was written, or being written;
+    ///   the server may have run it, in part or whole, and its answer is
+    ///   lost. Only an idempotent call may be sent again.
+    ///
+    /// A reconnecting client ([`crate::Client::connect_with`]) sends a call
+    /// again itself when that is safe: when nothing was sent, and, for a
+    /// unary call marked idempotent ([`crate::CallBuilder::idempotent`]),
+    /// also when it was. Streams are never resumed.
+    #[error("connection lost {}: {source}", if *sent {
+        "after the call was sent (the server may have run it)"
+    } else {
+        "before the call was sent (the server did not run it)"
+    })]
+    ConnectionLost {
+        /// Whether the call's first message was written.
+        sent: bool,
+        /// The transport error (see [`ClientError::stream_error`]).
+        #[source]
+        source: io::Error,
+    },
     /// The call's deadline passed before it completed.
     #[error("call timed out after {0:?}")]
     TimedOut(Duration),
@@ -198,8 +232,50 @@ impl ClientError {
     /// The transport-level cause, if the transport failed.
     pub fn stream_error(&self) -> Option<&StreamError> {
         match self {
-            ClientError::Transport(e) | ClientError::Unanswered(e) => StreamError::from_io(e),
+            ClientError::Transport(e)
+            | ClientError::Unanswered(e)
+            | ClientError::ConnectionLost { source: e, .. } => StreamError::from_io(e),
             _ => None,
+        }
+    }
+
+    /// Whether the server certainly did not run the call, so that sending
+    /// it again cannot run it twice: nothing of it was sent
+    /// ([`ClientError::ConnectionLost`] with `sent: false`), the server
+    /// refused its stream before reading it (reset with
+    /// [`codes::REFUSED`](crate::transport::codes::REFUSED)), or a stopping
+    /// server answered it −32001 without starting it (`data.data.started`
+    /// is `false`, docs/protocol.md, "Go-away").
+    pub fn not_started(&self) -> bool {
+        use crate::transport::codes::REFUSED;
+        match self {
+            ClientError::ConnectionLost { sent, .. } => !sent,
+            ClientError::Remote {
+                code: error_codes::SERVER_STOPPING,
+                data: Some(data),
+                ..
+            } => data.pointer("/data/started") == Some(&Value::Bool(false)),
+            ClientError::Transport(_) | ClientError::Unanswered(_) => matches!(
+                self.stream_error(),
+                Some(StreamError::Reset(REFUSED) | StreamError::Stopped(REFUSED))
+            ),
+            _ => false,
+        }
+    }
+
+    /// This error as a lost connection if the transport says the connection
+    /// closed; `sent` as in [`ClientError::ConnectionLost`].
+    pub(crate) fn lost_if_closed(self, sent: bool) -> Self {
+        match self {
+            ClientError::Transport(source) | ClientError::Unanswered(source)
+                if matches!(
+                    StreamError::from_io(&source),
+                    Some(StreamError::ConnectionClosed(_))
+                ) =>
+            {
+                ClientError::ConnectionLost { sent, source }
+            }
+            other => other,
         }
     }
 

@@ -59,6 +59,18 @@
 //! [`client::RequestSink::send`] is not: a cancelled send may have written
 //! part of a message, so drop the sink (aborting the input) after cancelling one.
 //!
+//! # Reconnecting and draining
+//!
+//! A [`Client`] runs over one connection unless it is made with
+//! [`Client::connect_with`]: it then makes a new connection through a
+//! [`Connector`] when its connection is lost (with gRPC's backoff and a
+//! limit, [`ReconnectConfig`]) or its server drains, and its state is a
+//! `watch` ([`Client::state`]). A call in flight when a connection is lost
+//! fails with [`ClientError::ConnectionLost`], which says whether the server
+//! may have run it; idempotent unary calls ([`CallBuilder::idempotent`]) are
+//! sent again. [`server::Server::drain`] tells peers that negotiated it to
+//! go away before it shuts down. See docs/deploy.md.
+//!
 //! # Panics in handlers
 //!
 //! A handler, or a handler's response stream, that panics is answered with
@@ -76,6 +88,7 @@ pub mod error;
 pub mod memory;
 pub mod message;
 pub mod middleware;
+pub mod openrpc;
 pub mod server;
 pub mod transport;
 
@@ -93,6 +106,8 @@ pub mod __fuzz {
     pub use crate::server::run_call::parse_call_header;
 }
 
-pub use client::{CallBuilder, Client, ClientConfig, ResponseStream};
+pub use client::{
+    CallBuilder, Client, ClientConfig, ClientState, Connector, ReconnectConfig, ResponseStream,
+};
 pub use context::{Context, Identity};
 pub use error::{ClientError, RpcError};

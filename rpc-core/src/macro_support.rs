@@ -9,10 +9,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use futures_util;
+#[cfg(feature = "openrpc")]
+pub use schemars;
 pub use serde;
 pub use serde_json;
 
 pub use crate::client::{ClientStreamingCall, RawCall, RequestSink};
+#[cfg(feature = "openrpc")]
+pub use crate::openrpc::{Describer, MethodSpec};
 pub use crate::server::{CallKind, Incoming, RawReader, Router};
 pub use crate::{CallBuilder, Client, ClientError, Context, ResponseStream, RpcError};
 
@@ -45,3 +49,19 @@ impl CallOptions {
         call
     }
 }
+
+/// A type `#[strand::service]` can describe: one with a JSON Schema.
+#[cfg(feature = "openrpc")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no JSON Schema, which the service's OpenRPC document needs",
+    label = "this type needs `schemars::JsonSchema`",
+    note = "derive it: `#[derive(schemars::JsonSchema)]` on `{Self}` (or `#[schemars(with = \"...\")]` on a field of a foreign type), or build without strand's `openrpc` feature"
+)]
+pub trait HasSchema {}
+
+#[cfg(feature = "openrpc")]
+impl<T: schemars::JsonSchema + ?Sized> HasSchema for T {}
+
+/// Fails to compile, naming `T`, when `T` has no JSON Schema.
+#[cfg(feature = "openrpc")]
+pub fn has_schema<T: HasSchema + ?Sized>() {}

@@ -122,8 +122,9 @@ pub struct IncomingMessage<'a> {
     /// The params (requests), as raw JSON.
     #[serde(default, borrow)]
     pub params: Option<&'a RawValue>,
-    /// The result (responses), as raw JSON.
-    #[serde(default, borrow)]
+    /// The result (responses), as raw JSON; `null` is a result (`Some`),
+    /// only an absent member is `None`.
+    #[serde(default, borrow, deserialize_with = "present_raw")]
     pub result: Option<&'a RawValue>,
     /// The error (error responses).
     #[serde(default)]
@@ -143,6 +144,14 @@ fn borrowed_cow<'de, D: serde::Deserializer<'de>>(
     #[derive(Deserialize)]
     struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
     Ok(Option::<Borrowed<'de>>::deserialize(deserializer)?.map(|b| b.0))
+}
+
+/// A member that is present, `null` included: serde reads `null` in an
+/// `Option` as absent, which made a `null` result "neither result nor error".
+fn present_raw<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(deserializer).map(Some)
 }
 
 impl<'a> IncomingMessage<'a> {

@@ -190,6 +190,9 @@ fn one_time_router() -> Router {
             "number",
             |_ctx, _p: Value| async move { Ok::<_, RpcError>(42) },
         )
+        .unary("nothing", |_ctx, _p: Value| async move {
+            Ok::<_, RpcError>(Value::Null)
+        })
         .unary("fail", |_ctx, _p: Value| async move {
             Err::<Value, _>(RpcError::new(-32000, "no"))
         })
@@ -265,4 +268,63 @@ async fn a_refreshed_token_survives_every_first_response() {
         .await
         .unwrap();
     assert_eq!(ok["name"], "alice");
+}
+
+/// A `null` result is a result: the client read `"result":null` as no
+/// result at all ("response has neither result nor error"), so a handler
+/// answering `null` (or `None`) failed every call, and reply metadata beside
+/// a `null` result was lost with it. With metadata, strand's server writes
+/// the `null` result as `{"metadata":{…}}` (docs/protocol.md, "Metadata").
+#[tokio::test]
+async fn a_null_result_is_a_result_with_or_without_reply_metadata() {
+    let plain = common::start(one_time_router());
+    let value: Option<u32> = plain.client.unary("nothing", &json!({})).await.unwrap();
+    assert_eq!(value, None);
+
+    let f = common::start_with(
+        Server::builder(one_time_router()).layer(AuthLayer::new(OneTime::default())),
+    );
+    let (value, md): (Value, _) = f
+        .client
+        .call("nothing")
+        .bearer("t-0")
+        .unary_with_metadata(&json!({}))
+        .await
+        .unwrap();
+    assert_eq!(token_of(md.as_ref()).as_deref(), Some("t-1"));
+    assert_eq!(
+        value,
+        json!({ "metadata": { "authorization": "Bearer t-1" } })
+    );
+
+    // A peer that writes the metadata beside a `null` result instead.
+    let items = raw_peer_answers(
+        br#"{"jsonrpc":"2.0","result":null,"metadata":{"authorization":"Bearer t-9"},"id":null}"#,
+    )
+    .await;
+    let (value, md) = items.expect("a null result beside metadata is a result");
+    assert_eq!(value, Value::Null);
+    assert_eq!(token_of(md.as_ref()).as_deref(), Some("t-9"));
+}
+
+/// A unary call answered by a fake server that writes `response` verbatim.
+async fn raw_peer_answers(
+    response: &'static [u8],
+) -> Result<(Value, Option<serde_json::Map<String, Value>>), strand_rpc_core::ClientError> {
+    use std::sync::Arc;
+    use strand_rpc_core::transport::Connection;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (client_side, server_side) = strand_rpc_core::memory::pair();
+    let peer = tokio::spawn(async move {
+        let mut stream = server_side.accept_stream().await.unwrap();
+        let mut request = Vec::new();
+        stream.recv.read_to_end(&mut request).await.unwrap();
+        stream.send.write_all(response).await.unwrap();
+        stream.send.shutdown().await.unwrap();
+        server_side
+    });
+    let client = strand_rpc_core::Client::from_shared(Arc::new(client_side), Default::default());
+    let out = client.call("x").unary_with_metadata(&json!({})).await;
+    drop(peer.await.unwrap());
+    out
 }

@@ -542,3 +542,33 @@ async fn a_timeout_layer_past_the_clock_is_no_deadline() {
     let out: Value = f.client.unary("echo", &json!({ "y": 2 })).await.unwrap();
     assert_eq!(out["y"], 2);
 }
+
+/// A connection that ended is let go by the server at once: the server kept
+/// every connection in its shutdown list until the next one arrived, so the
+/// last connection of a quiet server (its session, its buffers) outlived its
+/// end for as long as no other came.
+#[tokio::test]
+async fn the_server_lets_go_of_a_connection_that_ended() {
+    use strand_rpc_core::server::Server;
+    use strand_rpc_core::transport::CloseCode;
+    use strand_rpc_core::Client;
+    let server = Server::builder(router()).build();
+    let (client_side, server_side) = strand_rpc_core::memory::pair();
+    let server_side = Arc::new(server_side);
+    let serving = tokio::spawn({
+        let server = server.clone();
+        let conn: strand_rpc_core::transport::DynConnection = server_side.clone();
+        async move { server.serve_connection(conn).await }
+    });
+    let client = Client::from_shared(Arc::new(client_side), Default::default());
+    let out: Value = client.unary("echo", &json!({ "a": 1 })).await.unwrap();
+    assert_eq!(out["a"], 1);
+    client.connection().close(CloseCode::Normal, "done");
+    drop(client);
+    serving.await.unwrap();
+    assert_eq!(
+        Arc::strong_count(&server_side),
+        1,
+        "the server still holds the connection that ended"
+    );
+}

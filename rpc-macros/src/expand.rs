@@ -21,9 +21,11 @@ use crate::model::{Kind, Method, Service};
 pub fn expand(service: &Service) -> TokenStream {
     let trait_item = expand_trait(service);
     let client = expand_client(service);
+    let document = expand_document(service);
     quote! {
         #trait_item
         #client
+        #document
     }
 }
 
@@ -202,6 +204,17 @@ fn registration(service: &Service, method: &Method) -> TokenStream {
     }
 }
 
+/// `{Trait}Client::openrpc()`, with the `openrpc` feature.
+#[cfg(feature = "openrpc")]
+fn expand_document(service: &Service) -> TokenStream {
+    crate::describe::expand(service, &client_ident(service))
+}
+
+#[cfg(not(feature = "openrpc"))]
+fn expand_document(_service: &Service) -> TokenStream {
+    TokenStream::new()
+}
+
 fn client_ident(service: &Service) -> syn::Ident {
     format_ident!("{}Client", service.item.ident)
 }
@@ -322,7 +335,11 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
         docs.push(parse_quote!(#[doc = ""]));
     }
     docs.push(parse_quote!(#[doc = #summary]));
-    let start = quote!(self.options.apply(self.client.call(#wire)));
+    let start = if method.idempotent {
+        quote!(self.options.apply(self.client.call(#wire)).idempotent())
+    } else {
+        quote!(self.options.apply(self.client.call(#wire)))
+    };
     let err = quote!(#krate::__private::ClientError);
     let body = match &method.kind {
         Kind::Unary { req, resp } => quote_spanned! {span=>

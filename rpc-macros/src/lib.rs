@@ -20,16 +20,17 @@
 //!
 //! ```
 //! use futures_util::stream::{self, Stream, StreamExt};
+//! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
 //! use strand::{Context, Incoming, RpcError};
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Add { pub a: i64, pub b: i64 }
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Count { pub n: u32 }
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, JsonSchema)]
 //! pub struct Num { pub n: i64 }
 //!
 //! #[strand::service]
@@ -131,6 +132,11 @@
 //!   (`Router::timeout`), replacing the server's default for it; a caller's
 //!   shorter `metadata.timeout` still wins. `name` and `timeout_ms` combine:
 //!   `#[rpc(name = "sumAll", timeout_ms = 5000)]`.
+//! - `#[rpc(idempotent)]` marks a method idempotent: its client method
+//!   calls `CallBuilder::idempotent`, so that a reconnecting client sends a
+//!   unary call again on a new connection when the old one was lost after
+//!   the call was sent (docs/deploy.md). Say it only of methods that do no
+//!   more when run twice.
 //! - Not allowed, each with a spanned compile error: a non-trait item, generic
 //!   traits or methods, trait items other than methods, a receiver other than
 //!   `&self`, a missing `Context`, a missing or extra argument, a return type
@@ -140,6 +146,24 @@
 //!   that clash with the generated code (`new`, `client`, `into_inner`,
 //!   `with_timeout`, `with_metadata`, `with_bearer`, `into_router`: rename the
 //!   method and keep the wire name with `#[rpc(name = "...")]`).
+//!
+//! # OpenRPC document
+//!
+//! With strand's `openrpc` feature (off by default), the client also gets
+//! `{Trait}Client::openrpc() -> serde_json::Value`: an OpenRPC 1.3 document
+//! of the trait, built from the types' JSON Schemas (`schemars`). Wire
+//! names, the call kind as `x-strand-kind` (`unary`, `server`, `client`,
+//! `duplex`, `raw`), the request's fields as by-name params (and the whole
+//! params schema as `x-strand-params`), the response (each one for
+//! streaming kinds, the leading one for raw) as result, doc comments as
+//! summary and description (the trait's as `info.description`),
+//! `#[rpc(timeout_ms)]` as `x-strand-timeout-ms`, and strand's error codes.
+//! Every request, message, response and leading type must then implement
+//! `schemars::JsonSchema`; one that does not is a compile error naming it
+//! where the trait uses it. Serve the document with
+//! `router.discover(CalcClient::openrpc())` (`rpc.discover`). The
+//! repository's docs/openrpc.md describes the document, discovery and its
+//! security note, and the CLI that reads it.
 //!
 //! # What the trait becomes
 //!
@@ -183,6 +207,8 @@
 
 use proc_macro::TokenStream;
 
+#[cfg(feature = "openrpc")]
+mod describe;
 mod expand;
 mod model;
 mod parse;

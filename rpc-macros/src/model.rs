@@ -28,6 +28,10 @@ pub struct Method {
     pub wire_span: Span,
     /// The method's own server-side timeout (`#[rpc(timeout_ms = N)]`).
     pub timeout_ms: Option<u64>,
+    /// `#[rpc(idempotent)]`: the client marks its calls idempotent
+    /// (`CallBuilder::idempotent`), so a reconnecting client sends a unary
+    /// one again after a lost connection.
+    pub idempotent: bool,
     /// The call kind and its types.
     pub kind: Kind,
     /// Doc attributes, copied onto the client method.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, Stream, StreamExt};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strand::core::memory;
@@ -18,48 +19,48 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Two numbers to add.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Add {
     a: i64,
     b: i64,
 }
 
 /// How far to count.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Count {
     n: u32,
 }
 
 /// One number.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Num {
     n: i64,
 }
 
 /// A chat message.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Msg {
     text: String,
 }
 
 /// How a raw call transforms its bytes.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Mode {
     upper: bool,
 }
 
 /// A raw call's leading response.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Ack {
     ready: bool,
 }
 
 /// No params.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Empty {}
 
 /// What `inspect` saw of its call.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Seen {
     method: String,
     tag: Option<String>,
@@ -73,7 +74,8 @@ pub struct Seen {
 /// methods that report on the call's `Context`.
 #[strand::service]
 pub trait Calc {
-    /// Adds two numbers.
+    /// Adds two numbers. Idempotent: a reconnecting client may send it again.
+    #[rpc(idempotent)]
     async fn add(&self, ctx: Context, req: Add) -> Result<i64, RpcError>;
 
     /// Counts from 0 to `n - 1`.

@@ -8,8 +8,10 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
+use strand_rpc_core::server::ServerConfig;
+use std::sync::Arc;
 use strand_rpc_core::transport::{DynConnection, Listener};
-use strand_rpc_core::{Client, ClientConfig};
+use strand_rpc_core::{Client, ClientConfig, Connector};
 use strand_tls::{ClientAuth, Identity, ServerVerification};
 #[cfg(feature = "quic")]
 use strand_transport_quic::QuicListener;
@@ -83,6 +85,9 @@ impl Endpoint {
     pub fn from_config(config: EndpointConfig) -> Result<Endpoint, Error> {
         let (scheme, host, port, path) = parse_url(&config.url)?;
         config.timeouts.validate()?;
+        if let Some(reconnect) = &config.reconnect {
+            reconnect.validate()?;
+        }
         Ok(Endpoint {
             scheme,
             host,
@@ -240,9 +245,45 @@ impl Endpoint {
 
     /// Connects and returns a [`Client`] with this endpoint's call settings
     /// (token, call timeout, message size limit).
+    ///
+    /// With `[reconnect]` in the config (or [`Endpoint::with_reconnect`])
+    /// the client reconnects when its connection is lost or its server
+    /// drains (see [`strand_rpc_core::client::reconnect`]); the first
+    /// connection must succeed.
     pub async fn connect(&self) -> Result<Client, Error> {
-        let conn = self.connect_connection().await?;
-        Ok(Client::from_shared(conn, self.client_config()))
+        let Some(reconnect) = &self.config.reconnect else {
+            let conn = self.connect_connection().await?;
+            return Ok(Client::from_shared(conn, self.client_config()));
+        };
+        reconnect.validate()?;
+        let endpoint = self.clone();
+        let connector: Connector = Arc::new(move || {
+            let endpoint = endpoint.clone();
+            Box::pin(async move {
+                endpoint
+                    .connect_connection()
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))
+            })
+        });
+        let config = self.client_config().reconnect(reconnect.to_client());
+        // The first attempt again, for its typed error.
+        let first = self.connect_connection().await?;
+        let first = std::sync::Mutex::new(Some(first));
+        let connector_once: Connector =
+            Arc::new(
+                move || match first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Some(conn) => Box::pin(std::future::ready(Ok(conn))),
+                    None => connector(),
+                },
+            );
+        Ok(Client::connect_with(connector_once, config).await?)
+    }
+
+    /// Turns reconnecting on with these settings (as `[reconnect]` does).
+    pub fn with_reconnect(mut self, reconnect: crate::config::ReconnectConfig) -> Self {
+        self.config.reconnect = Some(reconnect);
+        self
     }
 
     /// The client settings this endpoint's config asks for.
@@ -256,6 +297,20 @@ impl Endpoint {
         }
         if let Some(size) = self.config.limits.max_message_size {
             config = config.max_message_size(size);
+        }
+        config
+    }
+
+    /// The server settings this endpoint's config asks for
+    /// (`limits.max_first_message_size`, `timeouts.first_message_ms`); pass
+    /// them to [`ServerBuilder::config`](strand_rpc_core::server::ServerBuilder::config).
+    pub fn server_config(&self) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        if let Some(size) = self.config.limits.max_first_message_size {
+            config.max_first_message_size = size;
+        }
+        if let Some(timeout) = TimeoutsConfig::duration(self.config.timeouts.first_message_ms) {
+            config.first_message_timeout = timeout;
         }
         config
     }

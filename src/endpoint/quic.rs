@@ -85,6 +85,12 @@ impl Endpoint {
         if let Some(n) = limits.max_streams {
             t.max_streams = n;
         }
+        if let Some(n) = limits.connection_receive_buffer {
+            t.receive_window = n;
+        }
+        if let Some(bytes) = limits.quic_datagram_buffer {
+            t.datagram_receive_buffer = bytes;
+        }
         if let Some(d) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             t.handshake_timeout = d;
         }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{ClientAuthMode, VerifyMode};
+use std::time::Duration;
 use strand_transport_quic::QuicConfig;
 
 #[test]
@@ -139,6 +140,61 @@ fn toml_config_full() {
 }
 
 #[test]
+fn server_limits_on_the_first_message_come_from_toml() {
+    let e = Endpoint::from_toml(
+        "url = \"ws://h:1\"\n[limits]\nmax_first_message_size = 4096\n[timeouts]\nfirst_message_ms = 1500\n",
+    )
+    .unwrap();
+    let server = e.server_config();
+    assert_eq!(server.max_first_message_size, 4096);
+    assert_eq!(
+        server.first_message_timeout,
+        std::time::Duration::from_millis(1500)
+    );
+    // Left out: the server's defaults, 64 KiB and 10 s.
+    let plain = Endpoint::from_url("ws://h:1").unwrap().server_config();
+    assert_eq!(plain.max_first_message_size, 64 << 10);
+    assert_eq!(
+        plain.first_message_timeout,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn the_receive_budget_and_flood_budgets_come_from_toml() {
+    let e = Endpoint::from_toml(
+        r#"
+        url = "ws://h:1"
+        [limits]
+        connection_receive_buffer = 8388608
+        max_queued_control = 100
+        [limits.floods]
+        resets = { burst = 20, per_second = 5 }
+        pings = { burst = 3, per_second = 1 }
+        "#,
+    )
+    .unwrap();
+    let ws = e.ws_config();
+    assert_eq!(ws.connection_receive_buffer, 8 << 20);
+    assert_eq!(ws.max_queued_control, 100);
+    assert_eq!(ws.initial_stream_window(), 16 << 10, "8 MiB / 256 / 2");
+    assert_eq!(ws.floods.resets, strand_transport_ws::Budget::new(20, 5));
+    assert_eq!(ws.floods.pings, strand_transport_ws::Budget::new(3, 1));
+    let defaults = strand_transport_ws::FloodLimits::default();
+    assert_eq!(ws.floods.tiny_data, defaults.tiny_data);
+    assert_eq!(ws.floods.idle_control, defaults.idle_control);
+    assert_eq!(e.quic_transport().receive_window, 8 << 20);
+    // Left out: the carriers' defaults.
+    let plain = Endpoint::from_url("ws://h:1").unwrap();
+    assert_eq!(plain.ws_config().connection_receive_buffer, 32 << 20);
+    assert_eq!(plain.ws_config().max_queued_control, 4096);
+    assert_eq!(plain.quic_transport().receive_window, 8 << 20);
+    let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits.floods]\npings = { burst = 1 }\n")
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+#[test]
 fn toml_config_errors() {
     // Unknown keys are refused (a typo must not be silently ignored).
     let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits]\nstream_windw = 1").unwrap_err();
@@ -190,6 +246,7 @@ fn a_timeout_past_the_limit_is_a_config_error() {
         "idle_ms",
         "keep_alive_ms",
         "send_ms",
+        "first_message_ms",
     ] {
         let text =
             format!("url = \"ws://127.0.0.1:1\"\n[timeouts]\n{key} = 18446744073709551615\n");
@@ -277,4 +334,60 @@ fn handshake_bounds_per_source_and_the_retry_threshold_come_from_toml() {
     let mut defaults = Endpoint::from_url("quic://127.0.0.1:0").unwrap();
     defaults.config_mut().tls.self_signed = true;
     assert_eq!(defaults.quic_server_config().unwrap().retry_threshold, 64);
+}
+
+#[test]
+fn toml_reconnect_section() {
+    // Absent: no reconnecting.
+    let e = Endpoint::from_toml(r#"url = "ws://h:1""#).unwrap();
+    assert!(e.config().reconnect.is_none());
+    // Present and empty: gRPC's defaults.
+    let e = Endpoint::from_toml("url = \"ws://h:1\"\n[reconnect]\n").unwrap();
+    let r = e.config().reconnect.as_ref().unwrap().to_client();
+    assert_eq!(r, strand_rpc_core::ReconnectConfig::default());
+    assert_eq!(r.initial_backoff, Duration::from_secs(1));
+    assert_eq!(r.multiplier, 1.6);
+    assert_eq!(r.max_backoff, Duration::from_secs(120));
+    assert_eq!(r.jitter, 0.2);
+    assert_eq!(r.max_attempts, None);
+    assert_eq!(r.max_call_retries, 3);
+    // Every field.
+    let e = Endpoint::from_toml(
+        "url = \"ws://h:1\"\n[reconnect]\ninitial_backoff_ms = 50\nmultiplier = 2.0\n\
+         max_backoff_ms = 5000\njitter = 0.1\nmax_attempts = 7\nmax_call_retries = 1\n",
+    )
+    .unwrap();
+    let r = e.config().reconnect.as_ref().unwrap().to_client();
+    assert_eq!(r.initial_backoff, Duration::from_millis(50));
+    assert_eq!(r.multiplier, 2.0);
+    assert_eq!(r.max_backoff, Duration::from_secs(5));
+    assert_eq!(r.jitter, 0.1);
+    assert_eq!(r.max_attempts, Some(7));
+    assert_eq!(r.max_call_retries, 1);
+    // Out of range, and typos, are refused in words.
+    for (bad, says) in [
+        ("multiplier = 0.5", "reconnect.multiplier"),
+        ("jitter = 1.5", "reconnect.jitter"),
+        (
+            "max_backoff_ms = 1000000000000000",
+            "reconnect.max_backoff_ms",
+        ),
+        ("max_attempt = 3", "max_attempt"),
+    ] {
+        let err =
+            Endpoint::from_toml(&format!("url = \"ws://h:1\"\n[reconnect]\n{bad}\n")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
+
+#[test]
+fn toml_quic_datagram_buffer() {
+    let e = Endpoint::from_toml(r#"url = "quic://127.0.0.1:4433""#).unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 1024);
+    let e = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:4433\"\n[limits]\nquic_datagram_buffer = 0\n",
+    )
+    .unwrap();
+    assert_eq!(e.quic_transport().datagram_receive_buffer, 0);
 }

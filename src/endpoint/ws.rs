@@ -3,7 +3,7 @@
 //! feature.
 
 use strand_rpc_core::transport::DynConnection;
-use strand_transport_ws::{WsClientConfig, WsConfig, WsListener, WsServerConfig};
+use strand_transport_ws::{Budget, WsClientConfig, WsConfig, WsListener, WsServerConfig};
 
 use super::Endpoint;
 use crate::config::TimeoutsConfig;
@@ -73,6 +73,23 @@ impl Endpoint {
         }
         if let Some(n) = limits.connection_send_buffer {
             ws.connection_send_buffer = n;
+        }
+        if let Some(n) = limits.connection_receive_buffer {
+            ws.connection_receive_buffer = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = limits.max_queued_control {
+            ws.max_queued_control = n;
+        }
+        let floods = &limits.floods;
+        for (budget, field) in [
+            (floods.resets, &mut ws.floods.resets),
+            (floods.idle_control, &mut ws.floods.idle_control),
+            (floods.pings, &mut ws.floods.pings),
+            (floods.tiny_data, &mut ws.floods.tiny_data),
+        ] {
+            if let Some(b) = budget {
+                *field = Budget::new(b.burst, b.per_second);
+            }
         }
         if let Some(t) = TimeoutsConfig::optional(timeouts.send_ms) {
             ws.send_timeout = t;

@@ -98,6 +98,7 @@ export async function dial(carrier, port, { ca }) {
     return {
       streamFactory: async () => rpcStream(await client.connection.newStream()),
       close: () => client.destroy({ force: false }),
+      connection: client.connection,
     };
   }
   const client = await QUICClient.createQUICClient({
@@ -111,6 +112,7 @@ export async function dial(carrier, port, { ca }) {
   return {
     streamFactory: async () => rpcStream(client.connection.newStream()),
     close: () => client.destroy({ isApp: true, errorCode: 0 }),
+    connection: client.connection,
   };
 }
 
@@ -240,6 +242,7 @@ export function clientManifest() {
     chat: new DuplexCaller(),
     fail: new UnaryCaller(),
     slow: new UnaryCaller(),
+    nap: new UnaryCaller(),
     hang: new UnaryCaller(),
     hangStream: new ServerCaller(),
     rawUpper: new RawCaller(),

@@ -109,6 +109,13 @@ pub struct QuicConfig {
     /// the STOP_SENDING waits, never data. Zero stops at once (fine between
     /// strand peers).
     pub stop_ack_wait: Duration,
+    /// Bytes of the peer's QUIC datagrams held until read, after which
+    /// quinn drops the oldest: what a peer's datagrams may cost. Default
+    /// 1 KiB ([`crate::GOAWAY_DATAGRAM_BUFFER`]): strand reads only the
+    /// 13-byte go-away notice (docs/protocol.md, "Go-away"). Advertised as
+    /// datagram support, which is how a strand peer offers go-away; 0
+    /// advertises none, and this side is then never sent the notice.
+    pub datagram_receive_buffer: usize,
 }
 
 impl Default for QuicConfig {
@@ -123,6 +130,7 @@ impl Default for QuicConfig {
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
             stop_ack_wait: Duration::from_millis(250),
+            datagram_receive_buffer: crate::goaway::GOAWAY_DATAGRAM_BUFFER,
         }
     }
 }
@@ -188,7 +196,9 @@ impl QuicConfig {
             )) as u32))
             .receive_window(receive_window)
             .send_window(self.send_window)
-            .datagram_receive_buffer_size(None);
+            .datagram_receive_buffer_size(
+                Some(self.datagram_receive_buffer).filter(|&bytes| bytes > 0),
+            );
         Ok(Arc::new(t))
     }
 }

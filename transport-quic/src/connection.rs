@@ -161,8 +161,13 @@ impl Shared {
 ///
 /// Dropping it closes the connection with application code 0; streams still
 /// open then fail with [`StreamError::ConnectionClosed`].
+/// The CONNECTION_CLOSE that the drop queues is sent by the runtime's
+/// tasks: if the runtime ends right after the drop (a program returning
+/// from `main`), it is never sent and the peer learns only at its idle
+/// timeout. Await [`QuicConnection::shutdown`] first there
+/// (docs/reliability.md, "Network faults").
 pub struct QuicConnection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl QuicConnection {
@@ -357,6 +362,14 @@ impl Connection for QuicConnection {
 
     async fn shutdown(&self, timeout: Duration) {
         QuicConnection::shutdown(self, timeout).await;
+    }
+
+    fn go_away(&self) -> bool {
+        QuicConnection::go_away(self)
+    }
+
+    async fn going_away(&self) {
+        QuicConnection::going_away(self).await
     }
 }
 

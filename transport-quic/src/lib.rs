@@ -99,6 +99,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod goaway;
 mod listener;
 mod stream;
 
@@ -106,6 +107,7 @@ pub use client::{connect, QuicClient};
 pub use config::{QuicClientConfig, QuicConfig, QuicServerConfig, DEFAULT_ALPN};
 pub use connection::{ConnectionStats, QuicConnection};
 pub use error::QuicError;
+pub use goaway::{GOAWAY_DATAGRAM, GOAWAY_DATAGRAM_BUFFER};
 pub use listener::{QuicListener, QuicListenerStats};
 pub use strand_tls;
 pub use stream::{QuicRecvStream, QuicSendStream};

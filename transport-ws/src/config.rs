@@ -13,6 +13,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use strand_tls::{ClientTls, ServerTls};
 
 use crate::handshake::UpgradeRequest;
+use crate::mux::FloodLimits;
 
 /// Limits and timers of one connection, the same on both sides.
 #[derive(Debug, Clone)]
@@ -103,6 +104,30 @@ pub struct WsConfig {
     /// and per stalled stream. Measured on loopback: same one-stream
     /// throughput, faster unary calls (see docs/benchmarks.md).
     pub read_buffer_size: usize,
+    /// Bytes the peer may make us buffer on the connection, all streams
+    /// together, received and not yet read by the application. Default
+    /// 32 MiB (before it, 256 full streams could hold 256 MiB). Every
+    /// stream starts with a window of [`WsConfig::initial_stream_window`]
+    /// (half this budget shared by `max_streams`: 64 KiB by default, which
+    /// is also what the window header advertises); a stream whose reader
+    /// consumes half its window grows towards `stream_window` from the other
+    /// half, and gives the growth back when it ends. Returned credit is never
+    /// held back, so a stream never waits for another to be read.
+    pub connection_receive_buffer: usize,
+    /// Control messages (replies the peer provoked: opening ACKs, ERROR and
+    /// CLOSE answers) queued for the socket above which we stop reading the
+    /// socket until it takes them. Default 4096: a peer that provokes
+    /// replies and does not read them cannot make us queue more (the read
+    /// batch in progress, at most 64 messages, still completes).
+    pub max_queued_control: usize,
+    /// Flood budgets (docs/protocol.md, "Flood budgets"): token buckets for
+    /// the frames that cost work but carry no data. Past one the connection
+    /// is closed with 1008 and the budget's name as the reason. Defaults in
+    /// [`FloodLimits::default`]: stream aborts and refusals 500 at once and
+    /// 100/s (a rapid reset: handlers are started no faster), pings 50 and
+    /// 10/s, tiny DATA messages and ERROR/CLOSE frames that change nothing
+    /// 10,000 and 2,000/s each.
+    pub floods: FloodLimits,
 }
 
 impl Default for WsConfig {
@@ -122,6 +147,9 @@ impl Default for WsConfig {
             close_timeout: Duration::from_secs(5),
             write_buffer_size: 64 << 10,
             read_buffer_size: 16 << 10,
+            connection_receive_buffer: 32 << 20,
+            max_queued_control: 4096,
+            floods: FloodLimits::default(),
         }
     }
 }
@@ -188,6 +216,41 @@ impl WsConfig {
     /// Sets [`WsConfig::stream_send_buffer`].
     pub fn with_stream_send_buffer(mut self, size: usize) -> Self {
         self.stream_send_buffer = size;
+        self
+    }
+
+    /// Sets [`WsConfig::connection_receive_buffer`].
+    pub fn with_connection_receive_buffer(mut self, size: usize) -> Self {
+        self.connection_receive_buffer = size;
+        self
+    }
+
+    /// The receive window every stream starts with: `stream_window`, or
+    /// less when `max_streams` such windows would take more than half of
+    /// [`WsConfig::connection_receive_buffer`] (at least 1 byte, so that
+    /// every stream can make progress).
+    pub fn initial_stream_window(&self) -> u32 {
+        let share = self.connection_receive_buffer / self.max_streams.max(1) / 2;
+        let share = u32::try_from(share).unwrap_or(u32::MAX).max(1);
+        self.stream_window.min(share)
+    }
+
+    /// Receive window the streams of a connection may grow by, together,
+    /// beyond their initial windows.
+    pub(crate) fn receive_growth(&self) -> u64 {
+        let initial = u64::from(self.initial_stream_window()) * self.max_streams as u64;
+        (self.connection_receive_buffer as u64).saturating_sub(initial)
+    }
+
+    /// Sets [`WsConfig::max_queued_control`].
+    pub fn with_max_queued_control(mut self, n: usize) -> Self {
+        self.max_queued_control = n;
+        self
+    }
+
+    /// Sets [`WsConfig::floods`].
+    pub fn with_floods(mut self, floods: FloodLimits) -> Self {
+        self.floods = floods;
         self
     }
 

@@ -18,6 +18,8 @@ use strand_rpc_core::transport::{
 };
 use tokio::sync::Notify;
 
+use crate::goaway::GoAway;
+use crate::handshake::UpgradeRequest;
 use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
 use crate::stream::{WsRecvStream, WsSendStream};
 
@@ -35,6 +37,18 @@ pub(crate) struct Inner {
     wakeups: Wakeups,
     /// The driver finished (socket gone).
     pub(crate) driver_done: bool,
+    /// The go-away notice, both ways (`goaway.rs`).
+    pub(crate) go_away: GoAway,
+}
+
+impl Inner {
+    /// The peer's go-away notice arrived: wake whoever waits for it once
+    /// the lock is released.
+    pub(crate) fn go_away_received(&mut self) {
+        if let Some(waker) = self.go_away.receive() {
+            self.wakeups.tasks.push(waker);
+        }
+    }
 }
 
 impl Inner {
@@ -86,6 +100,7 @@ impl Shared {
                 stopped_wakers: StreamMap::default(),
                 wakeups: Wakeups::default(),
                 driver_done: false,
+                go_away: GoAway::default(),
             }),
             accept: Notify::new(),
             released: Notify::new(),
@@ -406,6 +421,55 @@ impl WsConnection {
     /// the socket went out (bounded by [`crate::WsConfig::close_timeout`]).
     /// Resolves once closed.
     pub async fn shutdown(&self, deadline: Duration) -> CloseReason {
+        self.shutdown_with(deadline, CloseCode::Normal, "").await
+    }
+
+    /// Whether the peer's upgrade request offered the go-away extension
+    /// (a server-side connection of a strand client).
+    fn peer_offered_go_away(&self) -> bool {
+        UpgradeRequest::of(&self.peer).is_some_and(|r| crate::goaway::offered(&r.headers))
+    }
+
+    /// Tells the peer we are going away (docs/protocol.md, "Go-away") if
+    /// its upgrade request offered the extension: a server-side connection
+    /// only. Returns whether the notice was queued.
+    pub fn go_away(&self) -> bool {
+        if !self.peer_offered_go_away() {
+            return false;
+        }
+        let driver = self.shared.with(|inner| {
+            inner.go_away.request_send();
+            inner.driver.clone()
+        });
+        // The session has nothing for the driver: wake it ourselves.
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+        true
+    }
+
+    /// Resolves once the peer's go-away notice arrived.
+    pub async fn going_away(&self) {
+        std::future::poll_fn(|cx| {
+            if self
+                .shared
+                .with(|inner| inner.go_away.poll_received(cx.waker()))
+            {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// [`WsConnection::shutdown`] ending with `code` and `reason`.
+    pub async fn shutdown_with(
+        &self,
+        deadline: Duration,
+        code: CloseCode,
+        reason: &str,
+    ) -> CloseReason {
         self.shared.with(|inner| inner.session.start_shutdown());
         let drained = async {
             loop {
@@ -427,7 +491,7 @@ impl WsConnection {
         // What streams finished writing (or wrote) still reaches the
         // socket before the close frame, within the close timeout.
         self.shared
-            .with(|inner| inner.session.close_after_flush(CloseCode::Normal, ""));
+            .with(|inner| inner.session.close_after_flush(code, reason));
         self.closed().await
     }
 
@@ -490,5 +554,25 @@ impl Connection for WsConnection {
 
     async fn shutdown(&self, timeout: Duration) {
         WsConnection::shutdown(self, timeout).await;
+    }
+
+    fn go_away(&self) -> bool {
+        WsConnection::go_away(self)
+    }
+
+    async fn going_away(&self) {
+        WsConnection::going_away(self).await
+    }
+
+    /// Closes 1001 toward a strand peer; toward a peer that did not offer
+    /// go-away, 1000 as a shutdown does: `@matrixai/ws` takes every code
+    /// but 1000 for an error (docs/protocol.md, "Go-away").
+    async fn shutdown_going_away(&self, timeout: Duration) {
+        let (code, reason) = if self.peer_offered_go_away() {
+            (CloseCode::GoingAway, "server draining")
+        } else {
+            (CloseCode::Normal, "")
+        };
+        WsConnection::shutdown_with(self, timeout, code, reason).await;
     }
 }

@@ -93,6 +93,8 @@ struct Driver<S> {
     /// `heard_from_peer` once per pass of the driver.
     last_heard: Instant,
     heard_from_peer: bool,
+    /// When the driver started: the session's time counts from here.
+    started: Instant,
     /// Messages read in one batch (kept for its capacity).
     read_batch: Vec<Message>,
     /// Messages taken from the session that the sink has not accepted yet
@@ -100,6 +102,8 @@ struct Driver<S> {
     unsent: VecDeque<Bytes>,
     /// The sink took messages since its last flush.
     needs_flush: bool,
+    /// Our go-away notice waits for the sink (docs/protocol.md, "Go-away").
+    go_away_pending: bool,
     /// The socket's read side ended (or failed); it is not polled again.
     read_done: bool,
     /// The session's state as of the driver's last lock of it (see
@@ -126,9 +130,11 @@ where
         phase: Phase::Open,
         last_heard: Instant::now(),
         heard_from_peer: false,
+        started: Instant::now(),
         read_batch: Vec::new(),
         unsent: VecDeque::new(),
         needs_flush: false,
+        go_away_pending: false,
         read_done: false,
         wants_read: true,
         session_closed: false,
@@ -262,7 +268,11 @@ where
     /// Hands the messages read so far to the session.
     fn deliver(&mut self, batch: &mut Vec<Message>) {
         self.on_alive();
+        // The flood budgets refill with the connection's age: one clock
+        // read per batch.
+        let age = self.started.elapsed();
         self.with_session(|inner| {
+            inner.session.set_time(age);
             for msg in batch.drain(..) {
                 on_message(inner, msg);
             }
@@ -319,7 +329,9 @@ where
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
+                let mut go_away = false;
                 self.with_session(|inner| {
+                    go_away = inner.go_away.take_send();
                     let mut bytes = 0;
                     while unsent.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
                         let Some(msg) = inner.session.poll_transmit() else {
@@ -330,6 +342,22 @@ where
                     }
                 });
                 self.unsent = unsent;
+                self.go_away_pending |= go_away;
+                if self.go_away_pending {
+                    match self.ws().poll_ready(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(Err(err)) => return self.lost(err),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let notice = Bytes::from_static(crate::goaway::GOAWAY_PING);
+                    if let Err(err) = self.ws().start_send(Message::Ping(notice)) {
+                        return self.lost(err);
+                    }
+                    self.go_away_pending = false;
+                    self.needs_flush = true;
+                    took = true;
+                    *progress = true;
+                }
                 if self.unsent.is_empty() {
                     break;
                 }
@@ -597,7 +625,14 @@ fn on_message(inner: &mut Inner, msg: Message) {
                 .unwrap_or((1005, String::new()));
             inner.session.handle_peer_close(code, &reason);
         }
-        // Pongs are answered by tungstenite; any frame is liveness.
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        // A strand server's go-away notice (docs/protocol.md, "Go-away"):
+        // sent once, so it spends no flood budget.
+        Message::Ping(payload) if payload.as_ref() == crate::goaway::GOAWAY_PING => {
+            inner.go_away_received()
+        }
+        // Pongs are answered by tungstenite (it keeps one pending pong at
+        // most); pings spend their flood budget. Any frame is liveness.
+        Message::Ping(_) => inner.session.handle_ping(),
+        Message::Pong(_) | Message::Frame(_) => {}
     }
 }

@@ -30,11 +30,15 @@ fn session_config(
 ) -> SessionConfig {
     SessionConfig {
         window: ws.stream_window,
+        initial_window: ws.initial_stream_window(),
+        receive_growth: ws.receive_growth(),
         max_streams: ws.max_streams,
         stream_backlog: ws.stream_backlog,
         max_data_payload: ws.max_data_payload.max(1),
         stream_send_buffer: ws.stream_send_buffer.max(1),
         connection_send_buffer: ws.connection_send_buffer.max(1),
+        floods: ws.floods,
+        max_queued_control: ws.max_queued_control.max(1),
         peer_window,
         // What our upgrade headers said: a strand peer counts on that window
         // (and needs no opening ACK) only if it was sent.

@@ -89,7 +89,8 @@ pub(crate) fn parse_window(headers: &HeaderMap) -> Option<u32> {
 /// one: the peer would not read it ([`parse_window`]), so it is not sent, and
 /// the session must not count on the peer knowing it.
 pub(crate) fn advertised_window(advertise: bool, transport: &WsConfig) -> Option<u32> {
-    Some(transport.stream_window).filter(|w| advertise && *w > 0)
+    // What a stream starts with: the rest is granted by ACKs as it grows.
+    Some(transport.initial_stream_window()).filter(|w| advertise && *w > 0)
 }
 
 pub(crate) async fn read_head<S: AsyncRead + Unpin>(
@@ -278,6 +279,9 @@ where
     if let Some(window) = advertised_window(config.advertise_window, &config.transport) {
         resp.push_str(&format!("{WINDOW_HEADER}: {window}\r\n"));
     }
+    if crate::goaway::offered(&request.headers) {
+        resp.push_str(&format!("{}: 1\r\n", crate::goaway::GOAWAY_HEADER));
+    }
     resp.push_str("\r\n");
     io.write_all(resp.as_bytes()).await?;
     io.flush().await?;
@@ -317,6 +321,10 @@ where
             HeaderValue::from(window),
         );
     }
+    request.headers_mut().insert(
+        HeaderName::from_static(crate::goaway::GOAWAY_HEADER),
+        HeaderValue::from_static("1"),
+    );
     let ws_config = Some(config.transport.tungstenite());
     match tokio_tungstenite::client_async_with_config(request, io, ws_config).await {
         Ok((ws, response)) => Ok((ws, parse_window(response.headers()))),

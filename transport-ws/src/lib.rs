@@ -110,6 +110,7 @@ mod conn;
 mod driver;
 mod endpoint;
 mod error;
+mod goaway;
 mod handshake;
 pub mod mux;
 mod source_limit;
@@ -126,7 +127,8 @@ pub use config::{
 pub use conn::{ConnectionStats, StatsProbe, WsConnection, WsStream};
 pub use endpoint::{connect, WsListener, WsListenerStats};
 pub use error::WsError;
+pub use goaway::{GOAWAY_HEADER, GOAWAY_PING};
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};
-pub use mux::{SessionStats, StreamStats};
+pub use mux::{Budget, FloodLimits, SessionStats, StreamStats};
 pub use strand_tls;
 pub use stream::{WsRecvStream, WsSendStream};

@@ -337,3 +337,589 @@ async fn the_idle_timeout_sends_a_close_frame_going_away() {
     assert_eq!(frame.reason.as_str(), "idle timeout");
     assert!(took >= idle, "{took:?}");
 }
+
+/// Reads until the peer's close frame; its code and reason (`None` if the
+/// connection ended without one).
+async fn close_frame_of(
+    raw: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+              + Unpin),
+) -> Option<(u16, String)> {
+    while let Some(msg) = timeout(Duration::from_secs(60), raw.next()).await.ok()? {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+            }
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// One client-opened stream's open, a whole request and its abort (both
+/// halves), as a rapid-reset attacker sends them.
+fn open_request_reset(i: u64) -> [Message; 4] {
+    let id = StreamId(2 * i);
+    [
+        Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ),
+        Message::Binary(Frame::encode_data(
+            id,
+            br#"{"jsonrpc":"2.0","method":"slow","params":null}"#,
+        )),
+        Message::Binary(
+            Frame::Error {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Read,
+                code: 0,
+            }
+            .to_bytes(),
+        ),
+        Message::Binary(
+            Frame::Error {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Write,
+                code: 0,
+            }
+            .to_bytes(),
+        ),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rapid_reset_flood_is_closed_1008_having_started_no_more_handlers_than_its_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CYCLES: u64 = 50_000;
+    let budget = WsConfig::default().floods.resets;
+    assert_eq!((budget.burst, budget.per_second), (500, 100));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    let router = Router::new().unary("slow", move |_ctx, _p: ()| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, strand_rpc_core::RpcError>(())
+        }
+    });
+    let server = Server::builder(router).build();
+    server.spawn_connection(std::sync::Arc::new(conn.clone()));
+    let (mut sink, mut stream) = raw.split();
+    let start = Instant::now();
+    let attacker = tokio::spawn(async move {
+        let mut sent = 0u64;
+        for i in 0..CYCLES {
+            for msg in open_request_reset(i) {
+                if sink.feed(msg).await.is_err() {
+                    return sent;
+                }
+            }
+            sent += 1;
+            if i % 64 == 63 && sink.flush().await.is_err() {
+                return sent;
+            }
+        }
+        let _ = sink.flush().await;
+        sent
+    });
+    let close = close_frame_of(&mut stream).await;
+    let elapsed = start.elapsed();
+    let stats = conn.stats();
+    println!(
+        "closed after {elapsed:?} (virtual): {close:?}; {} aborts counted, {} handlers started",
+        stats.aborted_by_peer,
+        started.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    // The budget is 500 at once plus 100 a second of (virtual) time.
+    let allowed = 500 + 100 * elapsed.as_secs() + 100;
+    assert!(stats.aborted_by_peer <= allowed, "{stats:?}");
+    assert!(started.load(Ordering::SeqCst) as u64 <= allowed);
+    // Nothing of the connection is left once it closed.
+    eventually("the calls ended", || server.calls_in_flight() == 0).await;
+    eventually("the streams were released", || {
+        conn.stats().streams_open == 0
+    })
+    .await;
+    let s = conn.stats();
+    assert_eq!((s.buffered, s.queued_send, s.stream_backlog), (0, 0, 0));
+    let sent = timeout(LIMIT, attacker).await.unwrap().unwrap();
+    assert!(
+        sent < CYCLES,
+        "the attacker was cut off, after {sent} cycles"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_flood_past_max_streams_is_refused_then_closed_1008() {
+    const MAX: u64 = 8;
+    let cfg = WsConfig::default().with_max_streams(MAX as usize);
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default().with_transport(cfg))
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    // Nobody accepts: 8 streams are taken, the rest refused until the
+    // refusals pass the reset budget (500).
+    let attacker = tokio::spawn(async move {
+        for i in 0..10_000u64 {
+            let ack = Frame::Ack {
+                id: StreamId(2 * i),
+                credit: 1 << 20,
+            };
+            if sink.feed(Message::Binary(ack.to_bytes())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.flush().await;
+    });
+    let close = close_frame_of(&mut stream).await;
+    let stats = conn.stats();
+    println!("{close:?}: {stats:?}");
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    assert_eq!(stats.refused, 501, "500 refusals fit the budget");
+    assert!(stats.streams_open as u64 <= MAX);
+    attacker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tiny_data_flood_is_closed_1008_holding_no_more_than_it_sent() {
+    const FLOOD: u64 = 20_000;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    let id = StreamId(0);
+    let attacker = tokio::spawn(async move {
+        let ack = Frame::Ack {
+            id,
+            credit: 1 << 20,
+        };
+        sink.feed(Message::Binary(ack.to_bytes())).await.unwrap();
+        for i in 0..FLOOD {
+            // Empty and one-byte DATA, alternately.
+            let payload: &[u8] = if i % 2 == 0 { b"" } else { b"x" };
+            let msg = Message::Binary(Frame::encode_data(id, payload));
+            if sink.feed(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.flush().await;
+    });
+    let close = close_frame_of(&mut stream).await;
+    let stats = conn.stats();
+    println!("{close:?}: {stats:?}");
+    assert_eq!(close, Some((1008, "flood: tiny DATA messages".to_owned())));
+    assert_eq!(stats.tiny_data, 10_001, "10,000 fit the budget at once");
+    attacker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_flood_from_a_peer_that_does_not_read_is_closed_1008() {
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let (mut sink, mut stream) = raw.split();
+    // 1,000 pings and no read (the pongs are not taken) until the end.
+    for _ in 0..1000 {
+        sink.feed(Message::Ping(Default::default())).await.unwrap();
+    }
+    sink.flush().await.unwrap();
+    eventually("the connection closed", || conn.stats().pings > 50).await;
+    let stats = conn.stats();
+    assert_eq!(stats.pings, 51, "50 pings fit the budget at once");
+    let reason = timeout(LIMIT, conn.closed()).await.unwrap();
+    assert_eq!(reason.code, strand_rpc_core::transport::CloseCode::Policy);
+    assert_eq!(reason.reason, "flood: pings");
+    // Reading now: at most one pong was kept pending, then the close.
+    let mut pongs = 0;
+    let close = loop {
+        match timeout(LIMIT, stream.next()).await.unwrap() {
+            Some(Ok(Message::Pong(_))) => pongs += 1,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("{other:?}"),
+        }
+    };
+    println!("{pongs} pongs before the close");
+    assert_eq!(close, Some(1008));
+    // The WebSocket layer answers the pings of the batch the budget ran
+    // out in (up to 64 messages a batch) before the session sees them.
+    assert!(pongs <= 51 + 64, "{pongs} pongs");
+}
+
+#[tokio::test(start_paused = true)]
+async fn resetting_running_handlers_is_closed_1008_within_the_budget() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CYCLES: u64 = 50_000;
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (raw, conn) = raw_client(&listener).await;
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let running = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (count, notify) = (started.clone(), running.clone());
+    let router = Router::new().unary("slow", move |_ctx, _p: ()| {
+        count.fetch_add(1, Ordering::SeqCst);
+        notify.notify_one();
+        std::future::pending::<Result<(), strand_rpc_core::RpcError>>()
+    });
+    let server = Server::builder(router).build();
+    server.spawn_connection(std::sync::Arc::new(conn.clone()));
+    let (mut sink, mut stream) = raw.split();
+    let start = Instant::now();
+    // Each cycle waits until its handler runs, then resets the call: the
+    // budget bounds the handlers started, not only the frames.
+    let attacker = tokio::spawn(async move {
+        for i in 0..CYCLES {
+            let [open, request, reset_read, reset_write] = open_request_reset(i);
+            for msg in [open, request] {
+                if sink.feed(msg).await.is_err() {
+                    return i;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return i;
+            }
+            if timeout(LIMIT, running.notified()).await.is_err() {
+                return i;
+            }
+            for msg in [reset_read, reset_write] {
+                if sink.feed(msg).await.is_err() {
+                    return i;
+                }
+            }
+        }
+        CYCLES
+    });
+    let close = close_frame_of(&mut stream).await;
+    let elapsed = start.elapsed();
+    let handlers = started.load(Ordering::SeqCst) as u64;
+    println!("closed after {elapsed:?} (virtual): {close:?}; {handlers} handlers started");
+    assert_eq!(
+        close,
+        Some((1008, "flood: stream resets and refusals".to_owned()))
+    );
+    // 500 at once and 100 a second, plus the one running when it closed.
+    assert!(handlers <= 500 + 100 * elapsed.as_secs() + 1, "{handlers}");
+    assert!(handlers >= 500, "the budget let {handlers} through");
+    eventually("the calls ended", || server.calls_in_flight() == 0).await;
+    eventually("the streams were released", || {
+        conn.stats().streams_open == 0
+    })
+    .await;
+    attacker.abort();
+}
+
+/// An RPC server with an `echo` method on one ws connection; the client's
+/// connection, and a counter of the calls that reached the handler.
+async fn echo_server() -> (
+    WsListener,
+    strand_transport_ws::WsConnection,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (listener, client, server_conn) =
+        common::pair_with(WsConfig::default(), WsConfig::default()).await;
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = started.clone();
+    let router = Router::new().unary("echo", move |_ctx, p: Option<String>| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, strand_rpc_core::RpcError>(p) }
+    });
+    Server::builder(router)
+        .build()
+        .spawn_connection(std::sync::Arc::new(server_conn));
+    (listener, client, started)
+}
+
+/// Sends `bytes` on a fresh stream and finishes (off the reading task: the
+/// server may stop reading early); returns what the server answered, as
+/// text.
+async fn exchange(client: &strand_transport_ws::WsConnection, bytes: Vec<u8>) -> String {
+    let (mut send, mut recv) = timeout(LIMIT, client.open_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let writer = tokio::spawn(async move {
+        let _ = send.write_all(&bytes).await;
+        let _ = send.shutdown().await;
+    });
+    let mut out = Vec::new();
+    timeout(LIMIT, recv.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = writer.await;
+    String::from_utf8(out).unwrap()
+}
+
+/// The error code of an answer, if it is one JSON-RPC error.
+fn error_code(answer: &str) -> Option<i64> {
+    let at = answer.find(r#""code":"#)? + 7;
+    let end = answer[at..].find([',', '}'])? + at;
+    answer[at..end].trim().parse().ok()
+}
+
+fn echo_request(len: usize) -> Vec<u8> {
+    let head = br#"{"jsonrpc":"2.0","method":"echo","params":""#;
+    let mut msg = head.to_vec();
+    msg.resize(len - 2, b'x');
+    msg.extend_from_slice(br#""}"#);
+    msg
+}
+
+#[tokio::test]
+async fn an_oversized_first_message_is_answered_too_long_without_a_handler() {
+    use std::sync::atomic::Ordering;
+    let (_l, client, started) = echo_server().await;
+    let limit = 64 << 10;
+    let ok = exchange(&client, echo_request(limit)).await;
+    assert!(ok.contains(r#""result":"xxx"#), "{}", &ok[..80]);
+    // One byte over 64 KiB, and a 1 MiB one (the former limit): refused.
+    for len in [limit + 1, 1 << 20] {
+        let answer = exchange(&client, echo_request(len)).await;
+        assert_eq!(error_code(&answer), Some(-32003), "{answer}");
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // The connection still serves.
+    let again = exchange(&client, echo_request(100)).await;
+    assert!(again.contains("result"), "{again}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_message_too_slow_is_answered_timed_out_after_10_s() {
+    let (_l, client, started) = echo_server().await;
+    let (mut send, mut recv) = timeout(LIMIT, client.open_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let start = Instant::now();
+    let trickle = tokio::spawn(async move {
+        send.write_all(br#"{"jsonrpc":"2.0","method":"echo","#)
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if send.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    timeout(Duration::from_secs(60), recv.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let took = start.elapsed();
+    let answer = String::from_utf8(out).unwrap();
+    println!("answered after {took:?} (virtual): {answer}");
+    assert_eq!(error_code(&answer), Some(-32008), "{answer}");
+    assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11));
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn deep_nesting_invalid_utf8_and_garbage_get_clean_errors() {
+    let (_l, client, started) = echo_server().await;
+    // 30,000 levels of arrays in the params, within the 64 KiB limit.
+    let mut deep = br#"{"jsonrpc":"2.0","method":"echo","params":"#.to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 30_000));
+    deep.extend(std::iter::repeat_n(b']', 30_000));
+    deep.push(b'}');
+    let cases: [(&str, Vec<u8>); 5] = [
+        ("deep nesting", deep),
+        (
+            "invalid UTF-8 in a string",
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"ec\xff\xfeho\"}".to_vec(),
+        ),
+        ("not JSON", b"hello, world".to_vec()),
+        ("binary garbage", (0..=255u8).rev().collect()),
+        ("unbalanced", b"{\"jsonrpc\":\"2.0\"]]]".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let answer = exchange(&client, bytes).await;
+        let code = error_code(&answer);
+        println!("{what}: {code:?}");
+        // The params are kept raw until the method's type reads them
+        // (-32602 here); any type's read stops at serde_json's recursion
+        // limit (128) rather than overflowing the stack.
+        assert!(
+            matches!(code, Some(-32700 | -32600 | -32602)),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let again = exchange(&client, echo_request(100)).await;
+    assert!(again.contains("result"), "{again}");
+}
+
+#[tokio::test]
+async fn a_peer_filling_every_stream_holds_no_more_than_the_connection_receive_buffer() {
+    const STREAMS: u64 = 256;
+    let cfg = WsConfig::default();
+    let budget = cfg.connection_receive_buffer as u64;
+    let initial = cfg.initial_stream_window();
+    assert_eq!((budget, initial), (32 << 20, 64 << 10));
+    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
+        .await
+        .unwrap();
+    let (mut raw, conn) = raw_client(&listener).await;
+    // 256 streams, each sent all its window allows (what the opening ACK
+    // and the window header grant), and nobody reads any of them.
+    let fill = vec![b'x'; 16 << 10];
+    for i in 0..STREAMS {
+        let id = StreamId(2 * i);
+        raw.feed(Message::Binary(
+            Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes(),
+        ))
+        .await
+        .unwrap();
+        for _ in 0..initial as usize / fill.len() {
+            raw.feed(Message::Binary(Frame::encode_data(id, &fill)))
+                .await
+                .unwrap();
+        }
+    }
+    raw.flush().await.unwrap();
+    let full = STREAMS * u64::from(initial);
+    eventually("every stream filled", || conn.stats().buffered == full).await;
+    let stats = conn.stats();
+    println!(
+        "{STREAMS} full streams: {} bytes buffered, {} of windows granted (budget {budget})",
+        stats.buffered, stats.receive_windows
+    );
+    assert!(stats.buffered <= budget);
+    assert!(stats.receive_windows <= budget);
+    assert_eq!(stats.streams_open as u64, STREAMS);
+    // One byte more on any stream is past its window: a protocol error.
+    raw.send(Message::Binary(Frame::encode_data(StreamId(0), b"!")))
+        .await
+        .unwrap();
+    assert_eq!(close_frame_of(&mut raw).await.map(|c| c.0), Some(1002));
+}
+
+#[tokio::test]
+async fn a_stream_whose_reader_keeps_up_grows_to_the_whole_stream_window() {
+    let (_l, client, server) = common::pair_with(WsConfig::default(), WsConfig::default()).await;
+    const LEN: usize = 8 << 20;
+    let writer = tokio::spawn(async move {
+        let (mut send, _recv) = client.open_stream().await.unwrap().split();
+        send.write_all(&vec![3u8; LEN]).await.unwrap();
+        send.shutdown().await.unwrap();
+        (send, client)
+    });
+    let (_send, mut recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    let mut window = 0;
+    loop {
+        let n = timeout(LIMIT, recv.read(&mut buf)).await.unwrap().unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if let Some(s) = recv.stats() {
+            window = window.max(s.window);
+        }
+    }
+    assert_eq!(total, LEN);
+    println!("window grew from 64 KiB to {window}");
+    assert_eq!(window, 1 << 20, "grown to stream_window");
+    timeout(LIMIT, writer).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn replies_to_a_peer_that_does_not_read_pause_the_reading_at_max_queued_control() {
+    const MAX: usize = 64;
+    let cfg = WsConfig::default()
+        .with_max_queued_control(MAX)
+        .with_send_timeout(None);
+    // The client grants 64 MiB on one stream and reads nothing: the
+    // server's 16 MiB fill the socket, so replies queue in the session.
+    let (_l, raw, server, mut streams) = non_reading_peer(cfg, 1).await;
+    let (mut send, _recv) = streams.pop().unwrap().split();
+    let filler = tokio::spawn(async move {
+        let _ = send.write_all(&vec![1u8; 16 << 20]).await;
+        send
+    });
+    eventually("the socket is full", || server.stats().queued_send > 0).await;
+    // Each open (ACK) and finish (CLOSE(Read)) from a peer that does not
+    // advertise its window provokes two replies: an opening ACK and a
+    // CLOSE(Write). Accepted streams are dropped, so no limit refuses them.
+    let acceptor = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            while let Ok(s) = server.accept_stream().await {
+                drop(s);
+            }
+        })
+    };
+    let (mut sink, _stream) = raw.split();
+    let provoker = tokio::spawn(async move {
+        for i in 1..200_000u64 {
+            let id = StreamId(2 * i);
+            let open = Frame::Ack {
+                id,
+                credit: 1 << 20,
+            }
+            .to_bytes();
+            let close = Frame::Close {
+                id,
+                shutdown: strand_transport_ws::mux::Shutdown::Read,
+            }
+            .to_bytes();
+            for msg in [open, close] {
+                if sink.feed(Message::Binary(msg)).await.is_err() {
+                    return;
+                }
+            }
+            if i % 64 == 0 && sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    eventually("the replies reached the limit", || {
+        server.stats().queued_control >= MAX
+    })
+    .await;
+    // The provoker keeps writing; the server reads no more, so the queue
+    // stays at the limit plus at most one read batch's replies.
+    let mut most = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        most = most.max(server.stats().queued_control);
+    }
+    println!("queued replies: at most {most} (limit {MAX})");
+    assert!(most >= MAX);
+    assert!(most <= MAX + 3 * 64, "{most} replies queued");
+    assert_eq!(server.stats().refused, 0);
+    provoker.abort();
+    acceptor.abort();
+    filler.abort();
+}

@@ -269,7 +269,12 @@ async fn the_stats_probe_in_peer_info_sees_every_stream_and_not_past_the_connect
     }
     let figures: Vec<(u64, u64)> = seen.iter().map(|(id, s)| (*id, s.buffered)).collect();
     assert_eq!(figures, [(0, 5), (2, 7)]);
-    assert_eq!(seen[0].1.window, 1 << 20);
+    // The window a stream starts with (it grows as its reader keeps up).
+    assert_eq!(
+        seen[0].1.window,
+        WsConfig::default().initial_stream_window()
+    );
+    assert_eq!(seen[0].1.window, 64 << 10);
     assert_eq!(probe.connection().unwrap().buffered, 12);
     drop((_a1, _b1, _a2, _b2));
     drop(server);
@@ -569,10 +574,11 @@ async fn frames_only_js_peers_need_are_not_sent_to_strand_peers() {
         let expected = if strand {
             vec![marker]
         } else {
+            // Opening ACKs grant the initial window, 64 KiB.
             vec![
-                vec![0x00, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00],
+                vec![0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00],
                 vec![0x00, 0x00, 0x03, 0x01],
-                vec![0x02, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00],
+                vec![0x02, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00],
                 marker,
             ]
         };

@@ -417,7 +417,10 @@ async fn a_finished_half_delivers_its_data_after_the_handle_is_dropped() {
             .await
             .unwrap();
         let url = format!("ws://{}/", listener.local_addr());
-        let mut client_cfg = WsClientConfig::default();
+        // A budget large enough that every stream starts with the whole
+        // 1 MiB window: the 200 KB below go out before the client reads.
+        let mut client_cfg = WsClientConfig::default()
+            .with_transport(WsConfig::default().with_connection_receive_buffer(512 << 20));
         // Without the advertisement the server treats the client as a JS
         // peer: CLOSE waits until every byte was acknowledged.
         client_cfg.advertise_window = advertise;

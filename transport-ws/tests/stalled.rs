@@ -19,7 +19,10 @@ fn pattern(len: usize) -> Vec<u8> {
 /// each) to a server stream that is not read until it stalled.
 async fn stall_with_messages_of(chunk: usize) {
     const WINDOW: u32 = 100_000;
-    let ws = WsConfig::default().with_stream_window(WINDOW);
+    // A receive budget that starts every stream with its whole window.
+    let ws = WsConfig::default()
+        .with_stream_window(WINDOW)
+        .with_connection_receive_buffer(2 * 256 * WINDOW as usize);
     let (_l, client, server) = pair_with(ws.clone(), ws).await;
     let total = 3 * WINDOW as usize;
     let data = pattern(total);

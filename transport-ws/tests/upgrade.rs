@@ -89,11 +89,13 @@ async fn strand_peers_start_with_the_advertised_window() {
             .headers
             .get(WINDOW_HEADER)
             .unwrap(),
-        "1048576"
+        // The window a stream starts with (docs/protocol.md, "Connection
+        // receive budget"): 32 MiB / 256 streams / 2.
+        "65536"
     );
     // Credit before any ACK came back: ACK and DATA leave in one flush.
     let (mut send, _recv) = client.open_stream().await.unwrap().split();
-    assert_eq!(send.stats().unwrap().send_credit, 1 << 20);
+    assert_eq!(send.stats().unwrap().send_credit, 64 << 10);
     send.write_all(b"no round trip").await.unwrap();
     send.shutdown().await.unwrap();
     let (_s, mut r) = timeout(LIMIT, server.accept_stream())
@@ -122,7 +124,7 @@ async fn strand_peers_start_with_the_advertised_window() {
     );
     // The client still knows the server's window.
     let (s3, _r3) = js_like.open_stream().await.unwrap().split();
-    assert_eq!(s3.stats().unwrap().send_credit, 1 << 20);
+    assert_eq!(s3.stats().unwrap().send_credit, 64 << 10);
 }
 
 /// Found by the `ws_session` fuzz target: a side whose window is 0 sent

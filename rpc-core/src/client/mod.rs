@@ -12,6 +12,7 @@
 //! locally, failing with [`ClientError::TimedOut`].
 
 use std::borrow::Cow;
+use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
@@ -42,6 +44,11 @@ pub struct ClientConfig {
     pub max_message_size: usize,
     /// Metadata sent with every call (e.g. `authorization`).
     pub metadata: Map<String, Value>,
+    /// Reconnecting, for a client made by [`Client::connect_with`]: the
+    /// backoff, the attempt limit and how often one call is sent again.
+    /// Default: `None` (that constructor then uses
+    /// [`ReconnectConfig::default`]; other constructors ignore it).
+    pub reconnect: Option<ReconnectConfig>,
 }
 
 impl Default for ClientConfig {
@@ -50,6 +57,7 @@ impl Default for ClientConfig {
             timeout: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             metadata: Map::new(),
+            reconnect: None,
         }
     }
 }
@@ -74,6 +82,12 @@ impl ClientConfig {
         self.max_message_size = bytes;
         self
     }
+
+    /// Sets how [`Client::connect_with`] reconnects.
+    pub fn reconnect(mut self, reconnect: ReconnectConfig) -> Self {
+        self.reconnect = Some(reconnect);
+        self
+    }
 }
 
 /// Makes calls over one connection. Cheap to clone; clones share the connection.
@@ -81,6 +95,8 @@ impl ClientConfig {
 pub struct Client {
     conn: DynConnection,
     config: Arc<ClientConfig>,
+    /// The same connection as `conn` when it reconnects.
+    reconnecting: Option<Arc<ReconnectingConnection>>,
 }
 
 impl Client {
@@ -94,7 +110,29 @@ impl Client {
         Client {
             conn,
             config: Arc::new(config),
+            reconnecting: None,
         }
+    }
+
+    /// A client that reconnects: it makes its connections with `connector`
+    /// (the first one now; this fails if that fails) and a new one whenever
+    /// the current one is lost or its server goes away, as
+    /// `config.reconnect` says (gRPC's connection backoff by default). See
+    /// the [`reconnect`] module for what happens to calls meanwhile.
+    pub async fn connect_with(connector: Connector, config: ClientConfig) -> io::Result<Self> {
+        let reconnect = config.reconnect.clone().unwrap_or_default();
+        let conn = Arc::new(ReconnectingConnection::connect(connector, reconnect).await?);
+        Ok(Client {
+            conn: conn.clone(),
+            config: Arc::new(config),
+            reconnecting: Some(conn),
+        })
+    }
+
+    /// The state of a reconnecting client as it changes (connecting, ready,
+    /// reconnecting, closed); `None` for a client on one fixed connection.
+    pub fn state(&self) -> Option<watch::Receiver<ClientState>> {
+        self.reconnecting.as_ref().map(|r| r.state())
     }
 
     /// A copy of this client with other settings, on the same connection.
@@ -102,10 +140,12 @@ impl Client {
         Client {
             conn: self.conn.clone(),
             config: Arc::new(config),
+            reconnecting: self.reconnecting.clone(),
         }
     }
 
-    /// The connection.
+    /// The connection. For a reconnecting client, the connection that
+    /// follows the current one ([`reconnect::ReconnectingConnection`]).
     pub fn connection(&self) -> &DynConnection {
         &self.conn
     }
@@ -117,6 +157,7 @@ impl Client {
             method,
             timeout: self.config.timeout,
             metadata: None,
+            idempotent: false,
         }
     }
 
@@ -171,6 +212,7 @@ pub struct CallBuilder<'a> {
     timeout: Option<Duration>,
     /// This call's own metadata, on top of the client's.
     metadata: Option<Map<String, Value>>,
+    idempotent: bool,
 }
 
 impl<'a> CallBuilder<'a> {
@@ -198,12 +240,25 @@ impl<'a> CallBuilder<'a> {
         self.metadata("authorization", format!("Bearer {token}"))
     }
 
+    /// Marks this call idempotent: running it twice does no more than
+    /// running it once. A reconnecting client then sends a unary call again
+    /// on the new connection when the connection was lost after the call
+    /// was sent ([`ClientError::ConnectionLost`] with `sent: true`); other
+    /// calls are sent again only when the server certainly did not run them
+    /// ([`ClientError::not_started`]). `#[rpc(idempotent)]` sets this on a
+    /// service method.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
     fn start(self) -> Start<'a> {
         Start {
             client: Cow::Borrowed(self.client),
             method: Cow::Borrowed(self.method),
             metadata: self.metadata,
             timeout: self.timeout,
+            idempotent: self.idempotent,
             // Past the clock's range there is no deadline to keep.
             deadline: self
                 .timeout
@@ -226,19 +281,15 @@ impl<'a> CallBuilder<'a> {
     ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
         let start = self.start();
         let deadline = start.deadline;
-        let call = async move {
-            let (mut send, reader) = start.open().await?;
-            let header = start.header(params)?;
-            let refused = write_request(&mut send, &header).await?;
-            let mut responses = ResponseStream::<R>::new(reader, None);
-            let first = match refused {
-                None => tokio::join!(finish(&mut send), responses.next()).1,
-                Some(_) => responses.next().await,
-            };
-            let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
-            Ok((value, responses.metadata))
-        };
-        with_deadline(deadline, call).await
+        match &start.client.reconnecting {
+            None => with_deadline(deadline, start.unary_once(params)).await,
+            Some(reconnecting) => {
+                // Boxed: the retry loop's state would otherwise make every
+                // unary call's future larger, reconnecting or not.
+                let call = Box::pin(start.unary_retrying(params, reconnecting));
+                with_deadline(deadline, call).await
+            }
+        }
     }
 
     /// A server-streaming call: one request, a stream of responses.
@@ -335,9 +386,74 @@ struct Start<'a> {
     metadata: Option<Map<String, Value>>,
     timeout: Option<Duration>,
     deadline: Option<(Instant, Duration)>,
+    idempotent: bool,
 }
 
 impl Start<'_> {
+    /// One attempt of a unary call. A lost connection fails it with
+    /// [`ClientError::ConnectionLost`], saying whether it was sent.
+    async fn unary_once<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        params: &P,
+    ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
+        let call = async {
+            let (mut send, reader) = self.open().await?;
+            let header = self.header(params)?;
+            let refused = write_request(&mut send, &header).await?;
+            let mut responses = ResponseStream::<R>::new(reader, None);
+            let first = match refused {
+                None => tokio::join!(finish(&mut send), responses.next()).1,
+                Some(_) => responses.next().await,
+            };
+            let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
+            Ok((value, responses.metadata))
+        };
+        // A failed open is already `ConnectionLost { sent: false }` (see
+        // `open`), which this leaves as it is; past it the call was sent.
+        call.await.map_err(|e: ClientError| e.lost_if_closed(true))
+    }
+
+    /// A unary call of a reconnecting client: sent again on the next
+    /// connection when the server did not run it, or, for an idempotent
+    /// call, when the connection was lost after it was sent; at most
+    /// `max_call_retries` times.
+    async fn unary_retrying<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        params: &P,
+        reconnecting: &ReconnectingConnection,
+    ) -> Result<(R, Option<Map<String, Value>>), ClientError> {
+        let max_retries = self
+            .client
+            .config
+            .reconnect
+            .as_ref()
+            .map_or(ReconnectConfig::default().max_call_retries, |r| {
+                r.max_call_retries
+            });
+        let mut retries = 0;
+        loop {
+            let used = reconnecting.current();
+            let err = match self.unary_once(params).await {
+                Ok(answer) => return Ok(answer),
+                Err(err) => err,
+            };
+            let not_started = err.not_started();
+            let retry = not_started
+                || (self.idempotent && matches!(err, ClientError::ConnectionLost { .. }));
+            if !retry || retries >= max_retries {
+                return Err(err);
+            }
+            if not_started {
+                // The server refused it (stopping): move on from it.
+                if let Some(conn) = &used {
+                    reconnecting.retire(conn);
+                }
+            }
+            retries += 1;
+            tracing::debug!(method = %self.method, retries, error = %err, "sending the call again");
+        }
+    }
+
     /// This start with its method owned, for a sink that outlives the
     /// caller's borrow.
     fn into_owned(self) -> Start<'static> {
@@ -347,6 +463,7 @@ impl Start<'_> {
             metadata: self.metadata,
             timeout: self.timeout,
             deadline: self.deadline,
+            idempotent: self.idempotent,
         }
     }
 
@@ -366,7 +483,8 @@ impl Start<'_> {
             Some(opened) => opened,
             None => conn.open_stream().await,
         }
-        .map_err(|e| ClientError::Transport(e.into()))?;
+        // Nothing of the call was sent: a lost connection says so.
+        .map_err(|e| ClientError::Transport(e.into()).lost_if_closed(false))?;
         let (send, recv) = stream.split();
         let max = self.client.config.max_message_size;
         Ok((send, MessageReader::new(recv, max)))
@@ -467,8 +585,10 @@ async fn with_deadline<T>(
 }
 
 mod handles;
+pub mod reconnect;
 
 pub use handles::{ClientStreamingCall, RawCall, RequestSink, ResponseStream};
+pub use reconnect::{ClientState, Connector, ReconnectConfig, ReconnectingConnection};
 
 #[cfg(test)]
 mod tests {

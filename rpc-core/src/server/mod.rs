@@ -8,4 +8,7 @@ mod serve;
 
 pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};
 pub use router::{CallKind, Router};
-pub use serve::{CallService, Server, ServerBuilder, ServerConfig};
+pub use serve::{
+    CallService, Server, ServerBuilder, ServerConfig, DEFAULT_FIRST_MESSAGE_TIMEOUT,
+    DEFAULT_MAX_FIRST_MESSAGE_SIZE,
+};

@@ -64,6 +64,9 @@ struct Method {
 #[derive(Clone, Default)]
 pub struct Router {
     methods: Arc<HashMap<Arc<str>, Method>>,
+    /// The OpenRPC documents `rpc.discover` answers with, merged (empty:
+    /// discovery off).
+    documents: Arc<Vec<serde_json::Value>>,
 }
 
 impl fmt::Debug for Router {
@@ -87,6 +90,15 @@ impl PartialOrd for CallKind {
 impl Ord for CallKind {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (*self as u8).cmp(&(*other as u8))
+    }
+}
+
+/// A document shared by every `rpc.discover` answer (serialized, not cloned).
+struct SharedDocument(Arc<serde_json::Value>);
+
+impl Serialize for SharedDocument {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
     }
 }
 
@@ -119,13 +131,54 @@ impl Router {
         self
     }
 
-    /// Adds every method of `other` (replacing same-named ones).
+    /// Adds every method of `other` (replacing same-named ones). When
+    /// either router answers `rpc.discover`, the merged one answers with
+    /// both routers' documents merged.
     pub fn merge(mut self, other: Router) -> Self {
         let methods = Arc::make_mut(&mut self.methods);
         for (name, m) in other.methods.iter() {
             methods.insert(name.clone(), m.clone());
         }
-        self
+        if other.documents.is_empty() {
+            return self;
+        }
+        let mut documents = (*self.documents).clone();
+        documents.extend(other.documents.iter().cloned());
+        self.serve_documents(documents)
+    }
+
+    /// Answers `rpc.discover` (a unary method, no params) with `document`, an
+    /// OpenRPC document such as `{Trait}Client::openrpc()` of a
+    /// `#[strand::service]` (feature `openrpc`). Called again, or on merged
+    /// routers, it answers with all the documents merged into one
+    /// ([`crate::openrpc::merge_documents`]).
+    ///
+    /// Off unless called. **It reveals the API** (every method, its params
+    /// and result schemas, its doc comments) to whoever may call the
+    /// server: behind an auth layer, `rpc.discover` is authenticated like
+    /// any other method; on a public endpoint, anyone can read it
+    /// (docs/openrpc.md, "Security").
+    pub fn discover(self, document: serde_json::Value) -> Self {
+        let mut documents = (*self.documents).clone();
+        documents.push(document);
+        self.serve_documents(documents)
+    }
+
+    /// The documents `rpc.discover` answers with (empty when discovery is off).
+    pub fn documents(&self) -> &[serde_json::Value] {
+        &self.documents
+    }
+
+    fn serve_documents(mut self, documents: Vec<serde_json::Value>) -> Self {
+        let merged = Arc::new(crate::openrpc::merge_documents(&documents));
+        self.documents = Arc::new(documents);
+        self.unary(
+            crate::openrpc::DISCOVER_METHOD,
+            move |_ctx, _params: serde::de::IgnoredAny| {
+                let merged = Arc::clone(&merged);
+                async move { Ok::<_, RpcError>(SharedDocument(merged)) }
+            },
+        )
     }
 
     /// The registered methods and their kinds, sorted by name.

@@ -60,16 +60,21 @@ impl Inner {
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() {
             let _ = self
-                .answer_error(&mut send, &RpcError::server_stopping(), None)
+                .answer_error(&mut send, &RpcError::server_stopping_not_started(), None)
                 .await;
             return;
         }
-        let mut reader = MessageReader::new(recv, self.config.max_message_size);
+        // The first message is read before authentication: its own, smaller
+        // limits bound what an unauthenticated caller makes a stream cost.
+        let config = &self.config;
+        let first_limit = config.max_first_message_size.min(config.max_message_size);
+        let first_wait = config.first_message_timeout.min(config.default_timeout);
+        let mut reader = MessageReader::new(recv, first_limit);
         // The read first: a request that is already here (the usual case)
         // never registers with the shared shutdown token.
         let first = tokio::select! {
             biased;
-            r = tokio::time::timeout(self.config.default_timeout, reader.next()) => r,
+            r = tokio::time::timeout(first_wait, reader.next()) => r,
             _ = self.forced.cancelled() => return,
         };
         let header = match first {
@@ -97,6 +102,7 @@ impl Inner {
                 return;
             }
         };
+        reader.set_max_len(self.config.max_message_size);
         trace!(method = ctx.method(), "call started");
         let cancel_on_exit = ctx.end_guard();
         let req = CallRequest {
@@ -265,6 +271,11 @@ impl Inner {
                     match chunk {
                         Some(Ok(bytes)) => {
                             write_message(send, &bytes, &self.forced, deadline).await?
+                        }
+                        // The deadline covers the whole raw call, bytes
+                        // included: say so, as a write past it does.
+                        Some(Err(_)) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                            return Err(Interrupted::TimedOut)
                         }
                         Some(Err(e)) => return Err(Interrupted::Io(e)),
                         None => break,

@@ -47,6 +47,16 @@ pub struct ServerConfig {
     /// Connections served at once; further ones wait in the listener's queue.
     /// Default 4096.
     pub max_connections: usize,
+    /// Longest first message of a call, default 64 KiB (capped by
+    /// `max_message_size`). The first message is read before middleware
+    /// (authentication) runs, so this is what an unauthenticated caller can
+    /// make a stream cost; past it the call is answered −32003 and finished.
+    pub max_first_message_size: usize,
+    /// How long a call's first message may take to arrive, from the stream's
+    /// start, default 10 s (capped by `default_timeout`): a caller that
+    /// opens streams and trickles bytes holds them no longer. Past it the
+    /// call is answered −32008 and finished.
+    pub first_message_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -55,9 +65,17 @@ impl Default for ServerConfig {
             default_timeout: Duration::from_secs(60),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_connections: 4096,
+            max_first_message_size: DEFAULT_MAX_FIRST_MESSAGE_SIZE,
+            first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
         }
     }
 }
+
+/// Default [`ServerConfig::max_first_message_size`]: 64 KiB.
+pub const DEFAULT_MAX_FIRST_MESSAGE_SIZE: usize = 64 << 10;
+
+/// Default [`ServerConfig::first_message_timeout`]: 10 s.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type LayerFn = Box<dyn FnOnce(CallService) -> CallService + Send>;
 
@@ -78,6 +96,19 @@ impl ServerBuilder {
     /// Sets the message size limit.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the size limit of a call's first message (read before
+    /// authentication).
+    pub fn max_first_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_first_message_size = bytes;
+        self
+    }
+
+    /// Sets how long a call's first message may take to arrive.
+    pub fn first_message_timeout(mut self, timeout: Duration) -> Self {
+        self.config.first_message_timeout = timeout;
         self
     }
 
@@ -273,6 +304,17 @@ impl Server {
                 }
                 Err(e) => {
                     debug!(error = %e, "connection ended");
+                    // Let go of it now (a forced stop leaves it to
+                    // `shutdown`, which closes what the list holds): kept
+                    // until the next connection's prune, an ended connection
+                    // (its session, its buffers) outlived its end on a quiet
+                    // server.
+                    let this = Arc::as_ptr(&conn).cast::<()>();
+                    inner
+                        .connections
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|c| Arc::as_ptr(c).cast::<()>() != this);
                     break;
                 }
             }
@@ -286,9 +328,53 @@ impl Server {
     /// close of the slowest connection (its drain of 100 ms and the
     /// carrier's close timeout), however many connections there are.
     pub async fn shutdown(&self, grace: Duration) {
+        self.stop(grace, Stop::Shutdown).await
+    }
+
+    /// Drains, for a restart behind a proxy or a rolling deploy: as
+    /// [`Server::shutdown`] (stop accepting, answer new calls −32001, let
+    /// running calls finish for up to `grace`, then abort the rest and
+    /// close every connection, all under one deadline), and besides:
+    ///
+    /// - every connected peer that negotiated the go-away extension is told
+    ///   at once to move its new calls elsewhere (docs/protocol.md,
+    ///   "Go-away"); a reconnecting strand client then makes a new
+    ///   connection, and no call of its fails;
+    /// - a new call refused meanwhile says it was not started
+    ///   ([`RpcError::server_stopping_not_started`]), so that such a client
+    ///   sends it again elsewhere;
+    /// - connections close as going away (ws 1001 toward peers that
+    ///   negotiated the extension, 1000 toward the others as `@matrixai/ws`
+    ///   needs; QUIC 0).
+    ///
+    /// A peer that did not negotiate the extension (every JS peer) sees what
+    /// a shutdown shows it, and the close.
+    pub async fn drain(&self, grace: Duration) {
+        self.stop(grace, Stop::Drain).await
+    }
+
+    /// Whether [`Server::shutdown`] or [`Server::drain`] has started.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.is_cancelled()
+    }
+
+    async fn stop(&self, grace: Duration, how: Stop) {
         let inner = &self.inner;
         inner.stopping.cancel();
         inner.calls.close();
+        if how == Stop::Drain {
+            let conns = inner
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let told = conns.iter().filter(|conn| conn.go_away()).count();
+            debug!(
+                told,
+                connections = conns.len(),
+                "draining: peers told to go away"
+            );
+        }
         if tokio::time::timeout(grace, inner.calls.wait())
             .await
             .is_err()
@@ -303,11 +389,13 @@ impl Server {
         // All at once: each close may wait for its peer's close frame (the
         // carrier's close timeout), and N silent peers must cost one such
         // wait, not N.
-        futures_util::future::join_all(
-            conns
-                .iter()
-                .map(|conn| conn.shutdown(Duration::from_millis(100))),
-        )
+        let drain = Duration::from_millis(100);
+        futures_util::future::join_all(conns.iter().map(|conn| async move {
+            match how {
+                Stop::Shutdown => conn.shutdown(drain).await,
+                Stop::Drain => conn.shutdown_going_away(drain).await,
+            }
+        }))
         .await;
     }
 
@@ -315,6 +403,14 @@ impl Server {
     pub fn calls_in_flight(&self) -> usize {
         self.inner.calls.len()
     }
+}
+
+/// How a server stops: shut down (close normally) or drain (tell peers to
+/// go away, close as going away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Shutdown,
+    Drain,
 }
 
 /// Polls a new call once on the accepting task, and gives it a task of its

@@ -266,6 +266,29 @@ pub trait Connection: Send + Sync + 'static {
         let _ = timeout;
         self.close(CloseCode::Normal, "shutting down");
     }
+
+    /// Tells the peer that this side is going away (a server draining), so
+    /// that it moves its new calls to another connection. Only a peer that
+    /// negotiated the go-away extension at set-up is told (docs/protocol.md,
+    /// "Go-away"); returns whether it was. The default tells no one.
+    fn go_away(&self) -> bool {
+        false
+    }
+
+    /// Resolves once the peer said it is going away ([`Connection::go_away`]
+    /// on its side). The connection still works; its streams may finish.
+    /// The default never resolves (the carrier has no such signal).
+    async fn going_away(&self) {
+        std::future::pending::<()>().await
+    }
+
+    /// [`Connection::shutdown`] that ends as going away: the close of a
+    /// draining server. On ws that is 1001 toward a peer that negotiated
+    /// go-away and 1000 toward the others (`@matrixai/ws` takes any other
+    /// code for an error); QUIC has one code, 0. The default is `shutdown`.
+    async fn shutdown_going_away(&self, timeout: std::time::Duration) {
+        self.shutdown(timeout).await
+    }
 }
 
 /// A shared, type-erased connection.

@@ -141,6 +141,7 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
             wire_name,
             wire_span,
             timeout_ms: rpc_args.timeout_ms,
+            idempotent: rpc_args.idempotent,
             kind,
             docs,
         });
@@ -200,6 +201,8 @@ struct RpcArgs {
     name: Option<LitStr>,
     /// `timeout_ms = N`: the method's own server-side timeout.
     timeout_ms: Option<u64>,
+    /// `idempotent`: a reconnecting client may send it again.
+    idempotent: bool,
 }
 
 /// Removes `#[rpc(...)]` attributes; returns what they say.
@@ -241,9 +244,15 @@ fn take_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> RpcArgs {
                 }
                 args.timeout_ms = Some(ms);
                 Ok(())
+            } else if meta.path.is_ident("idempotent") {
+                if args.idempotent {
+                    return Err(meta.error("`idempotent` is given twice"));
+                }
+                args.idempotent = true;
+                Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown `#[rpc]` key `{}`; expected `name = \"...\"` or `timeout_ms = N`",
+                    "unknown `#[rpc]` key `{}`; expected `name = \"...\"`, `timeout_ms = N` or `idempotent`",
                     path_text(&meta.path)
                 )))
             }

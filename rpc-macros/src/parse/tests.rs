@@ -210,3 +210,31 @@ fn wire_names_default_to_the_rust_name() {
     let names: Vec<_> = s.methods.iter().map(|m| m.wire_name.as_str()).collect();
     assert_eq!(names, ["type", "sumStream"]);
 }
+
+#[test]
+fn idempotent_is_read_per_method_and_once() {
+    let input = quote!(
+        trait T {
+            #[rpc(idempotent)]
+            async fn get(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+            #[rpc(name = "put", timeout_ms = 5)]
+            async fn put(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+        }
+    );
+    let s = parse(TokenStream::new(), input).expect("valid");
+    let marked: Vec<_> = s.methods.iter().map(|m| m.idempotent).collect();
+    assert_eq!(marked, [true, false]);
+    let twice = quote!(
+        trait T {
+            #[rpc(idempotent, idempotent)]
+            async fn get(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+        }
+    );
+    let Err((err, _)) = parse(TokenStream::new(), twice) else {
+        panic!("accepted `idempotent` twice")
+    };
+    assert!(
+        err.to_string().contains("`idempotent` is given twice"),
+        "{err}"
+    );
+}

@@ -3,11 +3,12 @@
 //! the service runs over the in-memory transport.
 #![deny(warnings)]
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strand_rpc_core::server::Server;
 use strand_rpc_core::{Client, Context, RpcError};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Req {
     n: i64,
 }

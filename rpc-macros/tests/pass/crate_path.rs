@@ -1,12 +1,13 @@
 //! `crate = "..."` names the facade when it is not reachable as `::strand`.
 #![deny(warnings)]
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strand as rpc;
 
 use rpc::{Context, RpcError};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Req {
     n: i64,
 }

@@ -4,11 +4,12 @@
 #![deny(warnings, missing_docs)]
 
 use futures_util::stream::{self, Stream, StreamExt};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use strand::{Context, Incoming, RawBody, RawReader, RpcError};
 
 /// A request.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Req {
     /// A number.
     pub n: i64,

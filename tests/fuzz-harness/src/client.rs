@@ -52,7 +52,9 @@ fn item(r: Result<Value, ClientError>) -> Item {
         Err(ClientError::Remote { code, metadata, .. }) => Item::Remote(code, metadata),
         Err(ClientError::Protocol(_)) => Item::Protocol,
         Err(ClientError::Serde(_)) => Item::Serde,
-        Err(ClientError::Transport(_)) => Item::Transport,
+        // A closed connection during a unary call is reported as lost (and
+        // whether the call was sent); for the oracle it is the transport's.
+        Err(ClientError::Transport(_) | ClientError::ConnectionLost { .. }) => Item::Transport,
         Err(ClientError::Unanswered(_)) => Item::Unanswered,
         Err(e) => Item::Other(e.to_string()),
     }

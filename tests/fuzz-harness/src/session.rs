@@ -70,15 +70,37 @@ impl SideConfig {
         }
     }
 
-    /// What the peer reads in our `x-strand-window` header: a window
-    /// greater than zero, when we send the header.
+    /// A connection receive budget (the top bit of
+    /// `connection_send_buffer`, which its modulo ignores): streams start
+    /// with a quarter of the window and grow from a pool of one window.
+    fn budget(&self) -> bool {
+        self.connection_send_buffer & 0x8000 != 0
+    }
+
+    /// The window streams start with (what the opening ACK grants).
+    fn initial_window(&self) -> u32 {
+        if self.budget() {
+            (self.window() / 4).max(1).min(self.window())
+        } else {
+            self.window()
+        }
+    }
+
+    /// What the peer reads in our `x-strand-window` header: the initial
+    /// window, greater than zero, when we send the header.
     fn advertised(&self) -> Option<u32> {
-        Some(self.window()).filter(|w| self.advertise && *w > 0)
+        Some(self.initial_window()).filter(|w| self.advertise && *w > 0)
     }
 
     fn session(&self, role: Role, peer: &SideConfig) -> SessionConfig {
         SessionConfig {
             window: self.window(),
+            initial_window: self.initial_window(),
+            receive_growth: if self.budget() {
+                u64::from(self.window())
+            } else {
+                0
+            },
             max_streams: 1 + usize::from(self.max_streams % 8),
             stream_backlog: usize::from(self.stream_backlog % 5),
             max_data_payload: 1 + usize::from(self.max_data_payload % 1500),
@@ -775,9 +797,15 @@ impl Sim {
         };
         for msg in msgs {
             if let Ok(Frame::Ack { id, credit }) = Frame::decode(msg.clone()) {
-                let opening = !self.credit[to].get(&id).is_some_and(|c| c.acked)
-                    && self.opening_ack(from, id);
+                let first = !self.credit[to].get(&id).is_some_and(|c| c.acked);
+                let opening_ack = self.opening_ack(from, id);
                 let c = self.credit[to].entry(id).or_default();
+                // An acceptor that sent no opening ACK (both advertised) may
+                // grow the window with its first ACK: above what the opener
+                // has in flight, it is taken as the opening grant
+                // (docs/protocol.md, "Window advertisement", rule 2).
+                let in_flight = c.sent.saturating_sub(c.returned);
+                let opening = first && (opening_ack || u64::from(credit) > in_flight);
                 if opening {
                     c.base = c.base.max(u64::from(credit));
                 } else {
@@ -938,12 +966,18 @@ impl Sim {
                     // credit came back.
                     let st = self.peers[w].session.stream_stats(*id);
                     let st = st.expect("a stream still open is tracked");
+                    // The receiver's window as granted so far (it may have
+                    // grown from its initial one).
+                    let window = self.peers[r]
+                        .session
+                        .stream_stats(*id)
+                        .map_or(self.configs[r].window, |rs| rs.window);
                     assert!(
-                        st.in_flight == 0 && st.send_credit == u64::from(self.configs[r].window),
+                        st.in_flight == 0 && st.send_credit == u64::from(window),
                         "stream {id}: side {r} read everything side {w} wrote, yet side {w} \
                          has {} bytes of credit of {} and {} in flight",
                         st.send_credit,
-                        self.configs[r].window,
+                        window,
                         st.in_flight
                     );
                 }

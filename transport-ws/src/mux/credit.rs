@@ -149,9 +149,17 @@ impl CreditWindow {
         }
     }
 
-    /// The configured window.
+    /// The window granted so far: the initial one plus any growth.
     pub fn window(&self) -> u32 {
         self.window
+    }
+
+    /// Grants the peer `n` more bytes than the window had (from the
+    /// connection's receive budget): the window grows by `n`, and the peer
+    /// learns it with the next ACK.
+    pub fn grow(&mut self, n: u32) {
+        self.window = self.window.saturating_add(n);
+        self.peer_credit += u64::from(n);
     }
 
     /// Bytes the peer may still send.
@@ -247,6 +255,7 @@ mod tests {
         Consume(usize),
         Discard(usize),
         Ack,
+        Grow(u32),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -255,6 +264,7 @@ mod tests {
             (0usize..5000).prop_map(Op::Consume),
             (0usize..5000).prop_map(Op::Discard),
             Just(Op::Ack),
+            (0u32..5000).prop_map(Op::Grow),
         ]
     }
 
@@ -263,6 +273,7 @@ mod tests {
         /// bytes outstanding, and credit is conserved.
         #[test]
         fn window_invariant(window in 1u32..10_000, ops in proptest::collection::vec(op(), 0..200)) {
+            let mut window = window;
             let mut w = CreditWindow::new(window);
             for op in ops {
                 match op {
@@ -280,7 +291,12 @@ mod tests {
                             prop_assert!(c > 0);
                         }
                     }
+                    Op::Grow(n) => {
+                        w.grow(n);
+                        window = window.saturating_add(n);
+                    }
                 }
+                prop_assert_eq!(w.window(), window);
                 prop_assert_eq!(w.peer_credit() + w.buffered() + w.unacked(), u64::from(window));
                 prop_assert!(w.buffered() <= u64::from(window));
             }

@@ -4,6 +4,7 @@
 pub mod close_code;
 mod copies;
 pub mod credit;
+pub mod flood;
 pub mod frame;
 mod queue;
 mod recv_buffer;
@@ -15,6 +16,7 @@ pub mod varint;
 #[cfg(test)]
 mod tests;
 
+pub use flood::{Budget, FloodLimits};
 pub use frame::{Frame, FrameError, Shutdown};
 pub use session::{Event, OpError, Session, SessionConfig, SessionStats, StreamStats};
 pub use stream_id::{Role, StreamId, StreamMap};

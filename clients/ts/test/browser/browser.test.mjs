@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { startStrand, spkiHash, until } from '../support/strand.mjs';
 import { serveStatic } from '../support/http.mjs';
 import { launch } from '../support/browser.mjs';
+import { compileGenerated, EXPECTED_ROUND_TRIP } from '../support/codegen.mjs';
 
 let strand;
 let guarded;
@@ -19,6 +20,7 @@ before(async () => {
   guarded = await startStrand(['--ws', '127.0.0.1:0', '--wss', '127.0.0.1:0', '--token', 'sesame', '--refresh-token', 'fresh']);
   http = await serveStatic();
   browser = await launch({ spki: [spkiHash(strand.certPem), spkiHash(guarded.certPem)] });
+  compileGenerated();
 });
 
 after(async () => {
@@ -58,6 +60,9 @@ for (const plain of [false, true]) {
         const t = await run(page, 'transport', url());
         assert.equal(t.transport, carrier);
         assert.equal(t.hasWebSocketStream, !plain);
+      });
+      test('generated client (strand codegen ts): every kind', async () => {
+        assert.deepEqual(await run(page, 'codegen', url()), { ...EXPECTED_ROUND_TRIP, transport: scheme });
       });
       for (const name of ['unary', 'serverStream', 'clientStream', 'duplex', 'raw', 'errors', 'timeout', 'big']) {
         test(name, async () => {

@@ -57,6 +57,17 @@ async function readUpper(readable, each = () => {}) {
 }
 
 window.cases = {
+  // The client generated from the demo service's OpenRPC document
+  // (compiled by test/support/codegen.mjs): every kind, typed.
+  async codegen(url) {
+    const { roundTrip } = await import('../../build-codegen/test/openrpc/round-trip.js');
+    const c = await connectClient(url);
+    try {
+      return await roundTrip(c);
+    } finally {
+      await c.close(2000);
+    }
+  },
   async transport(url) {
     return { transport: (await client(url)).transport, hasWebSocketStream: typeof WebSocketStream === 'function' };
   },

@@ -8,6 +8,7 @@ use strand_rpc_core::transport::{codes, CloseReason};
 use super::{ConnState, Event, Session, Stream};
 use crate::mux::close_code;
 use crate::mux::credit::SendCredit;
+use crate::mux::flood::{Flood, TINY_DATA};
 use crate::mux::frame::{Frame, Shutdown};
 use crate::mux::state::{RecvState, SendState};
 use crate::mux::stream_id::StreamId;
@@ -63,6 +64,14 @@ impl Session {
             return;
         }
         let id = frame.stream_id();
+        if let Frame::Data { payload, .. } = &frame {
+            if payload.len() < TINY_DATA {
+                self.flood_counts.tiny_data += 1;
+                if !self.spend(Flood::TinyData) {
+                    return;
+                }
+            }
+        }
         if !self.streams.contains_key(&id) {
             self.handle_unknown(frame);
             return;
@@ -78,17 +87,26 @@ impl Session {
 
     fn handle_unknown(&mut self, frame: Frame) {
         let id = frame.stream_id();
+        // An ERROR or CLOSE on a stream that is not there ends nothing:
+        // churn (counted on the peer's ids only).
+        let churn = matches!(frame, Frame::Error { .. } | Frame::Close { .. });
         if id.initiator() == self.config.role {
             // One of ours that is gone (or was never opened): drop.
             return;
         }
         if self.highest_peer.is_some_and(|h| id <= h) {
             // Closed, refused or burned: ids are never reused.
+            if churn {
+                self.idle_control(id);
+            }
             return;
         }
         self.highest_peer = Some(id);
         let Frame::Ack { credit, .. } = frame else {
             // An unseen id must open with ACK; the id is burned.
+            if churn {
+                self.idle_control(id);
+            }
             return;
         };
         let refuse = if self.state != ConnState::Open {
@@ -99,6 +117,12 @@ impl Session {
         };
         if refuse {
             self.refused += 1;
+            // A refusal costs two replies: an open flood past the limits
+            // spends the reset budget (h2 counts its refusals as local
+            // error resets).
+            if !self.spend(Flood::Resets) {
+                return;
+            }
             for shutdown in [Shutdown::Read, Shutdown::Write] {
                 self.push_control(Frame::Error {
                     id,
@@ -110,17 +134,19 @@ impl Session {
         }
         let mut send = SendCredit::new(0);
         send.on_ack(credit);
-        self.streams
-            .insert(id, Stream::new(self.config.window, send));
+        let mut stream = Stream::new(self.config.initial_window, send);
         // A strand opener that saw our advertised window counted it
         // already: the opening ACK would tell it nothing
         // (docs/protocol.md, "Window advertisement", rule 2).
-        if !(self.strand_peer() && self.config.window_advertised) {
+        if self.strand_peer() && self.config.window_advertised {
+            stream.first_ack_opens = true;
+        } else {
             self.push_control(Frame::Ack {
                 id,
-                credit: self.config.window,
+                credit: self.config.initial_window,
             });
         }
+        self.streams.insert(id, stream);
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Opened(id));
     }
@@ -172,6 +198,7 @@ impl Session {
         match shutdown {
             Shutdown::Read => {
                 if stream.recv != RecvState::Open {
+                    self.idle_control(id);
                     return;
                 }
                 stream.recv = RecvState::FinReceived;
@@ -196,24 +223,82 @@ impl Session {
         }
     }
 
+    /// An ERROR or CLOSE that changed nothing arrived on `id`. Counted on
+    /// the peer's streams only: on ours, late stops are part of the JS
+    /// close handshake (a JS server stops every unary call it has read).
+    fn idle_control(&mut self, id: StreamId) {
+        if id.initiator() == self.config.role {
+            return;
+        }
+        self.flood_counts.idle_control += 1;
+        self.spend(Flood::IdleControl);
+    }
+
+    /// The peer aborts a half of `id`, a stream it opened, before we were
+    /// done answering on it (a rapid reset when repeated): spends the reset
+    /// budget, once per stream. False when the connection was closed for it.
+    fn peer_abort(&mut self, id: StreamId, shutdown: Shutdown, code: u64) -> bool {
+        if id.initiator() == self.config.role {
+            return true;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return true;
+        };
+        let benign_stop =
+            shutdown == Shutdown::Write && code == 0 && stream.send == SendState::Finishing;
+        if stream.abort_counted || stream.send.is_done() || benign_stop {
+            return true;
+        }
+        stream.abort_counted = true;
+        self.flood_counts.aborted_by_peer += 1;
+        self.spend(Flood::Resets)
+    }
+
+    /// A WebSocket ping arrived (the WebSocket layer queues its pong).
+    pub fn handle_ping(&mut self) {
+        if self.close_reason().is_some() {
+            return;
+        }
+        self.flood_counts.pings += 1;
+        self.spend(Flood::Pings);
+    }
+
     fn on_error(&mut self, id: StreamId, shutdown: Shutdown, code: u64) {
+        // Whether the half is still open, and whether this is the mirrored
+        // answer to our own stop or reset (rule 4), which is no churn.
+        let (half_open, mirrored) = match self.streams.get(&id) {
+            None => return,
+            Some(stream) => match shutdown {
+                Shutdown::Read => (
+                    stream.recv == RecvState::Open,
+                    matches!(stream.recv, RecvState::Stopped(_)),
+                ),
+                Shutdown::Write => (
+                    !stream.send.is_done(),
+                    matches!(stream.send, SendState::Reset(_)),
+                ),
+            },
+        };
+        if !half_open {
+            if !mirrored {
+                self.idle_control(id);
+            }
+            return;
+        }
+        if !self.peer_abort(id, shutdown, code) {
+            return;
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
         match shutdown {
             Shutdown::Read => {
-                if stream.recv != RecvState::Open {
-                    return;
-                }
                 stream.recv = RecvState::Reset(code);
                 stream.discard_incoming();
                 self.events.push_back(Event::Reset { id, code });
                 self.events.push_back(Event::Readable(id));
             }
             Shutdown::Write => {
-                if stream.send.is_done() {
-                    return;
-                }
                 let after_finish = stream.send == SendState::Finishing;
                 stream.send = SendState::Stopped { code, after_finish };
                 let n = stream.discard_outgoing();
@@ -227,6 +312,22 @@ impl Session {
             shutdown: shutdown.opposite(),
             code,
         });
+        if shutdown == Shutdown::Read {
+            self.drop_if_unaccepted(id);
+        }
+    }
+
+    /// A stream the peer aborted before the application accepted it is
+    /// never handed out (h2 drops a stream reset while pending accept the
+    /// same way): it is released as if its handles were dropped, so that
+    /// no handler starts for it.
+    fn drop_if_unaccepted(&mut self, id: StreamId) {
+        let Some(pos) = self.accept_queue.iter().position(|&q| q == id) else {
+            return;
+        };
+        self.accept_queue.remove(pos);
+        self.release_send(id);
+        self.release_recv(id);
     }
 
     /// Lets go of the copy buffers no payload uses any more. The driver

@@ -21,6 +21,7 @@ use strand_rpc_core::transport::{CloseCode, CloseInitiator, CloseReason};
 
 use super::copies::CopyPool;
 use super::credit::{CreditWindow, SendCredit};
+use super::flood::{Flood, FloodGuard, FloodLimits};
 use super::frame::Frame;
 use super::queue::ChunkQueue;
 use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
@@ -39,8 +40,17 @@ pub use stats::{SessionStats, StreamStats};
 pub struct SessionConfig {
     /// Client opens even ids, server odd ones.
     pub role: Role,
-    /// Receive window granted per stream.
+    /// Receive window a stream may grow to.
     pub window: u32,
+    /// Receive window each stream starts with: what the opening ACK (and
+    /// the window advertisement) grants. Streams whose reader keeps up grow
+    /// towards `window`, from `receive_growth`. Taken as `window` when
+    /// larger (the default).
+    pub initial_window: u32,
+    /// Bytes beyond `initial_window` all streams together may be granted:
+    /// with `max_streams × initial_window`, what the peer can make us
+    /// buffer on the connection, however many streams it fills.
+    pub receive_growth: u64,
     /// Streams alive at once (opened by either side).
     pub max_streams: usize,
     /// Peer-opened streams not yet taken by the application.
@@ -61,6 +71,9 @@ pub struct SessionConfig {
     /// Control frames queued for the socket above which the driver stops
     /// reading until the socket drains them.
     pub max_queued_control: usize,
+    /// Budgets for frames that cost work but carry no data; past one the
+    /// connection is closed with 1008.
+    pub floods: FloodLimits,
 }
 
 impl SessionConfig {
@@ -69,6 +82,8 @@ impl SessionConfig {
         SessionConfig {
             role,
             window: 1 << 20,
+            initial_window: u32::MAX,
+            receive_growth: 0,
             max_streams: 256,
             stream_backlog: 256,
             max_data_payload: 1 << 20,
@@ -77,6 +92,7 @@ impl SessionConfig {
             peer_window: None,
             window_advertised: false,
             max_queued_control: 4096,
+            floods: FloodLimits::default(),
         }
     }
 }
@@ -147,6 +163,14 @@ struct Stream {
     /// The application holds (or will be given) the send / recv handle.
     send_handle: bool,
     recv_handle: bool,
+    /// The peer aborted the stream before we were done with it, and it was
+    /// counted against the reset budget (once per stream).
+    abort_counted: bool,
+    /// The peer counted our advertised window for this stream and got no
+    /// opening ACK: it takes our first ACK above what it has in flight for
+    /// a redundant opening one (docs/protocol.md, "Window advertisement",
+    /// rule 2).
+    first_ack_opens: bool,
 }
 
 impl Stream {
@@ -162,6 +186,8 @@ impl Stream {
             recv_buf: RecvBuffer::default(),
             send_handle: true,
             recv_handle: true,
+            abort_counted: false,
+            first_ack_opens: false,
         }
     }
 
@@ -220,13 +246,31 @@ pub struct Session {
     /// Streams whose writer waits for the connection's send buffer, in the
     /// order they blocked; all are woken when it has room again.
     send_waiters: VecDeque<StreamId>,
+    /// Receive window granted beyond `initial_window`, all streams together
+    /// (bounded by [`SessionConfig::receive_growth`]).
+    grown: u64,
+    /// The flood budgets and the session's time.
+    flood: FloodGuard,
+    /// Flood-relevant events counted so far (for stats).
+    flood_counts: FloodCounts,
+}
+
+/// What the peer sent that the flood budgets count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct FloodCounts {
+    pub(super) aborted_by_peer: u64,
+    pub(super) idle_control: u64,
+    pub(super) pings: u64,
+    pub(super) tiny_data: u64,
 }
 
 impl Session {
     /// A fresh session.
-    pub fn new(config: SessionConfig) -> Self {
+    pub fn new(mut config: SessionConfig) -> Self {
+        config.initial_window = config.initial_window.min(config.window);
         Session {
             next_local: Some(config.role.first_id()),
+            flood: FloodGuard::new(config.floods),
             config,
             state: ConnState::Open,
             streams: StreamMap::default(),
@@ -242,7 +286,82 @@ impl Session {
             flush_on_close: false,
             queued_send: 0,
             send_waiters: VecDeque::new(),
+            flood_counts: FloodCounts::default(),
+            grown: 0,
         }
+    }
+
+    /// Returns `returned` bytes of credit on `id`, with growth of its window
+    /// from the connection's receive budget when its reader keeps up with
+    /// bulk data (it consumed half its window). Returned credit is never
+    /// held back: every stream keeps at least its initial window, so none
+    /// waits for another to be read.
+    fn send_ack(&mut self, id: StreamId, returned: u32) {
+        let free = self.config.receive_growth.saturating_sub(self.grown);
+        let max = self.config.window;
+        let initial = self.config.initial_window;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let window = stream.window.window();
+        let bulk = returned >= (window / 2).max(1);
+        let room = u64::from(max.saturating_sub(window)).min(free);
+        let growth = if bulk {
+            u32::try_from(room)
+                .unwrap_or(u32::MAX)
+                .min(u32::MAX - returned)
+        } else {
+            0
+        };
+        if growth > 0 {
+            stream.window.grow(growth);
+            self.grown += u64::from(growth);
+        }
+        if std::mem::take(&mut stream.first_ack_opens) && growth > 0 {
+            // Taken for the opening ACK: the peer adds what it grants
+            // beyond our advertised window. The returned credit follows,
+            // as a return.
+            self.push_control(Frame::Ack {
+                id,
+                credit: initial.saturating_add(growth),
+            });
+            self.push_control(Frame::Ack {
+                id,
+                credit: returned,
+            });
+        } else {
+            self.push_control(Frame::Ack {
+                id,
+                credit: returned + growth,
+            });
+        }
+    }
+
+    /// A stream left: its window's growth goes back to the budget.
+    fn forget_stream(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.remove(&id) {
+            let growth = stream
+                .window
+                .window()
+                .saturating_sub(self.config.initial_window);
+            self.grown = self.grown.saturating_sub(u64::from(growth));
+        }
+    }
+
+    /// The time since the connection started, as the driver's clock reads
+    /// it: the flood budgets refill with it.
+    pub fn set_time(&mut self, now: std::time::Duration) {
+        self.flood.set_time(now);
+    }
+
+    /// Spends one token of `kind`'s flood budget; past the budget the
+    /// connection is closed with 1008 and false returned.
+    fn spend(&mut self, kind: Flood) -> bool {
+        if self.flood.spend(kind) {
+            return true;
+        }
+        self.close(CloseCode::Policy, kind.reason());
+        false
     }
 
     /// The configuration.
@@ -294,7 +413,7 @@ impl Session {
         let reason = CloseReason::local(code, reason);
         self.state = ConnState::Closed(reason.clone());
         self.flush_on_close = true;
-        self.accept_queue.clear();
+        self.forget_unaccepted();
         self.events.push_back(Event::Closed(reason));
     }
 
@@ -347,13 +466,26 @@ impl Session {
         self.state = ConnState::Closed(reason.clone());
         self.control.clear();
         self.sendable.clear();
-        self.accept_queue.clear();
+        self.forget_unaccepted();
         for stream in self.streams.values_mut() {
             let _ = stream.discard_outgoing();
         }
         self.queued_send = 0;
         self.send_waiters.clear();
         self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Releases the streams the application was never given, once the
+    /// connection closed: nobody else would, until the connection is
+    /// dropped.
+    fn forget_unaccepted(&mut self) {
+        while let Some(id) = self.accept_queue.pop_front() {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.send_handle = false;
+                stream.recv_handle = false;
+            }
+            self.maybe_release(id);
+        }
     }
 
     fn closed_error(&self) -> Option<OpError> {

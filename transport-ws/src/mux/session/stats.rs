@@ -36,6 +36,18 @@ pub struct SessionStats {
     pub queued_control: usize,
     /// Streams the peer opened that we refused (limits, shutdown).
     pub refused: u64,
+    /// Streams the peer opened and aborted before we finished answering
+    /// (counted against the reset budget with `refused`).
+    pub aborted_by_peer: u64,
+    /// ERROR and CLOSE frames on the peer's streams that changed nothing.
+    pub idle_control: u64,
+    /// WebSocket pings received.
+    pub pings: u64,
+    /// DATA messages received with fewer than 16 payload bytes.
+    pub tiny_data: u64,
+    /// Receive windows granted, all streams together: the most the peer
+    /// can make us buffer now (at most `connection_receive_buffer`).
+    pub receive_windows: u64,
 }
 
 impl Session {
@@ -101,6 +113,15 @@ impl Session {
             queued_send: self.queued_send as u64,
             queued_control: self.control.len(),
             refused: self.refused,
+            aborted_by_peer: self.flood_counts.aborted_by_peer,
+            idle_control: self.flood_counts.idle_control,
+            pings: self.flood_counts.pings,
+            tiny_data: self.flood_counts.tiny_data,
+            receive_windows: self
+                .streams
+                .values()
+                .map(|s| u64::from(s.window.window()))
+                .sum(),
         }
     }
 }

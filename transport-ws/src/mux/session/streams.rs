@@ -35,10 +35,10 @@ impl Session {
             None => SendCredit::new(0),
         };
         self.streams
-            .insert(id, Stream::new(self.config.window, credit));
+            .insert(id, Stream::new(self.config.initial_window, credit));
         self.push_control(Frame::Ack {
             id,
-            credit: self.config.window,
+            credit: self.config.initial_window,
         });
         Ok(id)
     }
@@ -243,7 +243,7 @@ impl Session {
             stream.window.on_consumed(n);
             if stream.recv == RecvState::Open && closed.is_none() {
                 if let Some(credit) = stream.window.take_ack() {
-                    self.push_control(Frame::Ack { id, credit });
+                    self.send_ack(id, credit);
                 }
             }
             return Ok(n);
@@ -345,7 +345,7 @@ impl Session {
         let closed = matches!(self.state, ConnState::Closed(_));
         let flushing = closed && self.flush_on_close && self.has_output(stream);
         if (closed && !flushing) || (stream.send.is_done() && stream.recv.is_done()) {
-            self.streams.remove(&id);
+            self.forget_stream(id);
             self.events.push_back(Event::Released(id));
         }
     }

@@ -80,6 +80,7 @@ fn peer_error_read_resets_at_once_and_is_answered_once() {
     let mut s = Session::new(config(Role::Server, 100));
     let id = sid(0);
     s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
     drain(&mut s);
     s.handle_frame(Frame::Data {
         id,

@@ -1,0 +1,325 @@
+//! Flood budgets: rapid resets, refusals, idle control frames, pings and
+//! tiny DATA each close the connection with 1008 once past their budget,
+//! and the budgets refill with the time the driver passes in.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+
+fn with_floods(floods: FloodLimits) -> Session {
+    Session::new(SessionConfig {
+        floods,
+        ..config(Role::Server, 1 << 16)
+    })
+}
+
+/// Opens peer stream `n` (ACK) with a request byte, then aborts it.
+fn open_and_reset(s: &mut Session, n: u64) {
+    let id = sid(2 * n);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}"),
+    });
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 0,
+    });
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 0,
+    });
+}
+
+#[test]
+fn rapid_resets_past_the_budget_close_1008_and_reset_streams_are_never_accepted() {
+    let mut s = with_floods(FloodLimits {
+        resets: Budget::new(10, 5),
+        ..FloodLimits::default()
+    });
+    for n in 0..10 {
+        open_and_reset(&mut s, n);
+    }
+    assert_eq!(s.stats().aborted_by_peer, 10);
+    // Reset before anyone accepted them: none is handed out, none is left.
+    assert_eq!(s.accept(), Err(OpError::Blocked));
+    assert_eq!(s.stats().streams_open, 0);
+    assert_eq!(closed_code(&mut s), None);
+    // A second later, 5 more fit; the 6th does not.
+    s.set_time(Duration::from_secs(1));
+    for n in 10..15 {
+        open_and_reset(&mut s, n);
+    }
+    assert_eq!(closed_code(&mut s), None);
+    open_and_reset(&mut s, 15);
+    assert_eq!(closed_code(&mut s), Some(1008));
+    assert_eq!(
+        s.close_reason().map(|r| r.reason.as_str()),
+        Some("flood: stream resets and refusals")
+    );
+}
+
+#[test]
+fn an_accepted_stream_aborted_by_the_peer_counts_once() {
+    let mut s = with_floods(FloodLimits {
+        resets: Budget::new(1, 0),
+        ..FloodLimits::default()
+    });
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    for shutdown in [Shutdown::Read, Shutdown::Write] {
+        s.handle_frame(Frame::Error {
+            id,
+            shutdown,
+            code: 0,
+        });
+    }
+    assert_eq!(s.stats().aborted_by_peer, 1);
+    assert_eq!(closed_code(&mut s), None, "both halves: one abort");
+    assert_eq!(s.read(id, &mut [0; 4]), Err(OpError::Reset(0)));
+}
+
+#[test]
+fn a_stream_answered_before_the_peer_aborts_costs_nothing() {
+    let mut s = with_floods(FloodLimits {
+        resets: Budget::new(0, 0),
+        ..FloodLimits::default()
+    });
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    s.finish(id).unwrap();
+    drain(&mut s);
+    // A caller dropping its call after the answer is no flood.
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 0,
+    });
+    assert_eq!(s.stats().aborted_by_peer, 0);
+    assert_eq!(closed_code(&mut s), None);
+}
+
+#[test]
+fn refusals_spend_the_reset_budget() {
+    let mut s = Session::new(SessionConfig {
+        max_streams: 2,
+        stream_backlog: 2,
+        floods: FloodLimits {
+            resets: Budget::new(3, 0),
+            ..FloodLimits::default()
+        },
+        ..config(Role::Server, 1 << 16)
+    });
+    for n in 0..5 {
+        s.handle_frame(Frame::Ack {
+            id: sid(2 * n),
+            credit: 1,
+        });
+    }
+    assert_eq!(s.stats().refused, 3);
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_frame(Frame::Ack {
+        id: sid(10),
+        credit: 1,
+    });
+    assert_eq!(closed_code(&mut s), Some(1008));
+    // The two never accepted go with the close.
+    assert_eq!(s.stats().streams_open, 0);
+}
+
+#[test]
+fn control_frames_that_change_nothing_spend_their_budget() {
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(4, 0),
+        ..FloodLimits::default()
+    });
+    // On ids that were never opened (lower than one seen: dead).
+    s.handle_frame(Frame::Ack {
+        id: sid(100),
+        credit: 1,
+    });
+    for n in 0..4 {
+        s.handle_frame(Frame::Close {
+            id: sid(2 * n),
+            shutdown: Shutdown::Read,
+        });
+    }
+    assert_eq!(s.stats().idle_control, 4);
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_frame(Frame::Error {
+        id: sid(8),
+        shutdown: Shutdown::Write,
+        code: 3,
+    });
+    assert_eq!(closed_code(&mut s), Some(1008));
+}
+
+#[test]
+fn late_stops_on_our_own_streams_are_not_churn() {
+    // A JS server stops every unary call it has read, often after our
+    // finish: that must never spend a budget.
+    let mut s = Session::new(SessionConfig {
+        floods: FloodLimits {
+            idle_control: Budget::new(0, 0),
+            resets: Budget::new(0, 0),
+            ..FloodLimits::default()
+        },
+        ..config(Role::Client, 1 << 16)
+    });
+    for _ in 0..3 {
+        let id = s.open().unwrap();
+        s.finish(id).unwrap();
+        for _ in 0..2 {
+            s.handle_frame(Frame::Error {
+                id,
+                shutdown: Shutdown::Write,
+                code: 0,
+            });
+        }
+    }
+    assert_eq!(closed_code(&mut s), None);
+}
+
+#[test]
+fn pings_past_the_budget_close_1008() {
+    let mut s = with_floods(FloodLimits {
+        pings: Budget::new(3, 1),
+        ..FloodLimits::default()
+    });
+    for _ in 0..3 {
+        s.handle_ping();
+    }
+    s.set_time(Duration::from_secs(2));
+    s.handle_ping();
+    s.handle_ping();
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_ping();
+    assert_eq!(closed_code(&mut s), Some(1008));
+    assert_eq!(s.stats().pings, 6);
+}
+
+#[test]
+fn tiny_data_past_the_budget_closes_1008_and_larger_data_costs_nothing() {
+    let mut s = with_floods(FloodLimits {
+        tiny_data: Budget::new(5, 0),
+        ..FloodLimits::default()
+    });
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    for _ in 0..100 {
+        s.handle_frame(Frame::Data {
+            id,
+            payload: Bytes::from_static(b"sixteen bytes!!!"),
+        });
+    }
+    for len in [0, 1, 2, 8, 15] {
+        s.handle_frame(Frame::Data {
+            id,
+            payload: Bytes::from(vec![b'x'; len]),
+        });
+    }
+    assert_eq!(s.stats().tiny_data, 5);
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::new(),
+    });
+    assert_eq!(closed_code(&mut s), Some(1008));
+}
+
+#[test]
+fn replies_to_a_peer_that_does_not_read_stop_the_reading_at_max_queued_control() {
+    // Each CLOSE(Read) from a JS peer is answered with CLOSE(Write); the
+    // socket takes none of them (nothing is polled): past the limit the
+    // driver stops reading.
+    let mut s = Session::new(SessionConfig {
+        max_queued_control: 64,
+        ..config(Role::Server, 1 << 16)
+    });
+    let mut n = 0;
+    while s.wants_read() {
+        let id = sid(2 * n);
+        s.handle_frame(Frame::Ack { id, credit: 1 });
+        s.handle_frame(Frame::Close {
+            id,
+            shutdown: Shutdown::Read,
+        });
+        n += 1;
+        assert!(n < 1000, "reading never paused");
+    }
+    // An opening ACK and a CLOSE(Write) per stream.
+    assert_eq!(s.stats().queued_control, 64);
+    assert_eq!(n, 32);
+    // Once the socket takes them, reading resumes.
+    drain(&mut s);
+    assert!(s.wants_read());
+}
+
+#[test]
+fn a_control_frame_on_an_unseen_id_still_burns_it() {
+    let mut s = with_floods(FloodLimits::default());
+    s.handle_frame(Frame::Close {
+        id: sid(4),
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(s.stats().idle_control, 1);
+    // Ids open in order: 4 and every lower one are dead now.
+    for n in [0, 2, 4] {
+        s.handle_frame(Frame::Ack {
+            id: sid(n),
+            credit: 1,
+        });
+    }
+    assert_eq!(s.accept(), Err(OpError::Blocked));
+    s.handle_frame(Frame::Ack {
+        id: sid(6),
+        credit: 1,
+    });
+    assert_eq!(s.accept(), Ok(sid(6)));
+}
+
+#[test]
+fn the_mirrored_answers_to_our_stop_and_reset_are_not_churn() {
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(0, 0),
+        ..FloodLimits::default()
+    });
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    s.stop(id, 5);
+    s.reset(id, 6);
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Read,
+        code: 5,
+    });
+    s.handle_frame(Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 6,
+    });
+    assert_eq!(s.stats().idle_control, 0);
+    assert_eq!(closed_code(&mut s), None);
+}
