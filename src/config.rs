@@ -263,6 +263,16 @@ pub struct LimitsConfig {
     /// Server: connections in their handshake or not yet accepted, default
     /// 256 (ws) and 128 (quic): slow or silent clients cannot take more.
     pub max_pending_handshakes: Option<usize>,
+    /// ws server: handshakes in progress at once from one source address
+    /// (IPv6: one /64), default 8: a slowloris from one address cannot take
+    /// the other clients' handshake slots; a connection past it is closed
+    /// at once. Clients behind one NAT share it.
+    pub max_pending_handshakes_per_ip: Option<usize>,
+    /// QUIC server: handshakes in progress from which a new connection
+    /// attempt from an address not yet validated gets a Retry (it must echo
+    /// a token, proving it receives at its address), default 64; 0 always
+    /// asks. A flood of spoofed Initials then costs no handshake state.
+    pub retry_threshold: Option<usize>,
     /// Client: longest JSON-RPC message accepted from the server, default
     /// 1 MiB (the memory one unfinished message may cost).
     pub max_message_size: Option<usize>,

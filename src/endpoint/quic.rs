@@ -13,6 +13,13 @@ use crate::Error;
 
 impl Endpoint {
     pub(super) async fn bind_quic(&self) -> Result<QuicListener, Error> {
+        let config = self.quic_server_config()?;
+        Ok(QuicListener::bind((self.host.as_str(), self.port), config).await?)
+    }
+
+    /// The listener's settings: identity, ALPN, the transport's, the
+    /// server limits.
+    pub(crate) fn quic_server_config(&self) -> Result<QuicServerConfig, Error> {
         let tls = self.server_tls()?;
         let mut config = QuicServerConfig::new(tls.identity.clone())
             .with_client_auth(tls.client_auth)
@@ -27,7 +34,10 @@ impl Endpoint {
         if let Some(n) = limits.max_pending_handshakes {
             config.max_pending_handshakes = n;
         }
-        Ok(QuicListener::bind((self.host.as_str(), self.port), config).await?)
+        if let Some(n) = limits.retry_threshold {
+            config.retry_threshold = n;
+        }
+        Ok(config)
     }
 
     pub(super) async fn connect_quic(&self) -> Result<DynConnection, Error> {

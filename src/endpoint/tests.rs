@@ -309,6 +309,34 @@ fn any_client_certificate_must_be_chosen_explicitly() {
 }
 
 #[test]
+fn handshake_bounds_per_source_and_the_retry_threshold_come_from_toml() {
+    let ws = Endpoint::from_toml(
+        "url = \"ws://127.0.0.1:0\"\n[limits]\nmax_pending_handshakes_per_ip = 3\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ws.ws_server_config().unwrap().max_pending_handshakes_per_ip,
+        3
+    );
+    let defaults = Endpoint::from_url("ws://127.0.0.1:0").unwrap();
+    assert_eq!(
+        defaults
+            .ws_server_config()
+            .unwrap()
+            .max_pending_handshakes_per_ip,
+        strand_transport_ws::WsServerConfig::default().max_pending_handshakes_per_ip
+    );
+    let quic = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:0\"\n[tls]\nself_signed = true\n[limits]\nretry_threshold = 0\n",
+    )
+    .unwrap();
+    assert_eq!(quic.quic_server_config().unwrap().retry_threshold, 0);
+    let mut defaults = Endpoint::from_url("quic://127.0.0.1:0").unwrap();
+    defaults.config_mut().tls.self_signed = true;
+    assert_eq!(defaults.quic_server_config().unwrap().retry_threshold, 64);
+}
+
+#[test]
 fn toml_reconnect_section() {
     // Absent: no reconnecting.
     let e = Endpoint::from_toml(r#"url = "ws://h:1""#).unwrap();

@@ -12,6 +12,13 @@ use crate::Error;
 
 impl Endpoint {
     pub(super) async fn bind_ws(&self) -> Result<WsListener, Error> {
+        let config = self.ws_server_config()?;
+        Ok(WsListener::bind((self.host.as_str(), self.port), config).await?)
+    }
+
+    /// The listener's settings: the transport's, the server limits, TLS,
+    /// the hooks.
+    pub(crate) fn ws_server_config(&self) -> Result<WsServerConfig, Error> {
         let mut config = WsServerConfig::default();
         config.transport = self.ws_config();
         let limits = &self.config.limits;
@@ -21,6 +28,9 @@ impl Endpoint {
         if let Some(n) = limits.max_pending_handshakes {
             config.max_pending_handshakes = n;
         }
+        if let Some(n) = limits.max_pending_handshakes_per_ip {
+            config.max_pending_handshakes_per_ip = n;
+        }
         if self.path != "/" {
             config.path = Some(self.path.clone());
         }
@@ -29,7 +39,7 @@ impl Endpoint {
         }
         config.upgrade_hook = self.upgrade_hook.clone();
         config.http_handler = self.http_handler.clone();
-        Ok(WsListener::bind((self.host.as_str(), self.port), config).await?)
+        Ok(config)
     }
 
     pub(super) async fn connect_ws(&self) -> Result<DynConnection, Error> {

@@ -93,18 +93,21 @@ pub struct QuicConfig {
     /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
     pub write_boundary_min: Duration,
     /// The longest a cancelled read (a stop, or a receive half dropped before
-    /// its end) holds back its STOP_SENDING until quinn has acknowledged the
-    /// data the stream received, so that the two travel in separate packets.
-    /// Applies only once our sending half of the stream is finished or reset.
+    /// its end) holds back its STOP_SENDING until nothing the connection
+    /// received waits for quinn's acknowledgement, so that the two travel in
+    /// separate packets. Applies only once our sending half of the stream is
+    /// finished or reset.
     ///
-    /// Default 100 ms. quinn acknowledges within its 25 ms maximum ACK delay,
-    /// and the wait ends as soon as it did; the rest is room for a late timer
-    /// on a busy machine (30 ms missed once in 25 cancellations with both
-    /// cores busy). A `@matrixai/quic` peer misses a STOP_SENDING that arrives
-    /// together with the acknowledgement of its last data once our FIN or
-    /// reset reached it (quiche forgets the stream within that datagram), so
-    /// a JS handler would never be cancelled. Only the STOP_SENDING waits,
-    /// never data. Zero stops at once (fine between strand peers).
+    /// Default 250 ms. The wait ends as soon as an acknowledgement left with
+    /// nothing received after it, or after 50 ms in which nothing arrived and
+    /// nothing was acknowledged (quinn acknowledges within its 25 ms maximum
+    /// ACK delay): usually within 25 ms. This cap is for a peer that keeps
+    /// sending so that neither ever holds. A `@matrixai/quic` peer misses a
+    /// STOP_SENDING that arrives together with the acknowledgement of its
+    /// last data once our FIN or reset reached it (quiche forgets the stream
+    /// within that datagram), so a JS handler would never be cancelled. Only
+    /// the STOP_SENDING waits, never data. Zero stops at once (fine between
+    /// strand peers).
     pub stop_ack_wait: Duration,
     /// Bytes of the peer's QUIC datagrams held until read, after which
     /// quinn drops the oldest: what a peer's datagrams may cost. Default
@@ -126,7 +129,7 @@ impl Default for QuicConfig {
             receive_window: 8 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
-            stop_ack_wait: Duration::from_millis(100),
+            stop_ack_wait: Duration::from_millis(250),
             datagram_receive_buffer: crate::goaway::GOAWAY_DATAGRAM_BUFFER,
         }
     }
@@ -214,6 +217,16 @@ pub struct QuicServerConfig {
     /// Default 128: bounds the memory and CPU a flood of connection attempts
     /// can take while the application is not accepting.
     pub max_pending_handshakes: usize,
+    /// Handshakes in progress from which a new connection attempt from an
+    /// address not yet validated is answered with a Retry (address
+    /// validation): the client must echo the token it carries from the
+    /// address it claims, which costs an honest client one round trip and
+    /// a spoofed or fire-and-forget Initial every handshake slot and all
+    /// handshake work (quinn answers a Retry without keeping state).
+    ///
+    /// Default 64 (half of `max_pending_handshakes`): below it no client
+    /// pays the round trip; 0 asks every client.
+    pub retry_threshold: usize,
     /// Connections that may be open at once (accepted by the application and
     /// not yet dropped, plus pending ones); further attempts are refused.
     ///
@@ -229,6 +242,7 @@ impl QuicServerConfig {
             tls: ServerTls::new(identity).with_alpn(vec![DEFAULT_ALPN.to_vec()]),
             transport: QuicConfig::default(),
             max_pending_handshakes: 128,
+            retry_threshold: 64,
             max_connections: 1024,
         }
     }
@@ -249,6 +263,12 @@ impl QuicServerConfig {
     /// Sets the connection settings.
     pub fn with_transport(mut self, transport: QuicConfig) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Sets [`QuicServerConfig::retry_threshold`].
+    pub fn with_retry_threshold(mut self, handshakes: usize) -> Self {
+        self.retry_threshold = handshakes;
         self
     }
 

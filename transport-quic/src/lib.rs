@@ -108,6 +108,6 @@ pub use config::{QuicClientConfig, QuicConfig, QuicServerConfig, DEFAULT_ALPN};
 pub use connection::{ConnectionStats, QuicConnection};
 pub use error::QuicError;
 pub use goaway::{GOAWAY_DATAGRAM, GOAWAY_DATAGRAM_BUFFER};
-pub use listener::QuicListener;
+pub use listener::{QuicListener, QuicListenerStats};
 pub use strand_tls;
 pub use stream::{QuicRecvStream, QuicSendStream};

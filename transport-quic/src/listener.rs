@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +22,64 @@ use crate::{QuicConnection, QuicError, QuicServerConfig};
 /// in its own task (bounded by the handshake timeout) and queues completed
 /// connections. At most [`QuicServerConfig::max_pending_handshakes`] may be
 /// handshaking or queued at once, and [`QuicServerConfig::max_connections`]
-/// open in all; attempts over either limit are refused. Dropping the
-/// listener stops accepting; connections already accepted stay open.
+/// open in all; attempts over either limit are refused. From
+/// [`QuicServerConfig::retry_threshold`] handshakes in progress on, an
+/// attempt from an address not yet validated gets a Retry instead of a
+/// handshake. Dropping the listener stops accepting; connections already
+/// accepted stay open.
 pub struct QuicListener {
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     queue: AcceptQueue<QuicConnection>,
+    counters: Arc<Counters>,
     driver: JoinHandle<()>,
+}
+
+/// A [`QuicListener`]'s figures ([`QuicListener::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuicListenerStats {
+    /// Handshakes in progress.
+    pub handshakes: usize,
+    /// Connections holding a slot under `max_connections`: handshaking,
+    /// waiting to be accepted, or open.
+    pub open_connections: usize,
+    /// Connection attempts answered with a Retry (address validation).
+    pub retries: u64,
+    /// Connection attempts refused: `max_pending_handshakes` or
+    /// `max_connections` was reached.
+    pub refused: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    handshakes: AtomicUsize,
+    retries: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// One handshake in progress, counted until dropped.
+struct Handshaking(Arc<Counters>);
+
+impl Handshaking {
+    fn start(counters: &Arc<Counters>) -> Self {
+        counters.handshakes.fetch_add(1, Ordering::Relaxed);
+        Handshaking(counters.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the accept loop needs besides the endpoint and the queue.
+struct Admission {
+    handshake_timeout: Duration,
+    retry_threshold: usize,
+    timings: StreamTimings,
+    counters: Arc<Counters>,
 }
 
 impl QuicListener {
@@ -49,18 +101,32 @@ impl QuicListener {
             .local_addr()
             .map_err(|source| QuicError::Bind { addr, source })?;
         let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
-        let driver = tokio::spawn(drive(
-            endpoint.clone(),
-            queue.clone(),
-            config.transport.handshake_timeout,
-            StreamTimings::of(&config.transport),
-        ));
+        let counters = Arc::new(Counters::default());
+        let admission = Admission {
+            handshake_timeout: config.transport.handshake_timeout,
+            retry_threshold: config.retry_threshold,
+            timings: StreamTimings::of(&config.transport),
+            counters: counters.clone(),
+        };
+        let driver = tokio::spawn(drive(endpoint.clone(), queue.clone(), admission));
         Ok(QuicListener {
             endpoint,
             local_addr,
             queue,
+            counters,
             driver,
         })
+    }
+
+    /// The listener's figures: handshakes in progress, open connections,
+    /// Retries sent, attempts refused.
+    pub fn stats(&self) -> QuicListenerStats {
+        QuicListenerStats {
+            handshakes: self.counters.handshakes.load(Ordering::Relaxed),
+            open_connections: self.queue.open_connections(),
+            retries: self.counters.retries.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// The bound address (useful after binding port 0).
@@ -97,10 +163,28 @@ impl QuicListener {
 async fn drive(
     endpoint: quinn::Endpoint,
     queue: AcceptQueue<QuicConnection>,
-    handshake_timeout: Duration,
-    timings: StreamTimings,
+    admission: Admission,
 ) {
-    while let Some(incoming) = endpoint.accept().await {
+    let Admission {
+        handshake_timeout,
+        retry_threshold,
+        timings,
+        counters,
+    } = admission;
+    while let Some(mut incoming) = endpoint.accept().await {
+        let busy = counters.handshakes.load(Ordering::Relaxed) >= retry_threshold;
+        if busy && !incoming.remote_address_validated() {
+            // Stateless: an attempt that never echoes the token costs
+            // nothing more (docs/reliability.md, "Hostile peers").
+            match incoming.retry() {
+                Ok(()) => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // Not allowed for this attempt: handshake as usual.
+                Err(not_allowed) => incoming = not_allowed.into_incoming(),
+            }
+        }
         let reserved = queue
             .try_reserve()
             .and_then(|slot| Ok((slot.connection_slot()?, slot)));
@@ -108,11 +192,13 @@ async fn drive(
             Ok(slots) => slots,
             Err(limit) => {
                 tracing::debug!(remote = %incoming.remote_address(), %limit, "quic: refusing connection");
+                counters.refused.fetch_add(1, Ordering::Relaxed);
                 incoming.refuse();
                 continue;
             }
         };
         let endpoint = endpoint.clone();
+        let handshaking = Handshaking::start(&counters);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let conn = match tokio::time::timeout(handshake_timeout, incoming).await {
@@ -126,6 +212,7 @@ async fn drive(
                     return;
                 }
             };
+            drop(handshaking);
             slot.push(QuicConnection::new(
                 conn,
                 endpoint,

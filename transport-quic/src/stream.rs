@@ -333,10 +333,11 @@ impl QuicRecvStream {
 ///
 /// So, unless our sending half is still open (then the peer's stream cannot
 /// be complete) or [`QuicConfig::stop_ack_wait`] is zero, a task reads
-/// and discards what still arrives and sends the STOP_SENDING once quinn sent
-/// an acknowledgement, or after `stop_ack_wait`; a stream that ends meanwhile
-/// (or had already ended, its FIN unread) needs none. Only cancelled reads
-/// pay for the task.
+/// and discards what still arrives and sends the STOP_SENDING once nothing
+/// we received waits for an acknowledgement ([`AckWatch`]), or after
+/// `stop_ack_wait` at the latest; a stream that ends meanwhile (or had
+/// already ended, its FIN unread) needs none. Only cancelled reads pay for
+/// the task.
 ///
 /// [`QuicConfig::stop_ack_wait`]: crate::QuicConfig::stop_ack_wait
 fn stop_after_ack(
@@ -358,9 +359,10 @@ fn stop_after_ack(
         return;
     };
     let conn = shared.conn.clone();
-    let acks = conn.stats().frame_tx.acks;
     runtime.spawn(async move {
-        let deadline = Instant::now() + wait;
+        let start = Instant::now();
+        let deadline = start + wait;
+        let mut watch = AckWatch::new(&conn, start);
         let mut tick = std::pin::pin!(tokio::time::sleep(STOP_ACK_POLL));
         let ended = std::future::poll_fn(|cx| {
             if discard_to_end(&mut inner, cx).is_ready() {
@@ -368,7 +370,7 @@ fn stop_after_ack(
             }
             loop {
                 let now = Instant::now();
-                if now >= deadline || conn.stats().frame_tx.acks != acks {
+                if now >= deadline || watch.nothing_to_acknowledge(&conn, now) {
                     return Poll::Ready(false);
                 }
                 ready!(tick.as_mut().poll(cx));
@@ -382,8 +384,117 @@ fn stop_after_ack(
     });
 }
 
-/// How often [`stop_after_ack`] looks whether quinn sent an acknowledgement.
+/// How often [`stop_after_ack`] looks at the connection's figures.
 const STOP_ACK_POLL: Duration = Duration::from_millis(1);
+
+/// How long nothing may arrive and no acknowledgement leave before
+/// [`AckWatch`] takes it that none is pending: twice quinn's 25 ms maximum
+/// ACK delay, so that a pending one had its timer fire even on a busy
+/// machine.
+const ACK_QUIET: Duration = Duration::from_millis(50);
+
+/// The longest gap between two looks that still counts towards
+/// [`ACK_QUIET`]: a later look means this runtime (and so perhaps quinn's
+/// driver, whose ACK timer it runs) did not run for a while, and an ACK
+/// still pending would leave together with the STOP_SENDING; the quiet
+/// period then starts over.
+const PROMPT_LOOK: Duration = Duration::from_millis(5);
+
+/// Tells, from quinn's counters alone, when nothing we received waits for
+/// our acknowledgement, so that a STOP_SENDING sent then cannot carry the
+/// acknowledgement of the peer's last data (see [`stop_after_ack`]).
+///
+/// quinn acknowledges an ack-eliciting packet within its maximum ACK delay
+/// (at once after two), either in a packet of its own or with the next
+/// frames it sends; every ACK frame covers everything received so far. So
+/// between two looks at the counters: if an ACK frame left and no
+/// ack-eliciting frame arrived, everything received had been acknowledged
+/// (the ACK was written after the last arrival); if one arrived, a new
+/// acknowledgement is owed and the watch starts over; if nothing arrived
+/// and nothing left for [`ACK_QUIET`] of looks that came on time (see
+/// [`PROMPT_LOOK`]), no acknowledgement was owed.
+///
+/// Counting "an ACK left" alone (the former rule) let a datagram that
+/// arrived in the same interval ride on the STOP_SENDING's packet, which a
+/// busy machine made likely (`js_server_streams_cancelled_over_quic`).
+struct AckWatch {
+    received: u64,
+    acks_sent: u64,
+    quiet_since: Instant,
+    last_look: Instant,
+}
+
+impl AckWatch {
+    fn new(conn: &quinn::Connection, now: Instant) -> Self {
+        let (received, acks_sent) = Self::counters(conn);
+        Self::from_counters(received, acks_sent, now)
+    }
+
+    fn from_counters(received: u64, acks_sent: u64, now: Instant) -> Self {
+        AckWatch {
+            received,
+            acks_sent,
+            quiet_since: now,
+            last_look: now,
+        }
+    }
+
+    /// (ack-eliciting frames received, ACK frames sent).
+    fn counters(conn: &quinn::Connection) -> (u64, u64) {
+        let stats = conn.stats();
+        let rx = &stats.frame_rx;
+        // Every frame but ACK, PADDING (not counted) and CONNECTION_CLOSE
+        // elicits an acknowledgement.
+        let received = rx.ack_frequency
+            + rx.crypto
+            + rx.data_blocked
+            + rx.datagram
+            + u64::from(rx.handshake_done)
+            + rx.immediate_ack
+            + rx.max_data
+            + rx.max_stream_data
+            + rx.max_streams_bidi
+            + rx.max_streams_uni
+            + rx.new_connection_id
+            + rx.new_token
+            + rx.path_challenge
+            + rx.path_response
+            + rx.ping
+            + rx.reset_stream
+            + rx.retire_connection_id
+            + rx.stream_data_blocked
+            + rx.streams_blocked_bidi
+            + rx.streams_blocked_uni
+            + rx.stop_sending
+            + rx.stream;
+        (received, stats.frame_tx.acks)
+    }
+
+    /// Whether nothing received waits for an acknowledgement, judging by
+    /// the counters now against the last look.
+    fn nothing_to_acknowledge(&mut self, conn: &quinn::Connection, now: Instant) -> bool {
+        let (received, acks_sent) = Self::counters(conn);
+        self.look(received, acks_sent, now)
+    }
+
+    /// [`AckWatch::nothing_to_acknowledge`] on given counters.
+    fn look(&mut self, received: u64, acks_sent: u64, now: Instant) -> bool {
+        if received != self.received {
+            *self = Self::from_counters(received, acks_sent, now);
+            return false;
+        }
+        if acks_sent != self.acks_sent {
+            return true;
+        }
+        if now.duration_since(self.last_look) > PROMPT_LOOK {
+            // This runtime stalled: quinn's driver may not have run either,
+            // so the quiet so far proves nothing; it starts over.
+            self.quiet_since = now;
+        }
+        self.last_look = now;
+        now.duration_since(self.quiet_since) >= ACK_QUIET
+    }
+}
 
 /// Reads and drops what `inner` holds; ready once the stream ended (FIN,
 /// reset or a lost connection). Reads at most 64 chunks per call, so a fast
@@ -497,5 +608,50 @@ impl std::fmt::Debug for QuicRecvStream {
             .field("id", &self.id)
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_watch_waits_for_an_ack_written_after_the_last_arrival() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // An ACK left, nothing arrived: everything was acknowledged.
+        let mut watch = AckWatch::from_counters(10, 3, t0);
+        assert!(!watch.look(10, 3, ms(1)));
+        assert!(watch.look(10, 4, ms(2)));
+        // An ACK left but a frame arrived in the same interval: it may be
+        // unacknowledged, so wait for an ACK after it.
+        let mut watch = AckWatch::from_counters(10, 3, t0);
+        assert!(!watch.look(11, 4, ms(1)));
+        assert!(!watch.look(11, 4, ms(2)));
+        assert!(watch.look(11, 5, ms(3)));
+        // Nothing arrives, nothing leaves: none was owed, after ACK_QUIET.
+        let mut watch = AckWatch::from_counters(10, 3, t0);
+        for n in 1..50 {
+            assert!(!watch.look(10, 3, ms(n)));
+        }
+        assert!(watch.look(10, 3, ms(50)));
+        // ... of looks on time: after a stall (quinn's ACK timer may have
+        // stalled with us) the quiet starts over, and the late ACK, once
+        // it leaves, decides.
+        let mut watch = AckWatch::from_counters(10, 3, t0);
+        assert!(!watch.look(10, 3, ms(108)));
+        for n in 109..158 {
+            assert!(!watch.look(10, 3, ms(n)));
+        }
+        assert!(watch.look(10, 3, ms(158)));
+        let mut watch = AckWatch::from_counters(10, 3, t0);
+        assert!(!watch.look(10, 3, ms(108)));
+        assert!(watch.look(10, 4, ms(109)), "the late ACK left alone");
+        // A peer that sends in every interval never leaves a clean moment
+        // (stop_after_ack's cap then decides).
+        let mut watch = AckWatch::from_counters(0, 0, t0);
+        for n in 1..200 {
+            assert!(!watch.look(n, n, ms(n)));
+        }
     }
 }

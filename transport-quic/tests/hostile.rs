@@ -1,118 +1,326 @@
-//! Hostile callers over QUIC (docs/reliability.md, "Hostile peers"): the
-//! first message's own limits, and a stream flood past `max_streams`.
+//! Hostile QUIC peers: connection floods, clients that vanish, stream
+//! floods. Each test asserts the listener's or the connection's figures
+//! (docs/reliability.md, "Hostile peers"), never how fast this machine is.
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{within, Rig};
-use strand_rpc_core::server::{Router, Server};
-use strand_rpc_core::transport::Connection;
-use strand_rpc_core::RpcError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{drain, within, Rig};
+use strand_test_support::eventually;
+use strand_tls::{Identity, ServerVerification};
+use strand_transport_quic::{
+    QuicClient, QuicClientConfig, QuicConfig, QuicConnection, QuicListener, QuicRecvStream,
+    QuicSendStream, QuicServerConfig,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 
-/// An RPC server with a counting `echo` on one QUIC connection; the client's
-/// side and the counter.
-async fn echo_over_quic(
-    rig: &Rig,
-    first_message_timeout: Duration,
-) -> (strand_transport_quic::QuicConnection, Arc<AtomicUsize>) {
-    let (client, server_conn) = rig.pair().await;
-    let started = Arc::new(AtomicUsize::new(0));
-    let count = started.clone();
-    let router = Router::new().unary("echo", move |_ctx, p: Option<String>| {
-        count.fetch_add(1, Ordering::SeqCst);
-        async move { Ok::<_, RpcError>(p) }
-    });
-    Server::builder(router)
-        .first_message_timeout(first_message_timeout)
-        .build()
-        .spawn_connection(Arc::new(server_conn));
-    (client, started)
+/// A UDP relay between one client endpoint and the server. It can stop
+/// passing on what the server sends (a client that never completes its
+/// handshake, or one that vanished) or stop altogether, and it counts the
+/// Retry packets the server sent through it.
+struct Relay {
+    addr: SocketAddr,
+    state: Arc<RelayState>,
+    task: JoinHandle<()>,
 }
 
-/// Writes `bytes` (finishing unless `finish` is false) and reads the answer.
-async fn exchange(
-    client: &strand_transport_quic::QuicConnection,
-    bytes: Vec<u8>,
-    finish: bool,
-) -> String {
-    let stream = within(Connection::open_stream(client)).await.unwrap();
-    let (mut send, mut recv) = (stream.send, stream.recv);
-    let writer = tokio::spawn(async move {
-        let _ = send.write_all(&bytes).await;
-        if finish {
-            let _ = send.shutdown().await;
-        }
-        send
-    });
-    let mut out = Vec::new();
-    within(recv.read_to_end(&mut out)).await.unwrap();
-    drop(writer.await);
-    String::from_utf8(out).unwrap()
+#[derive(Default)]
+struct RelayState {
+    /// Pass the server's packets on to the client.
+    deliver: AtomicBool,
+    /// Retry packets the server sent (long header, type 3).
+    retries: AtomicUsize,
 }
 
-fn echo_request(len: usize) -> Vec<u8> {
-    let mut msg = br#"{"jsonrpc":"2.0","method":"echo","params":""#.to_vec();
-    msg.resize(len - 2, b'x');
-    msg.extend_from_slice(br#""}"#);
-    msg
-}
-
-#[tokio::test]
-async fn the_first_message_limits_hold_over_quic() {
-    let rig = Rig::dev().await;
-    let (client, started) = echo_over_quic(&rig, Duration::from_millis(300)).await;
-    let ok = exchange(&client, echo_request(64 << 10), true).await;
-    assert!(ok.contains(r#""result""#), "{}", &ok[..60]);
-    let too_long = exchange(&client, echo_request((64 << 10) + 1), true).await;
-    assert!(too_long.contains(r#""code":-32003"#), "{too_long}");
-    // Half a message and nothing more: answered once the first message's
-    // time is up (300 ms here), not at the call timeout (60 s).
-    let slow = exchange(&client, br#"{"jsonrpc":"2.0","#.to_vec(), false).await;
-    assert!(slow.contains(r#""code":-32008"#), "{slow}");
-    assert_eq!(started.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn a_stream_flood_waits_for_credit_past_max_streams() {
-    const FLOOD: usize = 150;
-    let rig = Rig::dev().await;
-    let (client, server) = rig.pair().await;
-    let client = Arc::new(client);
-    let opened = Arc::new(AtomicUsize::new(0));
-    // 150 opens with a byte each; the server accepts none of them.
-    let mut tasks = Vec::new();
-    for _ in 0..FLOOD {
-        let (client, opened) = (client.clone(), opened.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut s = Connection::open_stream(&*client).await.unwrap();
-            s.send.write_all(b"{").await.unwrap();
-            opened.fetch_add(1, Ordering::SeqCst);
-            // Held until the server drops its side.
-            let _ = s.send.shutdown().await;
-            let _ = s.recv.read_to_end(&mut Vec::new()).await;
-        }));
+impl Relay {
+    async fn to(server: SocketAddr, deliver: bool) -> Relay {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let state = Arc::new(RelayState::default());
+        state.deliver.store(deliver, Ordering::Relaxed);
+        let task = tokio::spawn(relay(socket, server, state.clone()));
+        Relay { addr, state, task }
     }
-    let max = strand_transport_quic::QuicConfig::default().max_streams as usize;
-    assert_eq!(max, 100);
-    strand_test_support::eventually("the credit was used", || {
-        opened.load(Ordering::SeqCst) >= max
+
+    fn retries(&self) -> usize {
+        self.state.retries.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(socket: UdpSocket, server: SocketAddr, state: Arc<RelayState>) {
+    let mut client = None;
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let packet = &buf[..n];
+        if from == server {
+            // QUIC v1 long header: form and fixed bits, then the type.
+            if packet.first().is_some_and(|b| b & 0xf0 == 0xf0) {
+                state.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            if let (true, Some(client)) = (state.deliver.load(Ordering::Relaxed), client) {
+                let _ = socket.send_to(packet, client).await;
+            }
+        } else {
+            client = Some(from);
+            let _ = socket.send_to(packet, server).await;
+        }
+    }
+}
+
+fn configs(
+    server: impl FnOnce(&mut QuicServerConfig),
+) -> (Identity, QuicServerConfig, QuicClientConfig) {
+    let identity = Identity::dev().unwrap();
+    let mut server_config = QuicServerConfig::new(identity.clone());
+    server(&mut server_config);
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    (identity, server_config, client)
+}
+
+fn client(config: &QuicClientConfig) -> Arc<QuicClient> {
+    Arc::new(QuicClient::bind("127.0.0.1:0".parse().unwrap(), config.clone()).unwrap())
+}
+
+/// `n` connection attempts from `client` to `to`, left to themselves.
+fn attempts(client: &Arc<QuicClient>, to: SocketAddr, n: usize) -> Vec<JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let _ = client.connect(to, "localhost").await;
+            })
+        })
+        .collect()
+}
+
+/// Accepts every connection and holds it until it closes, as a server does.
+fn hold_connections(listener: Arc<QuicListener>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(conn) = listener.accept_connection().await {
+            tokio::spawn(async move {
+                conn.closed().await;
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_initials_past_the_retry_threshold_gets_retries_and_a_real_client_connects() {
+    const THRESHOLD: usize = 4;
+    const FLOOD: usize = 24;
+    let (_identity, server, client_config) = configs(|s| {
+        s.retry_threshold = THRESHOLD;
+        s.max_pending_handshakes = 64;
+        // No flooding handshake ends by itself during the test.
+        s.transport.handshake_timeout = Duration::from_secs(600);
+    });
+    let listener = QuicListener::bind("127.0.0.1:0", server).await.unwrap();
+    let server_addr = listener.local_addr();
+    // The flood never hears back: every attempt stays an Initial.
+    let flood_relay = Relay::to(server_addr, false).await;
+    let flooder = client(&client_config);
+
+    let mut flood = attempts(&flooder, flood_relay.addr, THRESHOLD);
+    eventually("the first attempts are handshaking", || {
+        listener.stats().handshakes == THRESHOLD
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // quinn grants the peer no more than max_streams: the rest wait, none
-    // is refused, nothing is buffered for them on the server.
-    assert_eq!(opened.load(Ordering::SeqCst), max);
-    // Accepting (and dropping) streams gives credit back to the waiters.
-    for _ in 0..FLOOD {
-        let s = within(Connection::accept_stream(&server)).await.unwrap();
-        drop(s);
+    assert_eq!(flood_relay.retries(), 0, "below the threshold: no Retry");
+    flood.extend(attempts(&flooder, flood_relay.addr, FLOOD));
+    eventually("every further attempt got a Retry", || {
+        flood_relay.retries() >= FLOOD
+    })
+    .await;
+    let stats = listener.stats();
+    assert_eq!(stats.handshakes, THRESHOLD, "a Retry keeps no state");
+    assert!(stats.retries >= FLOOD as u64, "{stats:?}");
+    assert_eq!(stats.refused, 0);
+
+    // A real client, through a relay that counts what it is sent: a
+    // Retry, then its handshake from the validated address.
+    let real_relay = Relay::to(server_addr, true).await;
+    let real = client(&client_config);
+    let (connected, accepted) = within(async {
+        tokio::join!(
+            real.connect(real_relay.addr, "localhost"),
+            listener.accept_connection()
+        )
+    })
+    .await;
+    connected.expect("the real client connects");
+    accepted.expect("and is accepted");
+    // One Retry, or more if its Initial was sent again before the Retry
+    // reached it (a loaded machine).
+    assert!(
+        real_relay.retries() >= 1,
+        "the real client was not asked to retry"
+    );
+    assert_eq!(listener.stats().handshakes, THRESHOLD);
+    for attempt in flood {
+        attempt.abort();
     }
-    for t in tasks {
-        within(t).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_is_bounded_by_max_pending_handshakes() {
+    const MAX_PENDING: usize = 8;
+    const FLOOD: usize = 40;
+    let (_identity, server, client_config) = configs(|s| {
+        s.max_pending_handshakes = MAX_PENDING;
+        // No Retry: the pending bound alone holds.
+        s.retry_threshold = usize::MAX;
+        s.transport.handshake_timeout = Duration::from_secs(2);
+    });
+    let listener = QuicListener::bind("127.0.0.1:0", server).await.unwrap();
+    let server_addr = listener.local_addr();
+    let flood_relay = Relay::to(server_addr, false).await;
+    let flooder = client(&client_config);
+    let flood = attempts(&flooder, flood_relay.addr, FLOOD);
+    eventually(
+        "the flood filled the pending slots and was refused past them",
+        || {
+            let stats = listener.stats();
+            stats.handshakes == MAX_PENDING && stats.refused >= (FLOOD - MAX_PENDING) as u64
+        },
+    )
+    .await;
+    let stats = listener.stats();
+    assert_eq!(stats.handshakes, MAX_PENDING);
+    assert_eq!(stats.open_connections, MAX_PENDING);
+
+    // Once the flood stops, its handshakes time out and a client is served.
+    for attempt in flood {
+        attempt.abort();
     }
-    assert_eq!(opened.load(Ordering::SeqCst), FLOOD);
+    drop(flood_relay);
+    eventually("the flood's handshakes timed out", || {
+        listener.stats().handshakes == 0
+    })
+    .await;
+    let good = client(&client_config);
+    let (connected, accepted) = within(async {
+        tokio::join!(
+            good.connect(server_addr, "localhost"),
+            listener.accept_connection()
+        )
+    })
+    .await;
+    connected.unwrap();
+    accepted.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_connections_are_freed_after_the_idle_timeout() {
+    const CLIENTS: usize = 16;
+    let (_identity, server, client_config) = configs(|s| {
+        s.transport.idle_timeout = Some(Duration::from_secs(1));
+        s.transport.keep_alive_interval = Some(Duration::from_millis(300));
+    });
+    let listener = Arc::new(QuicListener::bind("127.0.0.1:0", server).await.unwrap());
+    let server_addr = listener.local_addr();
+    let holder = hold_connections(listener.clone());
+    let mut vanishing = Vec::new();
+    for _ in 0..CLIENTS {
+        let relay = Relay::to(server_addr, true).await;
+        let client = client(&client_config);
+        let conn = within(client.connect(relay.addr, "localhost"))
+            .await
+            .unwrap();
+        vanishing.push((relay, client, conn));
+    }
+    eventually("every client is connected", || {
+        listener.stats().open_connections == CLIENTS
+    })
+    .await;
+
+    // The clients vanish: nothing of theirs reaches the server any more,
+    // no close either (their relays are gone).
+    let mut gone: Vec<(Arc<QuicClient>, QuicConnection)> = Vec::new();
+    for (relay, client, conn) in vanishing {
+        drop(relay);
+        gone.push((client, conn));
+    }
+    eventually("the server freed every abandoned connection", || {
+        listener.stats().open_connections == 0
+    })
+    .await;
+    assert_eq!(listener.stats().handshakes, 0);
+    holder.abort();
+}
+
+/// Reads a call's request to its end and answers it.
+async fn answer(stream: strand_rpc_core::transport::Stream<QuicSendStream, QuicRecvStream>) {
+    let (mut send, mut recv) = stream.split();
+    let (request, error) = within(drain(&mut recv)).await;
+    assert_eq!((request.as_slice(), error.is_none()), (&b"x"[..], true));
+    send.write_all(b"y").await.unwrap();
+    send.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_flood_past_max_streams_waits_for_credit() {
+    const MAX_STREAMS: u32 = 16;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.max_streams = MAX_STREAMS;
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport);
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+    let client = Arc::new(client);
+
+    // Twice as many opens as the server allows, all at once.
+    let opens: Vec<_> = (0..2 * MAX_STREAMS)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                // A call: a request, then the answer to its end.
+                let (mut send, mut recv) = client.open_stream().await.expect("no refusal").split();
+                send.write_all(b"x").await.unwrap();
+                send.shutdown().await.unwrap();
+                let (answer, error) = drain(&mut recv).await;
+                assert_eq!((answer.as_slice(), error.is_none()), (&b"y"[..], true));
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for _ in 0..MAX_STREAMS {
+        held.push(within(server.accept_stream()).await.unwrap());
+    }
+    assert_eq!(server.stats().open_streams, MAX_STREAMS as usize);
+    // The rest wait for credit: none is opened past the limit.
+    let more = tokio::time::timeout(Duration::from_millis(300), server.accept_stream()).await;
+    assert!(more.is_err(), "a stream past max_streams was opened");
+    assert_eq!(server.stats().open_streams, MAX_STREAMS as usize);
+
+    // Answering the first ones gives their credit to the waiting ones.
+    for stream in held.drain(..) {
+        answer(stream).await;
+    }
+    for _ in 0..MAX_STREAMS {
+        let stream = within(server.accept_stream()).await.unwrap();
+        assert!(server.stats().open_streams <= MAX_STREAMS as usize);
+        answer(stream).await;
+    }
+    let mut opened = 0;
+    for open in opens {
+        within(open).await.unwrap();
+        opened += 1;
+    }
+    assert_eq!(opened, 2 * MAX_STREAMS);
 }

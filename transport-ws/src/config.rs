@@ -410,6 +410,13 @@ pub struct WsServerConfig {
     /// cannot exhaust memory or file descriptors; further TCP connections
     /// wait in the kernel's listen queue.
     pub max_pending_handshakes: usize,
+    /// Handshakes (TLS and upgrade) in progress at once from one source
+    /// address (IPv6: one /64). Default 8: a slowloris from one address
+    /// takes at most this many of the `max_pending_handshakes` slots, so
+    /// clients from other addresses are still served. A connection past it
+    /// is closed at once (after a best-effort `429`), before anything of it
+    /// is read. Clients behind one NAT share the bound: raise it for them.
+    pub max_pending_handshakes_per_ip: usize,
     /// Connections open at once (pending ones included). Default 1024: each
     /// costs its buffers and stream state, so this bounds the listener's
     /// memory. A client over the limit gets `503 Service Unavailable`.
@@ -430,6 +437,7 @@ impl Default for WsServerConfig {
             http_handler: None,
             max_request_head: 16 << 10,
             max_pending_handshakes: 256,
+            max_pending_handshakes_per_ip: 8,
             max_connections: 1024,
             advertise_window: true,
         }
@@ -464,6 +472,12 @@ impl WsServerConfig {
     /// Sets [`WsServerConfig::advertise_window`].
     pub fn with_advertise_window(mut self, advertise: bool) -> Self {
         self.advertise_window = advertise;
+        self
+    }
+
+    /// Sets [`WsServerConfig::max_pending_handshakes_per_ip`].
+    pub fn with_max_pending_handshakes_per_ip(mut self, n: usize) -> Self {
+        self.max_pending_handshakes_per_ip = n;
         self
     }
 

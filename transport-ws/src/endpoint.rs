@@ -20,6 +20,7 @@ use crate::driver::{self, Timers};
 use crate::error::WsError;
 use crate::handshake;
 use crate::mux::{Role, Session, SessionConfig};
+use crate::source_limit::SourceLimit;
 
 fn session_config(
     role: Role,
@@ -159,12 +160,29 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
 /// [`WsServerConfig::max_pending_handshakes`] connections are in their
 /// handshake or waiting to be accepted, and
 /// [`WsServerConfig::max_connections`] open in all (a client over that gets
-/// `503`). Dropping the listener stops accepting; established connections
-/// live on.
+/// `503`); at most [`WsServerConfig::max_pending_handshakes_per_ip`]
+/// handshakes are in progress from one source (a connection past it is
+/// closed at once). Dropping the listener stops accepting; established
+/// connections live on.
 pub struct WsListener {
     local_addr: SocketAddr,
     queue: AcceptQueue<WsConnection>,
+    sources: Arc<SourceLimit>,
     task: JoinHandle<()>,
+}
+
+/// A [`WsListener`]'s figures ([`WsListener::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WsListenerStats {
+    /// Handshakes (TLS and upgrade) in progress.
+    pub handshakes: usize,
+    /// Connections holding a slot under `max_connections`: handshaking,
+    /// waiting to be accepted, or open.
+    pub open_connections: usize,
+    /// Connections closed at once because their source address had
+    /// `max_pending_handshakes_per_ip` handshakes in progress.
+    pub refused_per_source: u64,
 }
 
 impl std::fmt::Debug for WsListener {
@@ -194,12 +212,30 @@ impl WsListener {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
-        let task = tokio::spawn(accept_loop(listener, Arc::new(config), tls, queue.clone()));
+        let sources = Arc::new(SourceLimit::new(config.max_pending_handshakes_per_ip));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::new(config),
+            tls,
+            queue.clone(),
+            sources.clone(),
+        ));
         Ok(WsListener {
             local_addr,
             queue,
+            sources,
             task,
         })
+    }
+
+    /// The listener's figures: handshakes in progress, open connections,
+    /// connections refused by the per-source bound.
+    pub fn stats(&self) -> WsListenerStats {
+        WsListenerStats {
+            handshakes: self.sources.in_progress(),
+            open_connections: self.queue.open_connections(),
+            refused_per_source: self.sources.refused(),
+        }
     }
 
     /// The bound address.
@@ -243,6 +279,7 @@ async fn accept_loop(
     config: Arc<WsServerConfig>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     queue: AcceptQueue<WsConnection>,
+    sources: Arc<SourceLimit>,
 ) {
     let mut accept_warn = RateLimit::new(ACCEPT_WARN_INTERVAL);
     loop {
@@ -265,6 +302,15 @@ async fn accept_loop(
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        // Before anything of it is read: a source with its share of
+        // handshakes in progress cannot take more slots (a slowloris from
+        // one address), so the connection is closed at once.
+        let Some(source) = sources.try_take(remote.ip()) else {
+            tracing::debug!(%remote, "ws: too many handshakes from this source");
+            // Best effort, never waited for: a fresh socket takes it.
+            let _ = tcp.try_write(TOO_MANY_REQUESTS);
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let slot = match pending.connection_slot() {
@@ -289,6 +335,7 @@ async fn accept_loop(
                 Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),
             }
+            drop(source);
         });
     }
 }
@@ -335,6 +382,11 @@ impl RateLimit {
         Some(std::mem::take(&mut self.suppressed))
     }
 }
+
+/// The answer to a client over
+/// [`WsServerConfig::max_pending_handshakes_per_ip`].
+const TOO_MANY_REQUESTS: &[u8] =
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// The answer to a client over [`WsServerConfig::max_connections`].
 const SERVICE_UNAVAILABLE: &[u8] =

@@ -113,6 +113,7 @@ mod error;
 mod goaway;
 mod handshake;
 pub mod mux;
+mod source_limit;
 mod stream;
 
 #[doc(hidden)]
@@ -124,7 +125,7 @@ pub use config::{
     WsClientConfig, WsConfig, WsServerConfig,
 };
 pub use conn::{ConnectionStats, StatsProbe, WsConnection, WsStream};
-pub use endpoint::{connect, WsListener};
+pub use endpoint::{connect, WsListener, WsListenerStats};
 pub use error::WsError;
 pub use goaway::{GOAWAY_HEADER, GOAWAY_PING};
 pub use handshake::{UpgradeRequest, WINDOW_HEADER};

@@ -636,7 +636,14 @@ async fn cancel_js_server_streams(
 /// in about 4 rounds of 5). A JS client acknowledges at once, before it
 /// cancels, which is why JS → JS cancels always worked. The strand rule
 /// (`QuicConfig::stop_ack_wait`): send the STOP_SENDING only after our
-/// ACK went out, in a packet of its own. `QUIC_TRACE=1` makes rpc-server.mjs
+/// ACK went out, in a packet of its own, and only once nothing that arrived
+/// since waits for an ACK of its own. With both cores kept busy by two
+/// other processes, the former rule ("an ACK left") failed this test in 3
+/// of 60 runs of this suite (4 cancels of 300 missed): the trace showed the
+/// handler's next item arriving between that ACK and the STOP_SENDING,
+/// whose packet then acknowledged it, or (a stalled runtime) the
+/// STOP_SENDING leaving with the ACK its timer was about to send. The rule
+/// now passed 40 runs of 40 (200 cancels). `QUIC_TRACE=1` makes rpc-server.mjs
 /// show it (quic-cancel-trace.mjs): without the rule, the one datagram takes
 /// the stream from open straight to forgotten (`InvalidStreamState`); with
 /// it, the STOP_SENDING datagram leaves it `StreamStopped` and the JS writer
