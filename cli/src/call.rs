@@ -1,15 +1,16 @@
 //! `strand call`: one call of any kind, results as JSON lines.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::Value;
 use strand::core::transport::CloseCode;
-use strand::{Client, ClientError, Endpoint, VerifyMode};
+use strand::{Client, ClientError};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::connect::ConnectArgs;
 
 /// Longest stdin line accepted as one message (the default message limit).
 const MAX_LINE: usize = 1 << 20;
@@ -42,15 +43,8 @@ pub(crate) struct CallArgs {
     /// message; for raw calls stdin's bytes are sent after the header.
     #[arg(long, value_enum, default_value_t = Kind::Unary)]
     kind: Kind,
-    /// Send `Bearer TOKEN` with the call.
-    #[arg(long)]
-    token: Option<String>,
-    /// Verify the server against this PEM certificate (CA or the server's own).
-    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate (development only).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Call timeout in milliseconds (at most 10^12).
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
@@ -90,19 +84,11 @@ impl From<std::io::Error> for CallError {
 }
 
 pub(crate) async fn run(args: CallArgs) -> ExitCode {
-    let mut endpoint = match Endpoint::from_url(&args.url) {
+    let mut endpoint = match args.connect.endpoint(&args.url) {
         Ok(e) => e,
         Err(e) => return crate::fail(e),
     };
-    {
-        let config = endpoint.config_mut();
-        config.tls.ca = args.ca.clone();
-        if args.insecure {
-            config.tls.verify = VerifyMode::Insecure;
-        }
-        config.timeouts.call_ms = args.timeout;
-        config.auth.token = args.token.clone();
-    }
+    endpoint.config_mut().timeouts.call_ms = args.timeout;
     if let Some(ms) = args.timeout.filter(|&ms| ms > strand::MAX_TIMEOUT_MS) {
         return crate::fail(format!(
             "--timeout {ms} is too long: at most {} ms (about 31 years); leave it out for no client timeout",
@@ -117,7 +103,10 @@ pub(crate) async fn run(args: CallArgs) -> ExitCode {
     // Metadata (token, timeout) rides inside params (docs/protocol.md, "Metadata"), which
     // only an object can carry.
     if let Some(p) = &params {
-        if !p.is_object() && !p.is_null() && (args.token.is_some() || args.timeout.is_some()) {
+        if !p.is_object()
+            && !p.is_null()
+            && (args.connect.token.is_some() || args.timeout.is_some())
+        {
             return crate::fail("params must be a JSON object to carry --token or --timeout");
         }
     }

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use strand::{Endpoint, VerifyMode};
+
+use crate::connect::ConnectArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Codegen {
@@ -29,15 +30,8 @@ pub(crate) struct TsArgs {
     /// The module the client class imports its types from.
     #[arg(long, value_name = "SPECIFIER", default_value = "@strand-rpc/client")]
     import: String,
-    /// Send `Bearer TOKEN` with `rpc.discover`.
-    #[arg(long)]
-    token: Option<String>,
-    /// Verify the server against this PEM certificate (CA or the server's own).
-    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate (development only).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 pub(crate) async fn run(codegen: Codegen) -> ExitCode {
@@ -69,13 +63,10 @@ async fn load(args: &TsArgs) -> Result<Value, String> {
         return serde_json::from_str(&text)
             .map_err(|e| format!("{} is not JSON: {e}", args.source));
     }
-    let mut endpoint = Endpoint::from_url(&args.source).map_err(|e| e.to_string())?;
-    let config = endpoint.config_mut();
-    config.tls.ca = args.ca.clone();
-    if args.insecure {
-        config.tls.verify = VerifyMode::Insecure;
-    }
-    config.auth.token = args.token.clone();
+    let endpoint = args
+        .connect
+        .endpoint(&args.source)
+        .map_err(|e| e.to_string())?;
     let client = endpoint
         .connect()
         .await

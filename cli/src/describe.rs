@@ -1,14 +1,15 @@
 //! `strand describe URL`: the server's OpenRPC document (`rpc.discover`),
 //! as JSON or as a table (docs/openrpc.md).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Map, Value};
 use strand::core::openrpc::DISCOVER_METHOD;
-use strand::{Client, ClientError, Endpoint, VerifyMode};
+use strand::{Client, ClientError};
+
+use crate::connect::ConnectArgs;
 
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
@@ -18,15 +19,8 @@ pub(crate) struct DescribeArgs {
     /// the JSON document.
     #[arg(long)]
     table: bool,
-    /// Send `Bearer TOKEN` with the call.
-    #[arg(long)]
-    token: Option<String>,
-    /// Verify the server against this PEM certificate (CA or the server's own).
-    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate (development only).
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// How long to wait for the document, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DISCOVER_TIMEOUT_MS)]
     timeout: u64,
@@ -38,18 +32,10 @@ pub(crate) struct DescribeArgs {
 pub(crate) const DISCOVER_TIMEOUT_MS: u64 = 10_000;
 
 pub(crate) async fn run(args: DescribeArgs) -> ExitCode {
-    let mut endpoint = match Endpoint::from_url(&args.url) {
+    let endpoint = match args.connect.endpoint(&args.url) {
         Ok(e) => e,
         Err(e) => return crate::fail(e),
     };
-    {
-        let config = endpoint.config_mut();
-        config.tls.ca = args.ca.clone();
-        if args.insecure {
-            config.tls.verify = VerifyMode::Insecure;
-        }
-        config.auth.token = args.token.clone();
-    }
     let client = match endpoint.connect().await {
         Ok(client) => client,
         Err(e) => return crate::fail(format!("cannot connect to {}: {e}", args.url)),

@@ -8,6 +8,7 @@ use clap::{ArgAction, Parser, Subcommand};
 mod call;
 mod checks;
 mod codegen;
+mod connect;
 mod demo;
 mod describe;
 mod schema;

@@ -8,8 +8,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use strand_rpc_core::server::ServerConfig;
 use std::sync::Arc;
+use strand_rpc_core::server::ServerConfig;
 use strand_rpc_core::transport::{DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, Connector};
 use strand_tls::{ClientAuth, Identity, ServerVerification};
