@@ -1,6 +1,7 @@
 // OpenRPC (docs/openrpc.md): the demo service's document and the
-// `#[strand::service]` example's (examples/calc.openrpc.json, kept fresh by
-// rpc-macros/tests/openrpc.rs) validate against the OpenRPC meta-schema
+// `#[strand::service]` examples' (examples/calc.openrpc.json, kept fresh by
+// rpc-macros/tests/openrpc.rs; examples/greeter.openrpc.json, the README
+// quickstart's service, kept fresh by tests/quickstart_openrpc.rs) validate against the OpenRPC meta-schema
 // (vendored in test/openrpc/); `strand codegen ts` of a running server gives
 // the checked-in examples/demo-client.ts, which compiles under `tsc --strict`
 // (with the client generated from the example's document) and calls every
@@ -54,6 +55,16 @@ test('the #[strand::service] example document is valid OpenRPC', () => {
   assert.deepEqual(
     doc.methods.map((m) => [m.name, m['x-strand-kind']]),
     [['add', 'unary'], ['count', 'server'], ['sumAll', 'client'], ['chat', 'duplex'], ['upper', 'raw']],
+  );
+});
+
+test('the quickstart example document is valid OpenRPC', () => {
+  const validate = metaSchemaValidator();
+  const doc = readJson('examples/greeter.openrpc.json');
+  assert.ok(validate(doc), JSON.stringify(validate.errors, null, 2));
+  assert.deepEqual(
+    doc.methods.map((m) => [m.name, m['x-strand-kind']]),
+    [['hello', 'unary'], ['count', 'server']],
   );
 });
 
