@@ -16,7 +16,7 @@ use crate::connect::ConnectArgs;
 const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Kind {
+pub(crate) enum Kind {
     /// One request, one response.
     Unary,
     /// One request, many responses.

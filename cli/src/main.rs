@@ -11,6 +11,7 @@ mod codegen;
 mod connect;
 mod demo;
 mod describe;
+mod load;
 mod schema;
 mod serve;
 
@@ -41,6 +42,10 @@ enum Command {
     /// Print a server's OpenRPC document (`rpc.discover`), or a table of its
     /// methods with --table.
     Describe(describe::DescribeArgs),
+    /// Keep calls of one kind running on N workers for a while and print
+    /// calls, errors by kind, latency percentiles and calls/s. Exits
+    /// non-zero if any call failed.
+    Load(load::LoadArgs),
     /// Generate a typed client from an OpenRPC document (a server's URL or a
     /// file).
     #[command(subcommand)]
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Call(args) => call::run(args).await,
             Command::Describe(args) => describe::run(args).await,
+            Command::Load(args) => load::run(args).await,
             Command::Codegen(codegen) => codegen::run(codegen).await,
         }
     });
