@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use strand::core::transport::StreamError;
 use strand::{Client, ClientError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -156,9 +157,15 @@ impl From<ClientError> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        // Raw calls' bytes travel as i/o; a lost connection shows here too.
+        // A raw call's bytes travel as i/o, after the call was sent: a lost
+        // connection there is the same "may have run" as for other calls.
+        let kind = match StreamError::from_io(&e) {
+            Some(StreamError::ConnectionClosed(_)) => "connection_lost_may_have_run",
+            Some(_) => "transport",
+            None => "io",
+        };
         Failure {
-            kind: "io".into(),
+            kind: kind.into(),
             message: e.to_string(),
         }
     }

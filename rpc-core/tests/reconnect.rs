@@ -30,6 +30,13 @@ impl Site {
         let counted = runs.clone();
         let router = Router::new()
             .unary("echo", |_ctx, p: Value| async move { Ok(p) })
+            .server_streaming("forever", |_ctx, _p: Value| {
+                futures_util::stream::pending::<Result<Value, strand_rpc_core::RpcError>>()
+            })
+            .duplex(
+                "chat",
+                |_ctx, input: strand_rpc_core::server::Incoming<Value>| input,
+            )
             .unary("slow", move |_ctx, p: Value| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 async move {
@@ -215,6 +222,49 @@ async fn a_call_in_flight_when_the_connection_drops_may_have_run_and_an_idempote
         site.runs.load(Ordering::SeqCst),
         3,
         "only the idempotent one ran again"
+    );
+}
+
+/// Streams in flight when the connection drops fail as calls the server
+/// may have run, the same error a unary call gets, not a bare transport
+/// error.
+#[tokio::test(start_paused = true)]
+async fn streams_in_flight_when_the_connection_drops_may_have_run() {
+    use futures_util::StreamExt;
+    let site = Site::new();
+    let reconnect = ReconnectConfig::default().initial_backoff(Duration::from_millis(100));
+    let client = Client::connect_with(site.connector(), config(reconnect))
+        .await
+        .unwrap();
+    let mut forever = client
+        .server_streaming::<_, Value>("forever", &json!({}))
+        .await
+        .unwrap();
+    let (mut sink, mut chat) = client.duplex::<Value, Value>("chat").await.unwrap();
+    sink.send(&json!({"m": 0})).await.unwrap();
+    assert_eq!(chat.next().await.unwrap().unwrap()["m"], 0);
+    site.kill();
+
+    let err = forever.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, ClientError::ConnectionLost { sent: true, .. }),
+        "{err:?}"
+    );
+    let err = chat.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, ClientError::ConnectionLost { sent: true, .. }),
+        "{err:?}"
+    );
+    // The sink of a call on the lost connection says the same.
+    let err = loop {
+        match sink.send(&json!({"m": 1})).await {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, ClientError::ConnectionLost { sent: true, .. }),
+        "{err:?}"
     );
 }
 

@@ -57,6 +57,9 @@ impl<P: Serialize> RequestSink<P> {
             Ok(())
         })
         .await
+        // The first message was written, or being written: the server may
+        // have started the call.
+        .map_err(|e: ClientError| e.lost_if_closed(true))
     }
 
     /// Ends the input gracefully.
@@ -67,7 +70,9 @@ impl<P: Serialize> RequestSink<P> {
                     .into(),
             ));
         }
-        finish(&mut self.send).await
+        finish(&mut self.send)
+            .await
+            .map_err(|e| e.lost_if_closed(true))
     }
 
     /// Aborts the input with `code`.
@@ -180,7 +185,9 @@ impl<R: DeserializeOwned> Stream for ResponseStream<R> {
                 {
                     Err(ClientError::Unanswered(e))
                 }
-                e => Err(ClientError::from_read(e)),
+                // A response stream exists once the call was sent: a
+                // connection lost now may have run it.
+                e => Err(ClientError::from_read(e).lost_if_closed(true)),
             },
         };
         if item.is_err() {
