@@ -21,11 +21,11 @@ pub(crate) enum Kind {
     Unary,
     /// One request, many responses.
     Server,
-    /// Many requests (stdin lines), one response.
+    /// Many requests, one response.
     Client,
-    /// Many requests (stdin lines), many responses.
+    /// Many requests, many responses.
     Duplex,
-    /// A leading response, then stdin's bytes up, the server's bytes down.
+    /// A leading response, then raw bytes both ways.
     Raw,
 }
 
