@@ -269,14 +269,17 @@ fn serve(port: u16) -> Process {
     process
 }
 
-/// `strand load URL … --reconnect --json` in the background.
+/// `strand load URL … --reconnect --json` in the background, `workers`
+/// workers on as many connections.
 fn start_load(
     url: &str,
     (_, method, params, kind): (&str, &str, &str, &str),
+    duration: Duration,
+    workers: u64,
     extra: &[&str],
 ) -> Process {
-    let duration = format!("{}ms", load_duration().as_millis());
-    let n = CONCURRENCY.to_string();
+    let duration = format!("{}ms", duration.as_millis());
+    let n = workers.to_string();
     let child = Command::new(BIN)
         .args(["load", url, method, params, "--kind", kind])
         .args(["--concurrency", &n, "--connections", &n])
@@ -324,7 +327,12 @@ fn a_rolling_restart_behind_nginx_fails_no_call() {
     let url = nginx.url();
     let loads: Vec<(&str, Process)> = MIX
         .iter()
-        .map(|&call| (call.0, start_load(&url, call, &[])))
+        .map(|&call| {
+            (
+                call.0,
+                start_load(&url, call, load_duration(), CONCURRENCY, &[]),
+            )
+        })
         .collect();
 
     // The restarts spread over the run: one every fifth of it.
@@ -358,7 +366,7 @@ fn a_rolling_restart_behind_nginx_fails_no_call() {
     // the last restart puts two connections on each (round robin).
     let after = summary(
         "after",
-        start_load(&url, MIX[0], &["--connections", "6", "--duration", "1s"]),
+        start_load(&url, MIX[0], Duration::from_secs(1), 6, &[]),
     );
     assert_eq!(count(&after, "errors"), 0, "{after}");
     // nginx logs a connection when it ends: wait (bounded) for the lines.
@@ -396,9 +404,23 @@ fn a_killed_server_fails_only_the_calls_in_flight_on_it() {
     let url = nginx.url();
     let mut loads: Vec<(&str, Process)> = MIX
         .iter()
-        .map(|&call| (call.0, start_load(&url, call, &[])))
+        .map(|&call| {
+            (
+                call.0,
+                start_load(&url, call, load_duration(), CONCURRENCY, &[]),
+            )
+        })
         .collect();
-    loads.push(("idempotent", start_load(&url, MIX[0], &["--idempotent"])));
+    loads.push((
+        "idempotent",
+        start_load(
+            &url,
+            MIX[0],
+            load_duration(),
+            CONCURRENCY,
+            &["--idempotent"],
+        ),
+    ));
 
     std::thread::sleep(load_duration() / 3);
     servers[1].signal("-KILL");
