@@ -68,7 +68,12 @@ pub(crate) struct LoadArgs {
     /// Bytes each raw call sends.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     raw_bytes: usize,
-    /// Print the summary as one JSON object on stdout (latencies in µs).
+    /// Print the summary as one JSON object on stdout: `calls`, `ok`,
+    /// `errors`, `error_kinds` (count per kind), `error_examples` (the first
+    /// message per kind), `latency_us` (`p50`, `p90`, `p99`, `max` of the
+    /// calls that succeeded, in µs), `calls_per_s`, `elapsed_ms`,
+    /// `last_error_ms` and `ok_after_last_error` (calls started after the
+    /// last failure that succeeded), and the run's settings.
     #[arg(long = "json")]
     json_summary: bool,
     #[command(flatten)]
