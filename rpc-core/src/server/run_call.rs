@@ -56,9 +56,16 @@ impl Interrupted {
 }
 
 impl Inner {
-    pub(super) async fn run_call(self: Arc<Self>, peer: Arc<PeerInfo>, stream: Stream) {
+    /// Runs one call; `moving`: its peer was told to go away by a drain and
+    /// its calls are still served (any other call is refused while stopping).
+    pub(super) async fn run_call(
+        self: Arc<Self>,
+        peer: Arc<PeerInfo>,
+        stream: Stream,
+        moving: bool,
+    ) {
         let (mut send, recv) = stream.split();
-        if self.stopping.is_cancelled() {
+        if self.stopping.is_cancelled() && !moving {
             let _ = self
                 .answer_error(&mut send, &RpcError::server_stopping_not_started(), None)
                 .await;

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -163,6 +164,8 @@ impl ServerBuilder {
                 forced: CancellationToken::new(),
                 calls: TaskTracker::new(),
                 connections: Mutex::new(Vec::new()),
+                moving: Mutex::new(Vec::new()),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -201,6 +204,51 @@ pub(super) struct Inner {
     pub(super) forced: CancellationToken,
     pub(super) calls: TaskTracker,
     pub(super) connections: Mutex<Vec<DynConnection>>,
+    /// The connections a drain told to go away (by address): their peers
+    /// move their new calls elsewhere, and what they sent before they read
+    /// the notice is served as usual until they close.
+    pub(super) moving: Mutex<Vec<usize>>,
+    /// Set when a drain starts, before it looks at the connections: one
+    /// that registers after that look tells its peer itself.
+    pub(super) draining: AtomicBool,
+}
+
+impl Inner {
+    /// Tells `conn`'s peer to go away if it negotiated the extension, and
+    /// serves its calls as usual from then on.
+    fn tell_to_go_away(&self, conn: &DynConnection) -> bool {
+        if !conn.go_away() {
+            return false;
+        }
+        self.moving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(address(conn));
+        true
+    }
+
+    /// The connections told to go away that are still open.
+    fn still_moving(&self) -> Vec<DynConnection> {
+        let conns = self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        conns.into_iter().filter(|c| self.is_moving(c)).collect()
+    }
+
+    /// Whether `conn`'s peer was told to go away by a drain.
+    fn is_moving(&self, conn: &DynConnection) -> bool {
+        self.moving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&address(conn))
+    }
+}
+
+/// A connection's identity while it is alive (its allocation's address).
+fn address(conn: &DynConnection) -> usize {
+    Arc::as_ptr(conn).cast::<()>() as usize
 }
 
 impl Server {
@@ -269,6 +317,11 @@ impl Server {
             conns.retain(|c| Arc::strong_count(c) > 1);
             conns.push(conn.clone());
         }
+        // Registered after a drain looked at the connections (the lock
+        // orders the two): tell the peer here.
+        if inner.draining.load(Ordering::SeqCst) {
+            inner.tell_to_go_away(&conn);
+        }
         let peer = conn.peer_info();
         loop {
             if inner.forced.is_cancelled() {
@@ -287,13 +340,15 @@ impl Server {
                     let peer = peer.clone();
                     let conn = conn.clone();
                     let call = async move {
+                        // Only while stopping: one atomic load otherwise.
+                        let moving = inner.stopping.is_cancelled() && inner.is_moving(&conn);
                         // A call cannot outlive its connection: nothing can be
                         // written any more, and a handler that is not reading
                         // (its input ended, or it is busy) would never notice.
                         // Dropping the call cancels its handler.
                         tokio::select! {
                             biased;
-                            () = inner.run_call(peer, stream) => {}
+                            () = inner.run_call(peer, stream, moving) => {}
                             // Made only if the call waits: it allocates.
                             reason = async { conn.closed().await } => {
                                 debug!(%reason, "connection closed: call dropped");
@@ -340,7 +395,11 @@ impl Server {
     ///   at once to move its new calls elsewhere (docs/protocol.md,
     ///   "Go-away"); a reconnecting strand client then makes a new
     ///   connection, and no call of its fails;
-    /// - a new call refused meanwhile says it was not started
+    /// - the calls of a peer told so are still served (one it started just
+    ///   before the notice is on its way), and the drain waits, within
+    ///   `grace`, for that peer to close the connection, which a strand
+    ///   client does once its calls there are done;
+    /// - a new call refused on another connection says it was not started
     ///   ([`RpcError::server_stopping_not_started`]), so that such a client
     ///   sends it again elsewhere;
     /// - connections close as going away (ws 1001 toward peers that
@@ -360,26 +419,58 @@ impl Server {
 
     async fn stop(&self, grace: Duration, how: Stop) {
         let inner = &self.inner;
-        inner.stopping.cancel();
-        inner.calls.close();
+        let deadline = tokio::time::Instant::now() + grace;
         if how == Stop::Drain {
+            // Told before the calls are refused, so that no call of a peer
+            // that is told is refused (it is served until the peer closes).
+            inner.draining.store(true, Ordering::SeqCst);
             let conns = inner
                 .connections
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let told = conns.iter().filter(|conn| conn.go_away()).count();
+            let told = conns
+                .iter()
+                .filter(|conn| inner.tell_to_go_away(conn))
+                .count();
             debug!(
                 told,
                 connections = conns.len(),
                 "draining: peers told to go away"
             );
         }
-        if tokio::time::timeout(grace, inner.calls.wait())
+        inner.stopping.cancel();
+        inner.calls.close();
+        if tokio::time::timeout_at(deadline, inner.calls.wait())
             .await
             .is_err()
         {
             debug!("grace period over: aborting the calls still running");
+        } else if how == Stop::Drain {
+            // A peer told to go away may have sent calls before it read the
+            // notice: closing now would lose them on the wire. It closes the
+            // connection itself once its calls on it are done (a strand
+            // client does, docs/protocol.md "Go-away"); wait for that within
+            // the grace, serving what still arrives. Connections that
+            // registered meanwhile are told too, hence the loop.
+            let mut awaited = Vec::new();
+            loop {
+                let moving: Vec<_> = inner
+                    .still_moving()
+                    .into_iter()
+                    .filter(|c| !awaited.contains(&address(c)))
+                    .collect();
+                if moving.is_empty() {
+                    break;
+                }
+                awaited.extend(moving.iter().map(address));
+                let peers_gone = futures_util::future::join_all(moving.iter().map(|c| c.closed()));
+                if tokio::time::timeout_at(deadline, peers_gone).await.is_err() {
+                    debug!("grace period over: closing connections whose peers stayed");
+                    break;
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, inner.calls.wait()).await;
         }
         inner.forced.cancel();
         // Aborted calls only write one error message; bound that too.

@@ -173,6 +173,15 @@ impl Shared {
         )
     }
 
+    /// Whether `conn` is the connection new calls go to.
+    fn is_current(&self, conn: &DynConnection) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, conn))
+    }
+
     /// The current connection, waiting for one while reconnecting.
     async fn ready(&self) -> Result<DynConnection, StreamError> {
         let mut state = self.state.subscribe();
@@ -276,6 +285,12 @@ async fn supervise(
                 linger(conn.clone(), stop.clone());
             }
             () = retired => {
+                if shared.is_current(&conn) {
+                    // A permit left by a retirement raced by the loss of the
+                    // connection before this one: `retire` takes the
+                    // connection it notifies for out of `current`.
+                    continue;
+                }
                 debug!("the server refused a call: moving to a new connection");
                 linger(conn.clone(), stop.clone());
             }
@@ -316,12 +331,20 @@ async fn supervise(
     }
 }
 
-/// Keeps a connection we no longer send new calls to open until its peer
-/// closes it (a draining server does, once its calls are done), so that
-/// the calls in flight on it finish; dropping the last handle would close it.
+/// How long a connection we moved away from may keep its calls in flight
+/// before we close it anyway (the server's grace usually ends it first).
+const LINGER_LIMIT: Duration = Duration::from_secs(120);
+
+/// Closes a connection we no longer send new calls to once the calls in
+/// flight on it are done (a graceful shutdown: it opens no stream and waits
+/// for the open ones). A draining server waits for that close before it
+/// closes itself, so that no call we sent before reading its go-away is
+/// lost on the wire (docs/protocol.md, "Go-away"); dropping the last handle
+/// instead would cut the calls in flight.
 fn linger(conn: DynConnection, stop: CancellationToken) {
     tokio::spawn(async move {
         tokio::select! {
+            () = conn.shutdown(LINGER_LIMIT) => {}
             _ = conn.closed() => {}
             _ = stop.cancelled() => conn.close(CloseCode::Normal, "client closed"),
         }
@@ -337,6 +360,9 @@ impl Connection for ReconnectingConnection {
                 Ok(stream) => return Ok(stream),
                 // Nothing of the call was sent: safe on the next connection.
                 Err(StreamError::ConnectionClosed(_)) => self.shared.retire(&conn),
+                // We moved away from `conn` meanwhile (a go-away) and it is
+                // shutting down: nothing was sent, the next one takes it.
+                Err(StreamError::Refused(_)) if !self.shared.is_current(&conn) => {}
                 Err(e) => return Err(e),
             }
         }
