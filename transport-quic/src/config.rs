@@ -129,8 +129,8 @@ pub struct QuicConfig {
 /// header each within the flow-control window (docs/reliability.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuicFloodLimits {
-    /// Streams the peer aborts (RESET_STREAM or STOP_SENDING) before we
-    /// finished answering them, once each: the rapid reset, which quinn's
+    /// Streams the peer opened and aborts (RESET_STREAM or STOP_SENDING)
+    /// before we finished answering them, once each: the rapid reset, which quinn's
     /// stream credit does not stop (an aborted stream returns its credit).
     /// Past it the connection is closed with 1008 "flood: stream resets".
     /// Default 500 at once, 100/s, as ws's `floods.resets`.

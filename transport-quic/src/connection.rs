@@ -275,7 +275,7 @@ impl QuicConnection {
             .open_bi()
             .await
             .map_err(|e| self.closed_error(&e))?;
-        Ok(self.wrap(send, recv))
+        Ok(self.wrap(send, recv, false))
     }
 
     /// Waits for the next stream the peer opened; the carrier's own halves
@@ -297,7 +297,7 @@ impl QuicConnection {
             let _ = recv.stop(code(codes::SHUTDOWN));
             return Err(shutting_down());
         }
-        Ok(self.wrap(send, recv))
+        Ok(self.wrap(send, recv, true))
     }
 
     /// Closes at once with `code` (see [`Connection::close`]).
@@ -364,8 +364,9 @@ impl QuicConnection {
         &self,
         send: quinn::SendStream,
         recv: quinn::RecvStream,
+        peer_opened: bool,
     ) -> Stream<QuicSendStream, QuicRecvStream> {
-        let token = StreamToken::new(self.shared.clone());
+        let token = StreamToken::new(self.shared.clone(), peer_opened);
         Stream::from_halves(
             QuicSendStream::new(send, self.shared.clone(), token.clone()),
             QuicRecvStream::new(recv, self.shared.clone(), token),

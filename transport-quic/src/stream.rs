@@ -36,24 +36,31 @@ pub(crate) struct StreamToken {
     shared: Arc<Shared>,
     /// The send half is open (neither finished, reset nor dropped).
     send_open: AtomicBool,
+    /// The peer opened this stream: only such streams spend the reset
+    /// budget (as on ws), so a client is never closed for what a server
+    /// does to its calls.
+    peer_opened: bool,
     /// The peer's abort of this stream was counted (once per stream).
     abort_counted: AtomicBool,
 }
 
 impl StreamToken {
-    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
+    pub(crate) fn new(shared: Arc<Shared>, peer_opened: bool) -> Arc<Self> {
         shared.open_streams.fetch_add(1, Ordering::AcqRel);
         Arc::new(StreamToken {
             shared,
             send_open: AtomicBool::new(true),
+            peer_opened,
             abort_counted: AtomicBool::new(false),
         })
     }
 
     /// The peer reset or stopped this stream: counts against the reset
-    /// budget if we had not finished answering it, once per stream.
+    /// budget if it opened it and we had not finished answering it, once
+    /// per stream.
     fn peer_aborted(&self) {
-        if self.send_open.load(Ordering::Acquire)
+        if self.peer_opened
+            && self.send_open.load(Ordering::Acquire)
             && !self.abort_counted.swap(true, Ordering::AcqRel)
         {
             self.shared.peer_aborted_stream();

@@ -448,3 +448,42 @@ async fn resetting_running_handlers_is_closed_1008_within_the_budget() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_calls_and_a_server_aborting_our_calls_spend_no_reset_budget() {
+    use strand_rpc_core::transport::{RecvStream as _, SendStream as _};
+    const CALLS: usize = 100;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.floods.resets = Budget::new(4, 0);
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport);
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+
+    // Answered calls: the client finishes, the server answers and finishes.
+    for _ in 0..CALLS {
+        let (mut send, mut recv) = within(client.open_stream()).await.unwrap().split();
+        send.write_all(b"x").await.unwrap();
+        send.shutdown().await.unwrap();
+        answer(within(server.accept_stream()).await.unwrap()).await;
+        let (answer, error) = within(drain(&mut recv)).await;
+        assert_eq!((answer.as_slice(), error.is_none()), (&b"y"[..], true));
+    }
+    // Calls the server aborts while the client still sends (a refused
+    // upload): the client's streams, so they never count on the client.
+    for _ in 0..CALLS {
+        let (mut send, mut recv) = within(client.open_stream()).await.unwrap().split();
+        send.write_all(b"x").await.unwrap();
+        let (mut s_send, mut s_recv) = within(server.accept_stream()).await.unwrap().split();
+        s_send.reset(1);
+        s_recv.stop(1);
+        let (_, error) = within(drain(&mut recv)).await;
+        assert!(error.is_some(), "the client saw the reset");
+    }
+    assert_eq!(server.stats().peer_aborts, 0);
+    assert_eq!(client.stats().peer_aborts, 0);
+    assert!(client.quinn().close_reason().is_none());
+    assert!(server.quinn().close_reason().is_none());
+}
