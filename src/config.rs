@@ -286,8 +286,10 @@ pub struct LimitsConfig {
     /// socket above which the peer's messages are no longer read until
     /// they drain, default 4096.
     pub max_queued_control: Option<usize>,
-    /// ws: flood budgets, past which the connection is closed with 1008
-    /// (docs/protocol.md, "Flood budgets").
+    /// Flood budgets, past which the connection is closed with 1008 (ws:
+    /// a close frame; quic: the application close code): `resets` applies
+    /// to both carriers, the others to ws only (docs/protocol.md, "Flood
+    /// budgets").
     pub floods: FloodsConfig,
     /// Server: longest first message of a call, default 64 KiB. It is read
     /// before authentication runs: what an unauthenticated caller can make
@@ -311,19 +313,22 @@ pub struct BudgetConfig {
     pub per_second: u32,
 }
 
-/// ws flood budgets (`[limits.floods]`); `None` keeps the default.
+/// Flood budgets (`[limits.floods]`); `None` keeps the default. `resets`
+/// is the same budget on ws and quic; the others exist on ws only, as
+/// quinn already bounds what they guard against on QUIC
+/// (docs/reliability.md, "Hostile peers").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FloodsConfig {
-    /// Streams the peer aborts before we answered them, and refused opens
-    /// (rapid reset). Default 500 at once, 100/s.
+    /// Streams the peer aborts before we answered them (rapid reset), and
+    /// on ws refused opens. ws and quic. Default 500 at once, 100/s.
     pub resets: Option<BudgetConfig>,
-    /// ERROR/CLOSE frames that change nothing. Default 10,000, 2,000/s.
+    /// ws: ERROR/CLOSE frames that change nothing. Default 10,000, 2,000/s.
     pub idle_control: Option<BudgetConfig>,
-    /// WebSocket pings. Default 50, 10/s.
+    /// ws: WebSocket pings. Default 50, 10/s.
     pub pings: Option<BudgetConfig>,
-    /// DATA messages under 16 bytes. Default 10,000, 2,000/s.
+    /// ws: DATA messages under 16 bytes. Default 10,000, 2,000/s.
     pub tiny_data: Option<BudgetConfig>,
 }
 

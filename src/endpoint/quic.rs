@@ -91,6 +91,10 @@ impl Endpoint {
         if let Some(bytes) = limits.quic_datagram_buffer {
             t.datagram_receive_buffer = bytes;
         }
+        // The one flood budget both carriers have (docs/reliability.md).
+        if let Some(b) = limits.floods.resets {
+            t.floods.resets = strand_transport_quic::Budget::new(b.burst, b.per_second);
+        }
         if let Some(d) = TimeoutsConfig::duration(timeouts.handshake_ms) {
             t.handshake_timeout = d;
         }

@@ -184,11 +184,20 @@ fn the_receive_budget_and_flood_budgets_come_from_toml() {
     assert_eq!(ws.floods.tiny_data, defaults.tiny_data);
     assert_eq!(ws.floods.idle_control, defaults.idle_control);
     assert_eq!(e.quic_transport().receive_window, 8 << 20);
+    // `resets` is the same budget on QUIC.
+    assert_eq!(
+        e.quic_transport().floods.resets,
+        strand_transport_quic::Budget::new(20, 5)
+    );
     // Left out: the carriers' defaults.
     let plain = Endpoint::from_url("ws://h:1").unwrap();
     assert_eq!(plain.ws_config().connection_receive_buffer, 32 << 20);
     assert_eq!(plain.ws_config().max_queued_control, 4096);
     assert_eq!(plain.quic_transport().receive_window, 8 << 20);
+    assert_eq!(
+        plain.quic_transport().floods,
+        strand_transport_quic::QuicFloodLimits::default()
+    );
     let err = Endpoint::from_toml("url = \"ws://h:1\"\n[limits.floods]\npings = { burst = 1 }\n")
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");

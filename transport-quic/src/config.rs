@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{IdleTimeout, VarInt};
+pub use strand_rpc_core::transport::Budget;
 use strand_tls::{ClientAuth, ClientTls, Identity, ServerTls, ServerVerification};
 
 use crate::QuicError;
@@ -116,6 +117,32 @@ pub struct QuicConfig {
     /// datagram support, which is how a strand peer offers go-away; 0
     /// advertises none, and this side is then never sent the notice.
     pub datagram_receive_buffer: usize,
+    /// Flood budgets, past which the connection is closed with application
+    /// code 1008 (docs/protocol.md, "Flood budgets").
+    pub floods: QuicFloodLimits,
+}
+
+/// The flood budgets of one QUIC connection (defaults in
+/// [`QuicFloodLimits::default`]). quinn already bounds what the others of
+/// the ws budgets guard against: pings have no reply to queue, stream
+/// credit bounds opens, and small STREAM frames cost their sender a frame
+/// header each within the flow-control window (docs/reliability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicFloodLimits {
+    /// Streams the peer opened and aborts (RESET_STREAM or STOP_SENDING)
+    /// before we finished answering them, once each: the rapid reset, which quinn's
+    /// stream credit does not stop (an aborted stream returns its credit).
+    /// Past it the connection is closed with 1008 "flood: stream resets".
+    /// Default 500 at once, 100/s, as ws's `floods.resets`.
+    pub resets: Budget,
+}
+
+impl Default for QuicFloodLimits {
+    fn default() -> Self {
+        QuicFloodLimits {
+            resets: Budget::new(500, 100),
+        }
+    }
 }
 
 impl Default for QuicConfig {
@@ -131,6 +158,7 @@ impl Default for QuicConfig {
             write_boundary_min: Duration::from_millis(5),
             stop_ack_wait: Duration::from_millis(250),
             datagram_receive_buffer: crate::goaway::GOAWAY_DATAGRAM_BUFFER,
+            floods: QuicFloodLimits::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use quinn::ConnectionError;
 use strand_rpc_core::transport::{
     codes, CloseCode, CloseReason, Connection, ConnectionSlot, PeerInfo, Stream, StreamError,
+    TokenBucket,
 };
 use strand_tls::CertificateDer;
 use tokio::sync::Notify;
@@ -24,6 +25,7 @@ use crate::stream::{code, QuicRecvStream, QuicSendStream, StoppedFuture, StreamT
 pub(crate) struct StreamTimings {
     pub(crate) write_boundary_min: Duration,
     pub(crate) stop_ack_wait: Duration,
+    pub(crate) floods: crate::QuicFloodLimits,
 }
 
 impl StreamTimings {
@@ -31,6 +33,7 @@ impl StreamTimings {
         StreamTimings {
             write_boundary_min: config.write_boundary_min,
             stop_ack_wait: config.stop_ack_wait,
+            floods: config.floods,
         }
     }
 }
@@ -83,6 +86,12 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
     pub(crate) write_boundary_min: Duration,
     pub(crate) stop_ack_wait: Duration,
+    /// `floods.resets`: streams the peer aborted before we answered them.
+    resets: Mutex<TokenBucket>,
+    /// When the connection was wrapped: the reset budget's clock.
+    started: Instant,
+    /// Streams the peer aborted before we answered them, so far.
+    peer_aborts: AtomicU64,
     /// Keeps the endpoint (and its UDP socket and driver) alive.
     _endpoint: quinn::Endpoint,
     /// The listener's connection slot, freed when the connection is gone.
@@ -155,7 +164,33 @@ impl Shared {
         let wire = quinn::VarInt::from_u64(close_code_to_wire(code)).unwrap_or(quinn::VarInt::MAX);
         self.conn.close(wire, reason.as_bytes());
     }
+
+    /// The peer aborted one of its streams (RESET_STREAM or STOP_SENDING)
+    /// before we finished answering it: spends `floods.resets`, and closes
+    /// the connection with 1008 once it is spent (rapid reset; h2 answers
+    /// it with `ENHANCE_YOUR_CALM`). The streams already accepted then fail,
+    /// and no new one is accepted, so no handler starts past the budget.
+    pub(crate) fn peer_aborted_stream(&self) {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Under the lock, so that streams aborted on several threads at
+        // once spend the bucket one after another and none counts past
+        // the close.
+        let mut bucket = self
+            .resets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.conn.close_reason().is_some() {
+            return;
+        }
+        self.peer_aborts.fetch_add(1, Ordering::AcqRel);
+        if !bucket.take(now_ms) {
+            self.close(CloseCode::Policy, RESET_FLOOD_REASON);
+        }
+    }
 }
+
+/// The close reason when `floods.resets` is spent.
+pub const RESET_FLOOD_REASON: &str = "flood: stream resets";
 
 /// A QUIC connection: opens and accepts one bidi stream per call.
 ///
@@ -196,6 +231,9 @@ impl QuicConnection {
                 shutting_down: AtomicBool::new(false),
                 write_boundary_min: timings.write_boundary_min,
                 stop_ack_wait: timings.stop_ack_wait,
+                resets: Mutex::new(TokenBucket::new(timings.floods.resets)),
+                started: Instant::now(),
+                peer_aborts: AtomicU64::new(0),
                 _endpoint: endpoint,
                 _slot: slot,
             }),
@@ -220,6 +258,7 @@ impl QuicConnection {
     pub fn stats(&self) -> ConnectionStats {
         ConnectionStats {
             open_streams: self.shared.open_streams.load(Ordering::Acquire),
+            peer_aborts: self.shared.peer_aborts.load(Ordering::Acquire),
         }
     }
 
@@ -236,7 +275,7 @@ impl QuicConnection {
             .open_bi()
             .await
             .map_err(|e| self.closed_error(&e))?;
-        Ok(self.wrap(send, recv))
+        Ok(self.wrap(send, recv, false))
     }
 
     /// Waits for the next stream the peer opened; the carrier's own halves
@@ -258,7 +297,7 @@ impl QuicConnection {
             let _ = recv.stop(code(codes::SHUTDOWN));
             return Err(shutting_down());
         }
-        Ok(self.wrap(send, recv))
+        Ok(self.wrap(send, recv, true))
     }
 
     /// Closes at once with `code` (see [`Connection::close`]).
@@ -325,8 +364,9 @@ impl QuicConnection {
         &self,
         send: quinn::SendStream,
         recv: quinn::RecvStream,
+        peer_opened: bool,
     ) -> Stream<QuicSendStream, QuicRecvStream> {
-        let token = StreamToken::new(self.shared.clone());
+        let token = StreamToken::new(self.shared.clone(), peer_opened);
         Stream::from_halves(
             QuicSendStream::new(send, self.shared.clone(), token.clone()),
             QuicRecvStream::new(recv, self.shared.clone(), token),
@@ -384,6 +424,10 @@ fn shutting_down() -> StreamError {
 pub struct ConnectionStats {
     /// Streams whose halves are not both dropped yet.
     pub open_streams: usize,
+    /// Streams the peer aborted (RESET_STREAM or STOP_SENDING) before we
+    /// finished answering them: what spends
+    /// [`QuicFloodLimits::resets`](crate::QuicFloodLimits::resets).
+    pub peer_aborts: u64,
 }
 
 impl Drop for QuicConnection {

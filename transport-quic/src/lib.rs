@@ -104,8 +104,10 @@ mod listener;
 mod stream;
 
 pub use client::{connect, QuicClient};
-pub use config::{QuicClientConfig, QuicConfig, QuicServerConfig, DEFAULT_ALPN};
-pub use connection::{ConnectionStats, QuicConnection};
+pub use config::{
+    Budget, QuicClientConfig, QuicConfig, QuicFloodLimits, QuicServerConfig, DEFAULT_ALPN,
+};
+pub use connection::{ConnectionStats, QuicConnection, RESET_FLOOD_REASON};
 pub use error::QuicError;
 pub use goaway::{GOAWAY_DATAGRAM, GOAWAY_DATAGRAM_BUFFER};
 pub use listener::{QuicListener, QuicListenerStats};

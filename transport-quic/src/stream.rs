@@ -36,15 +36,35 @@ pub(crate) struct StreamToken {
     shared: Arc<Shared>,
     /// The send half is open (neither finished, reset nor dropped).
     send_open: AtomicBool,
+    /// The peer opened this stream: only such streams spend the reset
+    /// budget (as on ws), so a client is never closed for what a server
+    /// does to its calls.
+    peer_opened: bool,
+    /// The peer's abort of this stream was counted (once per stream).
+    abort_counted: AtomicBool,
 }
 
 impl StreamToken {
-    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
+    pub(crate) fn new(shared: Arc<Shared>, peer_opened: bool) -> Arc<Self> {
         shared.open_streams.fetch_add(1, Ordering::AcqRel);
         Arc::new(StreamToken {
             shared,
             send_open: AtomicBool::new(true),
+            peer_opened,
+            abort_counted: AtomicBool::new(false),
         })
+    }
+
+    /// The peer reset or stopped this stream: counts against the reset
+    /// budget if it opened it and we had not finished answering it, once
+    /// per stream.
+    fn peer_aborted(&self) {
+        if self.peer_opened
+            && self.send_open.load(Ordering::Acquire)
+            && !self.abort_counted.swap(true, Ordering::AcqRel)
+        {
+            self.shared.peer_aborted_stream();
+        }
     }
 }
 
@@ -109,6 +129,9 @@ impl QuicSendStream {
     }
 
     fn write_error(&self, err: WriteError) -> io::Error {
+        if matches!(err, WriteError::Stopped(_)) {
+            self._token.peer_aborted();
+        }
         match err {
             WriteError::Stopped(code) => StreamError::Stopped(code.into_inner()),
             WriteError::ConnectionLost(e) => StreamError::ConnectionClosed(self.shared.reason(&e)),
@@ -202,7 +225,10 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
             .stopped
             .get_or_insert_with(|| Box::pin(self.inner.stopped()));
         let result = match ready!(fut.as_mut().poll(cx)) {
-            Ok(Some(code)) => Some(code.into_inner()),
+            Ok(Some(code)) => {
+                self._token.peer_aborted();
+                Some(code.into_inner())
+            }
             Ok(None) => None,
             Err(_) => Some(codes::CANCELLED),
         };
@@ -544,6 +570,9 @@ impl AsyncRead for QuicRecvStream {
 
 impl QuicRecvStream {
     fn read_error(&self, e: ReadError) -> io::Error {
+        if matches!(e, ReadError::Reset(_)) {
+            self._token.peer_aborted();
+        }
         let err = match e {
             ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
             ReadError::ConnectionLost(e) => StreamError::ConnectionClosed(self.shared.reason(&e)),

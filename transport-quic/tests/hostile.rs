@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{drain, within, Rig};
+use strand_rpc_core::transport::CloseCode;
 use strand_test_support::eventually;
 use strand_tls::{Identity, ServerVerification};
 use strand_transport_quic::{
-    QuicClient, QuicClientConfig, QuicConfig, QuicConnection, QuicListener, QuicRecvStream,
-    QuicSendStream, QuicServerConfig,
+    Budget, QuicClient, QuicClientConfig, QuicConfig, QuicConnection, QuicListener, QuicRecvStream,
+    QuicSendStream, QuicServerConfig, RESET_FLOOD_REASON,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -323,4 +324,166 @@ async fn a_stream_flood_past_max_streams_waits_for_credit() {
         opened += 1;
     }
     assert_eq!(opened, 2 * MAX_STREAMS);
+}
+
+/// An RPC server on `server` whose `hold` method counts its start and then
+/// waits until it is cancelled, so that every call it started is still
+/// unanswered when the caller aborts it.
+fn holding_server(
+    server: Arc<QuicConnection>,
+) -> (strand_rpc_core::server::Server, Arc<AtomicUsize>) {
+    use strand_rpc_core::server::{Router, Server};
+    let started = Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    let router = Router::new().unary("hold", move |_ctx, _p: Option<String>| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            std::future::pending::<()>().await;
+            Ok::<_, strand_rpc_core::RpcError>(())
+        }
+    });
+    let rpc = Server::builder(router).build();
+    rpc.spawn_connection(server);
+    (rpc, started)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rapid_reset_flood_is_closed_1008_having_started_no_more_handlers_than_its_budget() {
+    // No refill: the budget is exactly its burst, whatever this machine's speed.
+    const BURST: u32 = 500;
+    const MAX_STREAMS: u32 = 8;
+    const CYCLES: usize = 50_000;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.max_streams = MAX_STREAMS;
+    transport.floods.resets = Budget::new(BURST, 0);
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport);
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+    let server = Arc::new(server);
+    let (rpc, started) = holding_server(server.clone());
+
+    // Open, a whole request, then RESET_STREAM and STOP_SENDING: quinn
+    // returns the stream's credit at once, so only the budget stops it.
+    let quinn = client.quinn().clone();
+    let request = br#"{"jsonrpc":"2.0","method":"hold","params":"x"}"#;
+    let mut cycles = 0;
+    while cycles < CYCLES {
+        let Ok((mut send, mut recv)) = quinn.open_bi().await else {
+            break;
+        };
+        cycles += 1;
+        let _ = send.write_all(request).await;
+        let _ = send.reset(0u32.into());
+        let _ = recv.stop(0u32.into());
+    }
+    let reason = within(client.closed()).await;
+    assert_eq!(reason.code, CloseCode::Policy, "{reason:?}");
+    assert_eq!(reason.reason, RESET_FLOOD_REASON);
+    assert!(cycles < CYCLES, "the flood ran to its end");
+    let aborts = server.stats().peer_aborts;
+    let handlers = started.load(Ordering::SeqCst);
+    println!("cycles {cycles}, aborts counted {aborts}, handlers started {handlers}");
+    assert_eq!(aborts, u64::from(BURST) + 1);
+    // A handler starts only on a stream accepted before the close; each one
+    // whose abort was seen spent the budget, and at most `MAX_STREAMS` more
+    // were open when it closed.
+    assert!(
+        handlers <= (BURST + 1 + MAX_STREAMS) as usize,
+        "{handlers} handlers started"
+    );
+    eventually("the streams were released", || {
+        server.stats().open_streams == 0 && rpc.calls_in_flight() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resetting_running_handlers_is_closed_1008_within_the_budget() {
+    const BURST: u32 = 100;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.floods.resets = Budget::new(BURST, 0);
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport);
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+    let server = Arc::new(server);
+    let (rpc, started) = holding_server(server.clone());
+
+    // Each cycle waits for its handler to start, then aborts the call.
+    let quinn = client.quinn().clone();
+    let request = br#"{"jsonrpc":"2.0","method":"hold","params":"x"}"#;
+    let mut cycles = 0;
+    while cycles < 10 * BURST as usize {
+        let Ok((mut send, mut recv)) = quinn.open_bi().await else {
+            break;
+        };
+        cycles += 1;
+        if send.write_all(request).await.is_err() || send.finish().is_err() {
+            break;
+        }
+        let cycle = cycles;
+        eventually("the handler started", || {
+            started.load(Ordering::SeqCst) >= cycle || quinn.close_reason().is_some()
+        })
+        .await;
+        let _ = recv.stop(0u32.into());
+    }
+    let reason = within(client.closed()).await;
+    assert_eq!(reason.code, CloseCode::Policy, "{reason:?}");
+    assert_eq!(reason.reason, RESET_FLOOD_REASON);
+    let handlers = started.load(Ordering::SeqCst);
+    println!("cycles {cycles}, handlers started {handlers}");
+    assert_eq!(server.stats().peer_aborts, u64::from(BURST) + 1);
+    // The budget's handlers and the one whose abort closed it, plus at most
+    // the next one, started while that abort was still on its way.
+    assert!(
+        (BURST as usize + 1..=BURST as usize + 2).contains(&handlers),
+        "{handlers} handlers started"
+    );
+    eventually("the calls ended", || {
+        server.stats().open_streams == 0 && rpc.calls_in_flight() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_calls_and_a_server_aborting_our_calls_spend_no_reset_budget() {
+    use strand_rpc_core::transport::{RecvStream as _, SendStream as _};
+    const CALLS: usize = 100;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.floods.resets = Budget::new(4, 0);
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport);
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+
+    // Answered calls: the client finishes, the server answers and finishes.
+    for _ in 0..CALLS {
+        let (mut send, mut recv) = within(client.open_stream()).await.unwrap().split();
+        send.write_all(b"x").await.unwrap();
+        send.shutdown().await.unwrap();
+        answer(within(server.accept_stream()).await.unwrap()).await;
+        let (answer, error) = within(drain(&mut recv)).await;
+        assert_eq!((answer.as_slice(), error.is_none()), (&b"y"[..], true));
+    }
+    // Calls the server aborts while the client still sends (a refused
+    // upload): the client's streams, so they never count on the client.
+    for _ in 0..CALLS {
+        let (mut send, mut recv) = within(client.open_stream()).await.unwrap().split();
+        send.write_all(b"x").await.unwrap();
+        let (mut s_send, mut s_recv) = within(server.accept_stream()).await.unwrap().split();
+        s_send.reset(1);
+        s_recv.stop(1);
+        let (_, error) = within(drain(&mut recv)).await;
+        assert!(error.is_some(), "the client saw the reset");
+    }
+    assert_eq!(server.stats().peer_aborts, 0);
+    assert_eq!(client.stats().peer_aborts, 0);
+    assert!(client.quinn().close_reason().is_none());
+    assert!(server.quinn().close_reason().is_none());
 }

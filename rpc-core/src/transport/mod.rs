@@ -37,10 +37,12 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 mod accept_queue;
+mod budget;
 mod close;
 mod peer;
 
 pub use accept_queue::{AcceptQueue, AcceptQueueError, ConnectionSlot, PendingSlot};
+pub use budget::{Budget, TokenBucket};
 pub use close::{CloseCode, CloseInitiator, CloseReason};
 pub use peer::{Extensions, PeerInfo};
 

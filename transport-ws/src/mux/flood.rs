@@ -7,24 +7,8 @@
 
 use std::time::Duration;
 
-/// A token bucket's size: `burst` events at once, refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Events allowed at once (the bucket's size).
-    pub burst: u32,
-    /// Events allowed per second on average (the refill rate).
-    pub per_second: u32,
-}
-
-impl Budget {
-    /// `burst` at once, `per_second` on average.
-    pub const fn new(burst: u32, per_second: u32) -> Self {
-        Budget { burst, per_second }
-    }
-
-    /// No limit at all.
-    pub const UNLIMITED: Budget = Budget::new(u32::MAX, u32::MAX);
-}
+pub use strand_rpc_core::transport::Budget;
+use strand_rpc_core::transport::TokenBucket;
 
 /// The flood budgets of one connection (defaults in [`FloodLimits::default`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,62 +65,23 @@ impl Flood {
     }
 }
 
-/// Thousandths of a token, so that slow refills lose nothing to rounding.
-const MILLI: u64 = 1000;
-
-/// One token bucket.
-#[derive(Debug, Clone)]
-struct Bucket {
-    budget: Budget,
-    /// Tokens left, in thousandths.
-    tokens: u64,
-    /// When the bucket was last refilled, in milliseconds of session time.
-    refilled_ms: u64,
-}
-
-impl Bucket {
-    fn new(budget: Budget) -> Self {
-        Bucket {
-            budget,
-            tokens: u64::from(budget.burst) * MILLI,
-            refilled_ms: 0,
-        }
-    }
-
-    /// Takes one token at `now_ms`; false when there is none.
-    fn take(&mut self, now_ms: u64) -> bool {
-        let elapsed = now_ms.saturating_sub(self.refilled_ms);
-        self.refilled_ms = self.refilled_ms.max(now_ms);
-        // A token per second per unit of rate is MILLI thousandths per
-        // second, so one thousandth per millisecond per unit of rate.
-        let refill = elapsed.saturating_mul(u64::from(self.budget.per_second));
-        let full = u64::from(self.budget.burst) * MILLI;
-        self.tokens = self.tokens.saturating_add(refill).min(full);
-        if self.tokens < MILLI {
-            return false;
-        }
-        self.tokens -= MILLI;
-        true
-    }
-}
-
 /// The buckets of one connection and the events counted so far.
 #[derive(Debug, Clone)]
 pub(crate) struct FloodGuard {
-    resets: Bucket,
-    idle_control: Bucket,
-    pings: Bucket,
-    tiny_data: Bucket,
+    resets: TokenBucket,
+    idle_control: TokenBucket,
+    pings: TokenBucket,
+    tiny_data: TokenBucket,
     now_ms: u64,
 }
 
 impl FloodGuard {
     pub(crate) fn new(limits: FloodLimits) -> Self {
         FloodGuard {
-            resets: Bucket::new(limits.resets),
-            idle_control: Bucket::new(limits.idle_control),
-            pings: Bucket::new(limits.pings),
-            tiny_data: Bucket::new(limits.tiny_data),
+            resets: TokenBucket::new(limits.resets),
+            idle_control: TokenBucket::new(limits.idle_control),
+            pings: TokenBucket::new(limits.pings),
+            tiny_data: TokenBucket::new(limits.tiny_data),
             now_ms: 0,
         }
     }
