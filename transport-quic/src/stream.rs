@@ -42,6 +42,10 @@ pub(crate) struct StreamToken {
     peer_opened: bool,
     /// The peer's abort of this stream was counted (once per stream).
     abort_counted: AtomicBool,
+    /// We wrote on it: the peer has (or will have) an answer, and its abort
+    /// after that is a caller done reading (a unary reply read before our
+    /// finish, a stream cut after its first items), not a rapid reset.
+    answered: AtomicBool,
 }
 
 impl StreamToken {
@@ -52,15 +56,17 @@ impl StreamToken {
             send_open: AtomicBool::new(true),
             peer_opened,
             abort_counted: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
         })
     }
 
     /// The peer reset or stopped this stream: counts against the reset
-    /// budget if it opened it and we had not finished answering it, once
-    /// per stream.
+    /// budget if it opened it and we had written no answer on it, once per
+    /// stream.
     fn peer_aborted(&self) {
         if self.peer_opened
             && self.send_open.load(Ordering::Acquire)
+            && !self.answered.load(Ordering::Acquire)
             && !self.abort_counted.swap(true, Ordering::AcqRel)
         {
             self.shared.peer_aborted_stream();
@@ -160,6 +166,7 @@ impl AsyncWrite for QuicSendStream {
         match ready!(Pin::new(&mut this.inner).poll_write(cx, buf)) {
             Ok(n) => {
                 this.unbounded = true;
+                this._token.answered.store(true, Ordering::Release);
                 Poll::Ready(Ok(n))
             }
             Err(e) => Poll::Ready(Err(this.write_error(e))),

@@ -487,3 +487,35 @@ async fn honest_calls_and_a_server_aborting_our_calls_spend_no_reset_budget() {
     assert!(client.quinn().close_reason().is_none());
     assert!(server.quinn().close_reason().is_none());
 }
+
+/// A caller that reads its answer and drops the call before the server's
+/// task finished the stream (a unary reply is whole before its FIN, and a
+/// busy machine delays the finish): no rapid reset. Before, the stop spent
+/// the budget, and honest calls at a high rate were closed 1008.
+#[tokio::test]
+async fn a_call_dropped_after_its_answer_but_before_the_finish_costs_nothing() {
+    use strand_rpc_core::transport::RecvStream as _;
+    let identity = Identity::dev().unwrap();
+    let mut transport = QuicConfig::default();
+    transport.floods.resets = Budget::new(0, 0);
+    let server = QuicServerConfig::new(identity.clone()).with_transport(transport.clone());
+    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+        .with_transport(transport);
+    let rig = Rig::with(identity, server, client).await;
+    let (client, server) = rig.pair().await;
+
+    let (mut send, mut recv) = within(client.open_stream()).await.unwrap().split();
+    send.write_all(b"x").await.unwrap();
+    send.shutdown().await.unwrap();
+    let (mut s_send, _s_recv) = within(server.accept_stream()).await.unwrap().split();
+    s_send.write_all(b"y").await.unwrap();
+    let mut byte = [0u8; 1];
+    within(tokio::io::AsyncReadExt::read_exact(&mut recv, &mut byte))
+        .await
+        .unwrap();
+    // The answer is read; the caller is done and stops the stream.
+    recv.stop(0);
+    within(strand_rpc_core::transport::stopped(&mut s_send)).await;
+    assert_eq!(server.stats().peer_aborts, 0);
+    assert!(server.quinn().close_reason().is_none());
+}

@@ -13,7 +13,7 @@ use strand_rpc_core::transport::TokenBucket;
 /// The flood budgets of one connection (defaults in [`FloodLimits::default`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloodLimits {
-    /// Streams the peer aborted (`ERROR`) before we finished answering
+    /// Streams the peer aborted (`ERROR`) before we wrote any answer on
     /// them, and streams it opened that we refused (h2's rapid reset, its
     /// pending-accept and local-error resets). Default 500 at once, 100/s.
     pub resets: Budget,

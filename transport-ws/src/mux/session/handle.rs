@@ -234,8 +234,8 @@ impl Session {
         self.spend(Flood::IdleControl);
     }
 
-    /// The peer aborts a half of `id`, a stream it opened, before we were
-    /// done answering on it (a rapid reset when repeated): spends the reset
+    /// The peer aborts a half of `id`, a stream it opened, before we wrote
+    /// any answer on it (a rapid reset when repeated): spends the reset
     /// budget, once per stream. False when the connection was closed for it.
     fn peer_abort(&mut self, id: StreamId, shutdown: Shutdown, code: u64) -> bool {
         if id.initiator() == self.config.role {
@@ -246,7 +246,7 @@ impl Session {
         };
         let benign_stop =
             shutdown == Shutdown::Write && code == 0 && stream.send == SendState::Finishing;
-        if stream.abort_counted || stream.send.is_done() || benign_stop {
+        if stream.abort_counted || stream.send.is_done() || benign_stop || stream.answered {
             return true;
         }
         stream.abort_counted = true;

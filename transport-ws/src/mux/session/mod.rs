@@ -166,6 +166,11 @@ struct Stream {
     /// The peer aborted the stream before we were done with it, and it was
     /// counted against the reset budget (once per stream).
     abort_counted: bool,
+    /// We wrote DATA on it: the peer has (or will have) an answer, and an
+    /// abort after that is a caller done reading (a unary reply read before
+    /// its CLOSE came, a stream cut after its first items), not a rapid
+    /// reset.
+    answered: bool,
     /// The peer counted our advertised window for this stream and got no
     /// opening ACK: it takes our first ACK above what it has in flight for
     /// a redundant opening one (docs/protocol.md, "Window advertisement",
@@ -187,6 +192,7 @@ impl Stream {
             send_handle: true,
             recv_handle: true,
             abort_counted: false,
+            answered: false,
             first_ack_opens: false,
         }
     }

@@ -103,6 +103,7 @@ impl Session {
         Frame::encode_data_into(id, &data[..n], &mut self.tx_buf);
         stream.outgoing.push_back(self.tx_buf.split().freeze());
         stream.outgoing_bytes += n;
+        stream.answered = true;
         self.queued_send += n;
         self.mark_sendable(id);
         Ok(n)
