@@ -11,6 +11,7 @@ mod codegen;
 mod connect;
 mod demo;
 mod describe;
+mod metrics_http;
 mod schema;
 mod serve;
 

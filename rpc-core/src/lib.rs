@@ -87,6 +87,7 @@ mod deadline;
 pub mod error;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub mod middleware;
 pub mod openrpc;
 pub mod server;
