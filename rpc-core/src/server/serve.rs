@@ -267,10 +267,13 @@ impl Server {
             transport = peer.transport,
             peer = ?peer.remote_addr
         );
-        self.serve_connection_in_span(conn).instrument(span).await
+        self.serve_connection_in_span(conn, span.clone())
+            .instrument(span)
+            .await
     }
 
-    async fn serve_connection_in_span(&self, conn: DynConnection) {
+    /// `span` is the connection's, for the calls spawned off its task.
+    async fn serve_connection_in_span(&self, conn: DynConnection, span: tracing::Span) {
         let inner = &self.inner;
         if inner.forced.is_cancelled() {
             conn.close(CloseCode::Normal, "server shut down");
@@ -301,7 +304,7 @@ impl Server {
                     let peer = peer.clone();
                     let conn = conn.clone();
                     // A call spawned off this task keeps the connection's span.
-                    let span = tracing::Span::current();
+                    let span = span.clone();
                     let call = async move {
                         // A call cannot outlive its connection: nothing can be
                         // written any more, and a handler that is not reading
