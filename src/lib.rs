@@ -21,7 +21,12 @@
 //! - the transports themselves as [`ws`] and [`quic`], and TLS as [`tls`];
 //! - with the `openrpc` feature, an OpenRPC document for every
 //!   `#[strand::service]` (`{Trait}Client::openrpc()`), served as
-//!   `rpc.discover` by [`Router::discover`] (docs/openrpc.md).
+//!   `rpc.discover` by [`Router::discover`] (docs/openrpc.md);
+//! - with the `metrics` feature, server metrics (connections, calls by
+//!   method and outcome, durations, refusals, drain) through the `metrics`
+//!   crate's facade, named in [`core::metrics`], for whatever recorder the
+//!   application installs; `tracing` spans per connection and per call
+//!   either way (docs/deploy.md, "Metrics" and "Traces").
 //!
 //! # Example
 //!

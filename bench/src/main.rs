@@ -127,6 +127,11 @@ fn child(args: &[String]) -> ExitCode {
     if ["idle_conn", "idle_stream", "stalled"].contains(&case.as_str()) {
         heap::enable();
     }
+    #[cfg(feature = "metrics")]
+    if let Err(e) = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        println!("{}", json!({ "error": format!("metrics recorder: {e}") }));
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

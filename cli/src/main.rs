@@ -12,6 +12,7 @@ mod connect;
 mod demo;
 mod describe;
 mod load;
+mod metrics_http;
 mod schema;
 mod serve;
 

@@ -44,6 +44,10 @@ pub(crate) struct ServeArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 5000)]
     grace: u64,
+    /// Serve the server's metrics in the Prometheus text format at
+    /// `http://ADDR/metrics` (port 0 for any; docs/deploy.md, "Metrics").
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn url(scheme: &str, addr: &str) -> String {
@@ -117,6 +121,18 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
         .map(|e| e.with_http_handler(demo_page()))
         .collect();
 
+    // Before any server runs: a recorder installed later misses nothing
+    // only if nothing was recorded before it.
+    let metrics = match &args.metrics {
+        Some(addr) => match crate::metrics_http::start(addr).await {
+            Ok(bound) => Some(bound),
+            Err(e) => {
+                remove(cert_file);
+                return crate::fail(e);
+            }
+        },
+        None => None,
+    };
     let mut signals = match Signals::install() {
         Ok(signals) => signals,
         Err(e) => {
@@ -144,6 +160,9 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
             if let Some(page) = demo_url(url) {
                 let _ = writeln!(out, "demo {page}");
             }
+        }
+        if let Some(addr) = metrics {
+            let _ = writeln!(out, "metrics http://{addr}/metrics");
         }
         let _ = out.flush();
     }

@@ -71,6 +71,17 @@
 //! sent again. [`server::Server::drain`] tells peers that negotiated it to
 //! go away before it shuts down. See docs/deploy.md.
 //!
+//! # Metrics and traces
+//!
+//! With the `metrics` feature (off by default: then none of it is
+//! compiled), a [`server::Server`] reports connections, streams, calls by
+//! method, kind and outcome, call durations, refusals and its drain through
+//! the `metrics` crate's facade; the application installs the recorder.
+//! The names and labels are in [`metrics`]. Either way it opens a `tracing`
+//! span per connection and per call at debug level, whose fields are made
+//! only when a subscriber wants them. See docs/deploy.md, "Metrics" and
+//! "Traces".
+//!
 //! # Panics in handlers
 //!
 //! A handler, or a handler's response stream, that panics is answered with
@@ -87,6 +98,7 @@ mod deadline;
 pub mod error;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub mod middleware;
 pub mod openrpc;
 pub mod server;

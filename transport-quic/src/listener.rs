@@ -193,6 +193,7 @@ async fn drive(
             Err(limit) => {
                 tracing::debug!(remote = %incoming.remote_address(), %limit, "quic: refusing connection");
                 counters.refused.fetch_add(1, Ordering::Relaxed);
+                strand_rpc_core::metrics::connection_refused("quic", limit.reason());
                 incoming.refuse();
                 continue;
             }

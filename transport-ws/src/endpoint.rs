@@ -282,6 +282,7 @@ async fn accept_loop(
     sources: Arc<SourceLimit>,
 ) {
     let mut accept_warn = RateLimit::new(ACCEPT_WARN_INTERVAL);
+    let transport = if tls.is_some() { "wss" } else { "ws" };
     loop {
         // Taken before the TCP accept: while every pending slot is taken,
         // newcomers wait in the kernel's listen queue.
@@ -308,6 +309,7 @@ async fn accept_loop(
         // one address), so the connection is closed at once.
         let Some(source) = sources.try_take(remote.ip()) else {
             tracing::debug!(%remote, "ws: too many handshakes from this source");
+            strand_rpc_core::metrics::connection_refused(transport, "source_handshake_limit");
             // Best effort, never waited for: a fresh socket takes it.
             let _ = tcp.try_write(TOO_MANY_REQUESTS);
             continue;
@@ -317,6 +319,7 @@ async fn accept_loop(
             Ok(slot) => slot,
             Err(limit) => {
                 tracing::debug!(%remote, %limit, "ws: refusing connection");
+                strand_rpc_core::metrics::connection_refused(transport, limit.reason());
                 tokio::spawn(async move {
                     let _ = tcp.write_all(SERVICE_UNAVAILABLE).await;
                     let _ = tcp.shutdown().await;

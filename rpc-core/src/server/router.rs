@@ -192,6 +192,13 @@ impl Router {
         v
     }
 
+    /// The router's own (shared) name for `name` and its kind, if it has
+    /// the method: a metrics label that costs no copy.
+    pub(crate) fn method_entry(&self, name: &str) -> Option<(Arc<str>, CallKind)> {
+        let (name, method) = self.methods.get_key_value(name)?;
+        Some((name.clone(), method.kind))
+    }
+
     /// `name`'s own timeout, if set.
     pub fn method_timeout(&self, name: &str) -> Option<Duration> {
         self.methods.get(name)?.timeout

@@ -16,7 +16,7 @@ use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
-use tracing::{debug, trace, warn};
+use tracing::{debug, debug_span, field, trace, warn, Instrument};
 
 use super::call::{parse_error_to_rpc, read_error_to_rpc, CallInput, CallRequest, CallResponse};
 use super::serve::Inner;
@@ -24,6 +24,8 @@ use crate::codec::MessageReader;
 use crate::context::Context;
 use crate::error::RpcError;
 use crate::message::{self, error_codes, IncomingMessage, MetadataRaw};
+use crate::metrics::{CallMetrics, Outcome, StreamGuard};
+use crate::openrpc::kind_name;
 use crate::transport::{codes, BoxSendStream, PeerInfo, SendStream, Stream, StreamError};
 
 /// A stream whose items are always ready is checked for a stop or a forced
@@ -64,8 +66,10 @@ impl Inner {
         stream: Stream,
         moving: bool,
     ) {
+        let _counted = StreamGuard::new();
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() && !moving {
+            crate::metrics::call_refused("stopping");
             let _ = self
                 .answer_error(&mut send, &RpcError::server_stopping_not_started(), None)
                 .await;
@@ -91,11 +95,17 @@ impl Inner {
             Ok(Err(e)) => {
                 let err = read_error_to_rpc(e);
                 if err.code() != error_codes::STREAM_ENDED {
+                    crate::metrics::call_refused(if err.code() == error_codes::MESSAGE_TOO_LONG {
+                        "first_message_too_large"
+                    } else {
+                        "bad_request"
+                    });
                     let _ = self.answer_error(&mut send, &err, None).await;
                 }
                 return;
             }
             Err(_) => {
+                crate::metrics::call_refused("first_message_timeout");
                 let _ = self
                     .answer_error(&mut send, &RpcError::timed_out(), None)
                     .await;
@@ -105,12 +115,53 @@ impl Inner {
         let (ctx, params) = match self.parse_header(&header, peer) {
             Ok(parsed) => parsed,
             Err(err) => {
+                crate::metrics::call_refused("bad_request");
                 let _ = self.answer_error(&mut send, &err, None).await;
                 return;
             }
         };
         reader.set_max_len(self.config.max_message_size);
-        trace!(method = ctx.method(), "call started");
+        let routed = || {
+            self.router
+                .method_entry(ctx.method())
+                .map(|(name, kind)| (name, kind_name(kind)))
+        };
+        let metrics = CallMetrics::start(routed);
+        // Its fields are made only if a subscriber wants the span.
+        let span = debug_span!(
+            "call",
+            method = ctx.method(),
+            kind = field::Empty,
+            outcome = field::Empty
+        );
+        let started = (!span.is_disabled()).then(|| {
+            if let Some((_, kind)) = routed() {
+                span.record("kind", kind);
+            }
+            std::time::Instant::now()
+        });
+        let outcome = self
+            .clone()
+            .serve_call(ctx, params, reader, send)
+            .instrument(span.clone())
+            .await;
+        metrics.finish(outcome);
+        if let Some(started) = started {
+            span.record("outcome", outcome.as_str());
+            span.in_scope(|| trace!(outcome = outcome.as_str(), elapsed = ?started.elapsed(), "call finished"));
+        }
+    }
+
+    /// A call from its parsed header on: runs the service stack, writes
+    /// its response, and says how it ended.
+    async fn serve_call(
+        self: Arc<Self>,
+        ctx: Context,
+        params: Option<Box<serde_json::value::RawValue>>,
+        reader: MessageReader<crate::transport::BoxRecvStream>,
+        mut send: BoxSendStream,
+    ) -> Outcome {
+        trace!("call started");
         let cancel_on_exit = ctx.end_guard();
         let req = CallRequest {
             ctx: ctx.clone(),
@@ -148,12 +199,13 @@ impl Inner {
                 let metadata = ctx.take_reply_metadata();
                 self.answer_error_with(&mut send, &err, metadata.as_ref(), ctx.deadline())
                     .await
+                    .map(|()| error_outcome(&err))
             }
             Err(e) => Err(e),
         };
         drop(cancel_on_exit);
         match result {
-            Ok(()) => trace!(method = ctx.method(), "call done"),
+            Ok(outcome) => outcome,
             Err(Interrupted::Forced) => {
                 // The server is going down: one last bounded attempt to tell
                 // the caller why, then the stream is reset by the drop.
@@ -166,27 +218,25 @@ impl Inner {
                         .map_err(Interrupted::Io)
                 })
                 .await;
+                Outcome::Aborted
             }
             Err(Interrupted::Stopped(code)) => {
-                debug!(
-                    method = ctx.method(),
-                    code, "caller went away; call cancelled"
-                );
+                debug!(code, "caller went away; call cancelled");
                 send.reset(codes::CANCELLED);
+                Outcome::Cancelled
             }
             Err(Interrupted::Io(e)) => {
-                debug!(method = ctx.method(), error = %e, "writing the response failed");
+                debug!(error = %e, "writing the response failed");
                 send.reset(codes::CANCELLED);
+                Outcome::Failed
             }
             Err(Interrupted::TimedOut) => {
                 // The caller did not take the response in time: the stream
                 // is reset (a torn message cannot be ended with an error),
                 // and the handler's stream, if any, was dropped with it.
-                debug!(
-                    method = ctx.method(),
-                    "deadline passed while writing the response"
-                );
+                debug!("deadline passed while writing the response");
                 send.reset(codes::TIMED_OUT);
+                Outcome::Timeout
             }
         }
     }
@@ -214,8 +264,9 @@ impl Inner {
         send: &mut BoxSendStream,
         response: CallResponse,
         ctx: &Context,
-    ) -> Result<(), Interrupted> {
+    ) -> Result<Outcome, Interrupted> {
         let deadline = ctx.deadline();
+        let mut outcome = Outcome::Ok;
         match response {
             CallResponse::Unary(bytes) => {
                 write_message(send, &bytes, &self.forced, deadline).await?;
@@ -258,6 +309,7 @@ impl Inner {
                                 deadline,
                             )
                             .await?;
+                            outcome = error_outcome(&err);
                             break;
                         }
                         None => break,
@@ -290,7 +342,7 @@ impl Inner {
                 }
             }
         }
-        self.finish(send).await
+        self.finish(send).await.map(|()| outcome)
     }
 
     /// Every [`INTERRUPT_CHECK_EVERY`] messages of a stream whose items are
@@ -357,6 +409,15 @@ impl Inner {
             },
             _ = self.forced.cancelled() => Err(Interrupted::Forced),
         }
+    }
+}
+
+/// The outcome of a call answered with `err`.
+fn error_outcome(err: &RpcError) -> Outcome {
+    if err.code() == error_codes::TIMED_OUT {
+        Outcome::Timeout
+    } else {
+        Outcome::Error
     }
 }
 

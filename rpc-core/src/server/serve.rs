@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
-use tracing::{debug, warn};
+use tracing::{debug, debug_span, warn, Instrument};
 
 use super::call::{CallRequest, CallResponse};
 use super::router::Router;
@@ -305,8 +305,23 @@ impl Server {
         tokio::spawn(async move { server.serve_connection(conn).await });
     }
 
-    /// Serves one connection until it closes or the server is forced down.
+    /// Serves one connection until it closes or the server is forced down,
+    /// in a `connection` span (debug level: its carrier and peer address)
+    /// that every call's span is a child of.
     pub async fn serve_connection(&self, conn: DynConnection) {
+        let peer = conn.peer_info();
+        let span = debug_span!(
+            "connection",
+            transport = peer.transport,
+            peer = ?peer.remote_addr
+        );
+        self.serve_connection_in_span(conn, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    /// `span` is the connection's, for the calls spawned off its task.
+    async fn serve_connection_in_span(&self, conn: DynConnection, span: tracing::Span) {
         let inner = &self.inner;
         if inner.forced.is_cancelled() {
             conn.close(CloseCode::Normal, "server shut down");
@@ -323,6 +338,8 @@ impl Server {
             inner.tell_to_go_away(&conn);
         }
         let peer = conn.peer_info();
+        let _counted = crate::metrics::ConnectionGuard::new(peer.transport);
+        debug!("connection opened");
         loop {
             if inner.forced.is_cancelled() {
                 break;
@@ -339,6 +356,8 @@ impl Server {
                     let inner = self.inner.clone();
                     let peer = peer.clone();
                     let conn = conn.clone();
+                    // A call spawned off this task keeps the connection's span.
+                    let span = span.clone();
                     let call = async move {
                         // Only while stopping: one atomic load otherwise.
                         let moving = inner.stopping.is_cancelled() && inner.is_moving(&conn);
@@ -354,11 +373,12 @@ impl Server {
                                 debug!(%reason, "connection closed: call dropped");
                             }
                         }
-                    };
+                    }
+                    .instrument(span);
                     run_or_spawn(Box::pin(self.inner.calls.track_future(call))).await;
                 }
                 Err(e) => {
-                    debug!(error = %e, "connection ended");
+                    debug!(error = %e, "connection closed");
                     // Let go of it now (a forced stop leaves it to
                     // `shutdown`, which closes what the list holds): kept
                     // until the next connection's prune, an ended connection
@@ -441,6 +461,7 @@ impl Server {
         }
         inner.stopping.cancel();
         inner.calls.close();
+        crate::metrics::draining();
         if tokio::time::timeout_at(deadline, inner.calls.wait())
             .await
             .is_err()

@@ -33,6 +33,18 @@ pub enum AcceptQueueError {
     Closed,
 }
 
+impl AcceptQueueError {
+    /// The `reason` label of a connection refused for this, in
+    /// [`crate::metrics::CONNECTIONS_REFUSED`].
+    pub fn reason(self) -> &'static str {
+        match self {
+            AcceptQueueError::ConnectionLimit => "connection_limit",
+            AcceptQueueError::PendingLimit => "pending_handshake_limit",
+            AcceptQueueError::Closed => "closed",
+        }
+    }
+}
+
 /// Established connections waiting for the application's `accept`.
 pub struct AcceptQueue<C> {
     inner: Arc<Inner<C>>,

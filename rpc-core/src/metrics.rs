@@ -1,0 +1,205 @@
+//! What the server measures, through the [`metrics`](https://docs.rs/metrics)
+//! crate's facade, when the crate's `metrics` feature is on: the names below
+//! (docs/deploy.md, "Metrics", has the table with their labels). Nothing is
+//! exported here: the application installs a recorder (a Prometheus
+//! exporter, for one) and every strand server in the process reports to it.
+//! Without the feature every function here is empty and the hot path pays
+//! nothing; with it and no recorder installed, each call costs a few
+//! lookups of the no-op recorder.
+//!
+//! Labels are bounded: `transport` is the carrier's name, `method` a method
+//! the router has (any other is [`UNKNOWN_METHOD`]), `outcome` and `reason`
+//! are the few values listed with the functions that set them.
+
+use std::sync::Arc;
+
+/// Counter: connections a server started serving, by `transport`.
+pub const CONNECTIONS_ACCEPTED: &str = "strand_connections_accepted_total";
+/// Gauge: connections being served now, by `transport`.
+pub const CONNECTIONS_OPEN: &str = "strand_connections_open";
+/// Counter: connections refused by a listener before they were served, by
+/// `transport` and `reason` (`"connection_limit"`, `"pending_handshake_limit"`,
+/// and on ws `"source_handshake_limit"`: too many handshakes from one address).
+pub const CONNECTIONS_REFUSED: &str = "strand_connections_refused_total";
+/// Gauge: streams (calls, each on its own stream) being served now.
+pub const STREAMS_OPEN: &str = "strand_streams_open";
+/// Counter: calls whose first message named a method, by `method` and `kind`.
+pub const CALLS_STARTED: &str = "strand_calls_started_total";
+/// Counter: calls ended, by `method`, `kind` and `outcome`.
+pub const CALLS_FINISHED: &str = "strand_calls_finished_total";
+/// Histogram: a call's duration in seconds, from its first message read to
+/// its last message written, by `method` and `outcome`.
+pub const CALL_DURATION: &str = "strand_call_duration_seconds";
+/// Counter: streams refused before a call started, by `reason`
+/// (`"stopping"`, `"first_message_too_large"`, `"first_message_timeout"`,
+/// `"bad_request"`).
+pub const CALLS_REFUSED: &str = "strand_calls_refused_total";
+/// Gauge: 1 once the server started to drain or shut down, else 0.
+pub const DRAINING: &str = "strand_server_draining";
+
+/// The `method` label of a call to a method the router does not have.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// How a call ended: its `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Its response was written in full.
+    Ok,
+    /// It was answered with an error (other than the ones below).
+    Error,
+    /// It ran past its deadline (answered −32008, or reset while writing).
+    Timeout,
+    /// The caller went away (stopped reading): the handler was cancelled.
+    Cancelled,
+    /// The server was forced down (the drain's grace ran out).
+    Aborted,
+    /// Writing the response failed.
+    Failed,
+}
+
+impl Outcome {
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A connection a listener refused: `reason` is one of the documented
+/// values of [`CONNECTIONS_REFUSED`]. For carriers; empty without the feature.
+pub fn connection_refused(transport: &'static str, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(CONNECTIONS_REFUSED, "transport" => transport, "reason" => reason)
+        .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (transport, reason);
+}
+
+/// Counts a connection served while it lives: accepted and open.
+pub(crate) struct ConnectionGuard {
+    #[cfg(feature = "metrics")]
+    transport: &'static str,
+}
+
+impl ConnectionGuard {
+    pub(crate) fn new(transport: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            ::metrics::counter!(CONNECTIONS_ACCEPTED, "transport" => transport).increment(1);
+            ::metrics::gauge!(CONNECTIONS_OPEN, "transport" => transport).increment(1);
+            ConnectionGuard { transport }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = transport;
+            ConnectionGuard {}
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        ::metrics::gauge!(CONNECTIONS_OPEN, "transport" => self.transport).decrement(1);
+    }
+}
+
+/// Counts a stream served while it lives (each call has one).
+pub(crate) struct StreamGuard(());
+
+impl StreamGuard {
+    pub(crate) fn new() -> Self {
+        #[cfg(feature = "metrics")]
+        ::metrics::gauge!(STREAMS_OPEN).increment(1);
+        StreamGuard(())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        ::metrics::gauge!(STREAMS_OPEN).decrement(1);
+    }
+}
+
+/// A stream refused before its call started; `reason` as documented on
+/// [`CALLS_REFUSED`].
+pub(crate) fn call_refused(reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(CALLS_REFUSED, "reason" => reason).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = reason;
+}
+
+/// The server started to drain or shut down.
+pub(crate) fn draining() {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(DRAINING).set(1.0);
+}
+
+/// One call being measured, from its start to [`CallMetrics::finish`].
+pub(crate) struct CallMetrics {
+    #[cfg(feature = "metrics")]
+    method: Option<Arc<str>>,
+    #[cfg(feature = "metrics")]
+    kind: &'static str,
+    #[cfg(feature = "metrics")]
+    started: std::time::Instant,
+}
+
+impl CallMetrics {
+    /// A call to `method` started; `routed` is the router's own name for it
+    /// and its kind (`None`: not a method it has). The name is shared, not
+    /// copied.
+    pub(crate) fn start(routed: impl FnOnce() -> Option<(Arc<str>, &'static str)>) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let (method, kind) = match routed() {
+                Some((name, kind)) => (Some(name), kind),
+                None => (None, UNKNOWN_METHOD),
+            };
+            let this = CallMetrics {
+                method,
+                kind,
+                started: std::time::Instant::now(),
+            };
+            ::metrics::counter!(CALLS_STARTED, "method" => this.method_label(), "kind" => kind)
+                .increment(1);
+            this
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = routed;
+            CallMetrics {}
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn method_label(&self) -> ::metrics::SharedString {
+        match &self.method {
+            Some(name) => ::metrics::SharedString::from(name.clone()),
+            None => ::metrics::SharedString::const_str(UNKNOWN_METHOD),
+        }
+    }
+
+    /// The call ended with `outcome`.
+    pub(crate) fn finish(self, outcome: Outcome) {
+        #[cfg(feature = "metrics")]
+        {
+            let method = self.method_label();
+            let outcome = outcome.as_str();
+            ::metrics::counter!(CALLS_FINISHED, "method" => method.clone(), "kind" => self.kind, "outcome" => outcome)
+                .increment(1);
+            ::metrics::histogram!(CALL_DURATION, "method" => method, "outcome" => outcome)
+                .record(self.started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = outcome;
+    }
+}
