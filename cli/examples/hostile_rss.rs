@@ -5,7 +5,9 @@
 //! are never read). Linux only (reads `/proc/<pid>/status`).
 //!
 //! Run: `strand serve --ws 127.0.0.1:47011 &`, then
-//! `cargo run --example hostile_rss -- ws://127.0.0.1:47011 <its pid>`.
+//! `cargo run -p strand-cli --example hostile_rss -- ws://127.0.0.1:47011 <its pid>`.
+//! (It lives beside the CLI, not in the workspace's examples, which CI runs
+//! without arguments: it needs a server to measure.)
 
 use std::sync::Arc;
 use std::time::Duration;
