@@ -2,14 +2,15 @@
 // a strand server. Runs every case in turn and prints `ok <case> <detail>`
 // or `fail <case> <reason>` for each, then `done`. Exits within 90 s.
 //
-// usage: node rpc-client.mjs <ws|quic> <port>; reads one JSON line on stdin:
-// {"ca": PEM} (the server certificate to trust).
+// usage: node rpc-client.mjs <ws|quic> <port> [case,case,...]; reads one
+// JSON line on stdin: {"ca": PEM} (the server certificate to trust). With a
+// list, only those cases run.
 import { createInterface } from 'node:readline';
 import { createHash } from 'node:crypto';
 import { exitAfter, dial, makeClient, IDLE_MS } from './rpc-common.mjs';
 
 exitAfter(90_000);
-const [carrier, port] = process.argv.slice(2);
+const [carrier, port, only] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin });
 const first = await new Promise((resolve) => lines.once('line', resolve));
 const { ca } = JSON.parse(first);
@@ -163,6 +164,15 @@ const cases = {
     }
     return '50';
   },
+  // Sequential unary calls: each ends with our CLOSE(Write) answering the
+  // server's CLOSE(Read), usually after the server released the stream.
+  async manyUnary() {
+    for (let i = 0; i < 300; i++) {
+      const out = await m.echo({ hello: i });
+      if (out.hello !== i) throw new Error(`call ${i}: ${JSON.stringify(out)}`);
+    }
+    return '300';
+  },
   async keepalive() {
     await sleep(IDLE_MS * 2.5);
     const out = await m.echo({ hello: 'still here' });
@@ -171,7 +181,9 @@ const cases = {
   },
 };
 
-for (const [name, run] of Object.entries(cases)) {
+const selected = only ? only.split(',') : Object.keys(cases);
+for (const name of selected) {
+  const run = cases[name];
   try {
     console.log(`ok ${name} ${await run()}`);
   } catch (e) {

@@ -27,7 +27,9 @@ use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
     QuicClient, QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig,
 };
-use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
+use strand_transport_ws::{
+    connect, Budget, FloodLimits, WsClientConfig, WsConfig, WsListener, WsServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The idle timeout both sides use (`IDLE_MS` in rpc-common.mjs); strand
@@ -295,6 +297,7 @@ async fn js_client_against_strand_server(carrier: Carrier) {
     assert_eq!(get("cancel"), "sent");
     assert_eq!(get("big"), (8 << 20).to_string());
     assert_eq!(get("burst"), "50");
+    assert_eq!(get("manyUnary"), "300");
     assert_eq!(get("keepalive"), "5000ms");
     assert_eq!(out.last().map(String::as_str), Some("done"), "{out:#?}");
     // The JS timeout and the JS cancel both reached the strand handlers.
@@ -304,6 +307,45 @@ async fn js_client_against_strand_server(carrier: Carrier) {
     .await;
     let s = server.clone();
     eventually("no call left", move || s.calls_in_flight() == 0).await;
+}
+
+/// A JS caller's sequential unary calls spend no flood budget: its
+/// CLOSE(Write), answering our CLOSE(Read) after we released the stream,
+/// was owed. With it counted as churn, a budget of 50 closed the
+/// connection (1008) after 50 calls, and the default one capped JS callers
+/// at its refill rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_callers_close_replies_spend_no_flood_budget_over_ws() {
+    let identity = Identity::dev().unwrap();
+    let server = Server::builder(router(Arc::new(Probe::default())))
+        .layer(AuthLayer::new(
+            BearerTokens::new().token("let-me-in", "alice"),
+        ))
+        .build();
+    let floods = FloodLimits {
+        idle_control: Budget::new(50, 0),
+        ..FloodLimits::default()
+    };
+    let config = WsServerConfig::default()
+        .with_tls(ServerTls::new(identity.clone()))
+        .with_transport(ws_config().with_floods(floods));
+    let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
+    let port = listener.local_addr().port();
+    tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener).await }
+    });
+    let script = Script::start(
+        "rpc-client.mjs",
+        &["ws", &port.to_string(), "manyUnary"],
+        &json!({ "ca": identity.cert_pem() }),
+    );
+    let out = script.until_done().await;
+    assert_eq!(
+        out,
+        ["ok manyUnary 300", "done"],
+        "the JS caller was cut off"
+    );
 }
 
 /// A strand client connected to rpc-server.mjs.

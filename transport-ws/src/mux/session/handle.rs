@@ -226,8 +226,21 @@ impl Session {
     /// An ERROR or CLOSE that changed nothing arrived on `id`. Counted on
     /// the peer's streams only: on ours, late stops are part of the JS
     /// close handshake (a JS server stops every unary call it has read).
+    /// On the peer's, the first few after its stream is done are owed (the
+    /// reply to our CLOSE, a stop that crossed our finish: `late_frames`).
     fn idle_control(&mut self, id: StreamId) {
         if id.initiator() == self.config.role {
+            return;
+        }
+        let owed = match self.streams.get_mut(&id) {
+            Some(stream) if stream.late_owed > 0 => {
+                stream.late_owed -= 1;
+                true
+            }
+            Some(_) => false,
+            None => self.late_frames.take(id),
+        };
+        if owed {
             return;
         }
         self.flood_counts.idle_control += 1;

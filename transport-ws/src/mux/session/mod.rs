@@ -27,8 +27,10 @@ use super::queue::ChunkQueue;
 use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
 use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
+use late_frames::{LateFrames, OWED_PER_STREAM};
 
 mod handle;
+mod late_frames;
 mod stats;
 mod streams;
 mod transmit;
@@ -176,6 +178,9 @@ struct Stream {
     /// a redundant opening one (docs/protocol.md, "Window advertisement",
     /// rule 2).
     first_ack_opens: bool,
+    /// Frames that change nothing the peer may still send on this stream
+    /// without it being churn (see `late_frames`).
+    late_owed: u8,
 }
 
 impl Stream {
@@ -194,6 +199,7 @@ impl Stream {
             abort_counted: false,
             answered: false,
             first_ack_opens: false,
+            late_owed: OWED_PER_STREAM,
         }
     }
 
@@ -259,6 +265,9 @@ pub struct Session {
     flood: FloodGuard,
     /// Flood-relevant events counted so far (for stats).
     flood_counts: FloodCounts,
+    /// What the peer's released streams may still send without it being
+    /// churn.
+    late_frames: LateFrames,
 }
 
 /// What the peer sent that the flood budgets count.
@@ -293,6 +302,7 @@ impl Session {
             queued_send: 0,
             send_waiters: VecDeque::new(),
             flood_counts: FloodCounts::default(),
+            late_frames: LateFrames::default(),
             grown: 0,
         }
     }
@@ -346,6 +356,9 @@ impl Session {
     /// A stream left: its window's growth goes back to the budget.
     fn forget_stream(&mut self, id: StreamId) {
         if let Some(stream) = self.streams.remove(&id) {
+            if id.initiator() != self.config.role {
+                self.late_frames.released(id, stream.late_owed);
+            }
             let growth = stream
                 .window
                 .window()

@@ -353,3 +353,144 @@ fn the_mirrored_answers_to_our_stop_and_reset_are_not_churn() {
     assert_eq!(s.stats().idle_control, 0);
     assert_eq!(closed_code(&mut s), None);
 }
+
+/// A JS-style caller's unary call on a server session with no churn budget:
+/// it opens with ACK, sends its request and its CLOSE(Read), and we answer,
+/// finish and let the handles go. Returns the released id.
+fn served_js_call(s: &mut Session, n: u64) -> StreamId {
+    let id = sid(2 * n);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}"),
+    });
+    s.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    read_all(s, id);
+    let answer = b"{\"jsonrpc\":\"2.0\",\"result\":1}";
+    s.write(id, answer).unwrap();
+    s.finish(id).unwrap();
+    drain(s);
+    // A JS peer takes our CLOSE only once every byte was ACKed.
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: answer.len() as u32,
+    });
+    drain(s);
+    s.release_send(id);
+    s.release_recv(id);
+    let events = events(s);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Closed(_))),
+        "closed serving call {n}: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Released(r) if *r == id)),
+        "both halves are done: the stream is released: {events:?} {:?}",
+        s.stream_stats(id)
+    );
+    id
+}
+
+#[test]
+fn a_js_callers_close_reply_after_the_release_is_not_churn() {
+    // A JS caller answers our CLOSE(Read) with CLOSE(Write); that answer
+    // usually lands after both halves are done and the stream is gone.
+    // Counted as churn it capped JS callers near the budget's refill rate
+    // (2,000 calls/s) and closed them 1008 after ~10,000 calls.
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(0, 0),
+        ..FloodLimits::default()
+    });
+    for n in 0..300 {
+        let id = served_js_call(&mut s, n);
+        s.handle_frame(Frame::Close {
+            id,
+            shutdown: Shutdown::Write,
+        });
+    }
+    assert_eq!(s.stats().idle_control, 0);
+    assert_eq!(closed_code(&mut s), None);
+}
+
+#[test]
+fn a_stop_crossing_our_finish_is_not_churn_once_per_stream() {
+    // A caller that read the whole answer stops the stream (ERROR(Write),
+    // code 0) while our CLOSE is in flight: whether it lands before or
+    // after the release, the first one is free; a second is churn.
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(1, 0),
+        ..FloodLimits::default()
+    });
+    let stop = |id| Frame::Error {
+        id,
+        shutdown: Shutdown::Write,
+        code: 0,
+    };
+    // Landing after our finish, before the handles went.
+    let id = sid(0);
+    s.handle_frame(Frame::Ack {
+        id,
+        credit: 1 << 16,
+    });
+    s.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    s.write(id, b"answer").unwrap();
+    s.finish(id).unwrap();
+    drain(&mut s);
+    s.handle_frame(Frame::Ack { id, credit: 6 });
+    drain(&mut s);
+    s.handle_frame(stop(id));
+    assert_eq!(s.stats().idle_control, 0);
+    // Landing after the release, with the JS close reply.
+    for n in 1..100 {
+        let id = served_js_call(&mut s, n);
+        s.handle_frame(stop(id));
+        s.handle_frame(Frame::Close {
+            id,
+            shutdown: Shutdown::Write,
+        });
+    }
+    assert_eq!(s.stats().idle_control, 0);
+    // A third frame on a released stream changed nothing and was not owed.
+    let id = sid(2 * 99);
+    s.handle_frame(stop(id));
+    assert_eq!(s.stats().idle_control, 1);
+    assert_eq!(closed_code(&mut s), None);
+    s.handle_frame(stop(id));
+    assert_eq!(closed_code(&mut s), Some(1008));
+}
+
+#[test]
+fn late_frames_are_owed_only_for_the_recently_released() {
+    // What the session remembers of released streams is bounded: a frame
+    // on a stream released long ago (more than 256 ids back) is churn.
+    let mut s = with_floods(FloodLimits {
+        idle_control: Budget::new(1, 0),
+        ..FloodLimits::default()
+    });
+    for n in 0..600 {
+        served_js_call(&mut s, n);
+    }
+    s.handle_frame(Frame::Close {
+        id: sid(2 * 599),
+        shutdown: Shutdown::Write,
+    });
+    assert_eq!(s.stats().idle_control, 0);
+    s.handle_frame(Frame::Close {
+        id: sid(0),
+        shutdown: Shutdown::Write,
+    });
+    assert_eq!(s.stats().idle_control, 1);
+}
