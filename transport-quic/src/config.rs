@@ -267,7 +267,8 @@ impl QuicConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicServerConfig {
-    /// Identity, client authentication and ALPN (default ALPN: `quic`).
+    /// Identity, client authentication and ALPN (default ALPN: `quic`;
+    /// `strand/1` is accepted ahead of it, see [`QuicConfig::strand_alpn`]).
     pub tls: ServerTls,
     /// Connection settings and limits.
     pub transport: QuicConfig,
@@ -348,7 +349,8 @@ impl QuicServerConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicClientConfig {
-    /// Server verification, client certificate and ALPN (default ALPN: `quic`).
+    /// Server verification, client certificate and ALPN (default ALPN: `quic`;
+    /// `strand/1` is offered ahead of it, see [`QuicConfig::strand_alpn`]).
     pub tls: ClientTls,
     /// Connection settings and limits.
     pub transport: QuicConfig,
