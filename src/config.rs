@@ -229,6 +229,11 @@ pub struct TlsConfig {
     /// QUIC ALPN protocols, in preference order. Default `["quic"]` (what
     /// `@matrixai/quic` uses).
     pub alpn: Option<Vec<String>>,
+    /// QUIC: offer strand's own ALPN id `strand/1` ahead of `alpn`, so that
+    /// two strand peers recognise each other and skip the waits that only
+    /// `@matrixai/quic` peers need (docs/protocol.md, "ALPN"). Default true;
+    /// false treats every peer as a JS one.
+    pub strand_alpn: Option<bool>,
 }
 
 /// Limits. `None` keeps the transport's default (given per field).

@@ -88,6 +88,9 @@ impl Endpoint {
         if let Some(n) = limits.connection_receive_buffer {
             t.receive_window = n;
         }
+        if let Some(on) = self.config.tls.strand_alpn {
+            t.strand_alpn = on;
+        }
         if let Some(bytes) = limits.quic_datagram_buffer {
             t.datagram_receive_buffer = bytes;
         }

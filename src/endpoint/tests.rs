@@ -400,3 +400,23 @@ fn toml_quic_datagram_buffer() {
     .unwrap();
     assert_eq!(e.quic_transport().datagram_receive_buffer, 0);
 }
+
+#[test]
+fn toml_strand_alpn() {
+    let e = Endpoint::from_toml(r#"url = "quic://127.0.0.1:4433""#).unwrap();
+    assert!(e.quic_transport().strand_alpn, "on by default");
+    let e = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:4433\"\n[tls]\nstrand_alpn = false\nalpn = [\"h3\"]\n",
+    )
+    .unwrap();
+    assert!(!e.quic_transport().strand_alpn);
+    let e = Endpoint::from_toml(
+        "url = \"quic://127.0.0.1:4433\"\n[tls]\nstrand_alpn = true\nalpn = [\"h3\"]\n",
+    )
+    .unwrap();
+    let t = e.quic_transport();
+    assert_eq!(
+        t.offered_alpn(&[b"h3".to_vec()]),
+        vec![strand_transport_quic::STRAND_ALPN.to_vec(), b"h3".to_vec()]
+    );
+}

@@ -74,8 +74,7 @@ impl QuicClient {
                 return QuicError::AlpnMismatch {
                     offered: self
                         .settings
-                        .tls
-                        .alpn
+                        .offered_alpn()
                         .iter()
                         .map(|p| String::from_utf8_lossy(p).into_owned())
                         .collect(),

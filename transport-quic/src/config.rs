@@ -12,6 +12,12 @@ use crate::QuicError;
 /// The ALPN protocol that strand and `@matrixai/quic` use by default.
 pub const DEFAULT_ALPN: &[u8] = b"quic";
 
+/// The ALPN protocol id by which two strand peers recognise each other
+/// (docs/protocol.md, "ALPN"): offered ahead of the configured protocols
+/// while [`QuicConfig::strand_alpn`] is on. Once negotiated, neither side
+/// applies the waits that protect `@matrixai/quic` peers.
+pub const STRAND_ALPN: &[u8] = b"strand/1";
+
 /// Connection-level QUIC settings shared by listeners and clients.
 ///
 /// Memory per connection is bounded by these windows: at most
@@ -88,8 +94,9 @@ pub struct QuicConfig {
     /// run, and skipping the wait never did; with both cores busy, a 1 ms floor
     /// lost a message once (the JS process read two packets as one chunk), so
     /// the default leaves more room. It delays only calls that send more
-    /// after their first message (client streaming, duplex, raw); between
-    /// strand peers, which never lose those bytes, it may be set to zero.
+    /// after their first message (client streaming, duplex, raw). Not
+    /// applied at all between strand peers (see [`QuicConfig::strand_alpn`]),
+    /// which never lose those bytes.
     ///
     /// [`poll_write_boundary`]: strand_rpc_core::transport::SendStream::poll_write_boundary
     pub write_boundary_min: Duration,
@@ -107,9 +114,22 @@ pub struct QuicConfig {
     /// STOP_SENDING that arrives together with the acknowledgement of its
     /// last data once our FIN or reset reached it (quiche forgets the stream
     /// within that datagram), so a JS handler would never be cancelled. Only
-    /// the STOP_SENDING waits, never data. Zero stops at once (fine between
-    /// strand peers).
+    /// the STOP_SENDING waits, never data. Zero stops at once; between
+    /// strand peers (see [`QuicConfig::strand_alpn`]) it is always zero.
     pub stop_ack_wait: Duration,
+    /// Offer [`STRAND_ALPN`] (`strand/1`) ahead of the configured ALPN
+    /// protocols, on both sides. A connection that negotiates it is between
+    /// two strand peers ([`QuicConnection::is_strand_peer`]) and skips the
+    /// waits that only `@matrixai/quic` peers need
+    /// ([`QuicConfig::write_boundary_min`], [`QuicConfig::stop_ack_wait`]);
+    /// a JS peer does not know the id and negotiates its own, so the waits
+    /// stay toward it.
+    ///
+    /// Default true. Off, this side offers only the configured protocols
+    /// and treats every peer as a JS one.
+    ///
+    /// [`QuicConnection::is_strand_peer`]: crate::QuicConnection::is_strand_peer
+    pub strand_alpn: bool,
     /// Bytes of the peer's QUIC datagrams held until read, after which
     /// quinn drops the oldest: what a peer's datagrams may cost. Default
     /// 1 KiB ([`crate::GOAWAY_DATAGRAM_BUFFER`]): strand reads only the
@@ -157,6 +177,7 @@ impl Default for QuicConfig {
             send_window: 4 * 1024 * 1024,
             write_boundary_min: Duration::from_millis(5),
             stop_ack_wait: Duration::from_millis(250),
+            strand_alpn: true,
             datagram_receive_buffer: crate::goaway::GOAWAY_DATAGRAM_BUFFER,
             floods: QuicFloodLimits::default(),
         }
@@ -188,6 +209,17 @@ impl QuicConfig {
         // u128: no overflow for any u64 window.
         (u128::from(window) * u128::from(MIN_PACKET_DATA)
             / u128::from(MIN_PACKET_DATA + PACKET_OVERHEAD)) as u64
+    }
+
+    /// The ALPN protocols this side offers: `configured`, preceded by
+    /// [`STRAND_ALPN`] while [`QuicConfig::strand_alpn`] is on.
+    pub fn offered_alpn(&self, configured: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        if !self.strand_alpn {
+            return configured.to_vec();
+        }
+        std::iter::once(STRAND_ALPN.to_vec())
+            .chain(configured.iter().filter(|p| *p != STRAND_ALPN).cloned())
+            .collect()
     }
 
     pub(crate) fn build(&self) -> Result<Arc<quinn::TransportConfig>, QuicError> {
@@ -235,7 +267,8 @@ impl QuicConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicServerConfig {
-    /// Identity, client authentication and ALPN (default ALPN: `quic`).
+    /// Identity, client authentication and ALPN (default ALPN: `quic`;
+    /// `strand/1` is accepted ahead of it, see [`QuicConfig::strand_alpn`]).
     pub tls: ServerTls,
     /// Connection settings and limits.
     pub transport: QuicConfig,
@@ -301,7 +334,9 @@ impl QuicServerConfig {
     }
 
     pub(crate) fn build(&self) -> Result<quinn::ServerConfig, QuicError> {
-        let tls = self.tls.build()?;
+        let mut tls = self.tls.clone();
+        tls.alpn = self.transport.offered_alpn(&self.tls.alpn);
+        let tls = tls.build()?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -314,7 +349,8 @@ impl QuicServerConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QuicClientConfig {
-    /// Server verification, client certificate and ALPN (default ALPN: `quic`).
+    /// Server verification, client certificate and ALPN (default ALPN: `quic`;
+    /// `strand/1` is offered ahead of it, see [`QuicConfig::strand_alpn`]).
     pub tls: ClientTls,
     /// Connection settings and limits.
     pub transport: QuicConfig,
@@ -347,8 +383,15 @@ impl QuicClientConfig {
         self
     }
 
+    /// The ALPN protocols the client offers, in preference order.
+    pub fn offered_alpn(&self) -> Vec<Vec<u8>> {
+        self.transport.offered_alpn(&self.tls.alpn)
+    }
+
     pub(crate) fn build(&self) -> Result<quinn::ClientConfig, QuicError> {
-        let tls = self.tls.build()?;
+        let mut tls = self.tls.clone();
+        tls.alpn = self.offered_alpn();
+        let tls = tls.build()?;
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| QuicError::Config(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -374,5 +417,21 @@ mod tests {
         assert_eq!(QuicConfig::advertised_window(1 << 20), 887_256);
         // No overflow at the extreme.
         assert!(QuicConfig::advertised_window(u64::MAX) < u64::MAX);
+    }
+
+    #[test]
+    fn strand_alpn_goes_first_once_and_only_when_on() {
+        let configured = vec![b"quic".to_vec(), STRAND_ALPN.to_vec(), b"h3".to_vec()];
+        let on = QuicConfig::default();
+        assert_eq!(
+            on.offered_alpn(&configured),
+            vec![STRAND_ALPN.to_vec(), b"quic".to_vec(), b"h3".to_vec()]
+        );
+        let off = QuicConfig {
+            strand_alpn: false,
+            ..QuicConfig::default()
+        };
+        assert_eq!(off.offered_alpn(&configured), configured);
+        assert_eq!(off.offered_alpn(&[]), Vec::<Vec<u8>>::new());
     }
 }

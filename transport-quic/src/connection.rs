@@ -84,8 +84,15 @@ pub(crate) struct Shared {
     /// acknowledged yet; [`QuicConnection::shutdown`] waits for them.
     pub(crate) lingering: Mutex<Lingering>,
     shutting_down: AtomicBool,
-    pub(crate) write_boundary_min: Duration,
+    /// The peer negotiated [`crate::STRAND_ALPN`]: no JS protections.
+    strand_peer: bool,
+    /// The least write-boundary wait; `None` between strand peers, which
+    /// need none.
+    pub(crate) write_boundary_min: Option<Duration>,
+    /// Zero between strand peers.
     pub(crate) stop_ack_wait: Duration,
+    /// Write boundaries that waited, so far.
+    pub(crate) boundary_waits: AtomicU64,
     /// `floods.resets`: streams the peer aborted before we answered them.
     resets: Mutex<TokenBucket>,
     /// When the connection was wrapped: the reset budget's clock.
@@ -217,6 +224,7 @@ impl QuicConnection {
             .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
             .map(|chain| strand_tls::chain_to_bytes(&chain))
             .unwrap_or_default();
+        let strand_peer = negotiated_alpn(&conn).as_deref() == Some(crate::STRAND_ALPN);
         let peer = PeerInfo::new("quic")
             .with_remote_addr(conn.remote_address())
             .with_certificates(certificates);
@@ -229,8 +237,14 @@ impl QuicConnection {
                 streams_changed: Notify::new(),
                 lingering: Mutex::new(Lingering::default()),
                 shutting_down: AtomicBool::new(false),
-                write_boundary_min: timings.write_boundary_min,
-                stop_ack_wait: timings.stop_ack_wait,
+                strand_peer,
+                write_boundary_min: (!strand_peer).then_some(timings.write_boundary_min),
+                stop_ack_wait: if strand_peer {
+                    Duration::ZERO
+                } else {
+                    timings.stop_ack_wait
+                },
+                boundary_waits: AtomicU64::new(0),
                 resets: Mutex::new(TokenBucket::new(timings.floods.resets)),
                 started: Instant::now(),
                 peer_aborts: AtomicU64::new(0),
@@ -247,11 +261,16 @@ impl QuicConnection {
 
     /// The negotiated ALPN protocol.
     pub fn alpn(&self) -> Option<Vec<u8>> {
-        self.shared
-            .conn
-            .handshake_data()
-            .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-            .and_then(|d| d.protocol)
+        negotiated_alpn(&self.shared.conn)
+    }
+
+    /// Whether the peer is a strand peer: the connection negotiated
+    /// [`STRAND_ALPN`](crate::STRAND_ALPN) (see
+    /// [`QuicConfig::strand_alpn`](crate::QuicConfig::strand_alpn)). Then
+    /// neither write boundaries nor stops wait; toward any other peer
+    /// they wait as `@matrixai/quic` needs.
+    pub fn is_strand_peer(&self) -> bool {
+        self.shared.strand_peer
     }
 
     /// Connection-wide figures.
@@ -259,6 +278,7 @@ impl QuicConnection {
         ConnectionStats {
             open_streams: self.shared.open_streams.load(Ordering::Acquire),
             peer_aborts: self.shared.peer_aborts.load(Ordering::Acquire),
+            boundary_waits: self.shared.boundary_waits.load(Ordering::Relaxed),
         }
     }
 
@@ -413,6 +433,13 @@ impl Connection for QuicConnection {
     }
 }
 
+/// The ALPN protocol the handshake of `conn` settled on.
+fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol)
+}
+
 fn shutting_down() -> StreamError {
     StreamError::ConnectionClosed(CloseReason::local(CloseCode::Normal, "shutting down"))
 }
@@ -428,6 +455,10 @@ pub struct ConnectionStats {
     /// finished answering them: what spends
     /// [`QuicFloodLimits::resets`](crate::QuicFloodLimits::resets).
     pub peer_aborts: u64,
+    /// Write boundaries that waited for the bytes before them to leave on
+    /// their own (only toward peers that are not strand peers, see
+    /// [`QuicConnection::is_strand_peer`]).
+    pub boundary_waits: u64,
 }
 
 impl Drop for QuicConnection {

@@ -14,7 +14,10 @@
 //!
 //! TLS comes from [`strand_tls`]: the server identity from PEM or generated,
 //! client verification by roots, custom CA, callback or not at all, optional
-//! or required client certificates. ALPN is `quic` unless configured.
+//! or required client certificates. ALPN is `quic` unless configured, with
+//! strand's own id `strand/1` offered first ([`QuicConfig::strand_alpn`]):
+//! two strand peers negotiate it and skip the waits that only
+//! `@matrixai/quic` peers need (write boundaries, delayed stops).
 //!
 //! # Example
 //!
@@ -93,7 +96,9 @@
 //! stops it with code 0. Once the send half is finished or reset, the
 //! STOP_SENDING of a stop or drop leaves in a packet of its own after quinn
 //! acknowledged what the stream received (at most
-//! [`QuicConfig::stop_ack_wait`] later): a JS peer misses it otherwise. [`QuicConnection::shutdown`] documents its own case.
+//! [`QuicConfig::stop_ack_wait`] later): a JS peer misses it otherwise.
+//! Between strand peers ([`QuicConnection::is_strand_peer`]) it leaves at
+//! once. [`QuicConnection::shutdown`] documents its own case.
 
 mod client;
 mod config;
@@ -106,6 +111,7 @@ mod stream;
 pub use client::{connect, QuicClient};
 pub use config::{
     Budget, QuicClientConfig, QuicConfig, QuicFloodLimits, QuicServerConfig, DEFAULT_ALPN,
+    STRAND_ALPN,
 };
 pub use connection::{ConnectionStats, QuicConnection, RESET_FLOOD_REASON};
 pub use error::QuicError;

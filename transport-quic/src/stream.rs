@@ -259,7 +259,14 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
             if !self.unbounded || self.state != SendState::Open {
                 return Poll::Ready(Ok(()));
             }
-            let wait = self.shared.conn.rtt().max(self.shared.write_boundary_min);
+            // A strand peer reads what arrives as a stream of bytes, however
+            // it was packed: nothing to wait for.
+            let Some(min) = self.shared.write_boundary_min else {
+                self.unbounded = false;
+                return Poll::Ready(Ok(()));
+            };
+            let wait = self.shared.conn.rtt().max(min);
+            self.shared.boundary_waits.fetch_add(1, Ordering::Relaxed);
             self.boundary = Some(Box::pin(tokio::time::sleep(wait)));
         }
         if let Some(sleep) = self.boundary.as_mut() {

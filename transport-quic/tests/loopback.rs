@@ -12,7 +12,9 @@ use strand_rpc_core::transport::{
     RecvStream, SendStream, StreamError,
 };
 use strand_tls::{ClientAuth, ClientCertVerification, Identity, ServerVerification};
-use strand_transport_quic::{QuicClientConfig, QuicConfig, QuicError, QuicServerConfig};
+use strand_transport_quic::{
+    QuicClientConfig, QuicConfig, QuicConnection, QuicError, QuicServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -31,7 +33,10 @@ async fn open_accept_echo() {
         client.peer_info().certificates,
         vec![bytes::Bytes::copy_from_slice(&rig.identity.cert_chain()[0])]
     );
-    assert_eq!(client.alpn().as_deref(), Some(&b"quic"[..]));
+    assert_eq!(
+        client.alpn().as_deref(),
+        Some(strand_transport_quic::STRAND_ALPN)
+    );
 
     let echo = tokio::spawn(async move {
         let stream = server.accept_stream().await.unwrap();
@@ -150,11 +155,18 @@ async fn stop_fails_the_peer_write_and_resolves_stopped() {
 async fn stop_after_our_finish_still_reaches_the_peer() {
     // Our send half finished: the STOP_SENDING waits for quinn's ACK (or
     // `stop_ack_wait`) so it leaves in a packet of its own; it still arrives,
-    // whether we stop or drop the receive half.
-    let rig = Rig::dev().await;
-    let (client, server) = rig.pair().await;
+    // whether we stop or drop the receive half. Between strand peers it
+    // leaves at once.
+    for (rig, strand_peers) in [(Rig::js_like().await, false), (Rig::dev().await, true)] {
+        let (client, server) = rig.pair().await;
+        assert_eq!(server.is_strand_peer(), strand_peers);
+        stop_after_finish_reaches(&client, &server).await;
+    }
+}
+
+async fn stop_after_finish_reaches(client: &QuicConnection, server: &QuicConnection) {
     for explicit in [true, false] {
-        let (mut c, mut s) = open_pair(&client, &server, b"request").await;
+        let (mut c, mut s) = open_pair(client, server, b"request").await;
         c.send.write_all(b"and more").await.unwrap();
         let mut buf = [0u8; 8];
         within(s.recv.read_exact(&mut buf[..7])).await.unwrap();
@@ -392,8 +404,10 @@ async fn wrong_server_name_is_refused() {
 #[tokio::test]
 async fn alpn_mismatch_fails_with_a_clear_error() {
     let identity = Identity::dev().unwrap();
-    let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
+    let mut client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()))
         .with_alpn(vec![b"h3".to_vec()]);
+    // Two strand peers would agree on strand/1 whatever else they offer.
+    client.transport.strand_alpn = false;
     let rig = Rig::with(identity.clone(), QuicServerConfig::new(identity), client).await;
     let addr = rig.listener.local_addr();
     let err = within(rig.client.connect(addr, "localhost"))
@@ -535,7 +549,9 @@ async fn large_transfer_with_a_slow_reader_stays_bounded() {
 
 #[tokio::test]
 async fn write_boundary_waits_after_writes_only() {
-    let rig = Rig::dev().await;
+    // Toward a peer that is not a strand peer (a JS one); between strand
+    // peers it never waits (tests/strand_alpn.rs).
+    let rig = Rig::js_like().await;
     let (client, server) = rig.pair().await;
     let (mut c, mut s) = open_pair(&client, &server, b"first message").await;
     let start = tokio::time::Instant::now();

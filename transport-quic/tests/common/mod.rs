@@ -31,6 +31,17 @@ impl Rig {
         Rig::with(identity, server, client).await
     }
 
+    /// Default configs, except that the server does not offer `strand/1`:
+    /// the client treats it as it treats a `@matrixai/quic` peer (write
+    /// boundaries and stops wait), and the server treats the client so.
+    pub async fn js_like() -> Rig {
+        let identity = Identity::dev().unwrap();
+        let mut server = QuicServerConfig::new(identity.clone());
+        server.transport.strand_alpn = false;
+        let client = QuicClientConfig::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+        Rig::with(identity, server, client).await
+    }
+
     /// Custom configs.
     pub async fn with(
         identity: Identity,
