@@ -184,11 +184,13 @@ pub(crate) async fn run(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The browser demo page (clients/ts/demo): it calls every kind over the
+/// The browser demo page (cli/demo): it calls every kind over the
 /// WebSocket it was served from, with the TypeScript client's bundle.
-const DEMO_HTML: &str = include_str!("../../clients/ts/demo/index.html");
-/// The TypeScript client, minified (built by clients/ts, `npm run build`).
-const DEMO_CLIENT: &str = include_str!("../../clients/ts/demo/strand-client.min.js");
+/// Embedded files live inside this crate, so that it packages on its own.
+const DEMO_HTML: &str = include_str!("../demo/index.html");
+/// The TypeScript client, minified (written here by clients/ts, `npm run
+/// build`).
+const DEMO_CLIENT: &str = include_str!("../demo/strand-client.min.js");
 
 /// Answers `GET /demo` (and `/demo/`) with the demo page and
 /// `GET /demo/strand-client.min.js` with the client; every other plain

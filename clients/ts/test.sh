@@ -5,8 +5,8 @@
 #
 # 1. npm ci (pinned by package-lock.json);
 # 2. build: tsc + the minified bundle, whose gzipped size is printed; fails
-#    over 12 KiB, or if demo/strand-client.min.js (embedded by `strand serve`
-#    for /demo, committed) no longer matches the sources;
+#    over 12 KiB, or if cli/demo/strand-client.min.js (embedded by `strand
+#    serve` for /demo, committed) no longer matches the sources;
 # 3. the Node tier (wire, mux, RPC against `strand serve` and against a
 #    @matrixai/ws + @matrixai/rpc server; OpenRPC: the documents against the
 #    vendored meta-schema, `strand codegen ts` output fresh, compiled with
@@ -32,8 +32,8 @@ npm ci --no-audit --no-fund --loglevel=error --prefer-offline
 
 step "build"
 npm run --silent build
-if ! git -C "$repo" diff --quiet -- clients/ts/demo/strand-client.min.js; then
-  echo "clients/ts/demo/strand-client.min.js differs from a fresh build: commit the rebuilt file" >&2
+if ! git -C "$repo" diff --quiet -- cli/demo/strand-client.min.js; then
+  echo "cli/demo/strand-client.min.js differs from a fresh build: commit the rebuilt file" >&2
   exit 1
 fi
 

@@ -160,3 +160,59 @@ async fn an_endless_ready_stream_is_still_interrupted() {
     shutdown.await.unwrap();
     assert_eq!(f.server.calls_in_flight(), 0);
 }
+
+/// A call's first poll runs on its connection's accept task: a server
+/// stream whose items are always ready and whose writes always go through
+/// (here a buffer that holds the whole response) must give that task back
+/// after a bounded number of items, so that the call behind it is accepted
+/// (and, while stopping, answered) without waiting for the whole stream.
+#[tokio::test]
+async fn a_ready_stream_does_not_hold_the_calls_behind_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use futures_util::StreamExt;
+    use strand_rpc_core::memory::{self, MemoryConfig};
+    use strand_rpc_core::Client;
+
+    const ITEMS: usize = 100_000;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let seen = produced.clone();
+    let router = Router::new()
+        .server_streaming("count", move |_ctx, _p: Value| {
+            let counter = counter.clone();
+            futures_util::stream::iter(0..ITEMS).map(move |i| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, RpcError>(json!({ "i": i }))
+            })
+        })
+        .unary("probe", move |_ctx, _p: Value| {
+            let seen = seen.clone();
+            async move { Ok::<_, RpcError>(json!(seen.load(Ordering::Relaxed))) }
+        });
+    let server = Server::builder(router).build();
+    // Room for the whole response: the stream's writes never wait.
+    let config = MemoryConfig {
+        stream_buffer: 64 << 20,
+        ..Default::default()
+    };
+    let (client_side, server_side) = memory::pair_with(config);
+    server.spawn_connection(Arc::new(server_side));
+    let client = Client::new(client_side);
+
+    // Both requests are sent before the server's task runs (one thread):
+    // the stream's call is accepted first, the probe right behind it.
+    let params = json!({});
+    let (items, probe) = tokio::join!(
+        client.server_streaming::<_, Value>("count", &params),
+        client.unary::<_, Value>("probe", &params),
+    );
+    let at_probe = probe.unwrap().as_u64().unwrap() as usize;
+    assert!(
+        at_probe < ITEMS / 10,
+        "the probe waited for {at_probe} of {ITEMS} items"
+    );
+    // The stream is whole all the same.
+    assert_eq!(items.unwrap().count().await, ITEMS);
+}

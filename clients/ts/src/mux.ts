@@ -5,7 +5,9 @@
 // DATA never exceeds the credit the server granted (writes are split and
 // wait at zero credit), and credit goes back to the server with ACK only as
 // the application reads, so a reader that stops makes the server stop after
-// one window.
+// one window. ACKs are batched: one goes out once the application read half
+// the window since the last, otherwise one per stream per event-loop turn
+// (a reader that keeps up would else send one ACK per DATA message).
 //
 // The client says nothing about its window at the upgrade (a browser cannot
 // set request headers), so a strand server treats it as it treats a JS peer:
@@ -59,6 +61,9 @@ export class Mux {
   private highestPeer = -1;
   /** Called whenever a stream leaves the map (graceful close waits on it). */
   onRelease?: () => void;
+  /** Streams with read bytes not yet ACKed, flushed on the next turn. */
+  private ackDue = new Set<MuxStream>();
+  private ackTimer?: ReturnType<typeof setTimeout>;
 
   constructor(readonly window: number, readonly maxPayload: number) {
     this.closed = new Promise((r) => (this.onClosed = r));
@@ -132,8 +137,23 @@ export class Mux {
     );
   }
 
+  /** ACKs `s`'s read bytes on the next event-loop turn (a timer, not a
+   * microtask: the reads of every message that arrived in this turn go out
+   * as one ACK). */
+  ackLater(s: MuxStream) {
+    this.ackDue.add(s);
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      const due = [...this.ackDue];
+      this.ackDue.clear();
+      for (const d of due) d.flushAck();
+    }, 0);
+  }
+
   private end(error: ConnectionError) {
     this.error = error;
+    clearTimeout(this.ackTimer);
+    this.ackDue.clear();
     for (const s of this.streams.values()) s.fail(error);
     this.streams.clear();
     this.onRelease?.();
@@ -171,6 +191,8 @@ export class MuxStream {
   private maxBuffered = 0;
   private received = 0;
   private peerCredit: number;
+  /** Bytes the application read that were not ACKed yet. */
+  private unacked = 0;
   private waiters: (() => void)[] = [];
 
   constructor(private mux: Mux, readonly id: number) {
@@ -278,14 +300,24 @@ export class MuxStream {
     this.buffered = 0;
   }
 
-  /** The application read `n` bytes: the credit goes back, unless the server
-   * already finished (an ACK then would re-create the stream on a JS peer). */
+  /** The application read `n` bytes: the credit goes back at once if half
+   * the window is waiting for it, otherwise on the next turn. */
   private consumed(n: number) {
     this.buffered -= n;
-    if (this.recv === OPEN && !this.mux.error) {
-      this.peerCredit += n;
-      this.mux.send(encode(this.id, ACK, undefined, n));
-    }
+    if (this.recv !== OPEN || this.mux.error) return;
+    this.unacked += n;
+    if (this.unacked >= this.mux.window / 2) this.flushAck();
+    else this.mux.ackLater(this);
+  }
+
+  /** Sends the ACK for the bytes read so far, unless the server already
+   * finished (an ACK then would re-create the stream on a JS peer). */
+  flushAck() {
+    const n = this.unacked;
+    this.unacked = 0;
+    if (n === 0 || this.recv !== OPEN || this.mux.error) return;
+    this.peerCredit += n;
+    this.mux.send(encode(this.id, ACK, undefined, n));
   }
 
   private async write(chunk: Uint8Array) {

@@ -293,7 +293,8 @@ impl Inner {
                     };
                     match item {
                         Some(Ok(bytes)) => {
-                            write_message(send, &bytes, &self.forced, deadline).await?
+                            write_message(send, &bytes, &self.forced, deadline).await?;
+                            yield_when_budget_spent().await;
                         }
                         Some(Err(err)) => {
                             // Reply metadata still here if this is the first
@@ -329,7 +330,8 @@ impl Inner {
                     };
                     match chunk {
                         Some(Ok(bytes)) => {
-                            write_message(send, &bytes, &self.forced, deadline).await?
+                            write_message(send, &bytes, &self.forced, deadline).await?;
+                            yield_when_budget_spent().await;
                         }
                         // The deadline covers the whole raw call, bytes
                         // included: say so, as a write past it does.
@@ -419,6 +421,16 @@ fn error_outcome(err: &RpcError) -> Outcome {
     } else {
         Outcome::Error
     }
+}
+
+/// Yields once the task's cooperative budget is spent. A stream whose items
+/// are always ready and whose writes always go through (a reader as fast as
+/// us) never waits otherwise: on the connection's accept task (a call's
+/// first poll runs there) it would write its whole response before the next
+/// call on the connection is accepted, and a forced shutdown would find that
+/// call never started. Yielding makes such a call take a task of its own.
+async fn yield_when_budget_spent() {
+    tokio::task::consume_budget().await;
 }
 
 /// Writes one message, giving up if the caller stops reading, the server

@@ -101,6 +101,117 @@ test('ACKs go back as the application reads, not before', async (t) => {
   assert.equal(s.stats().maxBuffered, 16);
 });
 
+/** Waits (bounded) until `f()` holds. */
+async function until(f, what) {
+  for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(f(), what);
+}
+
+/** The ACK frames among `frames`, as their credits. */
+const acks = (frames) => frames.filter((f) => f.type === ACK).map((f) => f.n);
+
+test('ACK batching: what is read in one turn goes back as one ACK', async (t) => {
+  const ctx = await setup();
+  t.after(() => teardown(ctx));
+  const { server } = ctx;
+  const s = ctx.client.mux.open();
+  await server.next();
+  for (let i = 0; i < 100; i++) server.send(0, DATA, text('0123456789'));
+  await until(() => s.stats().received === 1000, 'all 100 messages arrived');
+  const r = s.readable.getReader();
+  // Each read is served from the queue: all 100 in this turn.
+  for (let i = 0; i < 100; i++) assert.equal((await r.read()).value.length, 10);
+  assert.deepEqual(await server.next(), { id: 0, type: ACK, n: 1000 });
+  assert.ok(await server.quiet(), 'one ACK for 100 messages');
+  assert.equal(s.stats().peerCredit, 1 << 20);
+});
+
+test('ACK batching: half the window read goes back at once', async (t) => {
+  const ctx = await setup({ window: 100 });
+  t.after(() => teardown(ctx));
+  const { server } = ctx;
+  const s = ctx.client.mux.open();
+  await server.next();
+  for (let i = 0; i < 10; i++) server.send(0, DATA, text('0123456789'));
+  await until(() => s.stats().received === 100, 'the whole window arrived');
+  const r = s.readable.getReader();
+  for (let i = 0; i < 10; i++) await r.read();
+  // Within the turn (a batch per turn would be one ACK of 100).
+  assert.deepEqual(acks(await server.nextN(2)), [50, 50]);
+  assert.ok(await server.quiet());
+});
+
+test('ACK batching: less than half the window read still goes back (no starving)', async (t) => {
+  const ctx = await setup({ window: 100 });
+  t.after(() => teardown(ctx));
+  const { server } = ctx;
+  const s = ctx.client.mux.open();
+  await server.next();
+  for (let i = 0; i < 3; i++) server.send(0, DATA, text('0123456789'));
+  await until(() => s.stats().received === 30, 'three messages arrived');
+  const r = s.readable.getReader();
+  for (let i = 0; i < 3; i++) await r.read();
+  assert.deepEqual(await server.next(), { id: 0, type: ACK, n: 30 });
+  assert.ok(await server.quiet());
+});
+
+test('ACK batching: no ACK for bytes read before the server finished, sent after', async (t) => {
+  const ctx = await setup();
+  t.after(() => teardown(ctx));
+  const { server } = ctx;
+  const s = ctx.client.mux.open();
+  await server.next();
+  server.send(0, DATA, text('abc'));
+  await until(() => s.stats().received === 3, 'the data arrived');
+  const r = s.readable.getReader();
+  await r.read();
+  // The server's end arrives before the turn's ACK goes: it is dropped
+  // (an ACK after CLOSE would re-create the stream on a JS peer).
+  server.send(0, CLOSE, undefined, READ);
+  assert.deepEqual(await server.next(), { id: 0, type: CLOSE, half: WRITE });
+  assert.ok((await r.read()).done);
+  assert.ok(await server.quiet(), 'no ACK after CLOSE(Read)');
+});
+
+test('ACK batching: a sender on credit gets every byte, with far fewer ACKs than messages', async (t) => {
+  const window = 4096;
+  const ctx = await setup({ window });
+  t.after(() => teardown(ctx));
+  const { server } = ctx;
+  const s = ctx.client.mux.open();
+  await server.next();
+  const N = 20_000;
+  const size = 16;
+  const reading = (async () => {
+    const r = s.readable.getReader();
+    let n = 0;
+    while (n < N * size) {
+      for (const b of (await r.read()).value) assert.equal(b, 97 + (n++ % 26));
+    }
+    return n;
+  })();
+  let credit = window;
+  let sent = 0;
+  let ackFrames = 0;
+  let acked = 0;
+  while (acked < N * size) {
+    while (credit >= size && sent < N) {
+      const off = sent * size;
+      server.send(0, DATA, Uint8Array.from({ length: size }, (_, k) => 97 + ((off + k) % 26)));
+      credit -= size;
+      sent++;
+    }
+    const f = await server.next();
+    assert.equal(f.type, ACK);
+    ackFrames++;
+    acked += f.n;
+    credit += f.n;
+  }
+  assert.equal(await reading, N * size);
+  assert.equal(acked, N * size, 'every byte read was ACKed');
+  assert.ok(ackFrames <= N / 10, `${ackFrames} ACK frames for ${N} messages`);
+});
+
 test('DATA beyond the window closes the connection with 1002', async (t) => {
   const ctx = await setup({ window: 16 });
   t.after(() => teardown(ctx));

@@ -37,6 +37,12 @@ export async function fakeServer() {
       }
       return frames.shift();
     },
+    /** The next `n` frames. */
+    async nextN(n, ms) {
+      const out = [];
+      while (out.length < n) out.push(await server.next(ms));
+      return out;
+    },
     /** Frames received so far and not yet taken. */
     pending: () => frames.splice(0),
     /** Waits `ms` and says whether nothing arrived meanwhile. */

@@ -1,5 +1,5 @@
-// A small static file server on 127.0.0.1 for the browser tests and the
-// demo: serves the package's dist/, demo/ and test/browser/ folders, and
+// A small static file server on 127.0.0.1 for the browser tests: serves the
+// package's dist/ and test/browser/ folders, and
 // build-codegen/ (the generated clients compiled for the round trip).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const allowed = ['dist', 'demo', join('test', 'browser'), 'build-codegen'];
+const allowed = ['dist', join('test', 'browser'), 'build-codegen'];
 const types = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
