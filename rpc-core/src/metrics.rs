@@ -36,6 +36,16 @@ pub const CALL_DURATION: &str = "strand_call_duration_seconds";
 pub const CALLS_REFUSED: &str = "strand_calls_refused_total";
 /// Gauge: 1 once the server started to drain or shut down, else 0.
 pub const DRAINING: &str = "strand_server_draining";
+/// Counter: bytes received on served connections, by `transport` (ws: the
+/// payload of each WebSocket message; QUIC: UDP datagram bytes).
+pub const BYTES_RECEIVED: &str = "strand_bytes_received_total";
+/// Counter: bytes sent on served connections, by `transport` (counted as
+/// [`BYTES_RECEIVED`]).
+pub const BYTES_SENT: &str = "strand_bytes_sent_total";
+
+/// Whether the `metrics` feature is on: carriers skip the work that only
+/// feeds the metrics (such as sampling byte counts) when it is off.
+pub const ENABLED: bool = cfg!(feature = "metrics");
 
 /// The `method` label of a call to a method the router does not have.
 pub const UNKNOWN_METHOD: &str = "unknown";
@@ -79,6 +89,69 @@ pub fn connection_refused(transport: &'static str, reason: &'static str) {
         .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (transport, reason);
+}
+
+/// The byte counters of one served connection: its two series are looked
+/// up once, when the connection starts, so that adding to them costs an
+/// atomic add each, not a lookup. For carriers; empty without the feature,
+/// and [`ByteCounters::default`] counts nothing (a client's connections).
+#[derive(Clone)]
+pub struct ByteCounters {
+    #[cfg(feature = "metrics")]
+    received: ::metrics::Counter,
+    #[cfg(feature = "metrics")]
+    sent: ::metrics::Counter,
+}
+
+impl ByteCounters {
+    /// The counters of a connection served over `transport`.
+    pub fn new(transport: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            ByteCounters {
+                received: ::metrics::counter!(BYTES_RECEIVED, "transport" => transport),
+                sent: ::metrics::counter!(BYTES_SENT, "transport" => transport),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = transport;
+            ByteCounters {}
+        }
+    }
+
+    /// `received` more bytes came in and `sent` more went out.
+    pub fn add(&self, received: u64, sent: u64) {
+        #[cfg(feature = "metrics")]
+        {
+            if received > 0 {
+                self.received.increment(received);
+            }
+            if sent > 0 {
+                self.sent.increment(sent);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (received, sent);
+    }
+}
+
+impl Default for ByteCounters {
+    /// Counters that count nothing.
+    fn default() -> Self {
+        ByteCounters {
+            #[cfg(feature = "metrics")]
+            received: ::metrics::Counter::noop(),
+            #[cfg(feature = "metrics")]
+            sent: ::metrics::Counter::noop(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ByteCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByteCounters(..)")
+    }
 }
 
 /// Counts a connection served while it lives: accepted and open.

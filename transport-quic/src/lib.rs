@@ -95,6 +95,7 @@
 //! acknowledged what the stream received (at most
 //! [`QuicConfig::stop_ack_wait`] later): a JS peer misses it otherwise. [`QuicConnection::shutdown`] documents its own case.
 
+mod byte_count;
 mod client;
 mod config;
 mod connection;
