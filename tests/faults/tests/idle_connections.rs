@@ -40,14 +40,14 @@ const WS_CONNECTING: usize = 16;
 /// machine (one UDP socket each side) and wait out retransmission timers.
 const QUIC_CONNECTING: usize = 8;
 
-/// What one idle ws connection may cost, both ends: measured 42.8 KiB
+/// What one idle ws connection may cost, both ends: measured 42.4 KiB
 /// (the session, the socket's read and write buffers on each side, the
 /// driver and the server's connection task), with a margin.
 const WS_BOUND: i64 = 64 << 10;
 
-/// What one idle QUIC connection may cost, both ends: measured 67.4 KiB
-/// (quinn's connection state on each side, the server's task), with a
-/// margin.
+/// What one idle QUIC connection may cost, both ends: measured 66.9 to
+/// 73.2 KiB (quinn's connection state on each side, the server's task;
+/// more on a loaded machine, where handshakes retransmit), with a margin.
 const QUIC_BOUND: i64 = 100 << 10;
 
 /// How far above its figure before the connections the live heap may stay
