@@ -62,6 +62,8 @@ async fn main() {
         drop(idle);
         tokio::time::sleep(Duration::from_secs(3)).await;
         report(pid, "after they closed");
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        report(pid, "15 s after they closed");
     }
 
     let mut clients = Vec::new();
@@ -86,4 +88,8 @@ async fn main() {
     drop(clients);
     tokio::time::sleep(Duration::from_secs(3)).await;
     report(pid, "after they closed");
+    // An allocator that returns memory in the background (jemalloc's
+    // decay, 10 s by default) has done so by now.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    report(pid, "15 s after they closed");
 }

@@ -16,6 +16,12 @@ mod metrics_http;
 mod schema;
 mod serve;
 
+/// jemalloc, with background threads that give freed memory back to the OS
+/// (feature `jemalloc`, on by default; docs/reliability.md).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// strand: JSON-RPC over multiplexed WebSocket streams or QUIC.
 #[derive(Debug, Parser)]
 #[command(name = "strand", version, about, propagate_version = true)]

@@ -20,11 +20,32 @@ impl Drop for Served {
     }
 }
 
+/// A `strand serve` process and what it printed.
+struct Serving {
+    _served: Served,
+    /// The listeners' URLs, in the order printed.
+    urls: Vec<String>,
+    /// The metrics address (host:port).
+    metrics: String,
+    /// The generated certificate's path (with a TLS listener).
+    cert: Option<String>,
+}
+
 /// Starts `strand serve --ws 127.0.0.1:0 --metrics 127.0.0.1:0`; the ws URL
 /// and the metrics address (host:port) it printed.
 fn serve() -> (Served, String, String) {
+    let serving = serve_with(&["--ws", "127.0.0.1:0"], 1);
+    let url = serving.urls[0].clone();
+    (serving._served, url, serving.metrics)
+}
+
+/// Starts `strand serve LISTENERS --metrics 127.0.0.1:0` and reads its
+/// lines until it printed `listeners` URLs and the metrics address.
+fn serve_with(args: &[&str], listeners: usize) -> Serving {
     let mut child = Command::new(BIN)
-        .args(["serve", "--ws", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
+        .args(["--metrics", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -32,13 +53,15 @@ fn serve() -> (Served, String, String) {
         .expect("spawn strand serve");
     let lines = strand_test_support::js::stdout_lines(&mut child);
     let served = Served(child);
-    let (mut url, mut metrics) = (None, None);
-    while url.is_none() || metrics.is_none() {
+    let (mut urls, mut metrics, mut cert) = (Vec::new(), None, None);
+    while urls.len() < listeners || metrics.is_none() {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("serve printed its listening and metrics lines");
         if let Some(u) = line.strip_prefix("listening ") {
-            url = Some(u.to_string());
+            urls.push(u.to_string());
+        } else if let Some(c) = line.strip_prefix("certificate ") {
+            cert = Some(c.to_string());
         } else if let Some(m) = line.strip_prefix("metrics ") {
             let addr = m
                 .strip_prefix("http://")
@@ -47,7 +70,12 @@ fn serve() -> (Served, String, String) {
             metrics = Some(addr.to_string());
         }
     }
-    (served, url.unwrap(), metrics.unwrap())
+    Serving {
+        _served: served,
+        urls,
+        metrics: metrics.unwrap(),
+        cert,
+    }
 }
 
 /// `strand call URL args --no-check`, bounded; its output.
@@ -224,4 +252,54 @@ fn serve_metrics_answers_404_off_its_path() {
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+}
+
+#[test]
+fn serve_metrics_count_bytes_in_and_out_by_transport() {
+    let serving = serve_with(&["--ws", "127.0.0.1:0", "--quic", "127.0.0.1:0"], 2);
+    let cert = serving.cert.clone().expect("quic needs a certificate");
+    let before = scrape(&serving.metrics);
+    // One echo of 20,000 characters on each transport: its bytes go in and
+    // come back out.
+    let payload = format!("\"{}\"", "x".repeat(20_000));
+    for url in &serving.urls {
+        let out = call(url, &["echo", &payload, "--ca", &cert], b"");
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The server adds QUIC's bytes once a second (ws's as they pass):
+    // wait (bounded) for the counters.
+    let series = |dir: &str, transport: &str| {
+        format!(r#"strand_bytes_{dir}_total{{transport="{transport}"}}"#)
+    };
+    let moved = |after: &BTreeMap<String, f64>, dir: &str, transport: &str| {
+        value(after, &series(dir, transport)) - value(&before, &series(dir, transport))
+    };
+    let all_moved = |after: &BTreeMap<String, f64>| {
+        ["received", "sent"].iter().all(|dir| {
+            ["ws", "quic"]
+                .iter()
+                .all(|transport| moved(after, dir, transport) >= 20_000.0)
+        })
+    };
+    let mut after = scrape(&serving.metrics);
+    for _ in 0..200 {
+        if all_moved(&after) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        after = scrape(&serving.metrics);
+    }
+    for dir in ["received", "sent"] {
+        for transport in ["ws", "quic"] {
+            let n = moved(&after, dir, transport);
+            assert!(n >= 20_000.0, "{dir} over {transport}: {n}: {after:#?}");
+            // Not wildly more than one call's worth either (the handshake
+            // and framing add a few KiB).
+            assert!(n < 200_000.0, "{dir} over {transport}: {n}");
+        }
+    }
 }

@@ -36,6 +36,16 @@ pub const CALL_DURATION: &str = "strand_call_duration_seconds";
 pub const CALLS_REFUSED: &str = "strand_calls_refused_total";
 /// Gauge: 1 once the server started to drain or shut down, else 0.
 pub const DRAINING: &str = "strand_server_draining";
+/// Counter: bytes received on served connections, by `transport` (ws: the
+/// payload of each WebSocket message; QUIC: UDP datagram bytes).
+pub const BYTES_RECEIVED: &str = "strand_bytes_received_total";
+/// Counter: bytes sent on served connections, by `transport` (counted as
+/// [`BYTES_RECEIVED`]).
+pub const BYTES_SENT: &str = "strand_bytes_sent_total";
+
+/// Whether the `metrics` feature is on: carriers skip the work that only
+/// feeds the metrics (such as sampling byte counts) when it is off.
+pub const ENABLED: bool = cfg!(feature = "metrics");
 
 /// The `method` label of a call to a method the router does not have.
 pub const UNKNOWN_METHOD: &str = "unknown";
@@ -81,6 +91,69 @@ pub fn connection_refused(transport: &'static str, reason: &'static str) {
     let _ = (transport, reason);
 }
 
+/// The byte counters of one served connection: its two series are looked
+/// up once, when the connection starts, so that adding to them costs an
+/// atomic add each, not a lookup. For carriers; empty without the feature,
+/// and [`ByteCounters::default`] counts nothing (a client's connections).
+#[derive(Clone)]
+pub struct ByteCounters {
+    #[cfg(feature = "metrics")]
+    received: ::metrics::Counter,
+    #[cfg(feature = "metrics")]
+    sent: ::metrics::Counter,
+}
+
+impl ByteCounters {
+    /// The counters of a connection served over `transport`.
+    pub fn new(transport: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            ByteCounters {
+                received: ::metrics::counter!(BYTES_RECEIVED, "transport" => transport),
+                sent: ::metrics::counter!(BYTES_SENT, "transport" => transport),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = transport;
+            ByteCounters {}
+        }
+    }
+
+    /// `received` more bytes came in and `sent` more went out.
+    pub fn add(&self, received: u64, sent: u64) {
+        #[cfg(feature = "metrics")]
+        {
+            if received > 0 {
+                self.received.increment(received);
+            }
+            if sent > 0 {
+                self.sent.increment(sent);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (received, sent);
+    }
+}
+
+impl Default for ByteCounters {
+    /// Counters that count nothing.
+    fn default() -> Self {
+        ByteCounters {
+            #[cfg(feature = "metrics")]
+            received: ::metrics::Counter::noop(),
+            #[cfg(feature = "metrics")]
+            sent: ::metrics::Counter::noop(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ByteCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByteCounters(..)")
+    }
+}
+
 /// Counts a connection served while it lives: accepted and open.
 pub(crate) struct ConnectionGuard {
     #[cfg(feature = "metrics")]
@@ -110,21 +183,52 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Counts a stream served while it lives (each call has one).
-pub(crate) struct StreamGuard(());
+/// A server's own series (no per-method label), looked up at first use and
+/// kept: the hot path adds to a handle, it does not look a key up.
+#[derive(Default)]
+pub(crate) struct ServerSeries {
+    #[cfg(feature = "metrics")]
+    streams_open: std::sync::OnceLock<::metrics::Gauge>,
+}
 
-impl StreamGuard {
-    pub(crate) fn new() -> Self {
-        #[cfg(feature = "metrics")]
-        ::metrics::gauge!(STREAMS_OPEN).increment(1);
-        StreamGuard(())
+impl ServerSeries {
+    #[cfg(feature = "metrics")]
+    fn streams_open(&self) -> &::metrics::Gauge {
+        self.streams_open
+            .get_or_init(|| ::metrics::gauge!(STREAMS_OPEN))
     }
 }
 
-impl Drop for StreamGuard {
+/// Counts a stream served while it lives (each call has one).
+pub(crate) struct StreamGuard<'a> {
+    #[cfg(feature = "metrics")]
+    gauge: &'a ::metrics::Gauge,
+    #[cfg(not(feature = "metrics"))]
+    _series: std::marker::PhantomData<&'a ServerSeries>,
+}
+
+impl<'a> StreamGuard<'a> {
+    pub(crate) fn new(series: &'a ServerSeries) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let gauge = series.streams_open();
+            gauge.increment(1);
+            StreamGuard { gauge }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = series;
+            StreamGuard {
+                _series: std::marker::PhantomData,
+            }
+        }
+    }
+}
+
+impl Drop for StreamGuard<'_> {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        ::metrics::gauge!(STREAMS_OPEN).decrement(1);
+        self.gauge.decrement(1);
     }
 }
 
@@ -143,46 +247,81 @@ pub(crate) fn draining() {
     ::metrics::gauge!(DRAINING).set(1.0);
 }
 
-/// One call being measured, from its start to [`CallMetrics::finish`].
-pub(crate) struct CallMetrics {
+/// How many [`Outcome`]s there are: one series each per method.
+#[cfg(feature = "metrics")]
+const OUTCOMES: usize = 6;
+#[cfg(feature = "metrics")]
+const _: () = assert!(Outcome::Failed as usize + 1 == OUTCOMES);
+
+/// One method's series (or the unknown methods' together), kept by the
+/// router: each is looked up in the recorder at its first use (labels then
+/// built once) and then only added to. The recorder must be installed
+/// before the first call (docs/deploy.md, "Metrics"): series looked up
+/// before stay with the recorder of that time.
+#[derive(Default)]
+pub(crate) struct MethodSeries {
     #[cfg(feature = "metrics")]
-    method: Option<Arc<str>>,
+    started: std::sync::OnceLock<::metrics::Counter>,
+    /// By outcome: calls finished and their durations (only the outcomes
+    /// that happened get a series).
+    #[cfg(feature = "metrics")]
+    ended: [std::sync::OnceLock<(::metrics::Counter, ::metrics::Histogram)>; OUTCOMES],
+}
+
+/// One call being measured, from its start to [`CallMetrics::finish`].
+pub(crate) struct CallMetrics<'a> {
+    #[cfg(feature = "metrics")]
+    method: Option<&'a Arc<str>>,
     #[cfg(feature = "metrics")]
     kind: &'static str,
     #[cfg(feature = "metrics")]
+    series: &'a MethodSeries,
+    #[cfg(feature = "metrics")]
     started: std::time::Instant,
+    #[cfg(not(feature = "metrics"))]
+    _series: std::marker::PhantomData<&'a MethodSeries>,
 }
 
-impl CallMetrics {
-    /// A call to `method` started; `routed` is the router's own name for it
-    /// and its kind (`None`: not a method it has). The name is shared, not
-    /// copied.
-    pub(crate) fn start(routed: impl FnOnce() -> Option<(Arc<str>, &'static str)>) -> Self {
+impl<'a> CallMetrics<'a> {
+    /// A call to `method` started; `routed` is the router's own name for
+    /// it, its kind and its series (`None`: not a method it has, counted in
+    /// `unknown`). The name is shared, not copied.
+    pub(crate) fn start(
+        routed: impl FnOnce() -> Option<(&'a Arc<str>, &'static str, &'a MethodSeries)>,
+        unknown: &'a MethodSeries,
+    ) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let (method, kind) = match routed() {
-                Some((name, kind)) => (Some(name), kind),
-                None => (None, UNKNOWN_METHOD),
+            let (method, kind, series) = match routed() {
+                Some((name, kind, series)) => (Some(name), kind, series),
+                None => (None, UNKNOWN_METHOD, unknown),
             };
             let this = CallMetrics {
                 method,
                 kind,
+                series,
                 started: std::time::Instant::now(),
             };
-            ::metrics::counter!(CALLS_STARTED, "method" => this.method_label(), "kind" => kind)
+            this.series
+                .started
+                .get_or_init(|| {
+                    ::metrics::counter!(CALLS_STARTED, "method" => this.method_label(), "kind" => kind)
+                })
                 .increment(1);
             this
         }
         #[cfg(not(feature = "metrics"))]
         {
-            let _ = routed;
-            CallMetrics {}
+            let _ = (routed, unknown);
+            CallMetrics {
+                _series: std::marker::PhantomData,
+            }
         }
     }
 
     #[cfg(feature = "metrics")]
     fn method_label(&self) -> ::metrics::SharedString {
-        match &self.method {
+        match self.method {
             Some(name) => ::metrics::SharedString::from(name.clone()),
             None => ::metrics::SharedString::const_str(UNKNOWN_METHOD),
         }
@@ -192,12 +331,16 @@ impl CallMetrics {
     pub(crate) fn finish(self, outcome: Outcome) {
         #[cfg(feature = "metrics")]
         {
-            let method = self.method_label();
-            let outcome = outcome.as_str();
-            ::metrics::counter!(CALLS_FINISHED, "method" => method.clone(), "kind" => self.kind, "outcome" => outcome)
-                .increment(1);
-            ::metrics::histogram!(CALL_DURATION, "method" => method, "outcome" => outcome)
-                .record(self.started.elapsed().as_secs_f64());
+            let (finished, duration) = self.series.ended[outcome as usize].get_or_init(|| {
+                let method = self.method_label();
+                let outcome = outcome.as_str();
+                (
+                    ::metrics::counter!(CALLS_FINISHED, "method" => method.clone(), "kind" => self.kind, "outcome" => outcome),
+                    ::metrics::histogram!(CALL_DURATION, "method" => method, "outcome" => outcome),
+                )
+            });
+            finished.increment(1);
+            duration.record(self.started.elapsed().as_secs_f64());
         }
         #[cfg(not(feature = "metrics"))]
         let _ = outcome;

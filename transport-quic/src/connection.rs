@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use quinn::ConnectionError;
+use strand_rpc_core::metrics::ByteCounters;
 use strand_rpc_core::transport::{
     codes, CloseCode, CloseReason, Connection, ConnectionSlot, PeerInfo, Stream, StreamError,
     TokenBucket,
@@ -18,6 +19,7 @@ use strand_tls::CertificateDer;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::byte_count::{self, ByteReporter};
 use crate::stream::{code, QuicRecvStream, QuicSendStream, StoppedFuture, StreamToken};
 
 /// The stream timings of a [`crate::QuicConfig`] that each connection keeps.
@@ -99,6 +101,9 @@ pub(crate) struct Shared {
     started: Instant,
     /// Streams the peer aborted before we answered them, so far.
     peer_aborts: AtomicU64,
+    /// A served connection's byte counts, for the metrics (`None`: a
+    /// client's connection, not reported).
+    pub(crate) bytes: Option<ByteReporter>,
     /// Keeps the endpoint (and its UDP socket and driver) alive.
     _endpoint: quinn::Endpoint,
     /// The listener's connection slot, freed when the connection is gone.
@@ -135,6 +140,14 @@ pub(crate) fn close_code_from_wire(code: u64) -> CloseCode {
 }
 
 impl Shared {
+    /// Reports the bytes counted since the last sample to the metrics (a
+    /// served connection's only).
+    pub(crate) fn sample_bytes(&self) {
+        if let Some(bytes) = &self.bytes {
+            bytes.sample(&self.conn);
+        }
+    }
+
     /// Translates quinn's view of a closed connection into strand's.
     pub(crate) fn reason(&self, err: &ConnectionError) -> CloseReason {
         match err {
@@ -196,6 +209,13 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The connection's last bytes (those after its last stream ended).
+        self.sample_bytes();
+    }
+}
+
 /// The close reason when `floods.resets` is spent.
 pub const RESET_FLOOD_REASON: &str = "flood: stream resets";
 
@@ -248,6 +268,11 @@ impl QuicConnection {
                 resets: Mutex::new(TokenBucket::new(timings.floods.resets)),
                 started: Instant::now(),
                 peer_aborts: AtomicU64::new(0),
+                // The listener gives its connections a slot; a client's
+                // have none.
+                bytes: slot
+                    .is_some()
+                    .then(|| ByteReporter::new(ByteCounters::new("quic"))),
                 _endpoint: endpoint,
                 _slot: slot,
             }),
@@ -275,10 +300,13 @@ impl QuicConnection {
 
     /// Connection-wide figures.
     pub fn stats(&self) -> ConnectionStats {
+        let (bytes_received, bytes_sent) = byte_count::totals(&self.shared.conn);
         ConnectionStats {
             open_streams: self.shared.open_streams.load(Ordering::Acquire),
             peer_aborts: self.shared.peer_aborts.load(Ordering::Acquire),
             boundary_waits: self.shared.boundary_waits.load(Ordering::Relaxed),
+            bytes_received,
+            bytes_sent,
         }
     }
 
@@ -459,6 +487,10 @@ pub struct ConnectionStats {
     /// their own (only toward peers that are not strand peers, see
     /// [`QuicConnection::is_strand_peer`]).
     pub boundary_waits: u64,
+    /// Bytes of the UDP datagrams received (quinn's `udp_rx`).
+    pub bytes_received: u64,
+    /// Bytes of the UDP datagrams sent (quinn's `udp_tx`).
+    pub bytes_sent: u64,
 }
 
 impl Drop for QuicConnection {

@@ -100,6 +100,7 @@
 //! Between strand peers ([`QuicConnection::is_strand_peer`]) it leaves at
 //! once. [`QuicConnection::shutdown`] documents its own case.
 
+mod byte_count;
 mod client;
 mod config;
 mod connection;

@@ -13,6 +13,7 @@ use strand_rpc_core::transport::{AcceptQueue, DynConnection, Listener};
 use tokio::net::{lookup_host, ToSocketAddrs};
 use tokio::task::JoinHandle;
 
+use crate::byte_count::{self, Served};
 use crate::connection::StreamTimings;
 use crate::{QuicConnection, QuicError, QuicServerConfig};
 
@@ -33,6 +34,9 @@ pub struct QuicListener {
     queue: AcceptQueue<QuicConnection>,
     counters: Arc<Counters>,
     driver: JoinHandle<()>,
+    /// The connections whose bytes the metrics count: sampled while this
+    /// listener lives (the sampling task holds it weakly).
+    _served: Arc<Served>,
 }
 
 /// A [`QuicListener`]'s figures ([`QuicListener::stats`]).
@@ -80,6 +84,7 @@ struct Admission {
     retry_threshold: usize,
     timings: StreamTimings,
     counters: Arc<Counters>,
+    served: Arc<Served>,
 }
 
 impl QuicListener {
@@ -102,11 +107,16 @@ impl QuicListener {
             .map_err(|source| QuicError::Bind { addr, source })?;
         let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
         let counters = Arc::new(Counters::default());
+        let served = Arc::new(Served::default());
+        if strand_rpc_core::metrics::ENABLED {
+            tokio::spawn(byte_count::sample(Arc::downgrade(&served)));
+        }
         let admission = Admission {
             handshake_timeout: config.transport.handshake_timeout,
             retry_threshold: config.retry_threshold,
             timings: StreamTimings::of(&config.transport),
             counters: counters.clone(),
+            served: served.clone(),
         };
         let driver = tokio::spawn(drive(endpoint.clone(), queue.clone(), admission));
         Ok(QuicListener {
@@ -115,6 +125,7 @@ impl QuicListener {
             queue,
             counters,
             driver,
+            _served: served,
         })
     }
 
@@ -170,6 +181,7 @@ async fn drive(
         retry_threshold,
         timings,
         counters,
+        served,
     } = admission;
     while let Some(mut incoming) = endpoint.accept().await {
         let busy = counters.handshakes.load(Ordering::Relaxed) >= retry_threshold;
@@ -199,6 +211,7 @@ async fn drive(
             }
         };
         let endpoint = endpoint.clone();
+        let served = served.clone();
         let handshaking = Handshaking::start(&counters);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
@@ -214,12 +227,11 @@ async fn drive(
                 }
             };
             drop(handshaking);
-            slot.push(QuicConnection::new(
-                conn,
-                endpoint,
-                timings,
-                Some(connection),
-            ));
+            let conn = QuicConnection::new(conn, endpoint, timings, Some(connection));
+            if strand_rpc_core::metrics::ENABLED {
+                served.register(&conn.shared);
+            }
+            slot.push(conn);
         });
     }
     queue.close();

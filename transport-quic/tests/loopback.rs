@@ -878,3 +878,34 @@ async fn insecure_and_callback_server_verification() {
     assert!(matches!(err, QuicError::Handshake(_)), "{err}");
     assert!(err.to_string().contains("pinned key mismatch"), "{err}");
 }
+
+#[tokio::test]
+async fn connection_stats_count_the_bytes_each_way() {
+    let rig = Rig::dev().await;
+    let (client, server) = rig.pair().await;
+    let server_before = server.stats();
+    let client_before = client.stats();
+    let payload = vec![7u8; 100_000];
+    let echo = tokio::spawn(async move {
+        let (mut send, mut recv) = server.accept_stream().await.unwrap().split();
+        let (data, err) = drain(&mut recv).await;
+        assert!(err.is_none(), "{err:?}");
+        send.write_all(&data).await.unwrap();
+        send.shutdown().await.unwrap();
+        server
+    });
+    let (mut send, mut recv) = client.open_stream().await.unwrap().split();
+    send.write_all(&payload).await.unwrap();
+    send.shutdown().await.unwrap();
+    let (back, err) = within(drain(&mut recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back.len(), payload.len());
+    let server = within(echo).await.unwrap();
+    let (client_after, server_after) = (client.stats(), server.stats());
+    let n = payload.len() as u64;
+    // UDP datagrams: the payload plus QUIC's framing, each way.
+    assert!(client_after.bytes_sent - client_before.bytes_sent >= n);
+    assert!(client_after.bytes_received - client_before.bytes_received >= n);
+    assert!(server_after.bytes_received - server_before.bytes_received >= n);
+    assert!(server_after.bytes_sent - server_before.bytes_sent >= n);
+}

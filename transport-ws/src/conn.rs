@@ -18,6 +18,7 @@ use strand_rpc_core::transport::{
 };
 use tokio::sync::Notify;
 
+use crate::byte_count::ByteCount;
 use crate::goaway::GoAway;
 use crate::handshake::UpgradeRequest;
 use crate::mux::{Event, OpError, Session, SessionStats, StreamId, StreamMap, StreamStats};
@@ -80,6 +81,8 @@ impl Wakeups {
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// Bytes in and out, added by the driver outside the lock.
+    pub(crate) bytes: ByteCount,
     /// A peer stream is ready, or the connection closed.
     accept: Notify,
     /// A stream slot was released, or the connection closed.
@@ -89,8 +92,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session) -> Arc<Shared> {
+    pub(crate) fn new(session: Session, bytes: ByteCount) -> Arc<Shared> {
         Arc::new(Shared {
+            bytes,
             inner: Mutex::new(Inner {
                 session,
                 driver: None,
@@ -207,6 +211,13 @@ impl Shared {
     pub(crate) fn notify_closed(&self) {
         self.closed.notify_waiters();
     }
+
+    /// The connection's figures: the session's and the driver's byte counts.
+    fn stats(&self) -> ConnectionStats {
+        let mut stats = self.lock().session.stats();
+        (stats.bytes_received, stats.bytes_sent) = self.bytes.totals();
+        stats
+    }
 }
 
 /// Takes the gathered wake-ups out of the state (`None` when there are none,
@@ -282,7 +293,7 @@ impl StatsProbe {
 
     /// Connection-wide figures; `None` once the connection is gone.
     pub fn connection(&self) -> Option<ConnectionStats> {
-        Some(self.0.upgrade()?.lock().session.stats())
+        Some(self.0.upgrade()?.stats())
     }
 
     /// The figures of every stream alive, by stream id, in id order; empty
@@ -346,9 +357,10 @@ impl WsConnection {
         }
     }
 
-    /// Connection-wide figures: streams open, accept backlog, bytes buffered.
+    /// Connection-wide figures: streams open, accept backlog, bytes
+    /// buffered, bytes received and sent.
     pub fn stats(&self) -> ConnectionStats {
-        self.shared.lock().session.stats()
+        self.shared.stats()
     }
 
     /// Opens a stream. Waits while [`crate::WsConfig::max_streams`] streams

@@ -215,6 +215,7 @@ where
         }
         let mut batch = std::mem::take(&mut self.read_batch);
         let mut batch_bytes = 0;
+        let mut read_bytes = 0;
         let mut got = false;
         let mut end = None;
         let mut budget_used = true;
@@ -227,6 +228,7 @@ where
                 Poll::Ready(Some(Ok(msg))) => {
                     got = true;
                     batch_bytes += msg.len();
+                    read_bytes += msg.len();
                     batch.push(msg);
                     if batch_bytes >= READ_BATCH_BYTES {
                         // Bulk data: let its reader start on it now.
@@ -246,6 +248,9 @@ where
         }
         *progress |= got;
         self.read_batch = batch;
+        if got {
+            self.shared.bytes.add(read_bytes as u64, 0);
+        }
         match end {
             Some(None) => {
                 self.read_done = true;
@@ -326,6 +331,8 @@ where
     /// once.
     fn poll_write(&mut self, cx: &mut Context<'_>, progress: &mut bool) -> Poll<()> {
         let mut took = false;
+        // Payload bytes the sink took in this pass, counted once at its end.
+        let mut sent_bytes = 0;
         loop {
             if self.unsent.is_empty() {
                 let mut unsent = std::mem::take(&mut self.unsent);
@@ -350,6 +357,7 @@ where
                         Poll::Ready(Ok(())) => {}
                     }
                     let notice = Bytes::from_static(crate::goaway::GOAWAY_PING);
+                    sent_bytes += notice.len();
                     if let Err(err) = self.ws().start_send(Message::Ping(notice)) {
                         return self.lost(err);
                     }
@@ -370,12 +378,16 @@ where
             let Some(msg) = self.unsent.pop_front() else {
                 continue;
             };
+            sent_bytes += msg.len();
             if let Err(err) = self.ws().start_send(Message::Binary(msg)) {
                 return self.lost(err);
             }
             self.needs_flush = true;
             took = true;
             *progress = true;
+        }
+        if sent_bytes > 0 {
+            self.shared.bytes.add(0, sent_bytes as u64);
         }
         let flushed = self.poll_flush(cx, &mut took);
         self.note_send_progress(took);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::Uri;
+use strand_rpc_core::metrics::ByteCounters;
 use strand_rpc_core::transport::{AcceptQueue, ConnectionSlot, DynConnection, Listener, PeerInfo};
 use strand_tls::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -14,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::byte_count::ByteCount;
 use crate::config::{WsClientConfig, WsConfig, WsServerConfig};
 use crate::conn::{Shared, WsConnection};
 use crate::driver::{self, Timers};
@@ -58,12 +60,15 @@ fn start<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Shared::new(Session::new(session_config(
-        role,
-        config,
-        peer_window,
-        window_advertised,
-    )));
+    // A served connection's bytes go to the metrics (a client's do not).
+    let metrics = match role {
+        Role::Server => ByteCounters::new(peer.transport),
+        Role::Client => ByteCounters::default(),
+    };
+    let shared = Shared::new(
+        Session::new(session_config(role, config, peer_window, window_advertised)),
+        ByteCount::new(metrics),
+    );
     let timers = Timers {
         keep_alive: config.keep_alive_interval,
         idle: config.idle_timeout,

@@ -105,6 +105,7 @@
 //! first). [`WsConnection::shutdown`] drains: no new streams, open ones may
 //! finish until a deadline, then 1000.
 
+mod byte_count;
 mod config;
 mod conn;
 mod driver;

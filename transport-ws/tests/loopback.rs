@@ -487,3 +487,38 @@ async fn try_open_and_try_accept_never_wait() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connection_stats_count_the_bytes_each_way() {
+    let (_l, client, server) = pair().await;
+    let payload = pattern(100_000, 3);
+    let echo = tokio::spawn(async move {
+        let (mut send, mut recv) = server.accept_stream().await.unwrap().split();
+        let mut buf = Vec::new();
+        recv.read_to_end(&mut buf).await.unwrap();
+        send.write_all(&buf).await.unwrap();
+        send.shutdown().await.unwrap();
+        server
+    });
+    let (mut send, mut recv) = client.open_stream().await.unwrap().split();
+    send.write_all(&payload).await.unwrap();
+    send.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    timeout(LIMIT, recv.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, payload);
+    let server = timeout(LIMIT, echo).await.unwrap().unwrap();
+    let n = payload.len() as u64;
+    // Each side counted the payload (and the mux framing) both ways: the
+    // server read all of it before it echoed it, and handed its echo to
+    // the socket before the client read it.
+    let (client, server) = (client.stats(), server.stats());
+    assert!(client.bytes_sent >= n, "{client:?}");
+    assert!(client.bytes_received >= n, "{client:?}");
+    assert!(server.bytes_received >= n, "{server:?}");
+    assert!(server.bytes_sent >= n, "{server:?}");
+    // Framing is a few bytes per message, not a copy of the payload.
+    assert!(client.bytes_sent < 2 * n, "{client:?}");
+}

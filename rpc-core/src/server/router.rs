@@ -25,6 +25,7 @@ use super::call::{parse_params, CallRequest, CallResponse, Incoming, RawBody, Ra
 use crate::context::Context;
 use crate::error::RpcError;
 use crate::message;
+use crate::metrics::MethodSeries;
 
 /// The five call kinds (docs/protocol.md, "Call kinds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +50,8 @@ struct Method {
     kind: CallKind,
     timeout: Option<Duration>,
     handler: ErasedHandler,
+    /// Its metrics series, looked up once (`crate::metrics`).
+    series: Arc<MethodSeries>,
 }
 
 /// Method name → handler. Cheap to clone (shared).
@@ -64,6 +67,8 @@ struct Method {
 #[derive(Clone, Default)]
 pub struct Router {
     methods: Arc<HashMap<Arc<str>, Method>>,
+    /// The metrics series of calls to methods it does not have.
+    unknown: Arc<MethodSeries>,
     /// The OpenRPC documents `rpc.discover` answers with, merged (empty:
     /// discovery off).
     documents: Arc<Vec<serde_json::Value>>,
@@ -117,6 +122,7 @@ impl Router {
                 kind,
                 timeout,
                 handler,
+                series: Arc::default(),
             },
         );
         self
@@ -192,11 +198,16 @@ impl Router {
         v
     }
 
-    /// The router's own (shared) name for `name` and its kind, if it has
-    /// the method: a metrics label that costs no copy.
-    pub(crate) fn method_entry(&self, name: &str) -> Option<(Arc<str>, CallKind)> {
+    /// The router's own (shared) name for `name`, its kind and its metrics
+    /// series, if it has the method: labels that cost no copy.
+    pub(crate) fn method_entry(&self, name: &str) -> Option<(&Arc<str>, CallKind, &MethodSeries)> {
         let (name, method) = self.methods.get_key_value(name)?;
-        Some((name.clone(), method.kind))
+        Some((name, method.kind, &method.series))
+    }
+
+    /// The metrics series of calls to methods the router does not have.
+    pub(crate) fn unknown_series(&self) -> &MethodSeries {
+        &self.unknown
     }
 
     /// `name`'s own timeout, if set.

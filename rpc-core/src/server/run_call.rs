@@ -66,7 +66,7 @@ impl Inner {
         stream: Stream,
         moving: bool,
     ) {
-        let _counted = StreamGuard::new();
+        let _counted = StreamGuard::new(&self.series);
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() && !moving {
             crate::metrics::call_refused("stopping");
@@ -124,9 +124,9 @@ impl Inner {
         let routed = || {
             self.router
                 .method_entry(ctx.method())
-                .map(|(name, kind)| (name, kind_name(kind)))
+                .map(|(name, kind, series)| (name, kind_name(kind), series))
         };
-        let metrics = CallMetrics::start(routed);
+        let metrics = CallMetrics::start(routed, self.router.unknown_series());
         // Its fields are made only if a subscriber wants the span.
         let span = debug_span!(
             "call",
@@ -135,7 +135,7 @@ impl Inner {
             outcome = field::Empty
         );
         let started = (!span.is_disabled()).then(|| {
-            if let Some((_, kind)) = routed() {
+            if let Some((_, kind, _)) = routed() {
                 span.record("kind", kind);
             }
             std::time::Instant::now()

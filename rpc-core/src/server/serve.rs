@@ -166,6 +166,7 @@ impl ServerBuilder {
                 connections: Mutex::new(Vec::new()),
                 moving: Mutex::new(Vec::new()),
                 draining: AtomicBool::new(false),
+                series: crate::metrics::ServerSeries::default(),
             }),
         }
     }
@@ -211,6 +212,8 @@ pub(super) struct Inner {
     /// Set when a drain starts, before it looks at the connections: one
     /// that registers after that look tells its peer itself.
     pub(super) draining: AtomicBool,
+    /// Its metrics series without a method label, looked up once.
+    pub(super) series: crate::metrics::ServerSeries,
 }
 
 impl Inner {

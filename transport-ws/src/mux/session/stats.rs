@@ -48,6 +48,12 @@ pub struct SessionStats {
     /// Receive windows granted, all streams together: the most the peer
     /// can make us buffer now (at most `connection_receive_buffer`).
     pub receive_windows: u64,
+    /// Payload bytes of the WebSocket messages read from the socket (0 from
+    /// a bare session: the connection's driver counts them).
+    pub bytes_received: u64,
+    /// Payload bytes of the WebSocket messages handed to the socket (as
+    /// `bytes_received`).
+    pub bytes_sent: u64,
 }
 
 impl Session {
@@ -122,6 +128,9 @@ impl Session {
                 .values()
                 .map(|s| u64::from(s.window.window()))
                 .sum(),
+            // The driver counts bytes; the connection fills these in.
+            bytes_received: 0,
+            bytes_sent: 0,
         }
     }
 }
