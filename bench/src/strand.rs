@@ -17,6 +17,7 @@ use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServe
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::heap;
+use crate::kinds;
 use crate::util::{self, EchoMsg, Opts, Res, CHUNK, STALL_TOTAL};
 
 /// Which strand carrier.
@@ -282,6 +283,28 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             c.close(CloseCode::Normal, "done");
             server_task.abort();
             Ok(report)
+        }
+        "call_start" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(kinds::add_methods(router())).build();
+            let client = rpc(&net, &server).await?;
+            kinds::call_start(&client, opts).await
+        }
+        "loaded_latency" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(kinds::add_methods(router())).build();
+            let client = rpc(&net, &server).await?;
+            let payload = util::echo_payload();
+            let bulk_client = client.clone();
+            kinds::loaded_latency(
+                opts,
+                || async {
+                    let _: EchoMsg = client.unary("echo", &payload).await?;
+                    Ok::<(), util::BoxError>(())
+                },
+                move |stop, bytes| kinds::strand_bulk(bulk_client, stop, bytes),
+            )
+            .await
         }
         "stalled" => stalled(kind).await,
         _ => Err(format!("case {case} is not implemented for strand").into()),

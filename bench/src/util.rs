@@ -156,7 +156,9 @@ where
     }))
 }
 
-async fn run_callers<F, Fut>(callers: usize, dur: Duration, call: F) -> Res<Vec<u64>>
+/// Runs `callers` concurrent loops of `call` for `dur`; returns every call's
+/// time in nanoseconds.
+pub async fn run_callers<F, Fut>(callers: usize, dur: Duration, call: F) -> Res<Vec<u64>>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Res<()>> + Send + 'static,
