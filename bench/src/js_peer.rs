@@ -61,16 +61,24 @@ pub async fn run(system: &str, opts: Opts) -> Res<Value> {
                         while let Ok(st) = conn.accept_stream().await {
                             tokio::spawn(async move {
                                 let (mut send, mut recv) = st.split();
+                                // A unary server's stream pattern without the
+                                // RPC layer: the request's first chunk (all of
+                                // it on loopback) goes back at once, the reply
+                                // side closes, then the caller's end is read.
                                 // Zero-copy reads, as strand's server reads.
-                                while let Ok(Some(chunk)) =
+                                let first =
                                     std::future::poll_fn(|cx| recv.poll_read_chunk(cx, 64 * 1024))
-                                        .await
-                                {
+                                        .await;
+                                if let Ok(Some(chunk)) = first {
                                     if send.write_all(&chunk).await.is_err() {
                                         return;
                                     }
                                 }
                                 let _ = send.shutdown().await;
+                                while let Ok(Some(_)) =
+                                    std::future::poll_fn(|cx| recv.poll_read_chunk(cx, 64 * 1024))
+                                        .await
+                                {}
                             });
                         }
                     });
