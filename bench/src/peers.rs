@@ -251,7 +251,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
             tokio::spawn(async move {
                 while let Ok((mut send, mut recv)) = s.accept_bi().await {
                     tokio::spawn(async move {
-                        let mut b = [0u8; 1];
+                        let mut b = [0u8; util::OPEN_PROBE];
                         if recv.read_exact(&mut b).await.is_ok() {
                             let _ = send.write_all(&b).await;
                             let _ = send.finish();
@@ -264,8 +264,8 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
                 let c = c.clone();
                 async move {
                     let (mut send, mut recv) = c.open_bi().await?;
-                    send.write_all(b"x").await?;
-                    let mut b = [0u8; 1];
+                    send.write_all(&[b'x'; util::OPEN_PROBE]).await?;
+                    let mut b = [0u8; util::OPEN_PROBE];
                     recv.read_exact(&mut b).await?;
                     Ok(())
                 }

@@ -202,7 +202,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
                 while let Ok(st) = s.accept_stream().await {
                     tokio::spawn(async move {
                         let (mut send, mut recv) = st.split();
-                        let mut b = [0u8; 1];
+                        let mut b = [0u8; util::OPEN_PROBE];
                         if recv.read_exact(&mut b).await.is_ok() {
                             let _ = send.write_all(&b).await;
                             let _ = send.shutdown().await;
@@ -217,8 +217,8 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
                 let c = c.clone();
                 async move {
                     let (mut send, mut recv) = c.open_stream().await?.split();
-                    send.write_all(b"x").await?;
-                    let mut b = [0u8; 1];
+                    send.write_all(&[b'x'; util::OPEN_PROBE]).await?;
+                    let mut b = [0u8; util::OPEN_PROBE];
                     recv.read_exact(&mut b).await?;
                     // First byte in: the measurement ends; dropping the
                     // halves resets and stops the stream.
