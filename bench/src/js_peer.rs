@@ -15,6 +15,7 @@
 //! from the client's.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use strand_rpc_core::server::{Router, Server};
 use strand_rpc_core::transport::{Listener, RecvStream as _};
 use strand_rpc_core::RpcError;
+use strand_tls::{Identity, ServerTls};
 use strand_transport_ws::{connect, WsClientConfig, WsListener, WsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,9 +40,30 @@ const REQUEST: &[u8] =
 /// Server side of the case: serves `system` on loopback, runs the JS-like
 /// client as a child process and measures this process's CPU meanwhile.
 pub async fn run(system: &str, opts: Opts) -> Res<Value> {
-    let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default()).await?;
-    let url = format!("ws://{}/", listener.local_addr());
-    match system {
+    // `-node` systems: the same servers over wss (@matrixai/ws speaks only
+    // TLS), driven by the real @matrixai/ws in Node.
+    let (server_kind, node) = match system.strip_suffix("-node") {
+        Some(kind) => (kind, true),
+        None => (system, false),
+    };
+    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    if node && !js_dir.join("node_modules/@matrixai/ws").exists() {
+        let why = format!(
+            "skipped: @matrixai/ws is not installed (npm install in {})",
+            js_dir.display()
+        );
+        eprintln!("js_client {system}: {why}");
+        return Ok(json!({ "skipped": why }));
+    }
+    let identity = Identity::dev()?;
+    let mut config = WsServerConfig::default();
+    if node {
+        config = config.with_tls(ServerTls::new(identity.clone()));
+    }
+    let listener = WsListener::bind("127.0.0.1:0", config).await?;
+    let addr = listener.local_addr();
+    let url = format!("ws://{addr}/");
+    match server_kind {
         "strand-ws" => {
             let router =
                 Router::new().unary(
@@ -87,17 +110,30 @@ pub async fn run(system: &str, opts: Opts) -> Res<Value> {
         }
         other => return Err(format!("case js_client has no system {other}").into()),
     }
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .args([
-            "js-peer",
-            &url,
-            &opts.warmup().as_millis().to_string(),
-            &opts.duration().as_millis().to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+    let (warm, dur) = (
+        opts.warmup().as_millis().to_string(),
+        opts.duration().as_millis().to_string(),
+    );
+    let mut child = if node {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("js/js-client.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(&js_dir)
+            .args([&addr.port().to_string(), &CALLERS.to_string(), &warm, &dur])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        writeln!(stdin, "{}", json!({ "ca": identity.cert_pem() }))?;
+        child
+    } else {
+        Command::new(std::env::current_exe()?)
+            .args(["js-peer", &url, &warm, &dur])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?
+    };
     let stdout = child.stdout.take().ok_or("no stdout")?;
     // The child's lines arrive on a thread of their own; the server keeps
     // running on the runtime meanwhile.

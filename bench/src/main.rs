@@ -81,7 +81,11 @@ pub const MATRIX: &[(&str, &[&str])] = &[
     // Unary p99 while a bulk stream shares the connection.
     ("loaded_latency", &["strand-ws", "strand-quic", "jsonrpsee"]),
     // A JS-like client (no window advertisement) in a process of its own.
-    ("js_client", &["strand-ws", "mux-echo"]),
+    // `-node`: the real @matrixai/ws client in Node (tests/js's packages).
+    (
+        "js_client",
+        &["strand-ws", "mux-echo", "strand-ws-node", "mux-echo-node"],
+    ),
     // New TLS connections per second.
     (
         "connect_tls",

@@ -199,6 +199,13 @@ pub fn targets(results: &[Value]) -> Vec<Value> {
         0.9,
     );
     ratio(
+        "@matrixai/ws client in Node, 64 callers: strand-ws >= 0.9x a bare mux echo server",
+        "js_client",
+        "strand-ws-node",
+        &["mux-echo-node"],
+        0.9,
+    );
+    ratio(
         "new TLS connections/s: strand wss >= 0.9x tokio-tungstenite + rustls",
         "connect_tls",
         "strand-ws",
