@@ -82,27 +82,7 @@ pub async fn run(system: &str, opts: Opts) -> Res<Value> {
                 while let Ok(conn) = Listener::accept(&listener).await {
                     tokio::spawn(async move {
                         while let Ok(st) = conn.accept_stream().await {
-                            tokio::spawn(async move {
-                                let (mut send, mut recv) = st.split();
-                                // A unary server's stream pattern without the
-                                // RPC layer: the request's first chunk (all of
-                                // it on loopback) goes back at once, the reply
-                                // side closes, then the caller's end is read.
-                                // Zero-copy reads, as strand's server reads.
-                                let first =
-                                    std::future::poll_fn(|cx| recv.poll_read_chunk(cx, 64 * 1024))
-                                        .await;
-                                if let Ok(Some(chunk)) = first {
-                                    if send.write_all(&chunk).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                let _ = send.shutdown().await;
-                                while let Ok(Some(_)) =
-                                    std::future::poll_fn(|cx| recv.poll_read_chunk(cx, 64 * 1024))
-                                        .await
-                                {}
-                            });
+                            run_or_spawn(echo_once(st)).await;
                         }
                     });
                 }
@@ -172,6 +152,34 @@ pub async fn run(system: &str, opts: Opts) -> Res<Value> {
     let _ = child.kill();
     let _ = child.wait();
     outcome.map_err(|_| "js-peer timed out")?
+}
+
+/// The bare server's stream: a unary server's pattern without the RPC
+/// layer. The request's first chunk (all of it on loopback) goes back at
+/// once, the reply side closes and the stream is dropped, as strand's server
+/// does after a unary answer. Zero-copy reads, as strand's server reads.
+async fn echo_once(st: strand_rpc_core::transport::Stream) {
+    let (mut send, mut recv) = st.split();
+    let first = std::future::poll_fn(|cx| recv.poll_read_chunk(cx, 64 * 1024)).await;
+    if let Ok(Some(chunk)) = first {
+        if send.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.shutdown().await;
+}
+
+/// Polls `fut` once on the accepting task and spawns it only if it is not
+/// done by then: what strand's server does with each call (its
+/// `run_or_spawn`), so the baseline does not pay a task hop the RPC server
+/// avoids.
+async fn run_or_spawn<F: std::future::Future<Output = ()> + Send + 'static>(fut: F) {
+    let mut fut = Box::pin(fut);
+    let done =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+    if !done {
+        tokio::spawn(fut);
+    }
 }
 
 /// /proc's clock ticks (USER_HZ, 100 on Linux).
