@@ -7,7 +7,11 @@
 //! child prints one JSON line; the parent prints a table with the target
 //! ratios and writes JSON, Markdown and an SVG chart when asked.
 
+mod connect_tls;
 mod heap;
+mod idle10k;
+mod js_peer;
+mod kinds;
 mod peers;
 mod report;
 mod strand;
@@ -32,6 +36,7 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "strand-ws",
             "strand-quic",
             "strand-mem",
+            "quinn",
             "jsonrpsee",
             "tarpc",
         ],
@@ -42,6 +47,7 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "strand-ws",
             "strand-quic",
             "strand-mem",
+            "quinn",
             "jsonrpsee",
             "tarpc",
         ],
@@ -70,6 +76,21 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "jsonrpsee",
         ],
     ),
+    // Each call kind's time to its first response.
+    ("call_start", &["strand-ws", "strand-quic"]),
+    // Unary p99 while a bulk stream shares the connection.
+    ("loaded_latency", &["strand-ws", "strand-quic", "jsonrpsee"]),
+    // A JS-like client (no window advertisement) in a process of its own.
+    // `-node`: the real @matrixai/ws client in Node (tests/js's packages).
+    (
+        "js_client",
+        &["strand-ws", "mux-echo", "strand-ws-node", "mux-echo-node"],
+    ),
+    // New TLS connections per second.
+    (
+        "connect_tls",
+        &["strand-ws", "tungstenite", "strand-quic", "quinn"],
+    ),
     (
         "idle_conn",
         &[
@@ -81,6 +102,9 @@ pub const MATRIX: &[(&str, &[&str])] = &[
             "tarpc",
         ],
     ),
+    // 10,000 idle connections, clients in a process of their own. Not in
+    // --quick: it needs 10,000 file descriptors per process and takes seconds.
+    ("idle_conn10k", &["strand-ws", "strand-quic"]),
     (
         "idle_stream",
         &["strand-ws", "strand-quic", "strand-mem", "quinn"],
@@ -98,14 +122,25 @@ pub const MATRIX: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Cases the CI smoke run (`--quick`) leaves out, and why: `idle_conn10k`
+/// needs 10,000 file descriptors in each of two processes and tens of
+/// seconds to set its connections up.
+const NOT_QUICK: &[&str] = &["idle_conn10k"];
+
 const USAGE: &str =
     "usage: strand-bench [--quick] [--repeat N] [--json FILE] [--markdown FILE] [--svg FILE] \
-[--case NAME]... [--system NAME]...\n       strand-bench case <case> <system> [--quick]";
+[--case NAME]... [--system NAME]...\n       strand-bench case <case> <system> [--quick]\n       strand-bench js-peer <url> <warmup ms> <measure ms>\n       strand-bench idle-peer <system> <url or address>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("case") {
         return child(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("js-peer") {
+        return js_peer::peer_main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("idle-peer") {
+        return idle10k::peer_main(&args[1..]);
     }
     match parent(&args) {
         Ok(code) => code,
@@ -124,7 +159,7 @@ fn child(args: &[String]) -> ExitCode {
     let opts = Opts {
         quick: args.iter().any(|a| a == "--quick"),
     };
-    if ["idle_conn", "idle_stream", "stalled"].contains(&case.as_str()) {
+    if ["idle_conn", "idle_conn10k", "idle_stream", "stalled"].contains(&case.as_str()) {
         heap::enable();
     }
     #[cfg(feature = "metrics")]
@@ -143,6 +178,12 @@ fn child(args: &[String]) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        match case.as_str() {
+            "js_client" => return js_peer::run(system, opts).await,
+            "connect_tls" => return connect_tls::run(system, opts).await,
+            "idle_conn10k" => return idle10k::run(system).await,
+            _ => {}
+        }
         match system.as_str() {
             "strand-ws" => strand::run(strand::Kind::Ws, case, opts).await,
             "strand-quic" => strand::run(strand::Kind::Quic, case, opts).await,
@@ -212,6 +253,9 @@ fn parent(args: &[String]) -> Result<ExitCode, String> {
     let mut results = Vec::new();
     for (case, systems) in MATRIX {
         if !only_cases.is_empty() && !only_cases.iter().any(|c| c == case) {
+            continue;
+        }
+        if quick && NOT_QUICK.contains(case) {
             continue;
         }
         let systems: Vec<&str> = systems

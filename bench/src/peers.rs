@@ -185,6 +185,46 @@ async fn quinn_pair(
 pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
     let (server, client, addr) = quinn_endpoints(case == "idle_stream")?;
     match case {
+        "unary1" | "unary64" => {
+            // Stream per request, as strand-quic does: the request is the
+            // stream's bytes up to the finish, the reply likewise.
+            let (c, s) = quinn_pair(&server, &client, addr).await?;
+            tokio::spawn(async move {
+                while let Ok((mut send, mut recv)) = s.accept_bi().await {
+                    tokio::spawn(async move {
+                        let Ok(req) = recv.read_to_end(64 * 1024).await else {
+                            return;
+                        };
+                        let Ok(msg) = serde_json::from_slice::<EchoMsg>(&req) else {
+                            return;
+                        };
+                        let Ok(reply) = serde_json::to_vec(&msg) else {
+                            return;
+                        };
+                        let _ = send.write_all(&reply).await;
+                        let _ = send.finish();
+                    });
+                }
+            });
+            let callers = if case == "unary1" { 1 } else { 64 };
+            let payload = Arc::new(util::echo_payload());
+            util::unary_load(opts, callers, move || {
+                let c = c.clone();
+                let payload = payload.clone();
+                async move {
+                    let (mut send, mut recv) = c.open_bi().await?;
+                    send.write_all(&serde_json::to_vec(&*payload)?).await?;
+                    send.finish()?;
+                    let reply = recv.read_to_end(64 * 1024).await?;
+                    let out: EchoMsg = serde_json::from_slice(&reply)?;
+                    if out != *payload {
+                        return Err(format!("echo mismatch: {out:?}").into());
+                    }
+                    Ok(())
+                }
+            })
+            .await
+        }
         "throughput" => {
             let (c, s) = quinn_pair(&server, &client, addr).await?;
             tokio::spawn(async move {
@@ -211,7 +251,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
             tokio::spawn(async move {
                 while let Ok((mut send, mut recv)) = s.accept_bi().await {
                     tokio::spawn(async move {
-                        let mut b = [0u8; 1];
+                        let mut b = [0u8; util::OPEN_PROBE];
                         if recv.read_exact(&mut b).await.is_ok() {
                             let _ = send.write_all(&b).await;
                             let _ = send.finish();
@@ -224,8 +264,8 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
                 let c = c.clone();
                 async move {
                     let (mut send, mut recv) = c.open_bi().await?;
-                    send.write_all(b"x").await?;
-                    let mut b = [0u8; 1];
+                    send.write_all(&[b'x'; util::OPEN_PROBE]).await?;
+                    let mut b = [0u8; util::OPEN_PROBE];
                     recv.read_exact(&mut b).await?;
                     Ok(())
                 }
@@ -355,6 +395,24 @@ async fn jsonrpsee_server(
         },
     )?;
     let big = serde_json::value::to_raw_value(&"y".repeat(CHUNK - 2))?;
+    // loaded_latency's bulk stream: as many 64 KiB items as asked for.
+    let bulk = big.clone();
+    module.register_subscription(
+        "sub_bulk",
+        "bulk",
+        "unsub_bulk",
+        move |params, pending, _, _| {
+            let bulk = bulk.clone();
+            async move {
+                let n: u64 = params.one()?;
+                let sink = pending.accept().await?;
+                for _ in 0..n {
+                    sink.send(SubscriptionMessage::from(bulk.clone())).await?;
+                }
+                Ok(())
+            }
+        },
+    )?;
     module.register_subscription(
         "sub_flood",
         "flood",
@@ -436,6 +494,36 @@ pub async fn jsonrpsee(case: &str, opts: Opts) -> Res<Value> {
                 sub.next().await.ok_or("no item")??;
                 Ok(())
             })
+            .await
+        }
+        "loaded_latency" => {
+            // A subscriber without backpressure is closed when its buffer
+            // fills; the bulk reader keeps up, the room is a safety margin.
+            let client = Arc::new(
+                jsonrpsee::ws_client::WsClientBuilder::default()
+                    .max_buffer_capacity_per_subscription(1 << 16)
+                    .build(format!("ws://{addr}"))
+                    .await?,
+            );
+            let bulk_client = client.clone();
+            let payload = util::echo_payload();
+            crate::kinds::loaded_latency(
+                opts,
+                || async {
+                    let _: EchoMsg = client.request("echo", rpc_params![&payload]).await?;
+                    Ok::<(), util::BoxError>(())
+                },
+                move |stop, bytes| async move {
+                    let mut sub = bulk_client
+                        .subscribe::<String, _>("sub_bulk", rpc_params![u64::MAX], "unsub_bulk")
+                        .await?;
+                    while !stop.load(Ordering::Relaxed) {
+                        let item = sub.next().await.ok_or("bulk stream ended")??;
+                        bytes.fetch_add(item.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok::<(), util::BoxError>(())
+                },
+            )
             .await
         }
         "idle_conn" => {

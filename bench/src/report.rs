@@ -8,8 +8,20 @@ use serde_json::{json, Value};
 /// more is better.
 pub fn headline(case: &str) -> (&'static str, &'static str, bool) {
     match case {
-        "unary1" | "unary64" => ("calls_per_s", "calls/s", true),
+        "unary1" | "unary64" | "js_client" => ("calls_per_s", "calls/s", true),
         "throughput" => ("mb_per_s", "MB/s", true),
+        "connect_tls" => ("conns_per_s", "new TLS connections/s", true),
+        "idle_conn10k" => (
+            "heap_kib_per_conn",
+            "KiB live heap per idle connection, both ends (10,000)",
+            false,
+        ),
+        "call_start" => (
+            "worst_p50_us",
+            "slowest call kind's p50 µs to the first response",
+            false,
+        ),
+        "loaded_latency" => ("p99_ratio", "unary p99 loaded / unloaded", false),
         "stream_items" => ("items_per_s", "items/s", true),
         "open_latency" => ("p50_us", "p50 µs", false),
         "idle_conn" => (
@@ -61,7 +73,43 @@ fn columns(case: &str) -> &'static [(&'static str, &'static str)] {
             ("p50_us", "p50 µs"),
             ("p99_us", "p99 µs"),
         ],
+        "js_client" => &[
+            ("calls_per_s", "calls/s"),
+            ("p50_us", "p50 µs"),
+            ("p99_us", "p99 µs"),
+            ("server_cpu_us_per_call", "server CPU µs/call"),
+            ("server_cpu_pct", "server CPU %"),
+        ],
         "throughput" => &[("mb_per_s", "MB/s")],
+        "idle_conn10k" => &[
+            ("heap_kib_per_conn", "heap KiB/conn (both ends)"),
+            ("rss_kib_per_conn", "RSS KiB/conn (both ends)"),
+            ("server_heap_bytes_per_conn", "server heap/conn"),
+            ("client_heap_bytes_per_conn", "client heap/conn"),
+            ("server_rss_bytes_per_conn", "server RSS/conn"),
+            ("client_rss_bytes_per_conn", "client RSS/conn"),
+        ],
+        "connect_tls" => &[
+            ("conns_per_s", "connections/s"),
+            ("p50_us", "p50 µs"),
+            ("p99_us", "p99 µs"),
+        ],
+        "call_start" => &[
+            ("unary_p50_us", "unary p50 µs"),
+            ("server_p50_us", "server p50 µs"),
+            ("client_p50_us", "client p50 µs"),
+            ("duplex_p50_us", "duplex p50 µs"),
+            ("raw_p50_us", "raw p50 µs"),
+            ("raw_p99_us", "raw p99 µs"),
+        ],
+        "loaded_latency" => &[
+            ("p50_unloaded_us", "p50 µs unloaded"),
+            ("p99_unloaded_us", "p99 µs unloaded"),
+            ("p50_loaded_us", "p50 µs loaded"),
+            ("p99_loaded_us", "p99 µs loaded"),
+            ("p99_ratio", "p99 loaded/unloaded"),
+            ("bulk_mb_per_s", "bulk MB/s"),
+        ],
         "stream_items" => &[("items_per_s", "items/s")],
         "open_latency" => &[
             ("p50_us", "p50 µs"),
@@ -133,6 +181,43 @@ pub fn targets(results: &[Value]) -> Vec<Value> {
         "strand-ws",
         &["jsonrpsee", "tarpc"],
         1.2,
+    );
+    for case in ["unary1", "unary64"] {
+        ratio(
+            &format!("{case}: strand-quic >= 0.9x raw quinn, stream per request"),
+            case,
+            "strand-quic",
+            &["quinn"],
+            0.9,
+        );
+    }
+    ratio(
+        "JS-like client, 64 callers: strand-ws >= 0.9x a bare mux echo server",
+        "js_client",
+        "strand-ws",
+        &["mux-echo"],
+        0.9,
+    );
+    ratio(
+        "@matrixai/ws client in Node, 64 callers: strand-ws >= 0.9x a bare mux echo server",
+        "js_client",
+        "strand-ws-node",
+        &["mux-echo-node"],
+        0.9,
+    );
+    ratio(
+        "new TLS connections/s: strand wss >= 0.9x tokio-tungstenite + rustls",
+        "connect_tls",
+        "strand-ws",
+        &["tungstenite"],
+        0.9,
+    );
+    ratio(
+        "new TLS connections/s: strand quic >= 0.9x raw quinn",
+        "connect_tls",
+        "strand-quic",
+        &["quinn"],
+        0.9,
     );
     ratio(
         "one-stream throughput: strand-ws >= 0.8x tokio-tungstenite",
@@ -246,6 +331,36 @@ pub fn targets(results: &[Value]) -> Vec<Value> {
             window + 65536.0,
             false,
         );
+    }
+    for kind in crate::kinds::KINDS {
+        let key = format!("{kind}_p50_us");
+        let quic = metric(results, "call_start", "strand-quic", &key);
+        let ws = metric(results, "call_start", "strand-ws", &key);
+        let v = match (quic, ws) {
+            (Some(q), Some(w)) if w > 0.0 => Some(q / w),
+            _ => None,
+        };
+        out.push(json!({
+            "target": format!("call start, {kind}: strand-quic p50 <= 1.2x strand-ws"),
+            "case": "call_start", "system": "strand-quic", "against": "strand-ws",
+            "ratio": v, "max_ratio": 1.2, "met": v.map(|v| v <= 1.2),
+        }));
+    }
+    for sys in ["strand-ws", "strand-quic"] {
+        let v = metric(results, "idle_conn10k", sys, "heap_kib_per_conn").map(|k| k * 1024.0);
+        out.push(json!({
+            "target": format!("10,000 idle connections, both ends <= 48 KiB per connection ({sys})"),
+            "case": "idle_conn10k", "system": sys,
+            "value": v, "max": 48.0 * 1024.0, "met": v.map(|v| v <= 48.0 * 1024.0),
+        }));
+    }
+    for sys in ["strand-ws", "strand-quic"] {
+        let v = metric(results, "loaded_latency", sys, "p99_ratio");
+        out.push(json!({
+            "target": format!("unary p99 beside a bulk stream <= 2x unloaded p99 ({sys})"),
+            "case": "loaded_latency", "system": sys, "against": "unloaded",
+            "ratio": v, "max_ratio": 2.0, "met": v.map(|v| v <= 2.0),
+        }));
     }
     out
 }

@@ -17,6 +17,7 @@ use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServe
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::heap;
+use crate::kinds;
 use crate::util::{self, EchoMsg, Opts, Res, CHUNK, STALL_TOTAL};
 
 /// Which strand carrier.
@@ -201,7 +202,7 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
                 while let Ok(st) = s.accept_stream().await {
                     tokio::spawn(async move {
                         let (mut send, mut recv) = st.split();
-                        let mut b = [0u8; 1];
+                        let mut b = [0u8; util::OPEN_PROBE];
                         if recv.read_exact(&mut b).await.is_ok() {
                             let _ = send.write_all(&b).await;
                             let _ = send.shutdown().await;
@@ -216,8 +217,8 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
                 let c = c.clone();
                 async move {
                     let (mut send, mut recv) = c.open_stream().await?.split();
-                    send.write_all(b"x").await?;
-                    let mut b = [0u8; 1];
+                    send.write_all(&[b'x'; util::OPEN_PROBE]).await?;
+                    let mut b = [0u8; util::OPEN_PROBE];
                     recv.read_exact(&mut b).await?;
                     // First byte in: the measurement ends; dropping the
                     // halves resets and stops the stream.
@@ -282,6 +283,28 @@ pub async fn run(kind: Kind, case: &str, opts: Opts) -> Res<Value> {
             c.close(CloseCode::Normal, "done");
             server_task.abort();
             Ok(report)
+        }
+        "call_start" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(kinds::add_methods(router())).build();
+            let client = rpc(&net, &server).await?;
+            kinds::call_start(&client, opts).await
+        }
+        "loaded_latency" => {
+            let net = Net::new(kind, Limits::default()).await?;
+            let server = Server::builder(kinds::add_methods(router())).build();
+            let client = rpc(&net, &server).await?;
+            let payload = util::echo_payload();
+            let bulk_client = client.clone();
+            kinds::loaded_latency(
+                opts,
+                || async {
+                    let _: EchoMsg = client.unary("echo", &payload).await?;
+                    Ok::<(), util::BoxError>(())
+                },
+                move |stop, bytes| kinds::strand_bulk(bulk_client, stop, bytes),
+            )
+            .await
         }
         "stalled" => stalled(kind).await,
         _ => Err(format!("case {case} is not implemented for strand").into()),

@@ -20,6 +20,11 @@ pub const CHUNK: usize = 64 * 1024;
 pub const STALL_TOTAL: usize = 8 * 1024 * 1024;
 /// Size of one streamed item's payload (a JSON string of this many characters).
 pub const ITEM_LEN: usize = 64;
+/// Bytes the open-latency case writes and gets echoed on each stream. Not
+/// 1: the ws mux's flood guard counts DATA messages under 16 bytes (at most
+/// 2,000/s after a burst of 10,000) and closes a connection past that, which
+/// back-to-back 1-byte opens are.
+pub const OPEN_PROBE: usize = 16;
 /// How long a push may make no progress before the consumer counts as stalled.
 pub const STALL_QUIET: Duration = Duration::from_millis(300);
 
@@ -156,7 +161,9 @@ where
     }))
 }
 
-async fn run_callers<F, Fut>(callers: usize, dur: Duration, call: F) -> Res<Vec<u64>>
+/// Runs `callers` concurrent loops of `call` for `dur`; returns every call's
+/// time in nanoseconds.
+pub async fn run_callers<F, Fut>(callers: usize, dur: Duration, call: F) -> Res<Vec<u64>>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Res<()>> + Send + 'static,
