@@ -333,8 +333,11 @@ pub struct FloodsConfig {
     pub idle_control: Option<BudgetConfig>,
     /// ws: WebSocket pings. Default 50, 10/s.
     pub pings: Option<BudgetConfig>,
-    /// ws: DATA messages under 16 bytes. Default 10,000, 2,000/s.
-    pub tiny_data: Option<BudgetConfig>,
+    /// ws: DATA messages with no payload. Default 10,000, 2,000/s.
+    /// (`tiny_data`, its name before it stopped counting one-byte messages,
+    /// is still read.)
+    #[serde(alias = "tiny_data")]
+    pub empty_data: Option<BudgetConfig>,
 }
 
 /// The longest timeout a config accepts, in milliseconds: 10^12 ms, about 31

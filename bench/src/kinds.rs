@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::util::{self, EchoMsg, Opts, Res, CHUNK};
 
 /// Bytes a raw call of `call_start` writes (and waits for the first of).
-const RAW_PROBE: usize = 16;
+const RAW_PROBE: usize = 1;
 
 /// The call kinds `call_start` opens, in report order.
 pub const KINDS: [&str; 5] = ["unary", "server", "client", "duplex", "raw"];
@@ -80,9 +80,6 @@ async fn first_response(client: &Client, kind: &str) -> Res<Duration> {
         }
         "raw" => {
             let mut call = client.raw::<_, bool>("rawecho", &json!({})).await?;
-            // 16 bytes, not 1: the ws mux's flood guard closes a connection
-            // that sends more than 2,000 DATA messages/s under 16 bytes, and
-            // back-to-back raw calls of 1 byte each are past that.
             call.writer.write_all(&[b'x'; RAW_PROBE]).await?;
             let mut b = [0u8; 1];
             call.reader.read_exact(&mut b).await?;

@@ -161,6 +161,21 @@ fn server_limits_on_the_first_message_come_from_toml() {
 }
 
 #[test]
+fn the_empty_data_budget_is_also_read_under_its_old_name() {
+    for key in ["empty_data", "tiny_data"] {
+        let e = Endpoint::from_toml(&format!(
+            "url = \"ws://h:1\"\n[limits.floods]\n{key} = {{ burst = 7, per_second = 2 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            e.ws_config().floods.empty_data,
+            strand_transport_ws::Budget::new(7, 2),
+            "{key}"
+        );
+    }
+}
+
+#[test]
 fn the_receive_budget_and_flood_budgets_come_from_toml() {
     let e = Endpoint::from_toml(
         r#"
@@ -181,7 +196,7 @@ fn the_receive_budget_and_flood_budgets_come_from_toml() {
     assert_eq!(ws.floods.resets, strand_transport_ws::Budget::new(20, 5));
     assert_eq!(ws.floods.pings, strand_transport_ws::Budget::new(3, 1));
     let defaults = strand_transport_ws::FloodLimits::default();
-    assert_eq!(ws.floods.tiny_data, defaults.tiny_data);
+    assert_eq!(ws.floods.empty_data, defaults.empty_data);
     assert_eq!(ws.floods.idle_control, defaults.idle_control);
     assert_eq!(e.quic_transport().receive_window, 8 << 20);
     // `resets` is the same budget on QUIC.

@@ -85,7 +85,7 @@ impl Endpoint {
             (floods.resets, &mut ws.floods.resets),
             (floods.idle_control, &mut ws.floods.idle_control),
             (floods.pings, &mut ws.floods.pings),
-            (floods.tiny_data, &mut ws.floods.tiny_data),
+            (floods.empty_data, &mut ws.floods.empty_data),
         ] {
             if let Some(b) = budget {
                 *field = Budget::new(b.burst, b.per_second);

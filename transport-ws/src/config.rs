@@ -125,7 +125,7 @@ pub struct WsConfig {
     /// is closed with 1008 and the budget's name as the reason. Defaults in
     /// [`FloodLimits::default`]: stream aborts and refusals 500 at once and
     /// 100/s (a rapid reset: handlers are started no faster), pings 50 and
-    /// 10/s, tiny DATA messages and ERROR/CLOSE frames that change nothing
+    /// 10/s, empty DATA messages and ERROR/CLOSE frames that change nothing
     /// 10,000 and 2,000/s each.
     pub floods: FloodLimits,
 }

@@ -497,8 +497,8 @@ async fn an_open_flood_past_max_streams_is_refused_then_closed_1008() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_tiny_data_flood_is_closed_1008_holding_no_more_than_it_sent() {
-    const FLOOD: u64 = 20_000;
+async fn an_empty_data_flood_is_closed_1008_holding_no_more_than_it_sent() {
+    const FLOOD: u64 = 30_000;
     let listener = WsListener::bind("127.0.0.1:0", WsServerConfig::default())
         .await
         .unwrap();
@@ -524,8 +524,8 @@ async fn a_tiny_data_flood_is_closed_1008_holding_no_more_than_it_sent() {
     let close = close_frame_of(&mut stream).await;
     let stats = conn.stats();
     println!("{close:?}: {stats:?}");
-    assert_eq!(close, Some((1008, "flood: tiny DATA messages".to_owned())));
-    assert_eq!(stats.tiny_data, 10_001, "10,000 fit the budget at once");
+    assert_eq!(close, Some((1008, "flood: empty DATA messages".to_owned())));
+    assert_eq!(stats.empty_data, 10_001, "10,000 fit the budget at once");
     attacker.abort();
 }
 

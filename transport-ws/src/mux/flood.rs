@@ -23,10 +23,12 @@ pub struct FloodLimits {
     pub idle_control: Budget,
     /// WebSocket pings (each one a pong to queue). Default 50 at once, 10/s.
     pub pings: Budget,
-    /// DATA messages with fewer than [`TINY_DATA`] payload bytes (h2's
-    /// empty DATA frames): a frame's whole cost for almost no data.
-    /// Default 10,000 at once, 2,000/s.
-    pub tiny_data: Budget,
+    /// DATA messages with no payload (the empty-frame flood h2 guards
+    /// against): a frame's whole cost for no data, and, taking no window,
+    /// nothing flow control would stop. A message with even one byte is
+    /// data: it spends the stream's window like any other (a raw stream
+    /// may well send small ones). Default 10,000 at once, 2,000/s.
+    pub empty_data: Budget,
 }
 
 impl Default for FloodLimits {
@@ -35,14 +37,10 @@ impl Default for FloodLimits {
             resets: Budget::new(500, 100),
             idle_control: Budget::new(10_000, 2_000),
             pings: Budget::new(50, 10),
-            tiny_data: Budget::new(10_000, 2_000),
+            empty_data: Budget::new(10_000, 2_000),
         }
     }
 }
-
-/// DATA payloads shorter than this count as tiny: no JSON-RPC message is
-/// this short (`{"jsonrpc":"2.0"}` alone is 17 bytes).
-pub const TINY_DATA: usize = 16;
 
 /// Which budget an event spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +48,7 @@ pub(crate) enum Flood {
     Resets,
     IdleControl,
     Pings,
-    TinyData,
+    EmptyData,
 }
 
 impl Flood {
@@ -60,7 +58,7 @@ impl Flood {
             Flood::Resets => "flood: stream resets and refusals",
             Flood::IdleControl => "flood: control frames with no effect",
             Flood::Pings => "flood: pings",
-            Flood::TinyData => "flood: tiny DATA messages",
+            Flood::EmptyData => "flood: empty DATA messages",
         }
     }
 }
@@ -71,7 +69,7 @@ pub(crate) struct FloodGuard {
     resets: TokenBucket,
     idle_control: TokenBucket,
     pings: TokenBucket,
-    tiny_data: TokenBucket,
+    empty_data: TokenBucket,
     now_ms: u64,
 }
 
@@ -81,7 +79,7 @@ impl FloodGuard {
             resets: TokenBucket::new(limits.resets),
             idle_control: TokenBucket::new(limits.idle_control),
             pings: TokenBucket::new(limits.pings),
-            tiny_data: TokenBucket::new(limits.tiny_data),
+            empty_data: TokenBucket::new(limits.empty_data),
             now_ms: 0,
         }
     }
@@ -99,7 +97,7 @@ impl FloodGuard {
             Flood::Resets => &mut self.resets,
             Flood::IdleControl => &mut self.idle_control,
             Flood::Pings => &mut self.pings,
-            Flood::TinyData => &mut self.tiny_data,
+            Flood::EmptyData => &mut self.empty_data,
         };
         bucket.take(now)
     }

@@ -8,7 +8,7 @@ use strand_rpc_core::transport::{codes, CloseReason};
 use super::{ConnState, Event, Session, Stream};
 use crate::mux::close_code;
 use crate::mux::credit::SendCredit;
-use crate::mux::flood::{Flood, TINY_DATA};
+use crate::mux::flood::Flood;
 use crate::mux::frame::{Frame, Shutdown};
 use crate::mux::state::{RecvState, SendState};
 use crate::mux::stream_id::StreamId;
@@ -65,9 +65,9 @@ impl Session {
         }
         let id = frame.stream_id();
         if let Frame::Data { payload, .. } = &frame {
-            if payload.len() < TINY_DATA {
-                self.flood_counts.tiny_data += 1;
-                if !self.spend(Flood::TinyData) {
+            if payload.is_empty() {
+                self.flood_counts.empty_data += 1;
+                if !self.spend(Flood::EmptyData) {
                     return;
                 }
             }

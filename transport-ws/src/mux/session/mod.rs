@@ -276,7 +276,7 @@ pub(super) struct FloodCounts {
     pub(super) aborted_by_peer: u64,
     pub(super) idle_control: u64,
     pub(super) pings: u64,
-    pub(super) tiny_data: u64,
+    pub(super) empty_data: u64,
 }
 
 impl Session {

@@ -43,8 +43,8 @@ pub struct SessionStats {
     pub idle_control: u64,
     /// WebSocket pings received.
     pub pings: u64,
-    /// DATA messages received with fewer than 16 payload bytes.
-    pub tiny_data: u64,
+    /// DATA messages received with no payload.
+    pub empty_data: u64,
     /// Receive windows granted, all streams together: the most the peer
     /// can make us buffer now (at most `connection_receive_buffer`).
     pub receive_windows: u64,
@@ -122,7 +122,7 @@ impl Session {
             aborted_by_peer: self.flood_counts.aborted_by_peer,
             idle_control: self.flood_counts.idle_control,
             pings: self.flood_counts.pings,
-            tiny_data: self.flood_counts.tiny_data,
+            empty_data: self.flood_counts.empty_data,
             receive_windows: self
                 .streams
                 .values()

@@ -10,11 +10,6 @@ use super::*;
 fn tiny_data_to_a_stalled_reader_is_coalesced() {
     let window = 64 * 1024;
     let mut s = Session::new(SessionConfig {
-        // This test is about memory, not the tiny-DATA flood budget.
-        floods: FloodLimits {
-            tiny_data: Budget::UNLIMITED,
-            ..FloodLimits::default()
-        },
         ..config(Role::Server, window)
     });
     let id = sid(0);
