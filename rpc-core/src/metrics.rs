@@ -37,6 +37,13 @@ pub const CALLS_REFUSED: &str = "strand_calls_refused_total";
 /// Gauge: 1 once the server started to drain or shut down, else 0.
 pub const DRAINING: &str = "strand_server_draining";
 
+/// Counter: WebSockets a ws listener accepted, by `http`: `"1.1"` for an
+/// HTTP/1.1 `Upgrade`, `"2"` for an HTTP/2 extended CONNECT stream (RFC 8441).
+pub const WS_UPGRADES: &str = "strand_ws_upgrades_total";
+/// Counter: HTTP/2 connections a wss listener accepted (ALPN `h2`); each
+/// carries any number of WebSockets.
+pub const H2_CONNECTIONS: &str = "strand_h2_connections_total";
+
 /// The `method` label of a call to a method the router does not have.
 pub const UNKNOWN_METHOD: &str = "unknown";
 
@@ -79,6 +86,22 @@ pub fn connection_refused(transport: &'static str, reason: &'static str) {
         .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (transport, reason);
+}
+
+/// A WebSocket a ws listener accepted over HTTP `http` (`"1.1"` or `"2"`),
+/// in [`WS_UPGRADES`]. For carriers; empty without the feature.
+pub fn ws_upgrade(http: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(WS_UPGRADES, "http" => http).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = http;
+}
+
+/// An HTTP/2 connection a wss listener accepted, in [`H2_CONNECTIONS`]. For
+/// carriers; empty without the feature.
+pub fn h2_connection() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(H2_CONNECTIONS).increment(1);
 }
 
 /// Counts a connection served while it lives: accepted and open.
