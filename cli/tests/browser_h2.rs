@@ -8,9 +8,10 @@
 //! certificate, so the test makes a CA, imports it into a fresh NSS
 //! database (`certutil`, Debian's libnss3-tools) under a fresh HOME, and
 //! serves a certificate the CA signed. Needs `/usr/bin/chromium` (or
-//! `CHROMIUM`), `certutil`, node and `clients/ts/node_modules` (`npm ci`
-//! there): without them the test is skipped, except under `CI=true`, where
-//! that is a failure.
+//! `CHROMIUM`), `certutil`, node and npm: without them the test is skipped,
+//! except under `CI=true`, where that is a failure. `clients/ts`'s packages
+//! (playwright-core drives the browser) are installed with `npm ci` when
+//! missing.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,7 +43,7 @@ fn missing() -> Option<String> {
     if !Path::new(&chromium).exists() {
         return Some(format!("{chromium} (apt-get install chromium)"));
     }
-    for tool in ["certutil", "node"] {
+    for tool in ["certutil", "node", "npm"] {
         let found = Command::new(tool)
             .arg("--version")
             .stdout(Stdio::null())
@@ -53,11 +54,33 @@ fn missing() -> Option<String> {
             return Some(format!("{tool} (certutil: apt-get install libnss3-tools)"));
         }
     }
-    let playwright = repo_root().join("clients/ts/node_modules/playwright-core");
-    if !playwright.exists() {
-        return Some(format!("{} (npm ci in clients/ts)", playwright.display()));
-    }
     None
+}
+
+/// `npm ci` in clients/ts unless playwright-core is there (serialised with a
+/// file lock, like the JS peers' install).
+fn install_playwright() {
+    let dir = repo_root().join("clients/ts");
+    let lock = std::fs::File::create(dir.join(".npm-install.lock")).unwrap();
+    lock.lock().unwrap();
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .output()
+        .expect("run npm ci");
+    assert!(
+        out.status.success(),
+        "npm ci in {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A directory removed on drop.
@@ -242,6 +265,7 @@ fn chromium_opens_wss_as_an_extended_connect_stream() {
         eprintln!("skipped: missing {what}");
         return;
     }
+    install_playwright();
     let dir = TempDir::new();
     make_certificates(&dir.0);
     let home = dir.0.join("home");
