@@ -19,7 +19,8 @@ pub struct Http2Config {
     /// ([`crate::WsServerConfig::max_request_head`]); a bigger one is
     /// answered `431` by the HTTP/2 library.
     pub max_header_list_size: u32,
-    /// Receive window of each HTTP/2 stream, in bytes. Default 1 MiB, the
+    /// Receive window of each HTTP/2 stream, in bytes (at most 2^31 − 1,
+    /// as the next one). Default 1 MiB, the
     /// mux's stream window: one busy mux stream is not held back by HTTP/2
     /// flow control. Credit is returned as the WebSocket reads the bytes.
     pub initial_stream_window: u32,
@@ -76,12 +77,22 @@ impl Http2Config {
         self.max_send_buffer.clamp(1, u32::MAX as usize)
     }
 
+    /// HTTP/2 windows are at most 2^31 − 1 (the library panics past it).
+    fn windows(&self) -> (u32, u32) {
+        const MAX: u32 = (1 << 31) - 1;
+        (
+            self.initial_stream_window.min(MAX),
+            self.initial_connection_window.min(MAX),
+        )
+    }
+
     pub(crate) fn server(&self) -> h2::server::Builder {
+        let (stream_window, connection_window) = self.windows();
         let mut b = h2::server::Builder::new();
         b.max_concurrent_streams(self.max_concurrent_streams)
             .max_header_list_size(self.max_header_list_size)
-            .initial_window_size(self.initial_stream_window)
-            .initial_connection_window_size(self.initial_connection_window)
+            .initial_window_size(stream_window)
+            .initial_connection_window_size(connection_window)
             .max_send_buffer_size(self.send_buffer())
             .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
             .max_local_error_reset_streams(Some(self.max_local_error_reset_streams))
@@ -91,11 +102,12 @@ impl Http2Config {
     }
 
     pub(crate) fn client(&self) -> h2::client::Builder {
+        let (stream_window, connection_window) = self.windows();
         let mut b = h2::client::Builder::new();
         b.max_concurrent_streams(self.max_concurrent_streams)
             .max_header_list_size(self.max_header_list_size)
-            .initial_window_size(self.initial_stream_window)
-            .initial_connection_window_size(self.initial_connection_window)
+            .initial_window_size(stream_window)
+            .initial_connection_window_size(connection_window)
             .max_send_buffer_size(self.send_buffer())
             .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
             .max_local_error_reset_streams(Some(self.max_local_error_reset_streams))
