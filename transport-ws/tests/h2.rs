@@ -357,3 +357,29 @@ async fn plain_http2_requests_get_a_status_never_a_hang() {
     let stats = listener.stats();
     assert_eq!((stats.h2_connections, stats.h2_upgrades), (1, 0));
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_and_frees_its_slot() {
+    let id = identity();
+    let transport = strand_transport_ws::WsConfig::default()
+        .with_idle_timeout(Some(std::time::Duration::from_millis(200)));
+    let listener = WsListener::bind("127.0.0.1:0", server_config(&id).with_transport(transport))
+        .await
+        .unwrap();
+    let send = raw_h2(&listener, &id).await;
+    eventually("served as HTTP/2", || listener.stats().h2_connections == 1).await;
+    // It held a slot from its TCP accept; nothing on it, it gives it back.
+    eventually("the idle HTTP/2 connection is closed", || {
+        listener.stats().open_connections == 0
+    })
+    .await;
+    // Closed with GOAWAY: a new request on it fails rather than hangs.
+    let result = timeout(LIMIT, async {
+        let mut ready = send.ready().await?;
+        let (response, _) = ready.send_request(request(Method::GET, "/"), true)?;
+        response.await
+    })
+    .await
+    .unwrap();
+    assert!(result.is_err(), "{result:?}");
+}
