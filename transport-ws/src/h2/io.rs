@@ -102,7 +102,11 @@ impl AsyncWrite for H2Io {
             let capacity = this.send.capacity();
             if capacity > 0 {
                 let n = capacity.min(want);
-                this.out.reserve(n);
+                if this.out.capacity() < n {
+                    // One block, carved into DATA chunks; reclaimed once
+                    // the library has written (and dropped) them all.
+                    this.out.reserve(MAX_WRITE.max(n));
+                }
                 this.out.extend_from_slice(&buf[..n]);
                 let chunk = this.out.split().freeze();
                 this.send.send_data(chunk, false).map_err(to_io)?;
