@@ -383,3 +383,49 @@ async fn an_idle_http2_connection_is_closed_and_frees_its_slot() {
     .unwrap();
     assert!(result.is_err(), "{result:?}");
 }
+
+#[tokio::test]
+async fn the_hook_sees_the_client_certificate_over_h2() {
+    use strand_tls::{ClientAuth, ClientCertVerification};
+    let server_id = identity();
+    let client_id = Identity::self_signed(&["client.example"]).unwrap();
+    let expected = client_id.cert_chain()[0].as_ref().to_vec();
+    let seen = expected.clone();
+    let hook = UpgradeHook::new(move |ctx: strand_transport_ws::UpgradeContext| {
+        let ok = ctx.certificates.first().map(|c| c.as_ref()) == Some(seen.as_slice());
+        async move {
+            if ok {
+                Ok(())
+            } else {
+                Err(UpgradeRefusal::new(StatusCode::FORBIDDEN, "unknown client"))
+            }
+        }
+    });
+    let config = WsServerConfig::default()
+        .with_tls(
+            ServerTls::new(server_id.clone())
+                .with_client_auth(ClientAuth::Required(ClientCertVerification::AnyCertificate)),
+        )
+        .with_upgrade_hook(hook);
+    let listener = WsListener::bind("127.0.0.1:0", config).await.unwrap();
+    let known = h2_client(&server_id).with_tls(trust(&server_id).with_identity(client_id));
+    let client = connect(&url(&listener, "/"), known).await.unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        server.peer_info().certificates[0].as_ref(),
+        expected.as_slice()
+    );
+    round_trip(&client, &server, b"mtls").await;
+    // Another certificate passes TLS but the hook refuses it.
+    let stranger = Identity::self_signed(&["stranger"]).unwrap();
+    let other = h2_client(&server_id).with_tls(trust(&server_id).with_identity(stranger));
+    let err = connect(&url(&listener, "/"), other).await.unwrap_err();
+    assert!(
+        matches!(err, WsError::Refused(StatusCode::FORBIDDEN)),
+        "{err:?}"
+    );
+    assert_eq!(listener.stats().h2_upgrades, 1);
+}
