@@ -293,9 +293,7 @@ fn chromium_opens_wss_as_an_extended_connect_stream() {
         (1.0, 0.0),
         "the WebSocket came as an extended CONNECT on the page's connection: {samples:?}"
     );
-    assert_eq!(
-        samples.get("strand_h2_connections_total"),
-        Some(&1.0),
-        "{samples:?}"
-    );
+    // At least the page's (a speculative preconnect may add another).
+    let h2_connections = samples.get("strand_h2_connections_total").copied();
+    assert!(h2_connections >= Some(1.0), "{samples:?}");
 }
