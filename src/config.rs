@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct EndpointConfig {
     /// `ws://host:port/path`, `wss://host:port/path` or `quic://host:port`.
-    /// To swap carriers, change the scheme (and port).
+    /// To swap carriers, change the scheme (and port). `wss+h2://` is `wss`
+    /// whose client goes over HTTP/2 (`[http2] enabled = true`).
     pub url: String,
     /// Certificates, keys and how peers are verified (`wss` and `quic` only).
     #[serde(default)]
@@ -53,6 +54,34 @@ pub struct EndpointConfig {
     /// client stays on its one connection.
     #[serde(default)]
     pub reconnect: Option<ReconnectConfig>,
+    /// WebSocket over HTTP/2 (RFC 8441) on `wss`.
+    #[serde(default)]
+    pub http2: Http2Section,
+}
+
+/// `[http2]`: WebSocket over HTTP/2 (RFC 8441) on `wss` (docs/protocol.md,
+/// "WebSocket over HTTP/2"). Every field is optional; a limit left out
+/// keeps `strand::ws::Http2Config`'s default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Http2Section {
+    /// A client reaches the server over HTTP/2 (default false: HTTP/1.1,
+    /// which every peer accepts, the JS ones too; a `wss+h2://` URL turns
+    /// it on). A server offers HTTP/2 beside HTTP/1.1 on its wss port
+    /// (default true).
+    pub enabled: Option<bool>,
+    /// Streams (WebSockets) on one HTTP/2 connection at once. Default 32.
+    pub max_concurrent_streams: Option<u32>,
+    /// Largest header list accepted, in bytes. Default 16384.
+    pub max_header_list_size: Option<u32>,
+    /// HTTP/2 receive window per stream, in bytes. Default 1048576.
+    pub initial_stream_window: Option<u32>,
+    /// HTTP/2 receive window of the connection, in bytes. Default 8388608.
+    pub initial_connection_window: Option<u32>,
+    /// Bytes one stream may queue in HTTP/2 before writes wait. Default
+    /// 262144.
+    pub max_send_buffer: Option<usize>,
 }
 
 impl EndpointConfig {
@@ -65,6 +94,7 @@ impl EndpointConfig {
             timeouts: TimeoutsConfig::default(),
             auth: AuthConfig::default(),
             reconnect: None,
+            http2: Http2Section::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! URLs: the [`Scheme`] a URL names, and parsing and printing
-//! `ws://`, `wss://` and `quic://` URLs.
+//! `ws://`, `wss://` (`wss+h2://`: over HTTP/2) and `quic://` URLs.
 
 use std::fmt;
 
@@ -63,16 +63,26 @@ pub(crate) fn format_url(scheme: Scheme, host: &str, port: u16, path: &str) -> S
     format!("{scheme}://{host}:{port}{path}")
 }
 
+/// The scheme of `wss` over HTTP/2 (RFC 8441) for a client: `wss+h2://`.
+pub(crate) const WSS_H2: &str = "wss+h2";
+
+/// Whether `url` names `wss` over HTTP/2 ([`WSS_H2`]).
+#[cfg(feature = "ws")]
+pub(crate) fn is_wss_h2(url: &str) -> bool {
+    url.get(..WSS_H2.len() + 3)
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss+h2://"))
+}
+
 pub(crate) fn parse_url(url: &str) -> Result<(Scheme, String, u16, String), Error> {
     let uri: http::Uri = url.parse().map_err(|e| Error::url(url, format!("{e}")))?;
     let scheme = match uri.scheme_str() {
         Some("ws") => Scheme::Ws,
-        Some("wss") => Scheme::Wss,
+        Some("wss") | Some(WSS_H2) => Scheme::Wss,
         Some("quic") => Scheme::Quic,
         Some(other) => {
             return Err(Error::url(
                 url,
-                format!("unknown scheme {other:?}: use ws, wss or quic"),
+                format!("unknown scheme {other:?}: use ws, wss, wss+h2 or quic"),
             ))
         }
         None => return Err(Error::url(url, "no scheme: use ws://, wss:// or quic://")),

@@ -34,6 +34,8 @@ pub const MATRIX: &[(&str, &[&str])] = &[
         "unary1",
         &[
             "strand-ws",
+            "strand-wss",
+            "strand-wss-h2",
             "strand-quic",
             "strand-mem",
             "quinn",
@@ -45,6 +47,8 @@ pub const MATRIX: &[(&str, &[&str])] = &[
         "unary64",
         &[
             "strand-ws",
+            "strand-wss",
+            "strand-wss-h2",
             "strand-quic",
             "strand-mem",
             "quinn",
@@ -56,6 +60,8 @@ pub const MATRIX: &[(&str, &[&str])] = &[
         "throughput",
         &[
             "strand-ws",
+            "strand-wss",
+            "strand-wss-h2",
             "strand-quic",
             "strand-mem",
             "tungstenite",
@@ -186,6 +192,8 @@ fn child(args: &[String]) -> ExitCode {
         }
         match system.as_str() {
             "strand-ws" => strand::run(strand::Kind::Ws, case, opts).await,
+            "strand-wss" => strand::run(strand::Kind::Wss, case, opts).await,
+            "strand-wss-h2" => strand::run(strand::Kind::WssH2, case, opts).await,
             "strand-quic" => strand::run(strand::Kind::Quic, case, opts).await,
             "strand-mem" => strand::run(strand::Kind::Memory, case, opts).await,
             "tungstenite" => peers::tungstenite(case, opts).await,

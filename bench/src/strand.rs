@@ -1,4 +1,4 @@
-//! strand over ws, quic and the memory transport.
+//! strand over ws, wss (HTTP/1.1 and HTTP/2), quic and the memory transport.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,11 +9,13 @@ use strand_rpc_core::memory;
 use strand_rpc_core::server::{Router, Server};
 use strand_rpc_core::transport::{CloseCode, DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, RpcError};
-use strand_tls::{Identity, ServerVerification};
+use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
     QuicClient, QuicClientConfig, QuicConfig, QuicListener, QuicServerConfig,
 };
-use strand_transport_ws::{connect, WsClientConfig, WsConfig, WsListener, WsServerConfig};
+use strand_transport_ws::{
+    connect, Http2Config, WsClientConfig, WsConfig, WsListener, WsServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::heap;
@@ -25,6 +27,11 @@ use crate::util::{self, EchoMsg, Opts, Res, CHUNK, STALL_TOTAL};
 pub enum Kind {
     /// The WebSocket mux.
     Ws,
+    /// The WebSocket mux over TLS, HTTP/1.1 upgrade.
+    Wss,
+    /// The WebSocket mux over TLS, as an HTTP/2 extended CONNECT stream
+    /// (RFC 8441).
+    WssH2,
     /// QUIC.
     Quic,
     /// The in-memory transport.
@@ -69,6 +76,31 @@ impl Net {
                     listener,
                     url,
                     client: WsClientConfig::default().with_transport(ws),
+                }
+            }
+            Kind::Wss | Kind::WssH2 => {
+                let mut ws = WsConfig::default();
+                if limits.many_streams {
+                    ws = ws.with_max_streams(40_000).with_stream_backlog(40_000);
+                }
+                let identity = Identity::dev()?;
+                let listener = WsListener::bind(
+                    "127.0.0.1:0",
+                    WsServerConfig::default()
+                        .with_transport(ws.clone())
+                        .with_tls(ServerTls::new(identity.clone())),
+                )
+                .await?;
+                let url = format!("wss://localhost:{}/", listener.local_addr().port());
+                let tls = ClientTls::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+                let http2 = (kind == Kind::WssH2).then(Http2Config::default);
+                Net::Ws {
+                    listener,
+                    url,
+                    client: WsClientConfig::default()
+                        .with_transport(ws)
+                        .with_tls(tls)
+                        .with_http2(http2),
                 }
             }
             Kind::Quic => {
@@ -387,6 +419,7 @@ async fn stalled_on(
             producer.spawn(async move { server.serve_connection(Arc::new(s)).await });
             Arc::new(c)
         }
+        Kind::Wss | Kind::WssH2 => return Err("stalled runs on ws, quic and memory".into()),
     };
     let client = Client::from_shared(conn, ClientConfig::default());
     util::settle().await;
@@ -398,7 +431,7 @@ async fn stalled_on(
         .await?;
     util::wait_stalled(produced, STALL_TOTAL as u64).await;
     let window = match kind {
-        Kind::Ws => WsConfig::default().stream_window as u64,
+        Kind::Ws | Kind::Wss | Kind::WssH2 => WsConfig::default().stream_window as u64,
         Kind::Quic => QuicConfig::default().stream_window as u64,
         Kind::Memory => memory::MemoryConfig::default().stream_buffer as u64,
     };

@@ -47,6 +47,13 @@ pub const BYTES_SENT: &str = "strand_bytes_sent_total";
 /// feeds the metrics (such as sampling byte counts) when it is off.
 pub const ENABLED: bool = cfg!(feature = "metrics");
 
+/// Counter: WebSockets a ws listener accepted, by `http`: `"1.1"` for an
+/// HTTP/1.1 `Upgrade`, `"2"` for an HTTP/2 extended CONNECT stream (RFC 8441).
+pub const WS_UPGRADES: &str = "strand_ws_upgrades_total";
+/// Counter: HTTP/2 connections a wss listener accepted (ALPN `h2`); each
+/// carries any number of WebSockets.
+pub const H2_CONNECTIONS: &str = "strand_h2_connections_total";
+
 /// The `method` label of a call to a method the router does not have.
 pub const UNKNOWN_METHOD: &str = "unknown";
 
@@ -152,6 +159,22 @@ impl std::fmt::Debug for ByteCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ByteCounters(..)")
     }
+}
+
+/// A WebSocket a ws listener accepted over HTTP `http` (`"1.1"` or `"2"`),
+/// in [`WS_UPGRADES`]. For carriers; empty without the feature.
+pub fn ws_upgrade(http: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(WS_UPGRADES, "http" => http).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = http;
+}
+
+/// An HTTP/2 connection a wss listener accepted, in [`H2_CONNECTIONS`]. For
+/// carriers; empty without the feature.
+pub fn h2_connection() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(H2_CONNECTIONS).increment(1);
 }
 
 /// Counts a connection served while it lives: accepted and open.

@@ -435,3 +435,83 @@ fn toml_strand_alpn() {
         vec![strand_transport_quic::STRAND_ALPN.to_vec(), b"h3".to_vec()]
     );
 }
+
+#[test]
+fn http2_comes_from_the_url_and_the_http2_section() {
+    let e = Endpoint::from_url("wss+h2://localhost:8443/rpc").unwrap();
+    assert_eq!(
+        (e.scheme(), e.host(), e.port(), e.path()),
+        (Scheme::Wss, "localhost", 8443, "/rpc")
+    );
+    // The carrier's URL: HTTP/2 is how the client reaches it.
+    assert_eq!(e.url(), "wss://localhost:8443/rpc");
+    assert!(invalid("ws+h2://localhost:80").contains("unknown scheme"));
+
+    let mut e = Endpoint::from_toml(
+        r#"
+        url = "wss://127.0.0.1:0"
+        [http2]
+        max_concurrent_streams = 4
+        max_header_list_size = 8192
+        initial_stream_window = 65535
+        initial_connection_window = 131070
+        max_send_buffer = 32768
+        "#,
+    )
+    .unwrap();
+    e.config_mut().tls.self_signed = true;
+    let h2 = e
+        .ws_server_config()
+        .unwrap()
+        .http2
+        .expect("offered by default");
+    assert_eq!(
+        (
+            h2.max_concurrent_streams,
+            h2.max_header_list_size,
+            h2.initial_stream_window,
+            h2.initial_connection_window,
+            h2.max_send_buffer
+        ),
+        (4, 8192, 65535, 131070, 32768)
+    );
+    e.config_mut().http2.enabled = Some(false);
+    assert!(e.ws_server_config().unwrap().http2.is_none());
+    let err = Endpoint::from_toml("url = \"wss://h:1\"\n[http2]\nwindow = 1").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wss_h2_client_calls_over_http2_and_a_wss_one_over_http1() {
+    use std::sync::{Arc, Mutex};
+    let identity = strand_tls::Identity::dev().unwrap();
+    // An HTTP/1.1 upgrade carries sec-websocket-key, an extended CONNECT not.
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let seen = keys.clone();
+    let hook = UpgradeHook::new(move |ctx: strand_transport_ws::UpgradeContext| {
+        let has_key = ctx.request.headers.contains_key("sec-websocket-key");
+        seen.lock().unwrap().push(has_key);
+        async { Ok(()) }
+    });
+    let server = crate::demo::server(None);
+    let endpoint = Endpoint::from_url("wss://127.0.0.1:0")
+        .unwrap()
+        .with_identity(identity.clone())
+        .with_upgrade_hook(hook);
+    let serving = crate::Serving::start(&server, &[endpoint]).await.unwrap();
+    let url = serving.urls()[0].clone();
+    for url in [url.replace("wss://", "wss+h2://"), url] {
+        let client = Endpoint::from_url(&url)
+            .unwrap()
+            .with_server_verification(ServerVerification::Ca(identity.cert_chain().to_vec()))
+            .connect()
+            .await
+            .unwrap();
+        let out: serde_json::Value = client
+            .unary("echo", &serde_json::json!({ "over": url }))
+            .await
+            .unwrap();
+        assert_eq!(out["over"], url.as_str());
+    }
+    assert_eq!(*keys.lock().unwrap(), [false, true]);
+}

@@ -3,7 +3,9 @@
 //! feature.
 
 use strand_rpc_core::transport::DynConnection;
-use strand_transport_ws::{Budget, WsClientConfig, WsConfig, WsListener, WsServerConfig};
+use strand_transport_ws::{
+    Budget, Http2Config, WsClientConfig, WsConfig, WsListener, WsServerConfig,
+};
 
 use super::Endpoint;
 use crate::config::TimeoutsConfig;
@@ -39,6 +41,8 @@ impl Endpoint {
         }
         config.upgrade_hook = self.upgrade_hook.clone();
         config.http_handler = self.http_handler.clone();
+        // Offered by default: ALPN lets each client choose.
+        config.http2 = (self.config.http2.enabled != Some(false)).then(|| self.http2_config());
         Ok(config)
     }
 
@@ -47,6 +51,10 @@ impl Endpoint {
         config.transport = self.ws_config();
         if self.scheme == Scheme::Wss {
             config.tls = Some(self.client_tls()?);
+            // HTTP/1.1 unless asked: every peer, the JS ones too, accepts it.
+            let asked = self.config.http2.enabled.unwrap_or(false)
+                || crate::url::is_wss_h2(&self.config.url);
+            config.http2 = asked.then(|| self.http2_config());
         }
         for (name, value) in &self.config.auth.headers {
             let name = http::HeaderName::try_from(name.as_str())
@@ -57,6 +65,28 @@ impl Endpoint {
         }
         let conn = strand_transport_ws::connect(&self.url(), config).await?;
         Ok(std::sync::Arc::new(conn))
+    }
+
+    /// The HTTP/2 limits of `[http2]`.
+    pub(crate) fn http2_config(&self) -> Http2Config {
+        let section = &self.config.http2;
+        let mut h2 = Http2Config::default();
+        if let Some(n) = section.max_concurrent_streams {
+            h2.max_concurrent_streams = n;
+        }
+        if let Some(n) = section.max_header_list_size {
+            h2.max_header_list_size = n;
+        }
+        if let Some(n) = section.initial_stream_window {
+            h2.initial_stream_window = n;
+        }
+        if let Some(n) = section.initial_connection_window {
+            h2.initial_connection_window = n;
+        }
+        if let Some(n) = section.max_send_buffer {
+            h2.max_send_buffer = n;
+        }
+        h2
     }
 
     pub(crate) fn ws_config(&self) -> WsConfig {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use strand_tls::{ClientTls, ServerTls};
 
+use crate::h2::Http2Config;
 use crate::handshake::UpgradeRequest;
 use crate::mux::FloodLimits;
 
@@ -425,6 +426,15 @@ pub struct WsServerConfig {
     /// (strand extension, see docs/protocol.md, "Window advertisement").
     /// Default true.
     pub advertise_window: bool,
+    /// WebSocket over HTTP/2 (RFC 8441) on a wss listener, with these
+    /// HTTP/2 limits: TLS offers ALPN `h2` and `http/1.1` (unless
+    /// [`ServerTls::alpn`] is set), and on an `h2` connection an extended
+    /// CONNECT with `:protocol = websocket` runs the same admission as an
+    /// HTTP/1.1 upgrade (path, limits, hook). Each WebSocket on it takes a
+    /// connection slot, and the HTTP/2 connection holds one of its own.
+    /// Default on (`Some` with [`Http2Config::default`]); `None` serves
+    /// HTTP/1.1 only. No effect on plain `ws`.
+    pub http2: Option<Http2Config>,
 }
 
 impl Default for WsServerConfig {
@@ -440,6 +450,7 @@ impl Default for WsServerConfig {
             max_pending_handshakes_per_ip: 8,
             max_connections: 1024,
             advertise_window: true,
+            http2: Some(Http2Config::default()),
         }
     }
 }
@@ -481,6 +492,12 @@ impl WsServerConfig {
         self
     }
 
+    /// Sets [`WsServerConfig::http2`].
+    pub fn with_http2(mut self, http2: Option<Http2Config>) -> Self {
+        self.http2 = http2;
+        self
+    }
+
     /// Answers plain `GET` requests with `handler`.
     pub fn with_http_handler(mut self, handler: HttpHandler) -> Self {
         self.http_handler = Some(handler);
@@ -502,6 +519,11 @@ pub struct WsClientConfig {
     /// (strand extension, see docs/protocol.md, "Window advertisement").
     /// Default true; false behaves exactly like a JS client.
     pub advertise_window: bool,
+    /// Reach a `wss://` server over HTTP/2 (RFC 8441) with these HTTP/2
+    /// limits: [`crate::connect`] opens one HTTP/2 connection for the
+    /// strand connection, [`crate::H2Client`] several over one. Default
+    /// `None`: HTTP/1.1, which every peer (the JS ones too) accepts.
+    pub http2: Option<Http2Config>,
 }
 
 impl Default for WsClientConfig {
@@ -511,6 +533,7 @@ impl Default for WsClientConfig {
             tls: None,
             headers: Vec::new(),
             advertise_window: true,
+            http2: None,
         }
     }
 }
@@ -525,6 +548,12 @@ impl WsClientConfig {
     /// Sets [`WsClientConfig::advertise_window`].
     pub fn with_advertise_window(mut self, advertise: bool) -> Self {
         self.advertise_window = advertise;
+        self
+    }
+
+    /// Sets [`WsClientConfig::http2`].
+    pub fn with_http2(mut self, http2: Option<Http2Config>) -> Self {
+        self.http2 = http2;
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use crate::config::{WsClientConfig, WsConfig, WsServerConfig};
 use crate::conn::{Shared, WsConnection};
 use crate::driver::{self, Timers};
 use crate::error::WsError;
+use crate::h2::server::H2Context;
 use crate::handshake;
 use crate::mux::{Role, Session, SessionConfig};
 use crate::source_limit::SourceLimit;
@@ -49,7 +51,7 @@ fn session_config(
     }
 }
 
-fn start<S>(
+pub(crate) fn start<S>(
     ws: WebSocketStream<S>,
     role: Role,
     config: &WsConfig,
@@ -84,7 +86,9 @@ where
     WsConnection::new(shared, peer)
 }
 
-fn certs_to_bytes(certs: Option<&[strand_tls::CertificateDer<'static>]>) -> Vec<bytes::Bytes> {
+pub(crate) fn certs_to_bytes(
+    certs: Option<&[strand_tls::CertificateDer<'static>]>,
+) -> Vec<bytes::Bytes> {
     strand_tls::chain_to_bytes(certs.unwrap_or_default())
 }
 
@@ -110,6 +114,12 @@ async fn connect_inner(url: &str, config: WsClientConfig) -> Result<WsConnection
             )))
         }
     };
+    if secure && config.http2.is_some() {
+        return crate::h2::H2Client::connect(url, config)
+            .await?
+            .open()
+            .await;
+    }
     let host = uri
         .host()
         .ok_or_else(|| WsError::InvalidUrl(format!("{url}: no host")))?;
@@ -173,7 +183,33 @@ pub struct WsListener {
     local_addr: SocketAddr,
     queue: AcceptQueue<WsConnection>,
     sources: Arc<SourceLimit>,
+    counters: Arc<ListenerCounters>,
     task: JoinHandle<()>,
+}
+
+/// How the listener's WebSockets arrived ([`WsListenerStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct ListenerCounters {
+    http1_upgrades: AtomicU64,
+    h2_upgrades: AtomicU64,
+    h2_connections: AtomicU64,
+}
+
+impl ListenerCounters {
+    fn http1_upgrade(&self) {
+        self.http1_upgrades.fetch_add(1, Ordering::Relaxed);
+        strand_rpc_core::metrics::ws_upgrade("1.1");
+    }
+
+    pub(crate) fn h2_upgrade(&self) {
+        self.h2_upgrades.fetch_add(1, Ordering::Relaxed);
+        strand_rpc_core::metrics::ws_upgrade("2");
+    }
+
+    fn h2_connection(&self) {
+        self.h2_connections.fetch_add(1, Ordering::Relaxed);
+        strand_rpc_core::metrics::h2_connection();
+    }
 }
 
 /// A [`WsListener`]'s figures ([`WsListener::stats`]).
@@ -188,6 +224,13 @@ pub struct WsListenerStats {
     /// Connections closed at once because their source address had
     /// `max_pending_handshakes_per_ip` handshakes in progress.
     pub refused_per_source: u64,
+    /// WebSockets accepted as HTTP/1.1 upgrades (`GET` with `Upgrade`).
+    pub http1_upgrades: u64,
+    /// WebSockets accepted as HTTP/2 extended CONNECT streams (RFC 8441).
+    pub h2_upgrades: u64,
+    /// TCP connections served as HTTP/2 (ALPN `h2`); each carries any number
+    /// of `h2_upgrades`.
+    pub h2_connections: u64,
 }
 
 impl std::fmt::Debug for WsListener {
@@ -211,35 +254,50 @@ impl WsListener {
         config: WsServerConfig,
     ) -> Result<WsListener, WsError> {
         let tls = match &config.tls {
-            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.build()?)),
+            Some(tls) => {
+                let mut tls = tls.clone();
+                // One port for both: ALPN picks HTTP/2 or HTTP/1.1 (an
+                // application's own ALPN list is kept as it is).
+                if config.http2.is_some() && tls.alpn.is_empty() {
+                    tls.alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                }
+                Some(tokio_rustls::TlsAcceptor::from(tls.build()?))
+            }
             None => None,
         };
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let queue = AcceptQueue::new(config.max_pending_handshakes, config.max_connections);
         let sources = Arc::new(SourceLimit::new(config.max_pending_handshakes_per_ip));
+        let counters = Arc::new(ListenerCounters::default());
         let task = tokio::spawn(accept_loop(
             listener,
             Arc::new(config),
             tls,
             queue.clone(),
             sources.clone(),
+            counters.clone(),
         ));
         Ok(WsListener {
             local_addr,
             queue,
             sources,
+            counters,
             task,
         })
     }
 
     /// The listener's figures: handshakes in progress, open connections,
-    /// connections refused by the per-source bound.
+    /// connections refused by the per-source bound, and how the WebSockets
+    /// arrived (HTTP/1.1 upgrades, HTTP/2 streams and connections).
     pub fn stats(&self) -> WsListenerStats {
         WsListenerStats {
             handshakes: self.sources.in_progress(),
             open_connections: self.queue.open_connections(),
             refused_per_source: self.sources.refused(),
+            http1_upgrades: self.counters.http1_upgrades.load(Ordering::Relaxed),
+            h2_upgrades: self.counters.h2_upgrades.load(Ordering::Relaxed),
+            h2_connections: self.counters.h2_connections.load(Ordering::Relaxed),
         }
     }
 
@@ -285,6 +343,7 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     queue: AcceptQueue<WsConnection>,
     sources: Arc<SourceLimit>,
+    counters: Arc<ListenerCounters>,
 ) {
     let mut accept_warn = RateLimit::new(ACCEPT_WARN_INTERVAL);
     let transport = if tls.is_some() { "wss" } else { "ws" };
@@ -334,16 +393,37 @@ async fn accept_loop(
         };
         let config = config.clone();
         let tls = tls.clone();
+        let (queue, sources, counters) = (queue.clone(), sources.clone(), counters.clone());
         tokio::spawn(async move {
             let timeout = config.transport.handshake_timeout;
-            let conn = serve(tcp, remote, &config, tls, slot);
-            match tokio::time::timeout(timeout, conn).await {
-                Ok(Ok(Some(conn))) => pending.push(conn),
-                Ok(Ok(None)) => {}
+            let conn = serve(tcp, remote, &config, tls, slot, &counters);
+            let served = tokio::time::timeout(timeout, conn).await;
+            drop(source);
+            match served {
+                Ok(Ok(Served::Connection(conn))) => pending.push(conn),
+                Ok(Ok(Served::Answered)) => {}
+                Ok(Ok(Served::Http2(h2))) => {
+                    // Its WebSockets take pending slots of their own.
+                    drop(pending);
+                    counters.h2_connection();
+                    let H2Served {
+                        conn,
+                        certificates,
+                        slot,
+                    } = *h2;
+                    let ctx = Arc::new(H2Context {
+                        config,
+                        queue,
+                        sources,
+                        counters,
+                        remote,
+                        certificates,
+                    });
+                    crate::h2::server::serve(conn, ctx, slot).await;
+                }
                 Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),
             }
-            drop(source);
         });
     }
 }
@@ -400,24 +480,43 @@ const TOO_MANY_REQUESTS: &[u8] =
 const SERVICE_UNAVAILABLE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
+/// What a TCP connection's handshake came to.
+enum Served {
+    /// An HTTP/1.1 upgrade: one strand connection.
+    Connection(WsConnection),
+    /// A plain request or a refusal, answered.
+    Answered,
+    /// An HTTP/2 connection, its handshake done: it serves WebSockets as
+    /// streams from now on.
+    Http2(Box<H2Served>),
+}
+
+struct H2Served {
+    conn: h2::server::Connection<tokio_rustls::server::TlsStream<TcpStream>, bytes::Bytes>,
+    certificates: Vec<bytes::Bytes>,
+    slot: ConnectionSlot,
+}
+
 async fn serve(
     tcp: TcpStream,
     remote: SocketAddr,
     config: &WsServerConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
     slot: ConnectionSlot,
-) -> Result<Option<WsConnection>, WsError> {
+    counters: &ListenerCounters,
+) -> Result<Served, WsError> {
     match tls {
         None => {
             let Some(acc) = handshake::server(tcp, config, remote, Vec::new()).await? else {
-                return Ok(None);
+                return Ok(Served::Answered);
             };
+            counters.http1_upgrade();
             let peer = PeerInfo::new("ws")
                 .with_remote_addr(remote)
                 .with_extension(acc.request);
             let windows = (acc.peer_window, config.advertise_window);
             let transport = &config.transport;
-            Ok(Some(start(
+            Ok(Served::Connection(start(
                 acc.ws,
                 Role::Server,
                 transport,
@@ -429,16 +528,27 @@ async fn serve(
         Some(acceptor) => {
             let stream = acceptor.accept(tcp).await.map_err(WsError::TlsHandshake)?;
             let certs = certs_to_bytes(stream.get_ref().1.peer_certificates());
+            if let Some(limits) = &config.http2 {
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let conn = crate::h2::server::handshake(stream, limits).await?;
+                    return Ok(Served::Http2(Box::new(H2Served {
+                        conn,
+                        certificates: certs,
+                        slot,
+                    })));
+                }
+            }
             let Some(acc) = handshake::server(stream, config, remote, certs.clone()).await? else {
-                return Ok(None);
+                return Ok(Served::Answered);
             };
+            counters.http1_upgrade();
             let peer = PeerInfo::new("wss")
                 .with_remote_addr(remote)
                 .with_certificates(certs)
                 .with_extension(acc.request);
             let windows = (acc.peer_window, config.advertise_window);
             let transport = &config.transport;
-            Ok(Some(start(
+            Ok(Served::Connection(start(
                 acc.ws,
                 Role::Server,
                 transport,

@@ -28,6 +28,10 @@ pub enum WsError {
     /// The WebSocket handshake failed (malformed response, protocol error).
     #[error("websocket handshake failed: {0}")]
     Handshake(String),
+    /// WebSocket over HTTP/2: the server does not speak HTTP/2 or refuses
+    /// extended CONNECT, or the HTTP/2 connection failed.
+    #[error("http/2: {0}")]
+    Http2(String),
     /// The handshake did not finish within the configured timeout.
     #[error("handshake timed out")]
     HandshakeTimeout,

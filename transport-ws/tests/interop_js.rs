@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use strand_test_support::js;
 use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
-use strand_transport_ws::{connect, WsClientConfig, WsConnection, WsListener, WsServerConfig};
+use strand_transport_ws::{
+    connect, Http2Config, WsClientConfig, WsConnection, WsListener, WsServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -103,6 +105,54 @@ async fn js_client_sends_several_data_then_closes_50_times() {
     let out = run_js_client("burst").await;
     assert!(out.contains(&"ok burst 50".to_string()), "{out:?}");
     assert_eq!(out.last().map(String::as_str), Some("done"), "{out:?}");
+}
+
+/// A listener serving WebSocket over HTTP/2 (the default) still serves the
+/// JS client, over HTTP/1.1, on the same port as an HTTP/2 strand client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_client_over_http1_beside_an_h2_client_on_one_port() {
+    let identity = Identity::dev().unwrap();
+    let listener = echo_server(&identity).await;
+    let port = listener.local_addr().port();
+    let mut node = js::node("ws-echo-client.mjs", &[&port.to_string(), "echo3"]);
+    let rx = lines(&mut node);
+    let stdin = node.child.stdin.as_mut().unwrap();
+    writeln!(stdin, "{{\"ca\":{}}}", json_str(&identity.cert_pem())).unwrap();
+    stdin.flush().unwrap();
+    let js_conn = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    spawn_echo(js_conn);
+    let out = collect_until_done(&rx).await;
+    assert_eq!(
+        out.iter().filter(|l| l.starts_with("ok ")).count(),
+        3,
+        "{out:?}"
+    );
+    let tls = ClientTls::new(ServerVerification::Ca(identity.cert_chain().to_vec()));
+    let h2 = WsClientConfig::default()
+        .with_tls(tls)
+        .with_http2(Some(Http2Config::default()));
+    let client = connect(&format!("wss://localhost:{port}/"), h2)
+        .await
+        .unwrap();
+    spawn_echo(listener.accept_connection().await.unwrap());
+    let (mut send, mut recv) = client.open_stream().await.unwrap().split();
+    send.write_all(b"over h2").await.unwrap();
+    send.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    timeout(LIMIT, recv.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"over h2");
+    let stats = listener.stats();
+    assert_eq!(
+        (stats.http1_upgrades, stats.h2_upgrades),
+        (1, 1),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

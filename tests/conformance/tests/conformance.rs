@@ -1,6 +1,6 @@
 //! The conformance suite: every case is written once, generic over a
-//! transport [`Fixture`], and instantiated for the memory, ws and quic
-//! carriers by the `suite!` macro at the bottom.
+//! transport [`Fixture`], and instantiated for the memory, ws, ws over
+//! HTTP/2 and quic carriers by the `suite!` macro at the bottom.
 //!
 //! Memory cases run with paused time (timers are virtual); the network
 //! carriers run on a two-worker runtime with short real timeouts. No
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{eventually, within, Fixture, Memory, Pair, Quic, Ws};
+use common::{eventually, within, Fixture, Memory, Pair, Quic, Ws, WsH2};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use strand_rpc_core::codec::MessageReader;
@@ -905,6 +905,11 @@ suite!(memory, Memory, tokio::test(start_paused = true));
 suite!(
     ws,
     Ws,
+    tokio::test(flavor = "multi_thread", worker_threads = 2)
+);
+suite!(
+    ws_h2,
+    WsH2,
     tokio::test(flavor = "multi_thread", worker_threads = 2)
 );
 suite!(

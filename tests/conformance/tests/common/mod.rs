@@ -12,12 +12,12 @@ use strand_rpc_core::memory::{self, MemoryConfig};
 use strand_rpc_core::server::Router;
 use strand_rpc_core::transport::DynConnection;
 use strand_rpc_core::RpcError;
-use strand_tls::{Identity, ServerVerification};
+use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
     QuicClient, QuicClientConfig, QuicConfig, QuicConnection, QuicListener, QuicServerConfig,
 };
 use strand_transport_ws::{
-    connect, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
+    connect, Http2Config, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
 };
 
 /// The streaming methods both suites serve, the same on every carrier and
@@ -195,6 +195,52 @@ impl Fixture for Ws {
         let c = ws_config();
         // Credit in flight plus what the writer may queue for the socket.
         c.stream_window as usize + c.stream_send_buffer
+    }
+}
+
+/// The WebSocket mux over HTTP/2 (RFC 8441): an extended CONNECT stream
+/// of a TLS connection that negotiated `h2`.
+pub struct WsH2;
+
+impl Fixture for WsH2 {
+    const NAME: &'static str = "wss";
+
+    async fn connect() -> Pair {
+        let identity = Identity::dev().unwrap();
+        let listener = WsListener::bind(
+            "127.0.0.1:0",
+            WsServerConfig::default()
+                .with_transport(ws_config())
+                .with_tls(ServerTls::new(identity.clone())),
+        )
+        .await
+        .unwrap();
+        let url = format!("wss://localhost:{}/", listener.local_addr().port());
+        let client_config = WsClientConfig::default()
+            .with_transport(ws_config())
+            .with_tls(ClientTls::new(ServerVerification::Ca(
+                identity.cert_chain().to_vec(),
+            )))
+            .with_http2(Some(Http2Config::default()));
+        let (client, server) = within(async {
+            tokio::join!(connect(&url, client_config), listener.accept_connection())
+        })
+        .await;
+        let (client, server) = (client.unwrap(), server.unwrap());
+        assert_eq!(listener.stats().h2_upgrades, 1, "not over HTTP/2");
+        Pair {
+            client: Arc::new(client.clone()),
+            server: Arc::new(server.clone()),
+            ws: Some((client, server)),
+            quic: None,
+            keep: vec![Box::new(listener)],
+        }
+    }
+
+    fn stream_bound() -> usize {
+        // The mux's own: what HTTP/2 holds on the way (its send buffer, its
+        // stream window) was sent under the mux's credit, so it adds nothing.
+        Ws::stream_bound()
     }
 }
 
