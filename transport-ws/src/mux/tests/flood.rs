@@ -15,8 +15,8 @@ fn with_floods(floods: FloodLimits) -> Session {
     })
 }
 
-/// Opens peer stream `n` (ACK) with a request byte, then aborts it.
-fn open_and_reset(s: &mut Session, n: u64) {
+/// Opens peer stream `n` (ACK) and sends a request on it.
+fn open_with_request(s: &mut Session, n: u64) -> StreamId {
     let id = sid(2 * n);
     s.handle_frame(Frame::Ack {
         id,
@@ -26,6 +26,12 @@ fn open_and_reset(s: &mut Session, n: u64) {
         id,
         payload: Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}"),
     });
+    id
+}
+
+/// Opens peer stream `n` with a request, then aborts it.
+fn open_and_reset(s: &mut Session, n: u64) {
+    let id = open_with_request(s, n);
     s.handle_frame(Frame::Error {
         id,
         shutdown: Shutdown::Read,
@@ -363,15 +369,7 @@ fn the_mirrored_answers_to_our_stop_and_reset_are_not_churn() {
 /// it opens with ACK, sends its request and its CLOSE(Read), and we answer,
 /// finish and let the handles go. Returns the released id.
 fn served_js_call(s: &mut Session, n: u64) -> StreamId {
-    let id = sid(2 * n);
-    s.handle_frame(Frame::Ack {
-        id,
-        credit: 1 << 16,
-    });
-    s.handle_frame(Frame::Data {
-        id,
-        payload: Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}"),
-    });
+    let id = open_with_request(s, n);
     s.handle_frame(Frame::Close {
         id,
         shutdown: Shutdown::Read,
