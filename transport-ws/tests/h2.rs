@@ -429,3 +429,32 @@ async fn the_hook_sees_the_client_certificate_over_h2() {
     );
     assert_eq!(listener.stats().h2_upgrades, 1);
 }
+
+#[tokio::test]
+async fn a_closed_listener_sends_goaway_and_the_websockets_on_it_go_on() {
+    let id = identity();
+    let listener = WsListener::bind("127.0.0.1:0", server_config(&id))
+        .await
+        .unwrap();
+    let h2 = H2Client::connect(&url(&listener, "/"), h2_client(&id))
+        .await
+        .unwrap();
+    let client = h2.open().await.unwrap();
+    let server = timeout(LIMIT, listener.accept_connection())
+        .await
+        .unwrap()
+        .unwrap();
+    // Dropped, as when its server shuts down or drains.
+    drop(listener);
+    // The WebSocket already open goes on.
+    round_trip(&client, &server, b"after the close").await;
+    // A new one on this HTTP/2 connection meets its GOAWAY (an HTTP/2
+    // error, which a browser retries on a new connection), not a refusal
+    // with a status; and the connection does not wait out its idle timeout.
+    let refused = timeout(LIMIT, h2.open()).await.unwrap();
+    assert!(
+        matches!(refused, Err(WsError::Http2(_))),
+        "{:?}",
+        refused.map(|_| ())
+    );
+}

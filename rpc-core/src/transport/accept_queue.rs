@@ -165,6 +165,19 @@ impl<C: Send + 'static> AcceptQueue<C> {
         self.inner.notify.notify_waiters();
     }
 
+    /// Completes once [`AcceptQueue::close`] was called (at once if it
+    /// was). Cancel safe.
+    pub async fn closed(&self) {
+        loop {
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Whether [`AcceptQueue::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
@@ -233,6 +246,21 @@ impl fmt::Debug for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_waits_for_the_close() {
+        let queue = AcceptQueue::<u32>::new(1, 1);
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.closed().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "open: still waiting");
+        queue.close();
+        waiting.await.unwrap();
+        // Already closed: at once.
+        queue.closed().await;
+    }
 
     #[tokio::test]
     async fn bounds_pending_and_open_connections() {

@@ -50,9 +50,12 @@ where
         .map_err(|e| WsError::Http2(e.to_string()))
 }
 
-/// Serves the connection's streams until it closes. An idle connection (no
-/// stream for [`crate::WsConfig::idle_timeout`]) is shut down gracefully;
-/// `slot`, its share of `max_connections`, is held until then.
+/// Serves the connection's streams until it closes. It is shut down
+/// gracefully (GOAWAY: no new streams, those open go on) when it is idle (no
+/// stream for [`crate::WsConfig::idle_timeout`]) or when the listener closed
+/// (dropped, or its server shut down or drained): a browser then opens its
+/// next WebSocket elsewhere. `slot`, its share of `max_connections`, is held
+/// until it ends.
 pub(crate) async fn serve<S>(
     mut conn: Connection<S, Bytes>,
     ctx: Arc<H2Context>,
@@ -61,11 +64,22 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let idle = ctx.config.transport.idle_timeout;
+    let listener_closed = ctx.queue.closed();
+    tokio::pin!(listener_closed);
     let mut shutting_down = false;
     loop {
-        let next = match idle {
-            Some(idle) => tokio::time::timeout(idle, conn.accept()).await,
-            None => Ok(conn.accept().await),
+        let next = tokio::select! {
+            next = async {
+                match idle {
+                    Some(idle) => tokio::time::timeout(idle, conn.accept()).await,
+                    None => Ok(conn.accept().await),
+                }
+            } => next,
+            () = &mut listener_closed, if !shutting_down => {
+                shutting_down = true;
+                conn.graceful_shutdown();
+                continue;
+            }
         };
         match next {
             Ok(Some(Ok((request, respond)))) => {
