@@ -52,7 +52,12 @@ pub struct AcceptQueue<C> {
 
 struct Inner<C> {
     ready: Mutex<VecDeque<(C, OwnedSemaphorePermit)>>,
+    /// Wakes `accept` (one waiter per pushed connection) and, at the
+    /// close, every waiter.
     notify: Notify,
+    /// Wakes `closed` waiters. Apart from `notify`: a pushed connection's
+    /// `notify_one` taken by a `closed` waiter would leave `accept` asleep.
+    close_notify: Notify,
     closed: AtomicBool,
     pending: Arc<Semaphore>,
     connections: Arc<Semaphore>,
@@ -93,6 +98,7 @@ impl<C: Send + 'static> AcceptQueue<C> {
             inner: Arc::new(Inner {
                 ready: Mutex::new(VecDeque::new()),
                 notify: Notify::new(),
+                close_notify: Notify::new(),
                 closed: AtomicBool::new(false),
                 pending: Arc::new(Semaphore::new(
                     max_pending_handshakes.clamp(1, Semaphore::MAX_PERMITS),
@@ -163,13 +169,14 @@ impl<C: Send + 'static> AcceptQueue<C> {
         let dropped = std::mem::take(&mut *self.lock());
         drop(dropped);
         self.inner.notify.notify_waiters();
+        self.inner.close_notify.notify_waiters();
     }
 
     /// Completes once [`AcceptQueue::close`] was called (at once if it
     /// was). Cancel safe.
     pub async fn closed(&self) {
         loop {
-            let mut notified = pin!(self.inner.notify.notified());
+            let mut notified = pin!(self.inner.close_notify.notified());
             notified.as_mut().enable();
             if self.is_closed() {
                 return;
@@ -246,6 +253,31 @@ impl fmt::Debug for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_waiter_does_not_take_the_wakeup_of_an_accept() {
+        // Both waited on one Notify: the connection's notify_one went to
+        // the older `closed` waiter and `accept` slept on (a wss call hung
+        // while an HTTP/2 connection of the listener was still up).
+        let queue = AcceptQueue::<u32>::new(2, 2);
+        let closed = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.closed().await }
+        });
+        tokio::task::yield_now().await;
+        let accept = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.accept().await }
+        });
+        tokio::task::yield_now().await;
+        queue.try_reserve().unwrap().push(7);
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(5), accept)
+            .await
+            .expect("accept was woken")
+            .unwrap();
+        assert_eq!(accepted, Ok(7));
+        assert!(!closed.is_finished());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn closed_waits_for_the_close() {
