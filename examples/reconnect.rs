@@ -63,6 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Drain the old server: it stops listening, tells the client to go
     // elsewhere, lets the running call finish, then closes (1001).
     let drained = tokio::spawn(old.drain(Duration::from_secs(5)));
+    // The notice travels to the client while the port comes free: a call
+    // made before the client has read it is still served by the old server
+    // (see `Server::drain`). Wait for the client to have heard it.
+    client
+        .state()
+        .expect("a reconnecting client")
+        .wait_for(|state| *state != ClientState::Ready)
+        .await?;
     // The new one takes the port once the old one let go of it.
     let mut new = None;
     for _ in 0..100 {
