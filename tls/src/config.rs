@@ -1,7 +1,7 @@
 //! [`ServerTls`] and [`ClientTls`]: the options, and the rustls configs built from them.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -169,6 +169,10 @@ fn roots(cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
 }
 
 /// A client's TLS options.
+///
+/// Clones share the rustls config built from them: connections made with
+/// one `ClientTls` (or its clones) reuse it, so the verifier is built once
+/// and TLS sessions resume instead of running a full handshake each time.
 #[derive(Clone, Debug)]
 pub struct ClientTls {
     /// How the server's certificate is checked.
@@ -178,6 +182,40 @@ pub struct ClientTls {
     pub identity: Option<Identity>,
     /// ALPN protocols in preference order (default: none).
     pub alpn: Vec<Vec<u8>>,
+    /// The config last built, with the options it was built from: the fields
+    /// above are public and may change between builds.
+    built: Arc<Mutex<Option<Built>>>,
+}
+
+#[derive(Debug)]
+struct Built {
+    verification: ServerVerification,
+    identity: Option<Identity>,
+    alpn: Vec<Vec<u8>>,
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl Built {
+    fn was_built_from(&self, tls: &ClientTls) -> bool {
+        self.alpn == tls.alpn
+            && same_verification(&self.verification, &tls.verification)
+            && match (&self.identity, &tls.identity) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_as(b),
+                _ => false,
+            }
+    }
+}
+
+fn same_verification(a: &ServerVerification, b: &ServerVerification) -> bool {
+    use ServerVerification::*;
+    match (a, b) {
+        (WebPkiRoots, WebPkiRoots) | (Insecure, Insecure) => true,
+        (Ca(a), Ca(b)) => a == b,
+        (Callback(a), Callback(b)) => Arc::ptr_eq(a, b),
+        (Custom(a), Custom(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
 }
 
 impl ClientTls {
@@ -187,6 +225,7 @@ impl ClientTls {
             verification,
             identity: None,
             alpn: Vec::new(),
+            built: Arc::default(),
         }
     }
 
@@ -202,8 +241,25 @@ impl ClientTls {
         self
     }
 
-    /// Builds the rustls client config (ring provider, TLS 1.3 and 1.2).
+    /// The rustls client config (ring provider, TLS 1.3 and 1.2): built on
+    /// the first call, then the same one for as long as the options stay the
+    /// same (its TLS session cache with it).
     pub fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = built.as_ref().filter(|b| b.was_built_from(self)) {
+            return Ok(built.config.clone());
+        }
+        let config = self.build_new()?;
+        *built = Some(Built {
+            verification: self.verification.clone(),
+            identity: self.identity.clone(),
+            alpn: self.alpn.clone(),
+            config: config.clone(),
+        });
+        Ok(config)
+    }
+
+    fn build_new(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = match &self.verification {
             ServerVerification::WebPkiRoots => {

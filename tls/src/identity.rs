@@ -64,6 +64,14 @@ impl Identity {
         })
     }
 
+    /// The same chain and key (not a check that two identities are
+    /// equivalent in any looser sense).
+    pub(crate) fn same_as(&self, other: &Identity) -> bool {
+        self.chain == other.chain
+            && (Arc::ptr_eq(&self.key, &other.key)
+                || self.key.secret_der() == other.key.secret_der())
+    }
+
     /// A self-signed certificate generated in memory (ECDSA P-256).
     ///
     /// Each name that parses as an IP address becomes an IP SAN, every other

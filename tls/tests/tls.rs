@@ -25,11 +25,23 @@ fn handshake(
     server_name: &str,
     server: &ServerTls,
 ) -> Result<(ClientConnection, ServerConnection), (Side, rustls::Error)> {
+    handshake_built(
+        client.build().expect("client config"),
+        server_name,
+        server.build().expect("server config"),
+    )
+}
+
+/// [`handshake`] with configs already built (a server that keeps its
+/// session tickets across handshakes).
+fn handshake_built(
+    client: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    server: Arc<rustls::ServerConfig>,
+) -> Result<(ClientConnection, ServerConnection), (Side, rustls::Error)> {
     let name = ServerName::try_from(server_name.to_owned()).expect("server name");
-    let mut c = ClientConnection::new(client.build().expect("client config"), name)
-        .map_err(|e| (Side::Client, e))?;
-    let mut s = ServerConnection::new(server.build().expect("server config"))
-        .map_err(|e| (Side::Server, e))?;
+    let mut c = ClientConnection::new(client, name).map_err(|e| (Side::Client, e))?;
+    let mut s = ServerConnection::new(server).map_err(|e| (Side::Server, e))?;
     for _ in 0..32 {
         let mut buf = Vec::new();
         while c.wants_write() {
@@ -364,6 +376,43 @@ fn alpn_is_negotiated() {
     .unwrap_err();
     assert_eq!(side, Side::Server);
     assert!(matches!(err, rustls::Error::NoApplicationProtocol), "{err}");
+}
+
+#[test]
+fn clones_share_one_built_config_until_the_options_change() {
+    let id = Identity::dev().unwrap();
+    let tls = pinned(&id);
+    let first = tls.build().unwrap();
+    assert!(Arc::ptr_eq(&first, &tls.build().unwrap()));
+    assert!(Arc::ptr_eq(&first, &tls.clone().build().unwrap()));
+    // The options are public fields: a change is seen at the next build.
+    let mut changed = tls.clone();
+    changed.alpn = vec![b"h2".to_vec()];
+    let rebuilt = changed.build().unwrap();
+    assert!(!Arc::ptr_eq(&first, &rebuilt));
+    assert_eq!(rebuilt.alpn_protocols, vec![b"h2".to_vec()]);
+    changed.identity = Some(Identity::self_signed(&["client"]).unwrap());
+    assert!(!Arc::ptr_eq(&rebuilt, &changed.build().unwrap()));
+    // Built alike from equal options, separately made: equal is enough.
+    let again = pinned(&id);
+    assert!(Arc::ptr_eq(
+        &again.build().unwrap(),
+        &again.build().unwrap()
+    ));
+}
+
+#[test]
+fn a_second_connection_with_the_same_options_resumes_its_session() {
+    let id = Identity::dev().unwrap();
+    let server = ServerTls::new(id.clone()).build().unwrap();
+    let tls = pinned(&id);
+    let (first, _) = handshake_built(tls.build().unwrap(), "localhost", server.clone()).unwrap();
+    assert_eq!(first.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    let (second, _) = handshake_built(tls.clone().build().unwrap(), "localhost", server).unwrap();
+    assert_eq!(
+        second.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
 }
 
 #[test]
