@@ -182,10 +182,14 @@ pub struct ClientTls {
     pub identity: Option<Identity>,
     /// ALPN protocols in preference order (default: none).
     pub alpn: Vec<Vec<u8>>,
-    /// The config last built, with the options it was built from: the fields
-    /// above are public and may change between builds.
-    built: Arc<Mutex<Option<Built>>>,
+    /// The configs built, with the options each was built from: the fields
+    /// above are public and may change between builds (a transport sets its
+    /// own ALPN on a clone, for instance). The last few are kept.
+    built: Arc<Mutex<Vec<Built>>>,
 }
+
+/// Configs kept per [`ClientTls`] and its clones.
+const BUILT_KEPT: usize = 4;
 
 #[derive(Debug)]
 struct Built {
@@ -242,15 +246,18 @@ impl ClientTls {
     }
 
     /// The rustls client config (ring provider, TLS 1.3 and 1.2): built on
-    /// the first call, then the same one for as long as the options stay the
-    /// same (its TLS session cache with it).
+    /// the first call with these options, then the same one (its TLS session
+    /// cache with it).
     pub fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(built) = built.as_ref().filter(|b| b.was_built_from(self)) {
+        if let Some(built) = built.iter().find(|b| b.was_built_from(self)) {
             return Ok(built.config.clone());
         }
         let config = self.build_new()?;
-        *built = Some(Built {
+        if built.len() == BUILT_KEPT {
+            built.remove(0);
+        }
+        built.push(Built {
             verification: self.verification.clone(),
             identity: self.identity.clone(),
             alpn: self.alpn.clone(),
