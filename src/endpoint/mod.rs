@@ -12,7 +12,7 @@ use std::sync::Arc;
 use strand_rpc_core::server::ServerConfig;
 use strand_rpc_core::transport::{DynConnection, Listener};
 use strand_rpc_core::{Client, ClientConfig, Connector};
-use strand_tls::{ClientAuth, Identity, ServerVerification};
+use strand_tls::{ClientAuth, ClientTls, Identity, ServerVerification};
 #[cfg(feature = "quic")]
 use strand_transport_quic::QuicListener;
 #[cfg(feature = "ws")]
@@ -65,6 +65,9 @@ pub struct Endpoint {
     identity: Option<Identity>,
     verification: Option<ServerVerification>,
     client_auth: Option<ClientAuth>,
+    /// Where the client TLS configs built for this endpoint (and its clones)
+    /// are kept, so that reconnections resume their TLS sessions.
+    client_tls_configs: ClientTls,
     #[cfg(feature = "ws")]
     upgrade_hook: Option<UpgradeHook>,
     #[cfg(feature = "ws")]
@@ -97,6 +100,7 @@ impl Endpoint {
             identity: None,
             verification: None,
             client_auth: None,
+            client_tls_configs: ClientTls::new(ServerVerification::Insecure),
             #[cfg(feature = "ws")]
             upgrade_hook: None,
             #[cfg(feature = "ws")]

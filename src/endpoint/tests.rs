@@ -515,3 +515,23 @@ async fn a_wss_h2_client_calls_over_http2_and_a_wss_one_over_http1() {
     }
     assert_eq!(*keys.lock().unwrap(), [false, true]);
 }
+
+#[test]
+fn connects_of_one_endpoint_reuse_their_tls_config_while_the_files_stay_the_same() {
+    let ca = std::env::temp_dir().join(format!("strand-endpoint-ca-{}.pem", std::process::id()));
+    let identity = Identity::dev().unwrap();
+    std::fs::write(&ca, identity.cert_pem()).unwrap();
+    let mut config = EndpointConfig::new("wss://localhost:4433");
+    config.tls.ca = Some(ca.clone());
+    let endpoint = Endpoint::from_config(config).unwrap();
+    // Read from the files at each connect, built once: sessions resume.
+    let first = endpoint.client_tls().unwrap().build().unwrap();
+    let second = endpoint.clone().client_tls().unwrap().build().unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    // A CA file replaced between connects is seen at the next one.
+    let other = Identity::self_signed(&["elsewhere"]).unwrap();
+    std::fs::write(&ca, other.cert_pem()).unwrap();
+    let third = endpoint.client_tls().unwrap().build().unwrap();
+    let _ = std::fs::remove_file(&ca);
+    assert!(!Arc::ptr_eq(&first, &third));
+}

@@ -97,7 +97,9 @@ impl Endpoint {
                 (VerifyMode::Insecure, _) => ServerVerification::Insecure,
             },
         };
-        let mut tls = ClientTls::new(verification);
+        // Made afresh (the files may have changed since the last connect);
+        // built once for as long as they do not.
+        let mut tls = ClientTls::new(verification).sharing_configs_with(&self.client_tls_configs);
         if let Some(identity) = self.file_identity()? {
             tls = tls.with_identity(identity);
         }

@@ -245,6 +245,15 @@ impl ClientTls {
         self
     }
 
+    /// Shares the configs `other` built and will build, as a clone of it
+    /// would: where the options are the same, the same config (and its TLS
+    /// sessions) is used. For options made afresh for each connection, from
+    /// files that may have changed, for instance.
+    pub fn sharing_configs_with(mut self, other: &ClientTls) -> Self {
+        self.built = other.built.clone();
+        self
+    }
+
     /// The rustls client config (ring provider, TLS 1.3 and 1.2): built on
     /// the first call with these options, then the same one (its TLS session
     /// cache with it).

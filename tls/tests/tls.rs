@@ -401,6 +401,20 @@ fn clones_share_one_built_config_until_the_options_change() {
 }
 
 #[test]
+fn options_made_afresh_can_share_the_configs_of_others() {
+    let id = Identity::dev().unwrap();
+    let keeper = ClientTls::new(ServerVerification::Insecure);
+    let first = pinned(&id).sharing_configs_with(&keeper).build().unwrap();
+    let again = pinned(&id).sharing_configs_with(&keeper).build().unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    let other = pinned(&Identity::self_signed(&["other"]).unwrap())
+        .sharing_configs_with(&keeper)
+        .build()
+        .unwrap();
+    assert!(!Arc::ptr_eq(&first, &other));
+}
+
+#[test]
 fn a_second_connection_with_the_same_options_resumes_its_session() {
     let id = Identity::dev().unwrap();
     let server = ServerTls::new(id.clone()).build().unwrap();
