@@ -117,7 +117,8 @@ pub async fn connect(
     } else {
         SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
     };
-    QuicClient::bind(local, config)?
+    Ok(QuicClient::bind(local, config)?
         .connect(addr, server_name)
-        .await
+        .await?
+        .owning_its_endpoint())
 }

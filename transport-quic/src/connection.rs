@@ -75,6 +75,11 @@ impl Lingering {
 }
 
 /// State shared by a connection handle and its streams.
+/// The longest [`QuicConnection::closed`] waits for its own endpoint to
+/// have sent a close we made (quinn keeps a closed connection for three probe
+/// timeouts, tens of milliseconds on a quick path, before letting it go).
+pub const CLOSE_SEND_WAIT: Duration = Duration::from_millis(500);
+
 pub(crate) struct Shared {
     pub(crate) conn: quinn::Connection,
     peer: Arc<PeerInfo>,
@@ -105,7 +110,11 @@ pub(crate) struct Shared {
     /// client's connection, not reported).
     pub(crate) bytes: Option<ByteReporter>,
     /// Keeps the endpoint (and its UDP socket and driver) alive.
-    _endpoint: quinn::Endpoint,
+    endpoint: quinn::Endpoint,
+    /// The endpoint was made for this connection alone ([`crate::connect`]):
+    /// once we closed, [`QuicConnection::closed`] waits for it to have sent
+    /// the close.
+    owns_endpoint: AtomicBool,
     /// The listener's connection slot, freed when the connection is gone.
     _slot: Option<ConnectionSlot>,
 }
@@ -273,7 +282,8 @@ impl QuicConnection {
                 bytes: slot
                     .is_some()
                     .then(|| ByteReporter::new(ByteCounters::new("quic"))),
-                _endpoint: endpoint,
+                endpoint,
+                owns_endpoint: AtomicBool::new(false),
                 _slot: slot,
             }),
         }
@@ -354,9 +364,27 @@ impl QuicConnection {
     }
 
     /// Resolves when the connection has closed, with the reason.
+    ///
+    /// When we closed it and its endpoint is its own (made by
+    /// [`crate::connect`]), this also waits, up to
+    /// [`CLOSE_SEND_WAIT`], for the endpoint to have sent the close and let
+    /// the connection go: the close is sent by the endpoint's driver task, and
+    /// a process that exits before then leaves the server waiting out its
+    /// idle timeout.
     pub async fn closed(&self) -> CloseReason {
         let err = self.shared.conn.closed().await;
+        if matches!(err, ConnectionError::LocallyClosed)
+            && self.shared.owns_endpoint.load(Ordering::Acquire)
+        {
+            let _ = tokio::time::timeout(CLOSE_SEND_WAIT, self.shared.endpoint.wait_idle()).await;
+        }
         self.shared.reason(&err)
+    }
+
+    /// Marks the endpoint as made for this connection alone.
+    pub(crate) fn owning_its_endpoint(self) -> Self {
+        self.shared.owns_endpoint.store(true, Ordering::Release);
+        self
     }
 
     /// Graceful shutdown: stops accepting streams (the peer gets no new stream

@@ -114,7 +114,7 @@ pub use config::{
     Budget, QuicClientConfig, QuicConfig, QuicFloodLimits, QuicServerConfig, DEFAULT_ALPN,
     STRAND_ALPN,
 };
-pub use connection::{ConnectionStats, QuicConnection, RESET_FLOOD_REASON};
+pub use connection::{ConnectionStats, QuicConnection, CLOSE_SEND_WAIT, RESET_FLOOD_REASON};
 pub use error::QuicError;
 pub use goaway::{GOAWAY_DATAGRAM, GOAWAY_DATAGRAM_BUFFER};
 pub use listener::{QuicListener, QuicListenerStats};

@@ -909,3 +909,46 @@ async fn connection_stats_count_the_bytes_each_way() {
     assert!(server_after.bytes_received - server_before.bytes_received >= n);
     assert!(server_after.bytes_sent - server_before.bytes_sent >= n);
 }
+
+/// A process that closes its connection and exits at once (`strand call`
+/// does) must still tell the server: the close is sent by the endpoint's
+/// driver task, which stops with the client's runtime.
+#[tokio::test]
+async fn a_client_that_closes_and_exits_at_once_still_tells_the_server() {
+    let rig = Rig::dev().await;
+    let addr = rig.listener.local_addr();
+    let verification = ServerVerification::Ca(rig.identity.cert_chain().to_vec());
+    let client = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let conn = strand_transport_quic::connect(
+                addr,
+                "localhost",
+                QuicClientConfig::new(verification),
+            )
+            .await
+            .unwrap();
+            conn.close(CloseCode::Normal, "done");
+            conn.closed().await
+        })
+        // The runtime, the endpoint's driver with it, ends here.
+    });
+    let server = within(rig.listener.accept_connection()).await.unwrap();
+    let ours = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ours.initiator, CloseInitiator::Local, "{ours}");
+    // The default idle timeout is far longer than this wait: a close that
+    // was never sent would show as a timeout here.
+    let reason = tokio::time::timeout(Duration::from_secs(5), server.closed())
+        .await
+        .expect("the server heard the close");
+    assert_eq!(
+        (reason.initiator, reason.code),
+        (CloseInitiator::Peer, CloseCode::Normal),
+        "{reason}"
+    );
+}
