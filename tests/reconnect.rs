@@ -211,3 +211,72 @@ async fn drain_over_ws_moves_new_calls_and_fails_none() {
 async fn drain_over_quic_moves_new_calls_and_fails_none() {
     drain_moves_new_calls_and_fails_none("quic").await;
 }
+
+/// A connection whose handshake the drained server had answered but not
+/// yet taken from its listener (here: its one connection slot was taken)
+/// is served and told to go away, not dropped: its client may already be
+/// sending calls, and behind a proxy a client that reconnects on a go-away
+/// can land on the draining server just before it stops accepting. Before,
+/// the listener dropped it when the server stopped accepting: the client
+/// saw its connection closed (ws 1000) with its call sent.
+async fn a_connection_set_up_as_the_drain_begins_is_served(scheme: &str) {
+    let identity = Identity::dev().unwrap();
+    let router = Router::new().unary("who", |_ctx, _p: Value| async move {
+        Ok::<_, RpcError>(json!("a"))
+    });
+    let a = Server::builder(router).max_connections(1).build();
+    let bind = format!("{scheme}://127.0.0.1:0");
+    let serving = Serving::start(&a, &[endpoint(&bind, &identity)])
+        .await
+        .unwrap();
+    let url = serving.urls()[0].clone();
+    let first = endpoint(&url, &identity)
+        .connect_connection()
+        .await
+        .unwrap();
+    let first_client = Client::from_shared(first.clone(), Default::default());
+    assert_eq!(
+        first_client
+            .unary::<_, Value>("who", &json!({}))
+            .await
+            .unwrap(),
+        "a"
+    );
+    // Set up, but waiting in the listener for a connection slot.
+    let queued = endpoint(&url, &identity)
+        .connect_connection()
+        .await
+        .unwrap();
+    let drain = tokio::spawn(serving.drain(Duration::from_secs(10)));
+    tokio::select! {
+        () = queued.going_away() => {}
+        reason = queued.closed() => panic!("the queued connection was dropped: {reason}"),
+        () = tokio::time::sleep(Duration::from_secs(10)) => panic!("no go-away notice"),
+    }
+    let queued_client = Client::from_shared(queued.clone(), Default::default());
+    assert_eq!(
+        queued_client
+            .unary::<_, Value>("who", &json!({}))
+            .await
+            .unwrap(),
+        "a",
+        "a call made before the client moved is served"
+    );
+    // The drain waits for the peers to close, as a reconnecting client does.
+    queued.shutdown(Duration::from_secs(1)).await;
+    first.shutdown(Duration::from_secs(1)).await;
+    tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .expect("the drain ended once its peers closed")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_ws_connection_set_up_as_the_drain_begins_is_served() {
+    a_connection_set_up_as_the_drain_begins_is_served("ws").await;
+}
+
+#[tokio::test]
+async fn a_quic_connection_set_up_as_the_drain_begins_is_served() {
+    a_connection_set_up_as_the_drain_begins_is_served("quic").await;
+}

@@ -369,4 +369,13 @@ impl Listener for BoundListener {
     fn local_addr(&self) -> Option<SocketAddr> {
         Some(self.local_addr)
     }
+
+    fn stop_accepting(&self) -> bool {
+        match &self.inner {
+            #[cfg(feature = "ws")]
+            Inner::Ws(l) => Listener::stop_accepting(l),
+            #[cfg(feature = "quic")]
+            Inner::Quic(l) => Listener::stop_accepting(l),
+        }
+    }
 }

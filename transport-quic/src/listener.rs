@@ -165,6 +165,16 @@ impl QuicListener {
         self.queue.close();
     }
 
+    /// Stops accepting but keeps what is under way: new attempts are
+    /// refused, handshakes in progress finish, and `accept_connection`
+    /// gives those and the queued connections before it fails with
+    /// [`QuicError::ListenerClosed`].
+    pub fn stop_accepting(&self) {
+        self.endpoint.set_server_config(None);
+        self.driver.abort();
+        self.queue.stop_accepting();
+    }
+
     /// The underlying quinn endpoint.
     pub fn endpoint(&self) -> &quinn::Endpoint {
         &self.endpoint
@@ -246,6 +256,11 @@ impl Listener for QuicListener {
 
     fn local_addr(&self) -> Option<SocketAddr> {
         Some(self.local_addr)
+    }
+
+    fn stop_accepting(&self) -> bool {
+        QuicListener::stop_accepting(self);
+        true
     }
 }
 

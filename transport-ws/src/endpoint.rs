@@ -324,6 +324,18 @@ impl WsListener {
         self.task.abort();
         self.queue.close();
     }
+
+    /// Stops accepting but keeps what is under way: the socket is closed
+    /// (connections not yet taken from the kernel's queue are reset, and a
+    /// proxy tries another server), handshakes in progress finish, and
+    /// `accept_connection` gives those and the queued connections before it
+    /// fails with [`WsError::ListenerClosed`]. HTTP/2 connections stop
+    /// taking new WebSockets (GOAWAY); the requests they already read are
+    /// refused with `503` unless their WebSocket was set up.
+    pub fn stop_accepting(&self) {
+        self.task.abort();
+        self.queue.stop_accepting();
+    }
 }
 
 #[async_trait]
@@ -334,6 +346,11 @@ impl Listener for WsListener {
 
     fn local_addr(&self) -> Option<SocketAddr> {
         Some(self.local_addr)
+    }
+
+    fn stop_accepting(&self) -> bool {
+        WsListener::stop_accepting(self);
+        true
     }
 }
 

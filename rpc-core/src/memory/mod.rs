@@ -137,6 +137,17 @@ impl Listener for MemoryListener {
     fn local_addr(&self) -> Option<SocketAddr> {
         None
     }
+
+    /// Connections already made stay for `accept`; new ones are refused.
+    fn stop_accepting(&self) -> bool {
+        match self.rx.try_lock() {
+            Ok(mut rx) => {
+                rx.close();
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 struct Link {

@@ -18,7 +18,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
@@ -163,6 +163,7 @@ impl ServerBuilder {
                 stopping: CancellationToken::new(),
                 forced: CancellationToken::new(),
                 calls: TaskTracker::new(),
+                accepting: TaskTracker::new(),
                 connections: Mutex::new(Vec::new()),
                 moving: Mutex::new(Vec::new()),
                 draining: AtomicBool::new(false),
@@ -204,6 +205,9 @@ pub(super) struct Inner {
     /// Cancelled when the drain deadline passes: running calls are aborted.
     pub(super) forced: CancellationToken,
     pub(super) calls: TaskTracker,
+    /// One token per `serve` loop, held until its listener handed over the
+    /// connections set up before the stop.
+    pub(super) accepting: TaskTracker,
     pub(super) connections: Mutex<Vec<DynConnection>>,
     /// The connections a drain told to go away (by address): their peers
     /// move their new calls elsewhere, and what they sent before they read
@@ -270,27 +274,24 @@ impl Server {
     }
 
     /// Accepts connections from `listener` until shutdown starts, serving each
-    /// on its own task.
+    /// on its own task. Then, if the listener can ([`Listener::stop_accepting`]),
+    /// it takes no new connection but serves those whose set-up was under
+    /// way (within the grace period), and returns once it has them all.
     pub async fn serve(&self, listener: impl Listener) -> io::Result<()> {
         let inner = &self.inner;
+        let _accepting = inner.accepting.token();
         loop {
             let slot = tokio::select! {
-                _ = inner.stopping.cancelled() => return Ok(()),
+                _ = inner.stopping.cancelled() => break,
                 slot = inner.connection_slots.clone().acquire_owned() => slot,
             };
-            let Ok(slot) = slot else { return Ok(()) };
+            let Ok(slot) = slot else { break };
             let accepted = tokio::select! {
-                _ = inner.stopping.cancelled() => return Ok(()),
+                _ = inner.stopping.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok(conn) => {
-                    let server = self.clone();
-                    tokio::spawn(async move {
-                        server.serve_connection(conn).await;
-                        drop(slot);
-                    });
-                }
+                Ok(conn) => self.spawn_served(conn, Some(slot)),
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Err(e),
                 Err(e) => {
                     // One failed handshake must not stop the server; pause a
@@ -300,6 +301,37 @@ impl Server {
                 }
             }
         }
+        self.hand_over(&listener).await;
+        Ok(())
+    }
+
+    /// Serves the connections `listener` set up before the stop: their
+    /// clients got their handshake answered and may be sending calls, which
+    /// dropping them would lose on the wire. Registered while draining, each
+    /// is told to go away. They are few (the listener's pending handshakes)
+    /// and take no connection slot: the stop frees slots anyway.
+    async fn hand_over(&self, listener: &impl Listener) {
+        if !listener.stop_accepting() {
+            return;
+        }
+        loop {
+            let accepted = tokio::select! {
+                _ = self.inner.forced.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok(conn) => self.spawn_served(conn, None),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn spawn_served(&self, conn: DynConnection, slot: Option<OwnedSemaphorePermit>) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            server.serve_connection(conn).await;
+            drop(slot);
+        });
     }
 
     /// Serves one connection on a new task.
@@ -465,6 +497,11 @@ impl Server {
         inner.stopping.cancel();
         inner.calls.close();
         crate::metrics::draining();
+        // The listeners hand over the connections whose set-up was under
+        // way: once they are registered (and, draining, told), the waits
+        // below see them.
+        inner.accepting.close();
+        let _ = tokio::time::timeout_at(deadline, inner.accepting.wait()).await;
         if tokio::time::timeout_at(deadline, inner.calls.wait())
             .await
             .is_err()

@@ -9,11 +9,16 @@
 //! pushes the connection. The pending slot is released when the application
 //! accepts the connection (or the handshake fails); the connection slot when
 //! the connection is dropped.
+//!
+//! Two ways to stop: [`AcceptQueue::stop_accepting`] takes no new handshake
+//! but hands over every connection already set up or being set up (a client
+//! that got its `101` may be sending calls: a server that is draining
+//! serves them), and [`AcceptQueue::close`] drops them (nobody will accept).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -58,7 +63,14 @@ struct Inner<C> {
     /// Wakes `closed` waiters. Apart from `notify`: a pushed connection's
     /// `notify_one` taken by a `closed` waiter would leave `accept` asleep.
     close_notify: Notify,
+    /// No new handshake is taken: set by `stop_accepting` and `close`.
     closed: AtomicBool,
+    /// Queued connections, and those pushed later, are dropped: set by
+    /// `close` only.
+    abandoned: AtomicBool,
+    /// Handshakes holding a pending slot that have not pushed yet: `accept`
+    /// after `stop_accepting` waits for them.
+    handshaking: AtomicUsize,
     pending: Arc<Semaphore>,
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -100,6 +112,8 @@ impl<C: Send + 'static> AcceptQueue<C> {
                 notify: Notify::new(),
                 close_notify: Notify::new(),
                 closed: AtomicBool::new(false),
+                abandoned: AtomicBool::new(false),
+                handshaking: AtomicUsize::new(0),
                 pending: Arc::new(Semaphore::new(
                     max_pending_handshakes.clamp(1, Semaphore::MAX_PERMITS),
                 )),
@@ -118,7 +132,7 @@ impl<C: Send + 'static> AcceptQueue<C> {
             .acquire_owned()
             .await
             .map_err(|_| AcceptQueueError::Closed)?;
-        Ok(self.slot(pending))
+        self.slot(pending)
     }
 
     /// Takes a pending-handshake slot without waiting.
@@ -132,17 +146,28 @@ impl<C: Send + 'static> AcceptQueue<C> {
             .clone()
             .try_acquire_owned()
             .map_err(|_| AcceptQueueError::PendingLimit)?;
-        Ok(self.slot(pending))
+        self.slot(pending)
     }
 
-    fn slot(&self, pending: OwnedSemaphorePermit) -> PendingSlot<C> {
-        PendingSlot {
+    /// Counts the handshake in before it looks at `closed` (both SeqCst):
+    /// an `accept` that saw none in progress after `stop_accepting` has
+    /// them all queued, and one counted in later fails here.
+    fn slot(&self, pending: OwnedSemaphorePermit) -> Result<PendingSlot<C>, AcceptQueueError> {
+        self.inner.handshaking.fetch_add(1, Ordering::SeqCst);
+        let slot = PendingSlot {
             inner: self.inner.clone(),
-            pending,
+            pending: Some(pending),
+        };
+        if self.is_closed() {
+            return Err(AcceptQueueError::Closed);
         }
+        Ok(slot)
     }
 
-    /// Waits for the next established connection.
+    /// Waits for the next established connection. After
+    /// [`AcceptQueue::stop_accepting`] it gives the connections queued and
+    /// those of the handshakes still in progress, then fails with
+    /// [`AcceptQueueError::Closed`]; after [`AcceptQueue::close`] it fails.
     ///
     /// Cancel safety: cancel safe; a connection leaves the queue only when
     /// this returns it.
@@ -150,30 +175,45 @@ impl<C: Send + 'static> AcceptQueue<C> {
         loop {
             let mut notified = pin!(self.inner.notify.notified());
             notified.as_mut().enable();
+            // Read before the pop: a handshake pushes before it stops
+            // counting, so none in progress here means all are queued.
+            let all_queued = self.is_closed() && self.inner.handshaking.load(Ordering::SeqCst) == 0;
             if let Some((conn, _pending)) = self.lock().pop_front() {
                 return Ok(conn);
             }
-            if self.is_closed() {
+            if all_queued || self.inner.abandoned.load(Ordering::SeqCst) {
                 return Err(AcceptQueueError::Closed);
             }
             notified.await;
         }
     }
 
-    /// Stops the queue: queued connections are dropped, waiting `reserve`
-    /// and `accept` calls fail with [`AcceptQueueError::Closed`].
-    /// Connections already accepted are not affected.
-    pub fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
+    /// Takes no new handshake (waiting `reserve` calls fail with
+    /// [`AcceptQueueError::Closed`]) but keeps the connections queued and
+    /// those whose handshake is in progress for `accept`, which fails once
+    /// it has given them all. For a server that stops gracefully: a client
+    /// whose handshake completed may already be sending calls.
+    pub fn stop_accepting(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.pending.close();
-        let dropped = std::mem::take(&mut *self.lock());
-        drop(dropped);
         self.inner.notify.notify_waiters();
         self.inner.close_notify.notify_waiters();
     }
 
-    /// Completes once [`AcceptQueue::close`] was called (at once if it
-    /// was). Cancel safe.
+    /// Stops the queue: queued connections are dropped (and those pushed
+    /// later), waiting `reserve` and `accept` calls fail with
+    /// [`AcceptQueueError::Closed`]. Connections already accepted are not
+    /// affected.
+    pub fn close(&self) {
+        self.inner.abandoned.store(true, Ordering::SeqCst);
+        self.stop_accepting();
+        let dropped = std::mem::take(&mut *self.lock());
+        drop(dropped);
+    }
+
+    /// Completes once the queue takes no new handshake
+    /// ([`AcceptQueue::stop_accepting`] or [`AcceptQueue::close`]; at once
+    /// if that happened already). Cancel safe.
     pub async fn closed(&self) {
         loop {
             let mut notified = pin!(self.inner.close_notify.notified());
@@ -185,9 +225,10 @@ impl<C: Send + 'static> AcceptQueue<C> {
         }
     }
 
-    /// Whether [`AcceptQueue::close`] was called.
+    /// Whether the queue takes no new handshake
+    /// ([`AcceptQueue::stop_accepting`] or [`AcceptQueue::close`]).
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.closed.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(C, OwnedSemaphorePermit)>> {
@@ -202,7 +243,8 @@ impl<C: Send + 'static> AcceptQueue<C> {
 /// released when the connection is accepted or the handshake fails.
 pub struct PendingSlot<C> {
     inner: Arc<Inner<C>>,
-    pending: OwnedSemaphorePermit,
+    /// Taken by `push`, which moves it to the queue.
+    pending: Option<OwnedSemaphorePermit>,
 }
 
 impl<C> fmt::Debug for PendingSlot<C> {
@@ -226,17 +268,30 @@ impl<C> PendingSlot<C> {
     }
 
     /// Queues the established connection for `accept`. The pending slot stays
-    /// taken until it is accepted. Dropped at once if the queue was closed.
-    pub fn push(self, conn: C) {
-        if self.inner.closed.load(Ordering::Acquire) {
+    /// taken until it is accepted. Dropped at once if the queue was closed
+    /// with [`AcceptQueue::close`] (after `stop_accepting` it is queued).
+    pub fn push(mut self, conn: C) {
+        if self.inner.abandoned.load(Ordering::SeqCst) {
             return;
         }
+        let pending = self.pending.take().expect("pushed once");
         self.inner
             .ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push_back((conn, self.pending));
+            .push_back((conn, pending));
         self.inner.notify.notify_one();
+        // `self` drops here: the handshake stops counting after the push.
+    }
+}
+
+impl<C> Drop for PendingSlot<C> {
+    fn drop(&mut self) {
+        let was = self.inner.handshaking.fetch_sub(1, Ordering::SeqCst);
+        if was == 1 && self.inner.closed.load(Ordering::SeqCst) {
+            // The last one after `stop_accepting`: `accept` may now fail.
+            self.inner.notify.notify_waiters();
+        }
     }
 }
 
@@ -340,5 +395,48 @@ mod tests {
         assert_eq!(first, Ok(7));
         assert_eq!(second, Err(AcceptQueueError::Closed));
         assert_eq!(queue.reserve().await.unwrap_err(), AcceptQueueError::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_accepting_hands_over_the_queued_and_the_handshakes_in_progress() {
+        let queue = AcceptQueue::<u32>::new(4, 4);
+        queue.try_reserve().unwrap().push(1);
+        let in_progress = queue.try_reserve().unwrap();
+        let failing = queue.try_reserve().unwrap();
+        queue.stop_accepting();
+        assert_eq!(queue.try_reserve().unwrap_err(), AcceptQueueError::Closed);
+        assert_eq!(queue.reserve().await.unwrap_err(), AcceptQueueError::Closed);
+        queue.closed().await;
+        assert_eq!(queue.accept().await, Ok(1));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { (queue.accept().await, queue.accept().await) }
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(
+            !waiter.is_finished(),
+            "two handshakes are still in progress"
+        );
+        in_progress.push(2);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished(), "one handshake is still in progress");
+        drop(failing);
+        let (second, third) = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("the last handshake ended")
+            .unwrap();
+        assert_eq!(second, Ok(2));
+        assert_eq!(third, Err(AcceptQueueError::Closed));
+    }
+
+    #[tokio::test]
+    async fn close_after_stop_accepting_drops_what_is_left() {
+        let queue = AcceptQueue::<u32>::new(4, 4);
+        queue.try_reserve().unwrap().push(1);
+        let late = queue.try_reserve().unwrap();
+        queue.stop_accepting();
+        queue.close();
+        late.push(2);
+        assert_eq!(queue.accept().await, Err(AcceptQueueError::Closed));
     }
 }

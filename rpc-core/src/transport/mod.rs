@@ -304,6 +304,18 @@ pub trait Listener: Send + Sync + 'static {
 
     /// The local address, when the carrier has one.
     fn local_addr(&self) -> Option<SocketAddr>;
+
+    /// Stops taking new connections but keeps those whose set-up is under
+    /// way or done: `accept` hands them over, then fails. A stopping
+    /// [`crate::server::Server`] calls it and serves what it gets, since a
+    /// client whose handshake completed may already be sending calls; it
+    /// does not wait for `accept` to fail beyond its grace period.
+    ///
+    /// Returns `false` if the listener cannot (the default): the server
+    /// then stops accepting at once and drops it.
+    fn stop_accepting(&self) -> bool {
+        false
+    }
 }
 
 /// Waits until the peer stops reading; see [`SendStream::poll_stopped`].
