@@ -437,6 +437,11 @@ impl Server {
     /// most `grace`, one second for the aborted calls' answers, and one
     /// close of the slowest connection (its drain of 100 ms and the
     /// carrier's close timeout), however many connections there are.
+    ///
+    /// "Stops accepting": a listener that can ([`Listener::stop_accepting`])
+    /// still hands over the connections whose handshake was under way, and
+    /// they are served like the others (their clients may have sent calls
+    /// already); waiting for those handshakes is bounded by `grace` too.
     pub async fn shutdown(&self, grace: Duration) {
         self.stop(grace, Stop::Shutdown).await
     }
