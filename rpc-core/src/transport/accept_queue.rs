@@ -271,15 +271,20 @@ impl<C> PendingSlot<C> {
     /// taken until it is accepted. Dropped at once if the queue was closed
     /// with [`AcceptQueue::close`] (after `stop_accepting` it is queued).
     pub fn push(mut self, conn: C) {
-        if self.inner.abandoned.load(Ordering::SeqCst) {
-            return;
-        }
         let pending = self.pending.take().expect("pushed once");
-        self.inner
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back((conn, pending));
+        {
+            let mut ready = self
+                .inner
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Under the lock: `close` sets `abandoned` before it empties the
+            // queue, so a push after that empty is seen here and dropped.
+            if self.inner.abandoned.load(Ordering::SeqCst) {
+                return;
+            }
+            ready.push_back((conn, pending));
+        }
         self.inner.notify.notify_one();
         // `self` drops here: the handshake stops counting after the push.
     }
