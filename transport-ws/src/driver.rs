@@ -139,16 +139,30 @@ where
         wants_read: true,
         session_closed: false,
     };
+    // Declared after the driver, so dropped before it: also when the
+    // future is dropped unfinished (a task running several drivers, such as
+    // an HTTP/2 connection's, ended).
+    let ended = Ended(driver.shared.clone());
     poll_fn(|cx| driver.poll(cx)).await;
-    let shared = driver.shared.clone();
-    shared.with(|inner| {
-        inner.session.handle_lost("connection ended");
-        inner.driver_done = true;
-        inner.driver = None;
-    });
-    shared.with(wake_all);
-    shared.notify_closed();
+    drop(ended);
     drop(driver);
+}
+
+/// Ends the session when the driver stops, finished or dropped: the
+/// handles see the connection as lost and every waiter wakes.
+struct Ended(Arc<Shared>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        shared.with(|inner| {
+            inner.session.handle_lost("connection ended");
+            inner.driver_done = true;
+            inner.driver = None;
+        });
+        shared.with(wake_all);
+        shared.notify_closed();
+    }
 }
 
 impl<S> Driver<S>

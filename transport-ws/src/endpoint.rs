@@ -51,14 +51,37 @@ fn session_config(
     }
 }
 
+/// A connection's mux driver, for a task to run (see [`prepare`]).
+pub(crate) type DriverFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Starts a connection over `ws`, its driver on a task of its own.
 pub(crate) fn start<S>(
+    ws: WebSocketStream<S>,
+    role: Role,
+    config: &WsConfig,
+    windows: (Option<u32>, bool),
+    peer: PeerInfo,
+    slot: Option<ConnectionSlot>,
+) -> WsConnection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (conn, driver) = prepare(ws, role, config, windows, peer, slot);
+    tokio::spawn(driver);
+    conn
+}
+
+/// A connection over `ws` and its driver, which the caller runs: the
+/// connection makes progress only while the driver is polled, and ends
+/// (lost) if it is dropped unfinished.
+pub(crate) fn prepare<S>(
     ws: WebSocketStream<S>,
     role: Role,
     config: &WsConfig,
     (peer_window, window_advertised): (Option<u32>, bool),
     peer: PeerInfo,
     slot: Option<ConnectionSlot>,
-) -> WsConnection
+) -> (WsConnection, DriverFuture)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -78,12 +101,12 @@ where
         send: config.send_timeout,
     };
     let driver = driver::run(ws, shared.clone(), timers);
-    tokio::spawn(async move {
+    let driver = Box::pin(async move {
         driver.await;
         // The listener's slot is held for as long as the socket is.
         drop(slot);
     });
-    WsConnection::new(shared, peer)
+    (WsConnection::new(shared, peer), driver)
 }
 
 pub(crate) fn certs_to_bytes(
@@ -428,6 +451,7 @@ async fn accept_loop(
                         certificates,
                         slot,
                     } = *h2;
+                    let (drivers, driven) = crate::h2::drivers::Drivers::new();
                     let ctx = Arc::new(H2Context {
                         config,
                         queue,
@@ -435,8 +459,12 @@ async fn accept_loop(
                         counters,
                         remote,
                         certificates,
+                        drivers,
                     });
-                    crate::h2::server::serve(conn, ctx, slot).await;
+                    crate::h2::drivers::polled_in_place(crate::h2::server::serve(
+                        conn, ctx, driven, slot,
+                    ))
+                    .await;
                 }
                 Ok(Err(err)) => tracing::debug!(%remote, %err, "upgrade failed"),
                 Err(_) => tracing::debug!(%remote, "handshake timed out"),

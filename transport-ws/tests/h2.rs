@@ -458,3 +458,45 @@ async fn a_closed_listener_sends_goaway_and_the_websockets_on_it_go_on() {
         refused.map(|_| ())
     );
 }
+
+/// Forwards one TCP connection to `target` until the returned task is
+/// aborted, which drops both sockets (the connection dies mid-way).
+async fn cut_proxy(target: std::net::SocketAddr) -> (u16, tokio::task::JoinHandle<()>) {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut inbound, _) = proxy.accept().await.unwrap();
+        let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn websockets_end_with_their_http2_connection() {
+    // The WebSockets of an HTTP/2 connection are driven by its task on
+    // both sides: when the connection dies, they must end (lost), with
+    // their streams, not hang.
+    let id = identity();
+    let listener = WsListener::bind("127.0.0.1:0", server_config(&id))
+        .await
+        .unwrap();
+    let (port, proxy) = cut_proxy(listener.local_addr()).await;
+    let h2 = H2Client::connect(&format!("wss://localhost:{port}/"), h2_client(&id))
+        .await
+        .unwrap();
+    let client = h2.open().await.unwrap();
+    let server = listener.accept_connection().await.unwrap();
+    round_trip(&client, &server, b"before the cut").await;
+    let (_send, mut recv) = client.open_stream().await.unwrap().split();
+
+    proxy.abort();
+    let ended = async {
+        tokio::join!(client.closed(), server.closed());
+        let mut buf = Vec::new();
+        recv.read_to_end(&mut buf).await
+    };
+    let read = timeout(LIMIT, ended).await.expect("both ends saw the end");
+    assert!(read.is_err(), "a stream open at the cut fails: {read:?}");
+    assert!(client.open_stream().await.is_err());
+}

@@ -13,10 +13,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::WebSocketStream;
 
+use super::drivers::{polled_in_place, DriverSender, Drivers};
 use super::io::H2Io;
 use crate::config::WsClientConfig;
 use crate::conn::WsConnection;
-use crate::endpoint::{certs_to_bytes, start};
+use crate::endpoint::{certs_to_bytes, prepare};
 use crate::error::WsError;
 use crate::handshake::{self, WINDOW_HEADER};
 use crate::mux::Role;
@@ -33,6 +34,9 @@ pub struct H2Client {
     config: Arc<WsClientConfig>,
     remote: SocketAddr,
     certificates: Vec<Bytes>,
+    /// To the connection's task, which runs the drivers of the strand
+    /// connections opened over it (see `super::drivers`).
+    drivers: DriverSender,
 }
 
 impl std::fmt::Debug for H2Client {
@@ -118,11 +122,15 @@ impl H2Client {
             .await
             .map_err(h2_error)?;
         let ping = connection.ping_pong();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "h2 client connection ended");
+        let (drivers, mut driven) = Drivers::new();
+        tokio::spawn(polled_in_place(async move {
+            tokio::select! {
+                ended = connection => if let Err(err) = ended {
+                    tracing::debug!(%err, "h2 client connection ended");
+                },
+                never = driven.run() => match never {},
             }
-        });
+        }));
         // The server's SETTINGS come before its answer to our PING: once it
         // is back we know whether it accepts extended CONNECT.
         if let Some(mut ping) = ping {
@@ -139,6 +147,7 @@ impl H2Client {
             config: Arc::new(config),
             remote,
             certificates,
+            drivers,
         })
     }
 
@@ -193,13 +202,10 @@ impl H2Client {
             .with_remote_addr(self.remote)
             .with_certificates(self.certificates.clone());
         let windows = (peer_window, config.advertise_window);
-        Ok(start(
-            ws,
-            Role::Client,
-            &config.transport,
-            windows,
-            peer,
-            None,
-        ))
+        let (conn, driver) = prepare(ws, Role::Client, &config.transport, windows, peer, None);
+        self.drivers
+            .send(driver)
+            .map_err(|_| WsError::Http2("the HTTP/2 connection ended".into()))?;
+        Ok(conn)
     }
 }

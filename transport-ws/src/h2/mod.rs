@@ -8,6 +8,7 @@
 
 mod client;
 mod config;
+pub(crate) mod drivers;
 mod io;
 pub(crate) mod server;
 

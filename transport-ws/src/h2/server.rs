@@ -14,11 +14,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::WebSocketStream;
 
+use super::drivers::{DriverSender, Drivers};
 use super::io::H2Io;
 use super::Http2Config;
 use crate::config::{HttpResponse, UpgradeContext, WsServerConfig};
 use crate::conn::WsConnection;
-use crate::endpoint::{start, ListenerCounters};
+use crate::endpoint::{prepare, ListenerCounters};
 use crate::error::WsError;
 use crate::handshake::{self, UpgradeRequest, WINDOW_HEADER};
 use crate::mux::Role;
@@ -32,6 +33,8 @@ pub(crate) struct H2Context {
     pub counters: Arc<ListenerCounters>,
     pub remote: SocketAddr,
     pub certificates: Vec<Bytes>,
+    /// To the connection's task, which runs its WebSockets' drivers.
+    pub drivers: DriverSender,
 }
 
 /// The HTTP/2 preface and SETTINGS exchange; SETTINGS_ENABLE_CONNECT_PROTOCOL
@@ -55,10 +58,12 @@ where
 /// stream for [`crate::WsConfig::idle_timeout`]) or when the listener closed
 /// (dropped, or its server shut down or drained): a browser then opens its
 /// next WebSocket elsewhere. `slot`, its share of `max_connections`, is held
-/// until it ends.
+/// until it ends. The drivers of its WebSockets run on this task, handed
+/// over through `ctx.drivers` (see [`super::drivers`]); they end with it.
 pub(crate) async fn serve<S>(
     mut conn: Connection<S, Bytes>,
     ctx: Arc<H2Context>,
+    mut drivers: Drivers,
     slot: ConnectionSlot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -80,6 +85,7 @@ pub(crate) async fn serve<S>(
                 conn.graceful_shutdown();
                 continue;
             }
+            never = drivers.run() => match never {},
         };
         match next {
             Ok(Some(Ok((request, respond)))) => {
@@ -231,7 +237,7 @@ async fn admit(
         .with_certificates(ctx.certificates.clone())
         .with_extension(request);
     let windows = (peer_window, config.advertise_window);
-    let conn = start(
+    let (conn, driver) = prepare(
         ws,
         Role::Server,
         &config.transport,
@@ -239,6 +245,10 @@ async fn admit(
         peer,
         Some(slot),
     );
+    if ctx.drivers.send(driver).is_err() {
+        // The HTTP/2 connection ended, and the stream with it.
+        return Ok(());
+    }
     ctx.counters.h2_upgrade();
     pending.push(conn);
     Ok(())
