@@ -5,6 +5,7 @@ mod call;
 mod router;
 pub(crate) mod run_call;
 mod serve;
+mod stop_signal;
 
 pub use call::{CallInput, CallRequest, CallResponse, Incoming, RawBody, RawReader};
 pub use router::{CallKind, Router};

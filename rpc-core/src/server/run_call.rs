@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::stop_signal::StopSignal;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 use tracing::{debug, debug_span, field, trace, warn, Instrument};
 
@@ -209,7 +209,7 @@ impl Inner {
             Err(Interrupted::Forced) => {
                 // The server is going down: one last bounded attempt to tell
                 // the caller why, then the stream is reset by the drop.
-                let never = CancellationToken::new();
+                let never = StopSignal::default();
                 let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
                 let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
                     write_message(&mut send, &bytes, &never, None).await?;
@@ -440,7 +440,7 @@ async fn yield_when_budget_spent() {
 async fn write_message(
     send: &mut BoxSendStream,
     bytes: &Bytes,
-    forced: &CancellationToken,
+    forced: &StopSignal,
     deadline: Option<Instant>,
 ) -> Result<(), Interrupted> {
     let mut forced = pin!(forced.cancelled());

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use super::stop_signal::StopSignal;
 use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
@@ -160,8 +160,8 @@ impl ServerBuilder {
                 router: self.router,
                 connection_slots: Arc::new(Semaphore::new(self.config.max_connections)),
                 config: self.config,
-                stopping: CancellationToken::new(),
-                forced: CancellationToken::new(),
+                stopping: StopSignal::default(),
+                forced: StopSignal::default(),
                 calls: TaskTracker::new(),
                 accepting: TaskTracker::new(),
                 connections: Mutex::new(Vec::new()),
@@ -201,9 +201,9 @@ pub(super) struct Inner {
     pub(super) config: ServerConfig,
     pub(super) connection_slots: Arc<Semaphore>,
     /// Cancelled when shutdown starts: new calls are answered −32001.
-    pub(super) stopping: CancellationToken,
+    pub(super) stopping: StopSignal,
     /// Cancelled when the drain deadline passes: running calls are aborted.
-    pub(super) forced: CancellationToken,
+    pub(super) forced: StopSignal,
     pub(super) calls: TaskTracker,
     /// One token per `serve` loop, held until its listener handed over the
     /// connections set up before the stop.
