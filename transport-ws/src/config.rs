@@ -33,6 +33,12 @@ pub struct WsConfig {
     /// 256 KiB of buffers that payloads of readers behind were copied into,
     /// kept for reuse (an allocation per large message otherwise) and let
     /// go at the next keep-alive tick once unused.
+    ///
+    /// It is also what a bulk stream may have in flight ahead of the other
+    /// streams' messages on the same connection: a small call beside a
+    /// stream pushing at full speed waits on average for half a window at
+    /// the bulk's rate. A smaller window trades the bulk's throughput on a
+    /// long path for that latency (docs/benchmarks.md, "Round 2 run").
     pub stream_window: u32,
     /// Largest WebSocket message accepted, in bytes; a bigger one closes the
     /// connection with 1009. Default 2 MiB: one DATA message can carry up to
