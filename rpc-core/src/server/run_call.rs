@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::stop_signal::StopSignal;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::io::AsyncWrite;
@@ -20,6 +19,7 @@ use tracing::{debug, debug_span, field, trace, warn, Instrument};
 
 use super::call::{parse_error_to_rpc, read_error_to_rpc, CallInput, CallRequest, CallResponse};
 use super::serve::Inner;
+use super::stop_signal::StopSignal;
 use crate::codec::MessageReader;
 use crate::context::Context;
 use crate::error::RpcError;

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use super::stop_signal::StopSignal;
 use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -27,6 +26,7 @@ use tracing::{debug, debug_span, warn, Instrument};
 
 use super::call::{CallRequest, CallResponse};
 use super::router::Router;
+use super::stop_signal::StopSignal;
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::error::RpcError;
 use crate::transport::{CloseCode, DynConnection, Listener};
