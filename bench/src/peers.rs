@@ -105,12 +105,13 @@ pub async fn tungstenite(case: &str, opts: Opts) -> Res<Value> {
         }
         "stalled" => {
             let (c, mut s) = ws_pair(&listener).await?;
+            // The producer's source, made before the measurement.
+            let chunk = Bytes::from(vec![7u8; CHUNK]);
             util::settle().await;
             let before = util::mem();
             let progress = Arc::new(AtomicU64::new(0));
             let p2 = progress.clone();
             let pusher = tokio::spawn(async move {
-                let chunk = Bytes::from(vec![7u8; CHUNK]);
                 for _ in 0..STALL_TOTAL / CHUNK {
                     if s.send(Message::Binary(chunk.clone())).await.is_err() {
                         break;
@@ -325,6 +326,8 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
         }
         "stalled" => {
             let (c, s) = quinn_pair(&server, &client, addr).await?;
+            // The producer's source, made before the measurement.
+            let chunk = Bytes::from(vec![7u8; CHUNK]);
             util::settle().await;
             let before = util::mem();
             // The client opens a stream and never reads it; the server pushes.
@@ -334,7 +337,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
             let mut b = [0u8; 1];
             srecv.read_exact(&mut b).await?;
             let progress = Arc::new(AtomicU64::new(0));
-            let pusher = tokio::spawn(util::push_until_stalled(ssend, progress.clone()));
+            let pusher = tokio::spawn(util::push_until_stalled(ssend, chunk, progress.clone()));
             util::wait_stalled(&progress, STALL_TOTAL as u64).await;
             let window = 1_250_000u64; // quinn's default stream receive window
             let report =
@@ -394,9 +397,11 @@ async fn jsonrpsee_server(
             }
         },
     )?;
-    let big = serde_json::value::to_raw_value(&"y".repeat(CHUNK - 2))?;
+    // The stalled case's source, shared by its calls (made once, before any
+    // measurement; each item is a copy of it, as strand's handler makes).
+    let big = Arc::new(serde_json::value::to_raw_value(&"y".repeat(CHUNK - 2))?);
     // loaded_latency's bulk stream: as many 64 KiB items as asked for.
-    let bulk = big.clone();
+    let bulk = (*big).clone();
     module.register_subscription(
         "sub_bulk",
         "bulk",
@@ -423,7 +428,7 @@ async fn jsonrpsee_server(
             async move {
                 let sink = pending.accept().await?;
                 for _ in 0..STALL_TOTAL / CHUNK {
-                    sink.send(SubscriptionMessage::from(big.clone())).await?;
+                    sink.send(SubscriptionMessage::from((*big).clone())).await?;
                     if let Some(f) = &flood {
                         f.fetch_add(CHUNK as u64, Ordering::Relaxed);
                     }

@@ -281,11 +281,16 @@ where
     Ok(json!({ "mb_per_s": bytes as f64 / secs / 1e6, "bytes": bytes }))
 }
 
-/// Pushes up to [`STALL_TOTAL`] bytes in 64 KiB writes at a reader that never
-/// reads; returns once everything was taken or no write completed for
+/// Pushes up to [`STALL_TOTAL`] bytes in 64 KiB writes of `chunk` (the
+/// producer's source, made before the measurement: what the stream holds is
+/// measured, not the data it is fed from) at a reader that never reads;
+/// returns once everything was taken or no write completed for
 /// [`STALL_QUIET`]. Counts accepted bytes into `progress`.
-pub async fn push_until_stalled<W: AsyncWrite + Unpin>(mut send: W, progress: Arc<AtomicU64>) -> W {
-    let chunk = vec![7u8; CHUNK];
+pub async fn push_until_stalled<W: AsyncWrite + Unpin>(
+    mut send: W,
+    chunk: bytes::Bytes,
+    progress: Arc<AtomicU64>,
+) -> W {
     let mut sent = 0;
     while sent < STALL_TOTAL {
         match tokio::time::timeout(STALL_QUIET, send.write_all(&chunk)).await {
