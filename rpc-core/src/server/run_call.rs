@@ -85,14 +85,14 @@ impl Inner {
         // never registers with the shared shutdown token.
         let first = tokio::select! {
             biased;
-            r = tokio::time::timeout(first_wait, reader.next()) => r,
+            r = crate::deadline::within(first_wait, reader.next()) => r,
             _ = self.forced.cancelled() => return,
         };
         let header = match first {
-            Ok(Ok(Some(bytes))) => bytes,
+            Some(Ok(Some(bytes))) => bytes,
             // The caller finished without a message: nothing to answer.
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
+            Some(Ok(None)) => return,
+            Some(Err(e)) => {
                 let err = read_error_to_rpc(e);
                 if err.code() != error_codes::STREAM_ENDED {
                     crate::metrics::call_refused(if err.code() == error_codes::MESSAGE_TOO_LONG {
@@ -104,7 +104,7 @@ impl Inner {
                 }
                 return;
             }
-            Err(_) => {
+            None => {
                 crate::metrics::call_refused("first_message_timeout");
                 let _ = self
                     .answer_error(&mut send, &RpcError::timed_out(), None)
@@ -404,10 +404,10 @@ impl Inner {
         // never registers with the shared shutdown token.
         tokio::select! {
             biased;
-            r = tokio::time::timeout(self.config.default_timeout, finish) => match r {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Interrupted::Io(e)),
-                Err(_) => Err(Interrupted::Io(io::Error::new(io::ErrorKind::TimedOut, "finishing the stream timed out"))),
+            r = crate::deadline::within(self.config.default_timeout, finish) => match r {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(Interrupted::Io(e)),
+                None => Err(Interrupted::Io(io::Error::new(io::ErrorKind::TimedOut, "finishing the stream timed out"))),
             },
             _ = self.forced.cancelled() => Err(Interrupted::Forced),
         }
