@@ -112,11 +112,40 @@ impl Drop for WsSendStream {
 pub struct WsRecvStream {
     shared: Arc<Shared>,
     id: StreamId,
+    /// It read the end: the session let go of it (see `Session::read`), so
+    /// later reads, a stop and the drop need no lock.
+    ended: bool,
 }
 
 impl WsRecvStream {
     pub(crate) fn new(shared: Arc<Shared>, id: StreamId) -> Self {
-        WsRecvStream { shared, id }
+        WsRecvStream {
+            shared,
+            id,
+            ended: false,
+        }
+    }
+
+    /// Runs a read on the session; on the end, notes it and drops any
+    /// waker an earlier wait left (no event for this stream will take it).
+    fn read_op<T>(
+        &mut self,
+        cx: &Context<'_>,
+        read: impl FnOnce(&mut crate::mux::Session, StreamId) -> Result<T, crate::mux::OpError>,
+        is_end: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        let id = self.id;
+        let r = self.shared.with(|inner| {
+            let r = poll_op(read(&mut inner.session, id), &mut inner.read_wakers, id, cx);
+            if matches!(&r, Poll::Ready(Ok(v)) if is_end(v)) {
+                inner.read_wakers.remove(&id);
+            }
+            r
+        });
+        if matches!(&r, Poll::Ready(Ok(v)) if is_end(v)) {
+            self.ended = true;
+        }
+        r
     }
 }
 
@@ -134,25 +163,24 @@ impl WsRecvStream {
 
 impl AsyncRead for WsRecvStream {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if buf.remaining() == 0 {
+        if buf.remaining() == 0 || self.ended {
             return Poll::Ready(Ok(()));
         }
-        let id = self.id;
-        let n = self.shared.with(|inner| {
-            let r = inner.session.read(id, buf.initialize_unfilled());
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        });
+        let unfilled = buf.initialize_unfilled();
+        let n = self.read_op(cx, |session, id| session.read(id, unfilled), |&n| n == 0);
         n.map_ok(|n| buf.advance(n))
     }
 }
 
 impl RecvStream for WsRecvStream {
     fn stop(&mut self, code: u64) {
-        self.shared.with(|inner| inner.session.stop(self.id, code));
+        if !self.ended {
+            self.shared.with(|inner| inner.session.stop(self.id, code));
+        }
     }
 
     /// Hands over the received DATA payloads themselves (no copy).
@@ -161,16 +189,18 @@ impl RecvStream for WsRecvStream {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<Option<Bytes>>> {
-        let id = self.id;
-        self.shared.with(|inner| {
-            let r = inner.session.read_chunk(id, max);
-            poll_op(r, &mut inner.read_wakers, id, cx)
-        })
+        if self.ended {
+            return Poll::Ready(Ok(None));
+        }
+        self.read_op(cx, |session, id| session.read_chunk(id, max), Option::is_none)
     }
 }
 
 impl Drop for WsRecvStream {
     fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
         let id = self.id;
         self.shared.with(|inner| {
             inner.read_wakers.remove(&id);

@@ -271,6 +271,44 @@ async fn dropped_halves_cancel_the_stream() {
     .await;
 }
 
+/// A receiving half that read the end is done with the stream: the stream
+/// is released once the other half is, while that half is still held, and
+/// it keeps reading the end (chunks and bytes alike) and ignores a stop.
+#[tokio::test]
+async fn a_recv_half_that_read_the_end_lets_its_stream_go() {
+    let (_l, client, server) = pair().await;
+    let (mut send, recv) = client.open_stream().await.unwrap().split();
+    send.write_all(b"ping").await.unwrap();
+    send.shutdown().await.unwrap();
+    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut got = Vec::new();
+    timeout(LIMIT, s_recv.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"ping");
+    s_send.write_all(b"pong").await.unwrap();
+    s_send.shutdown().await.unwrap();
+    drop(s_send);
+    drop((send, recv));
+    // Both ends let go although the server still holds its reading half.
+    eventually("streams released on both sides", || {
+        client.stats().streams_open == 0 && server.stats().streams_open == 0
+    })
+    .await;
+    assert_eq!(s_recv.read(&mut [0u8; 4]).await.unwrap(), 0);
+    let chunk = std::future::poll_fn(|cx| s_recv.poll_read_chunk(cx, 64)).await;
+    assert!(chunk.unwrap().is_none());
+    s_recv.stop(codes::CANCELLED);
+    assert_eq!(server.stats().streams_open, 0);
+    drop(s_recv);
+    assert!(server.stats().queued_control == 0);
+}
+
 #[tokio::test]
 async fn peer_close_ends_every_stream_with_code_and_reason() {
     let (_l, client, server) = pair().await;

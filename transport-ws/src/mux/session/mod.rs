@@ -163,6 +163,8 @@ struct Stream {
     /// Received bytes not yet read.
     recv_buf: RecvBuffer,
     /// The application holds (or will be given) the send / recv handle.
+    /// The recv handle counts as let go once it read the end: nothing it
+    /// can do after that concerns the session (its drop takes no lock).
     send_handle: bool,
     recv_handle: bool,
     /// The peer aborted the stream before we were done with it, and it was

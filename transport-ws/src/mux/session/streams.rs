@@ -185,7 +185,9 @@ impl Session {
 
     /// Reads buffered bytes into `buf`. `Ok(0)` is the end of the stream (or
     /// an empty `buf`); `Blocked` while nothing is buffered. Returns credit to
-    /// the peer as the window drains.
+    /// the peer as the window drains. Reading the end lets go of the recv
+    /// handle (the stream may be released at once): the handle answers
+    /// later reads itself.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, OpError> {
         if buf.is_empty() {
             return Ok(0);
@@ -251,6 +253,8 @@ impl Session {
         }
         if stream.recv == RecvState::FinReceived {
             stream.recv = RecvState::EofRead;
+            // The reader's handle is done with the session (see `Stream`).
+            stream.recv_handle = false;
             self.maybe_release(id);
             return Ok(0);
         }
