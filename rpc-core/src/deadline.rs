@@ -68,7 +68,10 @@ mod tests {
         // Ready at once: the result, whatever the limit.
         assert_eq!(within(Duration::ZERO, async { 7 }).await, Some(7));
         // Waits less than the limit (counted from its first wait).
-        let quick = within(Duration::from_secs(2), tokio::time::sleep(Duration::from_secs(1)));
+        let quick = within(
+            Duration::from_secs(2),
+            tokio::time::sleep(Duration::from_secs(1)),
+        );
         assert_eq!(quick.await, Some(()));
         // Waits longer: cut at the limit, not before.
         let start = Instant::now();

@@ -86,6 +86,22 @@ impl SendStream for WsSendStream {
         Poll::Pending
     }
 
+    /// The write and the finish under one lock: the finish is queued as
+    /// soon as all of `buf` was taken (a finish that fails is left to the
+    /// caller's `poll_shutdown`, which reports it).
+    fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<(usize, bool)>> {
+        let id = self.id;
+        self.shared.with(|inner| {
+            let r = inner.session.write(id, buf);
+            let written = poll_op(r, &mut inner.write_wakers, id, cx);
+            written.map_ok(|n| (n, n == buf.len() && inner.session.finish(id).is_ok()))
+        })
+    }
+
     /// Toward a JS peer, waits until every byte written so far was ACKed
     /// (see `Session::write_boundary`); toward strand, ready at once.
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -192,7 +208,11 @@ impl RecvStream for WsRecvStream {
         if self.ended {
             return Poll::Ready(Ok(None));
         }
-        self.read_op(cx, |session, id| session.read_chunk(id, max), Option::is_none)
+        self.read_op(
+            cx,
+            |session, id| session.read_chunk(id, max),
+            Option::is_none,
+        )
     }
 }
 

@@ -271,6 +271,30 @@ async fn dropped_halves_cancel_the_stream() {
     .await;
 }
 
+/// The last write queues the finish with it: the peer reads the bytes and
+/// then the end, with no `shutdown` called.
+#[tokio::test]
+async fn a_last_write_finishes_the_stream() {
+    let (_l, client, server) = pair().await;
+    let (mut send, _recv) = client.open_stream().await.unwrap().split();
+    let written = std::future::poll_fn(|cx| send.poll_write_last(cx, b"last words")).await;
+    assert_eq!(written.unwrap(), (10, true));
+    let (_s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split();
+    let mut got = Vec::new();
+    timeout(LIMIT, s_recv.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"last words");
+    // Finishing again is harmless; writing after the finish fails.
+    send.shutdown().await.unwrap();
+    assert!(send.write_all(b"more").await.is_err());
+}
+
 /// A receiving half that read the end is done with the stream: the stream
 /// is released once the other half is, while that half is still held, and
 /// it keeps reading the end (chunks and bytes alike) and ignores a stop.

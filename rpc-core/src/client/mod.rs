@@ -399,11 +399,11 @@ impl Start<'_> {
         let call = async {
             let (mut send, reader) = self.open().await?;
             let header = self.header(params)?;
-            let refused = write_request(&mut send, &header).await?;
+            let (refused, finished) = write_last_request(&mut send, &header).await?;
             let mut responses = ResponseStream::<R>::new(reader, None);
             let first = match refused {
-                None => tokio::join!(finish(&mut send), responses.next()).1,
-                Some(_) => responses.next().await,
+                None if !finished => tokio::join!(finish(&mut send), responses.next()).1,
+                _ => responses.next().await,
             };
             let value = first.unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
             Ok((value, responses.metadata))
@@ -556,6 +556,31 @@ async fn write_request(
         }
         Err(e) => Err(ClientError::Transport(e)),
     }
+}
+
+/// [`write_request`] for a request that is all the call sends: the finish
+/// goes with it where the carrier can (see `SendStream::poll_write_last`);
+/// also gives whether it did.
+async fn write_last_request(
+    send: &mut BoxSendStream,
+    bytes: &[u8],
+) -> Result<(Option<ClientError>, bool), ClientError> {
+    let mut rest = bytes;
+    let mut finished = false;
+    while !rest.is_empty() {
+        match std::future::poll_fn(|cx| send.poll_write_last(cx, rest)).await {
+            Ok((0, _)) => return Err(ClientError::Transport(io::ErrorKind::WriteZero.into())),
+            Ok((n, fin)) => {
+                rest = &rest[n..];
+                finished = fin;
+            }
+            Err(e) if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) => {
+                return Ok((Some(ClientError::Transport(e)), false));
+            }
+            Err(e) => return Err(ClientError::Transport(e)),
+        }
+    }
+    Ok((None, finished))
 }
 
 /// Ends our sending side. A stop from the server after we wrote everything is

@@ -212,7 +212,7 @@ impl Inner {
                 let never = StopSignal::default();
                 let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
                 let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
-                    write_message(&mut send, &bytes, &never, None).await?;
+                    write_message(&mut send, &bytes, &never, None, Last::No).await?;
                     std::future::poll_fn(|cx| Pin::new(&mut send).poll_shutdown(cx))
                         .await
                         .map_err(Interrupted::Io)
@@ -269,7 +269,9 @@ impl Inner {
         let mut outcome = Outcome::Ok;
         match response {
             CallResponse::Unary(bytes) => {
-                write_message(send, &bytes, &self.forced, deadline).await?;
+                if write_message(send, &bytes, &self.forced, deadline, Last::Yes).await? {
+                    return Ok(outcome);
+                }
             }
             CallResponse::Stream(mut items) => {
                 let mut written = 0u32;
@@ -293,7 +295,7 @@ impl Inner {
                     };
                     match item {
                         Some(Ok(bytes)) => {
-                            write_message(send, &bytes, &self.forced, deadline).await?;
+                            write_message(send, &bytes, &self.forced, deadline, Last::No).await?;
                             yield_when_budget_spent().await;
                         }
                         Some(Err(err)) => {
@@ -308,6 +310,7 @@ impl Inner {
                                 ),
                                 &self.forced,
                                 deadline,
+                                Last::No,
                             )
                             .await?;
                             outcome = error_outcome(&err);
@@ -318,7 +321,7 @@ impl Inner {
                 }
             }
             CallResponse::Raw { leading, mut body } => {
-                write_message(send, &leading, &self.forced, deadline).await?;
+                write_message(send, &leading, &self.forced, deadline, Last::No).await?;
                 let mut written = 0u32;
                 loop {
                     self.check_interrupted(send, &mut written)?;
@@ -330,7 +333,7 @@ impl Inner {
                     };
                     match chunk {
                         Some(Ok(bytes)) => {
-                            write_message(send, &bytes, &self.forced, deadline).await?;
+                            write_message(send, &bytes, &self.forced, deadline, Last::No).await?;
                             yield_when_budget_spent().await;
                         }
                         // The deadline covers the whole raw call, bytes
@@ -386,13 +389,17 @@ impl Inner {
         metadata: Option<&serde_json::Map<String, serde_json::Value>>,
         deadline: Option<Instant>,
     ) -> Result<(), Interrupted> {
-        write_message(
+        let finished = write_message(
             send,
             &message::encode_error_with_metadata(&err.to_error_object(), metadata),
             &self.forced,
             deadline,
+            Last::Yes,
         )
         .await?;
+        if finished {
+            return Ok(());
+        }
         self.finish(send).await
     }
 
@@ -433,26 +440,48 @@ async fn yield_when_budget_spent() {
     tokio::task::consume_budget().await;
 }
 
+/// Whether a message is the last of its stream (see [`write_message`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Yes,
+    No,
+}
+
 /// Writes one message, giving up if the caller stops reading, the server
 /// is forced down, or the call's `deadline` passes. Those are watched only
 /// while the write waits: a write that goes through needs no registration
 /// (and a stop fails it anyway); the deadline's timer is made only then.
+///
+/// The stream's `Last` message goes with the finish where the carrier can
+/// queue both in one step ([`SendStream::poll_write_last`]): gives whether
+/// the stream is finished (the caller finishes it otherwise).
 async fn write_message(
     send: &mut BoxSendStream,
     bytes: &Bytes,
     forced: &StopSignal,
     deadline: Option<Instant>,
-) -> Result<(), Interrupted> {
+    last: Last,
+) -> Result<bool, Interrupted> {
     let mut forced = pin!(forced.cancelled());
     let mut timer = pin!(None::<tokio::time::Sleep>);
     let mut rest: &[u8] = bytes;
+    let mut finished = false;
     std::future::poll_fn(|cx| {
         while !rest.is_empty() {
-            match Pin::new(&mut *send).poll_write(cx, rest) {
-                Poll::Ready(Ok(0)) => {
+            let written = match last {
+                Last::Yes => send.poll_write_last(cx, rest),
+                Last::No => Pin::new(&mut *send)
+                    .poll_write(cx, rest)
+                    .map_ok(|n| (n, false)),
+            };
+            match written {
+                Poll::Ready(Ok((0, _))) => {
                     return Poll::Ready(Err(Interrupted::Io(io::ErrorKind::WriteZero.into())))
                 }
-                Poll::Ready(Ok(n)) => rest = &rest[n..],
+                Poll::Ready(Ok((n, fin))) => {
+                    rest = &rest[n..];
+                    finished = fin;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(Interrupted::from_write_error(e))),
                 Poll::Pending => {
                     // Once part of a message is out, finish it: a torn
@@ -478,7 +507,7 @@ async fn write_message(
                 }
             }
         }
-        Poll::Ready(Ok(()))
+        Poll::Ready(Ok(finished))
     })
     .await
 }

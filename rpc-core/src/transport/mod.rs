@@ -29,6 +29,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -136,6 +137,22 @@ pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let _ = cx;
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes the stream's last bytes: `poll_write`, and once all of `buf`
+    /// was taken, the finish too if the carrier can queue it in the same
+    /// step. Gives the bytes taken and whether the stream is finished; when
+    /// it is not, the caller finishes with `poll_shutdown` as usual.
+    ///
+    /// A unary call's request and response are each one write and a finish:
+    /// a carrier whose halves share a lock (the WebSocket mux) takes it once
+    /// for both. The default only writes.
+    fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<(usize, bool)>> {
+        Pin::new(self).poll_write(cx, buf).map_ok(|n| (n, false))
     }
 }
 
@@ -337,6 +354,13 @@ impl SendStream for Box<dyn SendStream> {
     }
     fn poll_write_boundary(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         (**self).poll_write_boundary(cx)
+    }
+    fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<(usize, bool)>> {
+        (**self).poll_write_last(cx, buf)
     }
 }
 
