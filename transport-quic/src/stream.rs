@@ -290,9 +290,19 @@ impl Drop for QuicSendStream {
                 // the handle is gone. A graceful shutdown must not close the
                 // connection before the peer acknowledged it (a call's last
                 // response), so it waits on this stream's `stopped()`
-                // (resolves once acknowledged); no task per stream.
+                // (resolves once acknowledged); no task per stream. The one
+                // the finish made for its stop check serves (one allocation
+                // and one lock on quinn's state fewer); none is needed once
+                // it resolved.
+                if self.stopped_result.is_some() {
+                    return;
+                }
+                let acked = self
+                    .stopped
+                    .take()
+                    .unwrap_or_else(|| Box::pin(self.inner.stopped()));
                 if let Ok(mut lingering) = self.shared.lingering.lock() {
-                    lingering.push(Box::pin(self.inner.stopped()));
+                    lingering.push(acked);
                 }
             }
             SendState::Reset => {}
