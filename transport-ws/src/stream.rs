@@ -142,8 +142,10 @@ impl WsRecvStream {
         }
     }
 
-    /// Runs a read on the session; on the end, notes it and drops any
-    /// waker an earlier wait left (no event for this stream will take it).
+    /// Runs a read on the session. On the end, or on bytes that the end
+    /// follows with nothing between (read with them, see
+    /// `Session::read_end_if_next`), notes it and drops any waker an
+    /// earlier wait left (no event for this stream will take it).
     fn read_op<T>(
         &mut self,
         cx: &Context<'_>,
@@ -151,16 +153,18 @@ impl WsRecvStream {
         is_end: impl Fn(&T) -> bool,
     ) -> Poll<io::Result<T>> {
         let id = self.id;
-        let r = self.shared.with(|inner| {
+        let (r, ended) = self.shared.with(|inner| {
             let r = poll_op(read(&mut inner.session, id), &mut inner.read_wakers, id, cx);
-            if matches!(&r, Poll::Ready(Ok(v)) if is_end(v)) {
+            let ended = match &r {
+                Poll::Ready(Ok(v)) => is_end(v) || inner.session.read_end_if_next(id),
+                _ => false,
+            };
+            if ended {
                 inner.read_wakers.remove(&id);
             }
-            r
+            (r, ended)
         });
-        if matches!(&r, Poll::Ready(Ok(v)) if is_end(v)) {
-            self.ended = true;
-        }
+        self.ended |= ended;
         r
     }
 }

@@ -261,6 +261,23 @@ impl Session {
         Err(closed.unwrap_or(OpError::Blocked))
     }
 
+    /// After a read that took bytes: if the end is all that is left (the
+    /// peer finished and nothing is buffered), reads it too, as a read that
+    /// gave `Ok(0)` would have, and says so. The reader that took the last
+    /// bytes then needs no second trip for the end.
+    pub fn read_end_if_next(&mut self, id: StreamId) -> bool {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if stream.recv != RecvState::FinReceived || stream.recv_buf.front_incoming().is_some() {
+            return false;
+        }
+        stream.recv = RecvState::EofRead;
+        stream.recv_handle = false;
+        self.maybe_release(id);
+        true
+    }
+
     /// Stops reading with `code`: the peer's writes fail. Idempotent; sends
     /// nothing once the peer finished.
     pub fn stop(&mut self, id: StreamId, code: u64) {

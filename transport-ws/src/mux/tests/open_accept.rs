@@ -158,3 +158,32 @@ fn refusal_past_the_stream_limit_and_the_backlog() {
     // Our own opens wait at the limit instead.
     assert_eq!(s.open(), Err(OpError::Blocked));
 }
+
+#[test]
+fn a_read_that_takes_the_last_bytes_can_take_the_end_with_them() {
+    let (mut c, mut s) = pair(1 << 20);
+    let id = c.open().unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(s.accept(), Ok(id));
+    assert_eq!(c.write(id, b"one"), Ok(3));
+    settle(&mut c, &mut s);
+    // Bytes, no end yet: nothing to take with them.
+    assert_eq!(s.read_chunk(id, 64).unwrap().unwrap(), &b"one"[..]);
+    assert!(!s.read_end_if_next(id));
+    assert_eq!(c.write(id, b"two"), Ok(3));
+    c.finish(id).unwrap();
+    settle(&mut c, &mut s);
+    assert_eq!(s.read_chunk(id, 64).unwrap().unwrap(), &b"two"[..]);
+    // Toward this (JS-like) peer the end follows the ACK of every byte.
+    assert!(!s.read_end_if_next(id));
+    settle(&mut c, &mut s);
+    // Now only the end is left: taken, once.
+    assert!(s.read_end_if_next(id));
+    assert!(!s.read_end_if_next(id));
+    assert_eq!(s.read(id, &mut [0; 4]), Ok(0));
+    // The reader counts as gone: the stream goes once its send half is done.
+    s.finish(id).unwrap();
+    s.release_send(id);
+    settle(&mut c, &mut s);
+    assert_eq!(s.stream_count(), 0);
+}

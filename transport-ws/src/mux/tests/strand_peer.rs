@@ -161,3 +161,29 @@ fn between_strand_peers_the_first_ack_returns_credit() {
     assert_eq!(c.stream_stats(id).unwrap().send_credit, 100);
     assert_eq!(c.write(id, b"more"), Ok(4));
 }
+
+#[test]
+fn the_end_that_came_with_the_last_bytes_is_read_with_them() {
+    let mut s = Session::new(config(Role::Server, 100));
+    let id = StreamId(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"abc"),
+    });
+    s.handle_frame(Frame::Data {
+        id,
+        payload: Bytes::from_static(b"de"),
+    });
+    s.handle_frame(Frame::Close {
+        id,
+        shutdown: Shutdown::Read,
+    });
+    assert_eq!(s.accept(), Ok(id));
+    let mut buf = [0u8; 3];
+    assert_eq!(s.read(id, &mut buf), Ok(3));
+    assert!(!s.read_end_if_next(id), "bytes before the end");
+    assert_eq!(s.read_chunk(id, 64).unwrap().unwrap(), &b"de"[..]);
+    assert!(s.read_end_if_next(id), "only the end left");
+    assert_eq!(s.read(id, &mut buf), Ok(0));
+}
