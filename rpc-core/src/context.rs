@@ -53,7 +53,6 @@ pub struct Context {
     call: Arc<Call>,
     identity: Option<Arc<Identity>>,
     deadline: Option<Instant>,
-    peer: Arc<PeerInfo>,
 }
 
 /// What every clone of a call's context shares: one allocation per call.
@@ -70,6 +69,10 @@ struct Call {
     /// The call ended ([`CallEnd`] dropped): a token made after that
     /// starts cancelled.
     ended: AtomicBool,
+    /// Kept here, not in each [`Context`]: a clone of the context then
+    /// touches only this call's counter, not the connection's, which every
+    /// call of the connection shares (on both workers at once).
+    peer: Arc<PeerInfo>,
 }
 
 /// `params.metadata`, made a map from the raw JSON the caller sent (kept
@@ -200,10 +203,10 @@ impl Context {
                 reply_metadata: Mutex::new(None),
                 cancel: OnceLock::new(),
                 ended: AtomicBool::new(false),
+                peer,
             }),
             identity: None,
             deadline: None,
-            peer,
         }
     }
 
@@ -292,7 +295,7 @@ impl Context {
     /// What is known about the peer: carrier, address, certificates, and the
     /// carrier's own facts in [`PeerInfo::extensions`].
     pub fn peer(&self) -> &PeerInfo {
-        &self.peer
+        &self.call.peer
     }
 
     /// Adds `key: value` to `result.metadata` of the call's first response
@@ -325,7 +328,7 @@ impl fmt::Debug for Context {
             .field("identity", &self.identity)
             .field("deadline", &self.deadline)
             .field("cancelled", &self.is_cancelled())
-            .field("transport", &self.peer.transport)
+            .field("transport", &self.call.peer.transport)
             .finish_non_exhaustive()
     }
 }

@@ -141,7 +141,6 @@ impl Inner {
             std::time::Instant::now()
         });
         let outcome = self
-            .clone()
             .serve_call(ctx, params, reader, send)
             .instrument(span.clone())
             .await;
@@ -155,7 +154,7 @@ impl Inner {
     /// A call from its parsed header on: runs the service stack, writes
     /// its response, and says how it ended.
     async fn serve_call(
-        self: Arc<Self>,
+        &self,
         ctx: Context,
         params: Option<Box<serde_json::value::RawValue>>,
         reader: MessageReader<crate::transport::BoxRecvStream>,
