@@ -60,12 +60,7 @@ impl Interrupted {
 impl Inner {
     /// Runs one call; `moving`: its peer was told to go away by a drain and
     /// its calls are still served (any other call is refused while stopping).
-    pub(super) async fn run_call(
-        self: Arc<Self>,
-        peer: Arc<PeerInfo>,
-        stream: Stream,
-        moving: bool,
-    ) {
+    pub(super) async fn run_call(&self, peer: Arc<PeerInfo>, stream: Stream, moving: bool) {
         let _counted = StreamGuard::new(&self.series);
         let (mut send, recv) = stream.split();
         if self.stopping.is_cancelled() && !moving {

@@ -29,7 +29,7 @@ use super::router::Router;
 use super::stop_signal::StopSignal;
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::error::RpcError;
-use crate::transport::{CloseCode, DynConnection, Listener};
+use crate::transport::{CloseCode, DynConnection, Listener, PeerInfo};
 
 /// The type-erased service stack a server runs each call through.
 pub type CallService = BoxCloneSyncService<CallRequest, CallResponse, RpcError>;
@@ -374,6 +374,11 @@ impl Server {
         }
         let peer = conn.peer_info();
         let _counted = crate::metrics::ConnectionGuard::new(peer.transport);
+        let shared = Arc::new(ConnectionCalls {
+            inner: self.inner.clone(),
+            conn: conn.clone(),
+            peer,
+        });
         debug!("connection opened");
         loop {
             if inner.forced.is_cancelled() {
@@ -388,21 +393,20 @@ impl Server {
             };
             match stream {
                 Ok(stream) => {
-                    let inner = self.inner.clone();
-                    let peer = peer.clone();
-                    let conn = conn.clone();
+                    let shared = shared.clone();
                     // A call spawned off this task keeps the connection's span.
                     let span = span.clone();
                     let call = async move {
+                        let ConnectionCalls { inner, conn, peer } = &*shared;
                         // Only while stopping: one atomic load otherwise.
-                        let moving = inner.stopping.is_cancelled() && inner.is_moving(&conn);
+                        let moving = inner.stopping.is_cancelled() && inner.is_moving(conn);
                         // A call cannot outlive its connection: nothing can be
                         // written any more, and a handler that is not reading
                         // (its input ended, or it is busy) would never notice.
                         // Dropping the call cancels its handler.
                         tokio::select! {
                             biased;
-                            () = inner.run_call(peer, stream, moving) => {}
+                            () = inner.run_call(peer.clone(), stream, moving) => {}
                             // Made only if the call waits: it allocates.
                             reason = async { conn.closed().await } => {
                                 debug!(%reason, "connection closed: call dropped");
@@ -560,6 +564,16 @@ impl Server {
     pub fn calls_in_flight(&self) -> usize {
         self.inner.calls.len()
     }
+}
+
+/// What every call of one connection needs, behind one counter: a call
+/// clones this connection's counter, not the server's (which every call of
+/// every connection would touch, from both workers), the connection's and
+/// its peer's each.
+struct ConnectionCalls {
+    inner: Arc<Inner>,
+    conn: DynConnection,
+    peer: Arc<PeerInfo>,
 }
 
 /// How a server stops: shut down (close normally) or drain (tell peers to
