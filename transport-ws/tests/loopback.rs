@@ -12,13 +12,33 @@ use strand_rpc_core::transport::{
     codes, CloseCode, CloseInitiator, Connection, Listener, RecvStream, SendStream, StreamError,
 };
 use strand_transport_ws::{
-    connect, UpgradeRequest, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
+    connect, UpgradeRequest, WsClientConfig, WsConfig, WsConnection, WsListener, WsRecvStream,
+    WsSendStream, WsServerConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 async fn pair() -> (WsListener, WsConnection, WsConnection) {
     pair_with(WsConfig::default(), WsConfig::default()).await
+}
+
+/// The next stream the peer opened, split, within the test's limit.
+async fn accept_split(conn: &WsConnection) -> (WsSendStream, WsRecvStream) {
+    timeout(LIMIT, conn.accept_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .split()
+}
+
+/// Everything `recv` gives until its end, within the test's limit.
+async fn read_all(recv: &mut WsRecvStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    timeout(LIMIT, recv.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    got
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -279,17 +299,8 @@ async fn a_last_write_finishes_the_stream() {
     let (mut send, _recv) = client.open_stream().await.unwrap().split();
     let written = std::future::poll_fn(|cx| send.poll_write_last(cx, b"last words")).await;
     assert_eq!(written.unwrap(), (10, true));
-    let (_s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
-        .await
-        .unwrap()
-        .unwrap()
-        .split();
-    let mut got = Vec::new();
-    timeout(LIMIT, s_recv.read_to_end(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, b"last words");
+    let (_s_send, mut s_recv) = accept_split(&server).await;
+    assert_eq!(read_all(&mut s_recv).await, b"last words");
     // Finishing again is harmless; writing after the finish fails.
     send.shutdown().await.unwrap();
     assert!(send.write_all(b"more").await.is_err());
@@ -304,17 +315,8 @@ async fn a_recv_half_that_read_the_end_lets_its_stream_go() {
     let (mut send, recv) = client.open_stream().await.unwrap().split();
     send.write_all(b"ping").await.unwrap();
     send.shutdown().await.unwrap();
-    let (mut s_send, mut s_recv) = timeout(LIMIT, server.accept_stream())
-        .await
-        .unwrap()
-        .unwrap()
-        .split();
-    let mut got = Vec::new();
-    timeout(LIMIT, s_recv.read_to_end(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, b"ping");
+    let (mut s_send, mut s_recv) = accept_split(&server).await;
+    assert_eq!(read_all(&mut s_recv).await, b"ping");
     s_send.write_all(b"pong").await.unwrap();
     s_send.shutdown().await.unwrap();
     drop(s_send);
