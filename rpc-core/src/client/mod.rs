@@ -303,7 +303,8 @@ impl<'a> CallBuilder<'a> {
             let (mut send, reader) = start.open().await?;
             let header = start.header(params)?;
             // A refused request is answered on the response stream.
-            if write_request(&mut send, &header).await?.is_none() {
+            let (refused, finished) = write_last_request(&mut send, &header).await?;
+            if refused.is_none() && !finished {
                 finish(&mut send).await?;
             }
             Ok::<_, ClientError>(reader)
@@ -551,10 +552,17 @@ async fn write_request(
 ) -> Result<Option<ClientError>, ClientError> {
     match send.write_all(bytes).await {
         Ok(()) => Ok(None),
-        Err(e) if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) => {
-            Ok(Some(ClientError::Transport(e)))
-        }
-        Err(e) => Err(ClientError::Transport(e)),
+        Err(e) => request_write_failed(e),
+    }
+}
+
+/// A failed write of a call's first message: the server's stop is returned,
+/// anything else is the error (see [`write_request`]).
+fn request_write_failed(e: io::Error) -> Result<Option<ClientError>, ClientError> {
+    if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) {
+        Ok(Some(ClientError::Transport(e)))
+    } else {
+        Err(ClientError::Transport(e))
     }
 }
 
@@ -574,10 +582,7 @@ async fn write_last_request(
                 rest = &rest[n..];
                 finished = fin;
             }
-            Err(e) if matches!(StreamError::from_io(&e), Some(StreamError::Stopped(_))) => {
-                return Ok((Some(ClientError::Transport(e)), false));
-            }
-            Err(e) => return Err(ClientError::Transport(e)),
+            Err(e) => return request_write_failed(e).map(|refused| (refused, false)),
         }
     }
     Ok((None, finished))

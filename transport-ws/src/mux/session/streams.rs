@@ -252,10 +252,7 @@ impl Session {
             return Ok(n);
         }
         if stream.recv == RecvState::FinReceived {
-            stream.recv = RecvState::EofRead;
-            // The reader's handle is done with the session (see `Stream`).
-            stream.recv_handle = false;
-            self.maybe_release(id);
+            self.end_was_read(id);
             return Ok(0);
         }
         Err(closed.unwrap_or(OpError::Blocked))
@@ -272,10 +269,18 @@ impl Session {
         if stream.recv != RecvState::FinReceived || stream.recv_buf.front_incoming().is_some() {
             return false;
         }
-        stream.recv = RecvState::EofRead;
-        stream.recv_handle = false;
-        self.maybe_release(id);
+        self.end_was_read(id);
         true
+    }
+
+    /// The reader took the end of `id`: its handle is done with the
+    /// session (see `Stream`), and the stream may go.
+    fn end_was_read(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.recv = RecvState::EofRead;
+            stream.recv_handle = false;
+        }
+        self.maybe_release(id);
     }
 
     /// Stops reading with `code`: the peer's writes fail. Idempotent; sends
