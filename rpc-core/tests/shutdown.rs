@@ -216,3 +216,27 @@ async fn a_ready_stream_does_not_hold_the_calls_behind_it() {
     // The stream is whole all the same.
     assert_eq!(items.unwrap().count().await, ITEMS);
 }
+
+/// A call whose request has not come in when the grace ends is answered
+/// −32001 like a running one, not reset: a JS peer opens the stream and
+/// sends its request a round trip later.
+#[tokio::test(start_paused = true)]
+async fn a_call_still_waiting_for_its_request_is_answered_when_aborted() {
+    use strand_rpc_core::transport::Connection;
+    use tokio::io::AsyncReadExt;
+
+    let f = common::start(sleepy());
+    // Opened, nothing written yet.
+    let mut stream = f.conn.open_stream().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(f.server.calls_in_flight(), 1);
+    f.server.shutdown(Duration::from_millis(300)).await;
+    let mut out = Vec::new();
+    stream.recv.read_to_end(&mut out).await.unwrap();
+    let answer: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        answer["error"]["code"],
+        error_codes::SERVER_STOPPING,
+        "{answer}"
+    );
+}

@@ -81,7 +81,13 @@ impl Inner {
         let first = tokio::select! {
             biased;
             r = crate::deadline::within(first_wait, reader.next()) => r,
-            _ = self.forced.cancelled() => return,
+            // Its request had not come in when the grace ended: answered as
+            // a running call is, not reset (a JS peer that opened the
+            // stream may be about to send it).
+            _ = self.forced.cancelled() => {
+                abort_answer(&mut send).await;
+                return;
+            }
         };
         let header = match first {
             Some(Ok(Some(bytes))) => bytes,
@@ -201,17 +207,7 @@ impl Inner {
         match result {
             Ok(outcome) => outcome,
             Err(Interrupted::Forced) => {
-                // The server is going down: one last bounded attempt to tell
-                // the caller why, then the stream is reset by the drop.
-                let never = StopSignal::default();
-                let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
-                let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
-                    write_message(&mut send, &bytes, &never, None, Last::No).await?;
-                    std::future::poll_fn(|cx| Pin::new(&mut send).poll_shutdown(cx))
-                        .await
-                        .map_err(Interrupted::Io)
-                })
-                .await;
+                abort_answer(&mut send).await;
                 Outcome::Aborted
             }
             Err(Interrupted::Stopped(code)) => {
@@ -413,6 +409,22 @@ impl Inner {
             _ = self.forced.cancelled() => Err(Interrupted::Forced),
         }
     }
+}
+
+/// The server is being forced down: one last bounded attempt to tell the
+/// caller why (−32001); the stream is reset by the drop if it fails.
+async fn abort_answer(send: &mut BoxSendStream) {
+    let never = StopSignal::default();
+    let bytes = message::encode_error(&RpcError::server_stopping().to_error_object());
+    let _ = tokio::time::timeout(ABORT_WRITE_TIMEOUT, async {
+        if !write_message(send, &bytes, &never, None, Last::Yes).await? {
+            std::future::poll_fn(|cx| Pin::new(&mut *send).poll_shutdown(cx))
+                .await
+                .map_err(Interrupted::Io)?;
+        }
+        Ok::<_, Interrupted>(())
+    })
+    .await;
 }
 
 /// The outcome of a call answered with `err`.
