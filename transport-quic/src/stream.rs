@@ -381,13 +381,14 @@ impl QuicRecvStream {
 /// `@matrixai/rpc` handler is never cancelled. Sent on its own, after the
 /// acknowledgement, the STOP_SENDING finds the stream alive.
 ///
-/// So, unless our sending half is still open (then the peer's stream cannot
-/// be complete) or [`QuicConfig::stop_ack_wait`] is zero, a task reads
-/// and discards what still arrives and sends the STOP_SENDING once nothing
-/// we received waits for an acknowledgement ([`AckWatch`]), or after
-/// `stop_ack_wait` at the latest; a stream that ends meanwhile (or had
-/// already ended, its FIN unread) needs none. Only cancelled reads pay for
-/// the task.
+/// A stream whose end already arrived, unread, needs no STOP_SENDING at all
+/// (the common case: a unary answer's FIN comes with its bytes). Otherwise,
+/// unless our sending half is still open (then the peer's stream cannot be
+/// complete) or [`QuicConfig::stop_ack_wait`] is zero (between strand
+/// peers), a task reads and discards what still arrives and sends the
+/// STOP_SENDING once nothing we received waits for an acknowledgement
+/// ([`AckWatch`]), or after `stop_ack_wait` at the latest; a stream that
+/// ends meanwhile needs none. Only cancelled reads pay for the task.
 ///
 /// [`QuicConfig::stop_ack_wait`]: crate::QuicConfig::stop_ack_wait
 fn stop_after_ack(
@@ -396,12 +397,15 @@ fn stop_after_ack(
     mut inner: quinn::RecvStream,
     code: VarInt,
 ) {
+    // The end may be here already, unread (a unary answer's FIN comes with
+    // its bytes): the stream is then over and needs no STOP_SENDING, which
+    // would cost the peer a frame to handle and perhaps a RESET_STREAM.
+    if discard_to_end(&mut inner, &mut Context::from_waker(Waker::noop())).is_ready() {
+        return;
+    }
     let wait = shared.stop_ack_wait;
     if wait.is_zero() || token.send_open.load(Ordering::Acquire) {
         let _ = inner.stop(code);
-        return;
-    }
-    if discard_to_end(&mut inner, &mut Context::from_waker(Waker::noop())).is_ready() {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -184,6 +184,45 @@ async fn stop_after_finish_reaches(client: &QuicConnection, server: &QuicConnect
 }
 
 #[tokio::test]
+async fn dropping_a_recv_half_whose_end_arrived_sends_no_stop() {
+    // A unary answer's FIN comes with its bytes; a caller that read the
+    // bytes and drops the half has nothing to stop: no STOP_SENDING (the
+    // peer would have to handle it, and perhaps reset a finished stream).
+    // Whether our send half is still open or finished, towards strand and
+    // JS peers alike. A half dropped before the end arrived still stops.
+    for (rig, our_send_finished) in [
+        (Rig::dev().await, false),
+        (Rig::dev().await, true),
+        (Rig::js_like().await, false),
+    ] {
+        let (client, server) = rig.pair().await;
+        let (mut c, mut s) = open_pair(&client, &server, b"request").await;
+        if our_send_finished {
+            c.send.shutdown().await.unwrap();
+        }
+        // Written and finished in one poll of this (current-thread)
+        // runtime: the bytes and the FIN leave in one packet.
+        s.send.write_all(b"answer").await.unwrap();
+        s.send.shutdown().await.unwrap();
+        let mut buf = [0u8; 6];
+        within(c.recv.read_exact(&mut buf)).await.unwrap();
+        drop(c.recv);
+        // A second exchange: a STOP_SENDING owed would leave before or
+        // with it.
+        let (_c2, mut s2) = open_pair(&client, &server, b"later").await;
+        within(s2.recv.read_exact(&mut [0u8; 5])).await.unwrap();
+        assert_eq!(client.quinn().stats().frame_tx.stop_sending, 0);
+    }
+    // The control: the end had not arrived, so the drop stops the stream.
+    let rig = Rig::dev().await;
+    let (client, server) = rig.pair().await;
+    let (c, mut s) = open_pair(&client, &server, b"request").await;
+    drop(c.recv);
+    assert_eq!(within(stopped(&mut s.send)).await, codes::CANCELLED);
+    assert_eq!(client.quinn().stats().frame_tx.stop_sending, 1);
+}
+
+#[tokio::test]
 async fn stopped_stays_pending_after_finish() {
     let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
