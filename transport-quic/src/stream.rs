@@ -247,6 +247,29 @@ impl strand_rpc_core::transport::SendStream for QuicSendStream {
         }
     }
 
+    /// The write, then quinn's finish in the same step. Unlike
+    /// `poll_shutdown` it does not look for a STOP_SENDING first: the write
+    /// just found none, and one that arrives between the two is no different
+    /// from one that arrives right after the finish. That look would make
+    /// quinn's `stopped()` future (an allocation, a lock on the connection,
+    /// an entry in its table) on every unary request and answer.
+    fn poll_write_last(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<(usize, bool)>> {
+        let n = ready!(Pin::new(&mut *self).poll_write(cx, buf))?;
+        if n < buf.len() {
+            return Poll::Ready(Ok((n, false)));
+        }
+        self.state = SendState::Finished;
+        self._token.send_open.store(false, Ordering::Release);
+        match self.inner.finish() {
+            Ok(()) => Poll::Ready(Ok((n, true))),
+            Err(_) => Poll::Ready(Err(StreamError::ClosedLocally.into_io())),
+        }
+    }
+
     /// Waits one smoothed round trip (at least
     /// [`QuicConfig::write_boundary_min`](crate::QuicConfig::write_boundary_min))
     /// after bytes were written, so that bytes written later travel in later

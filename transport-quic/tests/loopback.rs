@@ -266,6 +266,24 @@ async fn dropping_a_finished_send_half_keeps_its_data() {
 }
 
 #[tokio::test]
+async fn a_last_write_finishes_the_stream() {
+    let rig = Rig::dev().await;
+    let (client, server) = rig.pair().await;
+    let (mut c, mut s) = open_pair(&client, &server, b"request ").await;
+    let written = std::future::poll_fn(|cx| c.send.poll_write_last(cx, b"last words")).await;
+    assert_eq!(written.unwrap(), (10, true));
+    // Finishing again is harmless; writing after the finish fails.
+    c.send.shutdown().await.unwrap();
+    let err = c.send.write_all(b"more").await.unwrap_err();
+    assert_eq!(stream_error(&err), StreamError::ClosedLocally);
+    // Dropped at once, it still delivers everything, then the end.
+    drop(c.send);
+    let (data, err) = within(drain(&mut s.recv)).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(data, b"request last words");
+}
+
+#[tokio::test]
 async fn dropping_an_unread_recv_half_stops_it() {
     let rig = Rig::dev().await;
     let (client, server) = rig.pair().await;
