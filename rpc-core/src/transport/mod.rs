@@ -146,7 +146,8 @@ pub trait SendStream: AsyncWrite + Send + Unpin + 'static {
     ///
     /// A unary call's request and response are each one write and a finish:
     /// a carrier whose halves share a lock (the WebSocket mux) takes it once
-    /// for both. The default only writes.
+    /// for both; QUIC finishes without first looking for a STOP_SENDING.
+    /// The default only writes.
     fn poll_write_last(
         &mut self,
         cx: &mut Context<'_>,
