@@ -269,7 +269,7 @@ fn demo_exits_zero_with_a_full_table() {
         assert!(row.starts_with(kind), "{row}");
         assert_eq!(row.matches("ok").count(), 4, "{row}");
     }
-    assert!(table.contains("all 24 calls ok"), "{table}");
+    assert!(table.contains("all 24 checks ok"), "{table}");
 }
 
 #[test]
