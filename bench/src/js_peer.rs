@@ -82,7 +82,7 @@ pub async fn run(system: &str, opts: Opts) -> Res<Value> {
                 while let Ok(conn) = Listener::accept(&listener).await {
                     tokio::spawn(async move {
                         while let Ok(st) = conn.accept_stream().await {
-                            run_or_spawn(echo_once(st)).await;
+                            util::run_or_spawn(echo_once(st)).await;
                         }
                     });
                 }
@@ -167,19 +167,6 @@ async fn echo_once(st: strand_rpc_core::transport::Stream) {
         }
     }
     let _ = send.shutdown().await;
-}
-
-/// Polls `fut` once on the accepting task and spawns it only if it is not
-/// done by then: what strand's server does with each call (its
-/// `run_or_spawn`), so the baseline does not pay a task hop the RPC server
-/// avoids.
-async fn run_or_spawn<F: std::future::Future<Output = ()> + Send + 'static>(fut: F) {
-    let mut fut = Box::pin(fut);
-    let done =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
-    if !done {
-        tokio::spawn(fut);
-    }
 }
 
 /// /proc's clock ticks (USER_HZ, 100 on Linux).

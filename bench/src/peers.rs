@@ -188,11 +188,13 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
     match case {
         "unary1" | "unary64" => {
             // Stream per request, as strand-quic does: the request is the
-            // stream's bytes up to the finish, the reply likewise.
+            // stream's bytes up to the finish, the reply likewise. Each
+            // request is served on the accepting task when it is all there
+            // (as strand's server does), else on a task of its own.
             let (c, s) = quinn_pair(&server, &client, addr).await?;
             tokio::spawn(async move {
                 while let Ok((mut send, mut recv)) = s.accept_bi().await {
-                    tokio::spawn(async move {
+                    util::run_or_spawn(async move {
                         let Ok(req) = recv.read_to_end(64 * 1024).await else {
                             return;
                         };
@@ -204,7 +206,7 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
                         };
                         let _ = send.write_all(&reply).await;
                         let _ = send.finish();
-                    });
+                    }).await;
                 }
             });
             let callers = if case == "unary1" { 1 } else { 64 };

@@ -388,3 +388,17 @@ where
     }
     Ok((n, start.elapsed().as_secs_f64()))
 }
+
+/// Polls `fut` once on the accepting task and spawns it only if it is not
+/// done by then: what strand's server does with each call (its
+/// `run_or_spawn`). The baselines that stand for a server of calls (the bare
+/// mux echo, raw quinn's stream per request) do the same, so they do not pay
+/// a task hop the RPC server avoids.
+pub async fn run_or_spawn<F: std::future::Future<Output = ()> + Send + 'static>(fut: F) {
+    let mut fut = Box::pin(fut);
+    let done =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+    if !done {
+        tokio::spawn(fut);
+    }
+}
