@@ -206,7 +206,8 @@ pub async fn quinn(case: &str, opts: Opts) -> Res<Value> {
                         };
                         let _ = send.write_all(&reply).await;
                         let _ = send.finish();
-                    }).await;
+                    })
+                    .await;
                 }
             });
             let callers = if case == "unary1" { 1 } else { 64 };
