@@ -10,12 +10,17 @@
 //! 100k page faults a second at 64 KiB messages). Reusing buffers keeps the
 //! copy and drops the allocation.
 //!
-//! The pool holds at most [`CopyPool::new`]'s byte cap in buffers; beyond
-//! it a payload gets an allocation of its own, as before. Buffers in use
-//! hold queued data, counted in their streams' windows; the idle ones are
-//! let go by [`CopyPool::release_idle`], which the driver calls on a timer.
+//! The pool holds at most [`CopyPool::new`]'s byte cap in buffers, and at
+//! most [`MAX_BUFFERS`] of them; beyond that a payload gets an allocation of
+//! its own, as before. Buffers in use hold queued data, counted in their
+//! streams' windows; the idle ones are let go by [`CopyPool::release_idle`],
+//! which the driver calls on a timer.
 
 use bytes::{Bytes, BytesMut};
+
+/// The most buffers a pool keeps, whatever their size: each copy looks
+/// through them for a free one, so the look stays short.
+const MAX_BUFFERS: usize = 64;
 
 /// Reusable copy buffers of one connection.
 #[derive(Debug)]
@@ -62,9 +67,9 @@ impl CopyPool {
         buffer.split().freeze()
     }
 
-    /// A new buffer of `len` bytes, if the cap allows.
+    /// A new buffer of `len` bytes, if the caps allow.
     fn add(&mut self, len: usize) -> Option<usize> {
-        if self.bytes + len > self.cap {
+        if self.bytes + len > self.cap || self.buffers.len() >= MAX_BUFFERS {
             return None;
         }
         self.bytes += len;
@@ -165,6 +170,21 @@ mod tests {
         drop(first);
         pool.release_idle();
         assert_eq!((pool.buffers(), pool.bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_number_of_buffers_is_bounded_too() {
+        let mut pool = CopyPool::new(1 << 20);
+        let held: Vec<Bytes> = (0..MAX_BUFFERS + 3)
+            .map(|i| pool.copy(&[i as u8; 2_000]))
+            .collect();
+        // Far below the byte cap, but no more buffers than MAX_BUFFERS:
+        // the rest were copied on their own.
+        assert_eq!(pool.buffers(), MAX_BUFFERS);
+        assert_eq!(pool.bytes, MAX_BUFFERS * 2_000);
+        for (i, b) in held.iter().enumerate() {
+            assert!(b.iter().all(|&x| x == i as u8));
+        }
     }
 
     #[test]

@@ -18,9 +18,13 @@ use super::stream_id::StreamId;
 /// the peer send into it, so it never holds more than the window either.
 const COALESCE_BELOW: usize = 1024;
 
-/// Bytes of reusable copy buffers a connection keeps at most (four 64 KiB
-/// messages), on top of what its streams have queued.
-pub(super) const COPY_POOL_BYTES: usize = 256 << 10;
+/// Bytes of reusable copy buffers a connection keeps at most, on top of
+/// what its streams have queued: a default stream window (sixteen 64 KiB
+/// messages), since a bulk reader is often most of a window behind. With a
+/// quarter of that, one-stream throughput over ws lost a quarter to the
+/// allocations beyond it (glibc trims and re-faults such blocks: 460k page
+/// faults in a 3 s run, about 5k with this cap; docs/benchmarks.md).
+pub(super) const COPY_POOL_BYTES: usize = 1 << 20;
 
 /// Longest WebSocket frame header (a 64-bit length and a mask key): the gap
 /// between two messages the WebSocket layer cut from one read buffer.
