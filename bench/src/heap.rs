@@ -1,4 +1,6 @@
-//! A counting global allocator: live heap bytes, for the memory cases.
+//! A counting global allocator: live heap bytes, for the memory cases. It
+//! forwards to the platform's allocator, or to jemalloc with the harness's
+//! `jemalloc` feature.
 //!
 //! RSS (what the issue asks for) also counts pages the allocator keeps after
 //! a free, so it overstates what a connection or a stalled stream really
@@ -12,9 +14,15 @@
 //! share a socket).
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// The allocator the counting one forwards to.
+#[cfg(not(feature = "jemalloc"))]
+use std::alloc::System as Base;
+#[cfg(feature = "jemalloc")]
+use tikv_jemallocator::Jemalloc as Base;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Live bytes of the consuming end (index 0) and the producing end (1).
@@ -31,10 +39,10 @@ fn count(delta: i64) {
     LIVE[end].fetch_add(delta, Ordering::Relaxed);
 }
 
-/// The system allocator, counting live bytes while enabled.
+/// The base allocator, counting live bytes while enabled.
 pub struct Counting;
 
-// SAFETY: every method forwards to `System` with the caller's arguments
+// SAFETY: every method forwards to `Base` with the caller's arguments
 // unchanged; the counters are plain atomics and never affect allocation.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -42,7 +50,7 @@ unsafe impl GlobalAlloc for Counting {
             count(layout.size() as i64);
         }
         // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
+        unsafe { Base.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -50,7 +58,7 @@ unsafe impl GlobalAlloc for Counting {
             count(layout.size() as i64);
         }
         // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { Base.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -58,7 +66,7 @@ unsafe impl GlobalAlloc for Counting {
             count(-(layout.size() as i64));
         }
         // SAFETY: as above; `ptr` came from this allocator with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Base.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -66,7 +74,7 @@ unsafe impl GlobalAlloc for Counting {
             count(new_size as i64 - layout.size() as i64);
         }
         // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { Base.realloc(ptr, layout, new_size) }
     }
 }
 
