@@ -44,20 +44,40 @@ impl CopyPool {
 
     /// `data` in a buffer of its own size: one no payload uses any more if
     /// its size fits (within 1/32, so reuse adds no more than that to what a
-    /// payload holds), else a new one while the cap allows, else an
-    /// allocation of its own.
+    /// payload holds), else a new one while the caps allow, else a free one
+    /// of another size replaced by one of this size, else an allocation of
+    /// its own.
+    ///
+    /// A free buffer of another size is replaced only when nothing else
+    /// fits: a bulk stream's copies are mostly full messages with a few of
+    /// other sizes among them (a window's last bytes, a message the reader
+    /// had begun), and taking the first free buffer whatever its size
+    /// swapped buffers back and forth between the two sizes, an allocation
+    /// each time.
     pub(crate) fn copy(&mut self, data: &[u8]) -> Bytes {
         let len = data.len();
-        let free = self.buffers.iter_mut().position(|(b, _)| reclaim(b));
-        let at = match free {
-            Some(at) if fits(self.buffers[at].1, len) => Some(at),
-            Some(at) => {
-                // Free but of another size: replaced by one of this size.
-                let (_, size) = self.buffers.swap_remove(at);
-                self.bytes -= size;
-                self.add(len)
+        let mut other_size = None;
+        let mut fitting = None;
+        for (at, (buffer, size)) in self.buffers.iter_mut().enumerate() {
+            if reclaim(buffer, *size) {
+                if fits(*size, len) {
+                    fitting = Some(at);
+                    break;
+                }
+                other_size.get_or_insert(at);
             }
-            None => self.add(len),
+        }
+        let at = match (fitting, other_size) {
+            (Some(at), _) => Some(at),
+            (None, other) => match (self.add(len), other) {
+                (Some(at), _) => Some(at),
+                (None, Some(at)) => {
+                    let (_, size) = self.buffers.swap_remove(at);
+                    self.bytes -= size;
+                    self.add(len)
+                }
+                (None, None) => None,
+            },
         };
         let Some(at) = at else {
             return Bytes::copy_from_slice(data);
@@ -81,7 +101,7 @@ impl CopyPool {
     pub(crate) fn release_idle(&mut self) {
         let bytes = &mut self.bytes;
         self.buffers.retain_mut(|(b, size)| {
-            let idle = reclaim(b);
+            let idle = reclaim(b, *size);
             if idle {
                 *bytes -= *size;
             }
@@ -95,11 +115,13 @@ impl CopyPool {
     }
 }
 
-/// Takes back the whole of `buffer` if no payload points into it. Asking
-/// for one byte more than its spare capacity makes `try_reclaim` check
-/// that, rather than settle for the spare bytes left after the last copy.
-fn reclaim(buffer: &mut BytesMut) -> bool {
-    buffer.try_reclaim(buffer.capacity() + 1)
+/// Takes back the whole of `buffer` (made with `size` bytes) if no payload
+/// points into it. Asking for one byte more than its spare capacity makes
+/// `try_reclaim` check that, rather than settle for the spare bytes left
+/// after the last copy. A buffer taken back earlier and not used since has
+/// all of it already.
+fn reclaim(buffer: &mut BytesMut, size: usize) -> bool {
+    buffer.capacity() >= size || buffer.try_reclaim(buffer.capacity() + 1)
 }
 
 fn fits(size: usize, len: usize) -> bool {
@@ -144,15 +166,35 @@ mod tests {
     }
 
     #[test]
-    fn a_free_buffer_of_another_size_is_replaced() {
-        let mut pool = CopyPool::new(1 << 20);
+    fn a_free_buffer_of_another_size_is_replaced_when_the_cap_is_reached() {
+        let mut pool = CopyPool::new(66_000);
         drop(pool.copy(&[1; 65_536]));
         let small = pool.copy(&[2; 2_000]);
         assert_eq!((pool.buffers(), pool.bytes), (1, 2_000));
         drop(small);
-        let larger = pool.copy(&[3; 70_000]);
-        assert_eq!(larger.len(), 70_000);
-        assert_eq!((pool.buffers(), pool.bytes), (1, 70_000));
+        let larger = pool.copy(&[3; 65_000]);
+        assert!(larger.len() == 65_000 && larger.iter().all(|&b| b == 3));
+        assert_eq!((pool.buffers(), pool.bytes), (1, 65_000));
+    }
+
+    #[test]
+    fn a_free_buffer_that_fits_is_taken_before_one_of_another_size() {
+        let mut pool = CopyPool::new(1 << 20);
+        let odd = pool.copy(&[1; 10_000]);
+        let full = pool.copy(&[2; 65_536]);
+        let (odd_at, full_at) = (odd.as_ptr(), full.as_ptr());
+        drop((odd, full));
+        // Both free: each size takes its own buffer back, none is made.
+        let full = pool.copy(&[3; 65_536]);
+        let odd = pool.copy(&[4; 10_000]);
+        assert_eq!((full.as_ptr(), odd.as_ptr()), (full_at, odd_at));
+        // Another size while the cap allows: a buffer of its own, the free
+        // ones are kept for the sizes they fit.
+        drop(odd);
+        let other = pool.copy(&[5; 30_000]);
+        assert_eq!((pool.buffers(), pool.bytes), (3, 105_536));
+        assert!(other.iter().all(|&b| b == 5) && full.iter().all(|&b| b == 3));
+        assert_eq!(pool.copy(&[6; 10_000]).as_ptr(), odd_at);
     }
 
     #[test]

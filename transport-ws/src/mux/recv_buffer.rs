@@ -102,19 +102,15 @@ impl RecvBuffer {
             self.extend_tail(&payload, room);
             return false;
         }
+        // At most one pinned payload per stream, the last one; and the tail
+        // goes behind it.
+        self.unpin(copies);
         self.flush_tail();
-        if self.front_shared {
+        if std::mem::take(&mut self.front_shared) {
             if let Some(front) = self.incoming.front_mut() {
-                *front = Bytes::copy_from_slice(front);
-            }
-            self.front_shared = false;
-            if self.incoming.len() == 1 {
-                // It was also the back.
-                self.back_pinned = false;
+                *front = copies.copy(front);
             }
         }
-        // At most one pinned payload per stream, the last one.
-        self.unpin();
         if room > 0 {
             self.incoming.push_back(copies.copy(&payload));
             return false;
@@ -127,11 +123,12 @@ impl RecvBuffer {
     }
 
     /// Copies the pinned payload, if it is still queued, out of the read
-    /// buffer it shares.
-    pub(super) fn unpin(&mut self) {
+    /// buffer it shares (into one of the connection's copy buffers: such
+    /// copies come at the rate of the messages when readers lag a little).
+    pub(super) fn unpin(&mut self, copies: &mut CopyPool) {
         if std::mem::take(&mut self.back_pinned) {
             if let Some(back) = self.incoming.back_mut() {
-                *back = Bytes::copy_from_slice(back);
+                *back = copies.copy(back);
             }
             if self.incoming.len() == 1 {
                 // It was also the front.
@@ -173,9 +170,9 @@ impl RecvBuffer {
             // The rest of the buffer takes the next small payloads.
             self.incoming_tail.split().freeze()
         };
-        // The tail goes behind the pinned payload, which stays pinned no
-        // longer: only the back is tracked.
-        self.unpin();
+        // Only the back can be pinned, and the tail goes behind it: the
+        // caller copied it out first, or nothing is queued.
+        debug_assert!(!self.back_pinned);
         self.incoming.push_back(tail);
     }
 

@@ -38,7 +38,7 @@ impl Session {
     fn unpin(&mut self) {
         for id in self.pins.drain() {
             if let Some(stream) = self.streams.get_mut(&id) {
-                stream.recv_buf.unpin();
+                stream.recv_buf.unpin(&mut self.copies);
             }
         }
     }
