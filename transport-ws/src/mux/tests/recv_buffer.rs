@@ -61,19 +61,8 @@ fn tiny_data_to_a_stalled_reader_is_coalesced() {
 #[test]
 fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     // Room for three payloads.
-    let mut s = Session::new(config(Role::Server, 3 * 4096));
-    let id = sid(0);
-    s.handle_frame(Frame::Ack { id, credit: 100 });
-    assert_eq!(s.accept(), Ok(id));
-    let msg = |fill: u8| {
-        apart(
-            Frame::Data {
-                id,
-                payload: Bytes::from(vec![fill; 4096]),
-            }
-            .to_bytes(),
-        )
-    };
+    let (mut s, id) = accepted_stream(3 * 4096);
+    let msg = |fill: u8| apart(data_4k(id, fill));
     // Nothing unread: the payload stays a slice of the message (zero copy).
     let first = msg(1);
     let first_payload = first.as_ptr().wrapping_add(3);
@@ -112,6 +101,25 @@ fn payloads_queued_behind_unread_data_stop_sharing_the_socket_buffer() {
     assert_eq!(s.queued_ptrs(id), [fourth_payload]);
 }
 
+/// A server session with `window` per stream and the peer's first stream
+/// accepted.
+fn accepted_stream(window: u32) -> (Session, StreamId) {
+    let mut s = Session::new(config(Role::Server, window));
+    let id = sid(0);
+    s.handle_frame(Frame::Ack { id, credit: 100 });
+    assert_eq!(s.accept(), Ok(id));
+    (s, id)
+}
+
+/// A DATA message on `id`: 4 KiB of `fill`.
+fn data_4k(id: StreamId, fill: u8) -> Bytes {
+    Frame::Data {
+        id,
+        payload: Bytes::from(vec![fill; 4096]),
+    }
+    .to_bytes()
+}
+
 /// A copy of `msg` in an allocation of its own with 64 bytes on either
 /// side: a message from another read buffer, never taken for the next one
 /// cut from the buffer of the message before.
@@ -141,17 +149,8 @@ fn one_buffer(msgs: &[Bytes]) -> (Vec<Bytes>, Vec<*const u8>) {
 
 #[test]
 fn a_pinned_payload_is_copied_only_once_messages_come_from_another_buffer() {
-    let mut s = Session::new(config(Role::Server, 2 * 4096));
-    let id = sid(0);
-    s.handle_frame(Frame::Ack { id, credit: 100 });
-    assert_eq!(s.accept(), Ok(id));
-    let data = |fill: u8| {
-        Frame::Data {
-            id,
-            payload: Bytes::from(vec![fill; 4096]),
-        }
-        .to_bytes()
-    };
+    let (mut s, id) = accepted_stream(2 * 4096);
+    let data = |fill: u8| data_4k(id, fill);
     let (msgs, payloads) = one_buffer(&[data(1), data(2), Frame::Ack { id, credit: 1 }.to_bytes()]);
     s.handle_message(msgs[0].clone());
     s.handle_message(msgs[1].clone());
@@ -253,10 +252,7 @@ fn a_small_payload_with_nothing_unread_is_handed_over_as_received() {
 #[test]
 fn small_payloads_of_a_stalled_stream_take_no_more_than_the_window() {
     const WINDOW: u32 = 10_000;
-    let mut s = Session::new(config(Role::Server, WINDOW));
-    let id = sid(0);
-    s.handle_frame(Frame::Ack { id, credit: 100 });
-    assert_eq!(s.accept(), Ok(id));
+    let (mut s, id) = accepted_stream(WINDOW);
     // 700-byte payloads (copied together) until the window is full: plain
     // doubling would have grown the buffer to 11,200 bytes.
     let mut sent = 0;
@@ -285,19 +281,8 @@ fn small_payloads_of_a_stalled_stream_take_no_more_than_the_window() {
 
 #[test]
 fn copies_for_a_reader_behind_reuse_the_buffers_it_is_done_with() {
-    let mut s = Session::new(config(Role::Server, 16 * 4096));
-    let id = sid(0);
-    s.handle_frame(Frame::Ack { id, credit: 100 });
-    assert_eq!(s.accept(), Ok(id));
-    let data = |fill: u8| {
-        apart(
-            Frame::Data {
-                id,
-                payload: Bytes::from(vec![fill; 4096]),
-            }
-            .to_bytes(),
-        )
-    };
+    let (mut s, id) = accepted_stream(16 * 4096);
+    let data = |fill: u8| apart(data_4k(id, fill));
     // The first arrives with nothing unread (queued as received), and is
     // copied once the second arrives behind it; the two behind are copied.
     for fill in 1..=3 {
@@ -327,17 +312,8 @@ fn copies_for_a_reader_behind_reuse_the_buffers_it_is_done_with() {
 #[test]
 fn payloads_copied_out_of_the_read_buffer_later_reuse_the_copy_buffers() {
     // Room for two payloads: the second fills the window and stays pinned.
-    let mut s = Session::new(config(Role::Server, 2 * 4096));
-    let id = sid(0);
-    s.handle_frame(Frame::Ack { id, credit: 100 });
-    assert_eq!(s.accept(), Ok(id));
-    let data = |fill: u8| {
-        Frame::Data {
-            id,
-            payload: Bytes::from(vec![fill; 4096]),
-        }
-        .to_bytes()
-    };
+    let (mut s, id) = accepted_stream(2 * 4096);
+    let data = |fill: u8| data_4k(id, fill);
     let mut previous: Option<Vec<*const u8>> = None;
     for round in 0..3u8 {
         let (msgs, payloads) = one_buffer(&[data(2 * round), data(2 * round + 1)]);
