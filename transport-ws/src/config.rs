@@ -23,9 +23,9 @@ pub struct WsConfig {
     /// Receive window granted to the peer per stream, in bytes. Default
     /// 1 MiB (the JS default), at most 2^32 − 1 (the ACK field is a u32).
     /// A stalled reader costs at most this much memory per stream: the
-    /// payloads it has not read are kept in allocations of their own size
-    /// (small ones copied together into a buffer that never outgrows the
-    /// window), except the one that filled the window and a small one that
+    /// payloads it has not read are kept in buffers of their own size, at
+    /// most 1/32 larger (small ones copied together into a buffer that
+    /// never outgrows the window), except the one that filled the window and a small one that
     /// arrived with nothing unread: those stay in the WebSocket read buffer
     /// they arrived in for as long as that buffer is the one the socket is
     /// read into. Besides, each connection holds that read buffer: one

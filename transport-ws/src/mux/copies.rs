@@ -3,7 +3,9 @@
 //!
 //! A payload that arrives behind unread data is copied out of the socket's
 //! read buffer, so that a stalled stream costs its window and not the
-//! buffers its data came in (see `RecvBuffer::push_incoming`). A bulk reader is
+//! buffers its data came in (see `RecvBuffer::push_incoming`); so, later, is
+//! one that was queued as it arrived and is still unread when that buffer
+//! must be let go (see `RecvBuffer::unpin`). A bulk reader is
 //! usually a few messages behind, so every large message was copied into an
 //! allocation of its own, made on the driver's thread and freed on the
 //! reader's: with glibc that trims and re-faults memory at every turn (about
