@@ -25,10 +25,10 @@ pub struct WsConfig {
     /// A stalled reader costs at most this much memory per stream: the
     /// payloads it has not read are kept in buffers of their own size, at
     /// most 1/32 larger (small ones copied together into a buffer that
-    /// never outgrows the window), except the one that filled the window and a small one that
-    /// arrived with nothing unread: those stay in the WebSocket read buffer
-    /// they arrived in for as long as that buffer is the one the socket is
-    /// read into. Besides, each connection holds that read buffer: one
+    /// never outgrows the window), except the one that filled the window
+    /// and a small one that arrived with nothing unread: those stay in the
+    /// WebSocket read buffer they arrived in for as long as that buffer is
+    /// the one the socket is read into. Besides, each connection holds that read buffer: one
     /// message plus up to [`WsConfig::read_buffer_size`] more, and up to
     /// 1 MiB of buffers that payloads of readers behind were copied into,
     /// kept for reuse (an allocation per large message otherwise) and let

@@ -69,18 +69,9 @@ impl CopyPool {
                 other_size.get_or_insert(at);
             }
         }
-        let at = match (fitting, other_size) {
-            (Some(at), _) => Some(at),
-            (None, other) => match (self.add(len), other) {
-                (Some(at), _) => Some(at),
-                (None, Some(at)) => {
-                    let (_, size) = self.buffers.swap_remove(at);
-                    self.bytes -= size;
-                    self.add(len)
-                }
-                (None, None) => None,
-            },
-        };
+        let at = fitting
+            .or_else(|| self.add(len))
+            .or_else(|| other_size.and_then(|at| self.replace(at, len)));
         let Some(at) = at else {
             return Bytes::copy_from_slice(data);
         };
@@ -97,6 +88,14 @@ impl CopyPool {
         self.bytes += len;
         self.buffers.push((BytesMut::with_capacity(len), len));
         Some(self.buffers.len() - 1)
+    }
+
+    /// Replaces the free buffer at `at` by a new one of `len` bytes, if the
+    /// caps allow that.
+    fn replace(&mut self, at: usize, len: usize) -> Option<usize> {
+        let (_, size) = self.buffers.swap_remove(at);
+        self.bytes -= size;
+        self.add(len)
     }
 
     /// Drops the buffers no payload uses any more.
