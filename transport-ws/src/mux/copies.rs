@@ -91,9 +91,14 @@ impl CopyPool {
     }
 
     /// Replaces the free buffer at `at` by a new one of `len` bytes, if the
-    /// caps allow that.
+    /// byte cap allows that once the old one is gone; otherwise keeps it (a
+    /// payload larger than the whole pool would evict it for nothing).
     fn replace(&mut self, at: usize, len: usize) -> Option<usize> {
-        let (_, size) = self.buffers.swap_remove(at);
+        let size = self.buffers[at].1;
+        if self.bytes - size + len > self.cap {
+            return None;
+        }
+        self.buffers.swap_remove(at);
         self.bytes -= size;
         self.add(len)
     }
@@ -176,6 +181,20 @@ mod tests {
         let larger = pool.copy(&[3; 65_000]);
         assert!(larger.len() == 65_000 && larger.iter().all(|&b| b == 3));
         assert_eq!((pool.buffers(), pool.bytes), (1, 65_000));
+    }
+
+    #[test]
+    fn a_payload_larger_than_the_cap_leaves_the_free_buffers_alone() {
+        let mut pool = CopyPool::new(66_000);
+        let first = pool.copy(&[1; 65_536]);
+        let at = first.as_ptr();
+        drop(first);
+        // Could not be pooled even in an empty pool: copied on its own.
+        let big = pool.copy(&[2; 70_000]);
+        assert!(big.len() == 70_000 && big.iter().all(|&b| b == 2));
+        assert_eq!((pool.buffers(), pool.bytes), (1, 65_536));
+        // The free buffer is still there for the next payload it fits.
+        assert_eq!(pool.copy(&[3; 65_536]).as_ptr(), at);
     }
 
     #[test]
