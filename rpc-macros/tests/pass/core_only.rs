@@ -8,13 +8,16 @@ use serde::{Deserialize, Serialize};
 use strand_rpc_core::server::Server;
 use strand_rpc_core::{Client, Context, RpcError};
 
+/// A request.
 #[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Req {
     n: i64,
 }
 
+/// The service.
 #[strand_macros::service(crate = "strand_rpc_core")]
 pub trait Double {
+    /// The one method.
     async fn double(&self, ctx: Context, req: Req) -> Result<i64, RpcError>;
 }
 

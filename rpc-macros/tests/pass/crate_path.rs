@@ -7,13 +7,16 @@ use strand as rpc;
 
 use rpc::{Context, RpcError};
 
+/// A request.
 #[derive(Serialize, Deserialize, JsonSchema)]
 pub struct Req {
     n: i64,
 }
 
+/// The service.
 #[rpc::service(crate = "rpc")]
 pub trait Echo {
+    /// The one method.
     async fn echo(&self, ctx: Context, req: Req) -> Result<i64, RpcError>;
 }
 
