@@ -28,11 +28,11 @@ pub struct WsConfig {
     /// never outgrows the window), except the one that filled the window
     /// and a small one that arrived with nothing unread: those stay in the
     /// WebSocket read buffer they arrived in for as long as that buffer is
-    /// the one the socket is read into. Besides, each connection holds that read buffer: one
-    /// message plus up to [`WsConfig::read_buffer_size`] more, and up to
-    /// 1 MiB of buffers that payloads of readers behind were copied into,
-    /// kept for reuse (an allocation per large message otherwise) and let
-    /// go at the next keep-alive tick once unused.
+    /// the one the socket is read into. Besides, each connection holds that
+    /// read buffer: one message plus up to [`WsConfig::read_buffer_size`]
+    /// more, and up to 1 MiB of buffers that payloads of readers behind were
+    /// copied into, kept for reuse (an allocation per large message
+    /// otherwise) and let go at the next keep-alive tick once unused.
     ///
     /// It is also what a bulk stream may have in flight ahead of the other
     /// streams' messages on the same connection: a small call beside a
