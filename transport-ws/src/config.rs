@@ -30,9 +30,10 @@ pub struct WsConfig {
     /// WebSocket read buffer they arrived in for as long as that buffer is
     /// the one the socket is read into. Besides, each connection holds that
     /// read buffer: one message plus up to [`WsConfig::read_buffer_size`]
-    /// more, and up to 1 MiB of buffers that payloads of readers behind were
-    /// copied into, kept for reuse (an allocation per large message
-    /// otherwise) and let go at the next keep-alive tick once unused.
+    /// more, and up to one stream window (1 MiB at least) of buffers that
+    /// payloads of readers behind were copied into, kept for reuse (an
+    /// allocation per large message otherwise) and let go at the next
+    /// keep-alive tick once unused.
     ///
     /// It is also what a bulk stream may have in flight ahead of the other
     /// streams' messages on the same connection: a small call beside a
@@ -77,7 +78,8 @@ pub struct WsConfig {
     /// WebSocket ping interval. Default 20 s. `None` disables pings (we
     /// still answer the peer's). The same tick lets go of the receive copy
     /// buffers kept for reuse (see [`WsConfig::stream_window`]); without
-    /// it they are kept, 1 MiB at most, for the connection's life.
+    /// it they are kept, a stream window (1 MiB at least) at most, for the
+    /// connection's life.
     pub keep_alive_interval: Option<Duration>,
     /// Close the connection when nothing arrived for this long. Default
     /// 60 s. Armed at connect time, so a silent peer is timed out too.

@@ -13,7 +13,8 @@
 //! copy and drops the allocation.
 //!
 //! The pool holds at most [`CopyPool::new`]'s byte cap in buffers, and at
-//! most [`MAX_BUFFERS`] of them; beyond that a payload gets an allocation of
+//! most [`MAX_BUFFERS`] of them, or as many as the cap holds 64 KiB
+//! messages if that is more; beyond that a payload gets an allocation of
 //! its own, as before. Buffers in use hold queued data, counted in their
 //! streams' windows; the idle ones are let go by [`CopyPool::release_idle`],
 //! which the driver calls on a timer.
@@ -21,8 +22,14 @@
 use bytes::{Bytes, BytesMut};
 
 /// The most buffers a pool keeps, whatever their size: each copy looks
-/// through them for a free one, so the look stays short.
+/// through them for a free one, so the look stays short. A pool whose byte
+/// cap holds more [`FULL_MESSAGE`]s than this keeps that many instead, so
+/// that a window of full messages fits (see [`CopyPool::new`]).
 const MAX_BUFFERS: usize = 64;
+
+/// The payload of a full DATA message as strand and the JS peers write bulk
+/// data (64 KiB chunks).
+const FULL_MESSAGE: usize = 64 << 10;
 
 /// Reusable copy buffers of one connection.
 #[derive(Debug)]
@@ -32,15 +39,21 @@ pub(crate) struct CopyPool {
     /// Sum of those sizes.
     bytes: usize,
     cap: usize,
+    max_buffers: usize,
 }
 
 impl CopyPool {
-    /// A pool that holds at most `cap` bytes of buffers.
+    /// A pool that holds at most `cap` bytes of buffers, and at most
+    /// [`MAX_BUFFERS`] of them or as many full messages as `cap` holds.
+    /// Measured with an 8 MiB stream window (128 full messages): with 64
+    /// buffers half the copies of a bulk reader a window behind were
+    /// allocations, with 128 a third as many page faults (docs/benchmarks.md).
     pub(crate) fn new(cap: usize) -> Self {
         CopyPool {
             buffers: Vec::new(),
             bytes: 0,
             cap,
+            max_buffers: MAX_BUFFERS.max(cap / FULL_MESSAGE),
         }
     }
 
@@ -82,7 +95,7 @@ impl CopyPool {
 
     /// A new buffer of `len` bytes, if the caps allow.
     fn add(&mut self, len: usize) -> Option<usize> {
-        if self.bytes + len > self.cap || self.buffers.len() >= MAX_BUFFERS {
+        if self.bytes + len > self.cap || self.buffers.len() >= self.max_buffers {
             return None;
         }
         self.bytes += len;
@@ -244,6 +257,22 @@ mod tests {
         // the rest were copied on their own.
         assert_eq!(pool.buffers(), MAX_BUFFERS);
         assert_eq!(pool.bytes, MAX_BUFFERS * 2_000);
+        for (i, b) in held.iter().enumerate() {
+            assert!(b.iter().all(|&x| x == i as u8));
+        }
+    }
+
+    #[test]
+    fn a_larger_cap_keeps_a_window_of_full_messages() {
+        let full_messages = 2 * MAX_BUFFERS;
+        let mut pool = CopyPool::new(full_messages * FULL_MESSAGE);
+        let held: Vec<Bytes> = (0..full_messages + 1)
+            .map(|i| pool.copy(&vec![i as u8; FULL_MESSAGE]))
+            .collect();
+        // Every full message of the cap pooled, the one beyond copied on
+        // its own.
+        assert_eq!(pool.buffers(), full_messages);
+        assert_eq!(pool.bytes, full_messages * FULL_MESSAGE);
         for (i, b) in held.iter().enumerate() {
             assert!(b.iter().all(|&x| x == i as u8));
         }

@@ -19,12 +19,22 @@ use super::stream_id::StreamId;
 const COALESCE_BELOW: usize = 1024;
 
 /// Bytes of reusable copy buffers a connection keeps at most, on top of
-/// what its streams have queued: a default stream window (sixteen 64 KiB
+/// what its streams have queued, unless its stream window is larger (see
+/// [`copy_pool_bytes`]): a default stream window (sixteen 64 KiB
 /// messages), since a bulk reader is often most of a window behind. With a
 /// quarter of that, one-stream throughput over ws lost a quarter to the
 /// allocations beyond it (glibc trims and re-faults such blocks: 460k page
 /// faults in a 3 s run, about 5k with this cap; docs/benchmarks.md).
-pub(super) const COPY_POOL_BYTES: usize = 1 << 20;
+const COPY_POOL_BYTES: usize = 1 << 20;
+
+/// The copy pool's byte cap for a connection whose streams' windows grow to
+/// `window`: one such window, and never less than [`COPY_POOL_BYTES`]. A
+/// reader is at most a window behind, so a pool sized to the default
+/// window with a larger one configured would send the copies beyond it back
+/// to an allocation each.
+pub(super) fn copy_pool_bytes(window: u32) -> usize {
+    COPY_POOL_BYTES.max(window as usize)
+}
 
 /// Longest WebSocket frame header (a 64-bit length and a mask key): the gap
 /// between two messages the WebSocket layer cut from one read buffer.

@@ -24,7 +24,7 @@ use super::credit::{CreditWindow, SendCredit};
 use super::flood::{Flood, FloodGuard, FloodLimits};
 use super::frame::Frame;
 use super::queue::ChunkQueue;
-use super::recv_buffer::{PinnedPayloads, RecvBuffer, COPY_POOL_BYTES};
+use super::recv_buffer::{copy_pool_bytes, PinnedPayloads, RecvBuffer};
 use super::state::{RecvState, SendState};
 use super::stream_id::{Role, StreamId, StreamMap};
 use late_frames::{LateFrames, OWED_PER_STREAM};
@@ -285,6 +285,7 @@ impl Session {
     /// A fresh session.
     pub fn new(mut config: SessionConfig) -> Self {
         config.initial_window = config.initial_window.min(config.window);
+        let copies = CopyPool::new(copy_pool_bytes(config.window));
         Session {
             next_local: Some(config.role.first_id()),
             flood: FloodGuard::new(config.floods),
@@ -299,7 +300,7 @@ impl Session {
             refused: 0,
             tx_buf: BytesMut::new(),
             pins: PinnedPayloads::default(),
-            copies: CopyPool::new(COPY_POOL_BYTES),
+            copies,
             flush_on_close: false,
             queued_send: 0,
             send_waiters: VecDeque::new(),

@@ -310,6 +310,30 @@ fn copies_for_a_reader_behind_reuse_the_buffers_it_is_done_with() {
 }
 
 #[test]
+fn a_window_larger_than_the_default_gets_copy_buffers_for_all_of_it() {
+    // 4 MiB: a reader behind by 3 MiB of 64 KiB messages has every copy in
+    // a pooled buffer, not only the first 1 MiB of them.
+    let (mut s, id) = accepted_stream(4 << 20);
+    let messages = 48u8;
+    for fill in 0..messages {
+        s.handle_message(apart(
+            Frame::Data {
+                id,
+                payload: Bytes::from(vec![fill; 64 << 10]),
+            }
+            .to_bytes(),
+        ));
+    }
+    // The first was queued as received and copied once the second arrived
+    // behind it.
+    assert_eq!(s.copy_buffers(), usize::from(messages));
+    for fill in 0..messages {
+        let chunk = s.read_chunk(id, 64 << 10).unwrap().unwrap();
+        assert!(chunk.len() == 64 << 10 && chunk.iter().all(|&b| b == fill));
+    }
+}
+
+#[test]
 fn payloads_copied_out_of_the_read_buffer_later_reuse_the_copy_buffers() {
     // Room for two payloads: the second fills the window and stays pinned.
     let (mut s, id) = accepted_stream(2 * 4096);
