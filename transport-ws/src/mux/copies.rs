@@ -27,8 +27,8 @@ use bytes::{Bytes, BytesMut};
 /// that a window of full messages fits (see [`CopyPool::new`]).
 const MAX_BUFFERS: usize = 64;
 
-/// The payload of a full DATA message as strand and the JS peers write bulk
-/// data (64 KiB chunks).
+/// The payload of a full DATA message at strand's default
+/// `WsConfig::max_data_payload`: what a bulk stream's messages carry.
 const FULL_MESSAGE: usize = 64 << 10;
 
 /// Reusable copy buffers of one connection.
