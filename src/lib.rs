@@ -84,7 +84,9 @@ pub use strand_transport_quic as quic;
 pub use strand_transport_ws as ws;
 
 pub use strand_macros::service;
-pub use strand_rpc_core::client::{ClientStreamingCall, RawCall, RequestSink};
+pub use strand_rpc_core::client::{
+    ClientStreamingCall, PendingRawResponse, PipelinedRawCall, RawCall, RawResponse, RequestSink,
+};
 pub use strand_rpc_core::middleware;
 pub use strand_rpc_core::server::{Incoming, RawBody, RawReader, Router, Server};
 pub use strand_rpc_core::{

@@ -1,7 +1,8 @@
 //! The handles of a call in progress: [`RequestSink`] for the input of a
 //! streaming call, [`ResponseStream`] for its results, and the two
-//! composites [`ClientStreamingCall`] and [`RawCall`]. Dropping any of them
-//! resets or stops the call's stream.
+//! composites [`ClientStreamingCall`] and [`RawCall`] (or, pipelined,
+//! [`PipelinedRawCall`]). Dropping any of them resets or stops the call's
+//! stream.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -244,6 +245,76 @@ pub struct RawCall<R> {
     pub metadata: Option<Map<String, Value>>,
     /// Bytes to the server (`shutdown` ends them; `reset` aborts).
     pub writer: BoxSendStream,
+    /// Bytes from the server.
+    pub reader: RawReader,
+}
+
+/// A pipelined raw call ([`CallBuilder::raw_pipelined`](super::CallBuilder::raw_pipelined)):
+/// its writer at once, its leading response to wait for.
+pub struct PipelinedRawCall<R> {
+    /// Bytes to the server, writable before the leading response arrives
+    /// (`shutdown` ends them; `reset` aborts).
+    pub writer: BoxSendStream,
+    /// The leading response, then the server's bytes.
+    pub response: PendingRawResponse<R>,
+}
+
+/// The leading response of a pipelined raw call, not read yet.
+pub struct PendingRawResponse<R> {
+    responses: ResponseStream<R>,
+    /// The server's stop, if it overtook the header: the error if no
+    /// response comes (see `write_request`).
+    refused: Option<ClientError>,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl<R: DeserializeOwned> PendingRawResponse<R> {
+    pub(super) fn new(
+        reader: MessageReader<BoxRecvStream>,
+        refused: Option<ClientError>,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Self {
+        PendingRawResponse {
+            // The call's deadline is kept here, for the wait below only: the
+            // bytes after the leading response have none.
+            responses: ResponseStream::new(reader, None),
+            refused,
+            deadline,
+        }
+    }
+
+    /// Waits for the leading response (within the call's timeout); gives it
+    /// with the reader of the server's bytes. A server that refused the
+    /// call answers with its error here.
+    pub async fn leading(self) -> Result<RawResponse<R>, ClientError> {
+        let PendingRawResponse {
+            mut responses,
+            refused,
+            deadline,
+        } = self;
+        let leading = with_deadline(deadline, async {
+            responses
+                .next()
+                .await
+                .unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))
+        })
+        .await?;
+        let metadata = responses.metadata.take();
+        let (inner, buf) = responses.reader.into_parts();
+        Ok(RawResponse {
+            leading,
+            metadata,
+            reader: RawReader::new(buf, inner),
+        })
+    }
+}
+
+/// The leading response of a pipelined raw call and the server's bytes.
+pub struct RawResponse<R> {
+    /// The leading response.
+    pub leading: R,
+    /// `result.metadata` of the leading response.
+    pub metadata: Option<Map<String, Value>>,
     /// Bytes from the server.
     pub reader: RawReader,
 }

@@ -28,7 +28,6 @@ use tokio::time::Instant;
 use crate::codec::{MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::ClientError;
 use crate::message;
-use crate::server::RawReader;
 use crate::transport::{
     self, BoxRecvStream, BoxSendStream, Connection, DynConnection, StreamError,
 };
@@ -203,6 +202,16 @@ impl Client {
     ) -> Result<RawCall<R>, ClientError> {
         self.call(method).raw(params).await
     }
+
+    /// A raw call whose bytes may be written before its leading response
+    /// arrives (see [`CallBuilder::raw_pipelined`]).
+    pub async fn raw_pipelined<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<PipelinedRawCall<R>, ClientError> {
+        self.call(method).raw_pipelined(params).await
+    }
 }
 
 /// One call's options: timeout and metadata. Finish with a call-kind method.
@@ -343,10 +352,46 @@ impl<'a> CallBuilder<'a> {
 
     /// A raw call: a JSON header, a leading JSON response, then raw bytes both
     /// ways. The timeout covers the leading response only.
+    ///
+    /// Gives the writer once the leading response is here, as the
+    /// TypeScript stack's raw caller does: the caller's first bytes leave a
+    /// round trip after the header. [`CallBuilder::raw_pipelined`] lets them
+    /// follow the header at once.
     pub async fn raw<P: Serialize + ?Sized, R: DeserializeOwned>(
         self,
         params: &P,
     ) -> Result<RawCall<R>, ClientError> {
+        // Both steps keep the call's deadline.
+        let PipelinedRawCall { writer, response } = self.raw_pipelined(params).await?;
+        let RawResponse {
+            leading,
+            metadata,
+            reader,
+        } = response.leading().await?;
+        Ok(RawCall {
+            leading,
+            metadata,
+            writer,
+            reader,
+        })
+    }
+
+    /// A raw call whose bytes may be written before its leading response
+    /// arrives: gives the writer once the header is written, and the leading
+    /// response to wait for ([`PendingRawResponse::leading`]). A call that
+    /// writes first and reads after starts a round trip sooner than with
+    /// [`CallBuilder::raw`]; the wire is the same, and the server, strand or
+    /// the TypeScript stack, sees the same bytes.
+    ///
+    /// The timeout covers writing the header and the leading response, not
+    /// the bytes in between. A server that refuses the call (an unknown
+    /// method, a failed authentication) answers with an error as its leading
+    /// response and stops reading: a write may then fail with the stream
+    /// stopped, and the leading response says why.
+    pub async fn raw_pipelined<P: Serialize + ?Sized, R: DeserializeOwned>(
+        self,
+        params: &P,
+    ) -> Result<PipelinedRawCall<R>, ClientError> {
         let start = self.start();
         let deadline = start.deadline;
         let call = async move {
@@ -355,20 +400,13 @@ impl<'a> CallBuilder<'a> {
                 message::encode_raw_header_with_metadata(&start.method, params, &start.metadata())?;
             let refused = write_request(&mut send, &header).await?;
             if refused.is_none() {
+                // Bytes written before the boundary could be lost by a JS
+                // server still parsing the header.
                 transport::write_boundary(&mut send).await?;
             }
-            let mut responses = ResponseStream::<R>::new(reader, None);
-            let leading = responses
-                .next()
-                .await
-                .unwrap_or_else(|| Err(refused.unwrap_or_else(no_response)))?;
-            let metadata = responses.metadata.take();
-            let (inner, buf) = responses.reader.into_parts();
-            Ok(RawCall {
-                leading,
-                metadata,
+            Ok(PipelinedRawCall {
                 writer: send,
-                reader: RawReader::new(buf, inner),
+                response: PendingRawResponse::new(reader, refused, deadline),
             })
         };
         with_deadline(deadline, call).await
@@ -617,7 +655,10 @@ async fn with_deadline<T>(
 mod handles;
 pub mod reconnect;
 
-pub use handles::{ClientStreamingCall, RawCall, RequestSink, ResponseStream};
+pub use handles::{
+    ClientStreamingCall, PendingRawResponse, PipelinedRawCall, RawCall, RawResponse, RequestSink,
+    ResponseStream,
+};
 pub use reconnect::{ClientState, Connector, ReconnectConfig, ReconnectingConnection};
 
 #[cfg(test)]

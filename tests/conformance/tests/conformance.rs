@@ -21,6 +21,7 @@ use strand_rpc_core::codec::MessageReader;
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
 use strand_rpc_core::server::{RawBody, RawReader, Router, Server};
 use strand_rpc_core::transport::CloseCode;
+use strand_rpc_core::transport::StreamError;
 use strand_rpc_core::{Client, ClientConfig, ClientError, Context, RpcError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -97,6 +98,22 @@ fn router(state: Arc<State>) -> Router {
                 .map(|chunk| chunk.map(|b| Bytes::from(b.to_ascii_uppercase())));
             Ok::<_, RpcError>((json!({ "accepted": p["mode"] }), RawBody::from_stream(body)))
         })
+        .raw(
+            "peek",
+            |_ctx, _p: Value, mut reader: RawReader| async move {
+                // The leading response waits for the caller's first bytes: only
+                // a call that writes before it has read that response gets one.
+                let mut first = [0u8; 5];
+                reader
+                    .read_exact(&mut first)
+                    .await
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+                let body = tokio_util::io::ReaderStream::new(reader)
+                    .map(|chunk| chunk.map(|b| Bytes::from(b.to_ascii_uppercase())));
+                let first = String::from_utf8_lossy(&first).into_owned();
+                Ok::<_, RpcError>((json!({ "first": first }), RawBody::from_stream(body)))
+            },
+        )
         .raw(
             "echo_raw",
             |_ctx, _p: Value, reader: RawReader| async move {
@@ -440,6 +457,75 @@ mod cases {
             assert_eq!(back, "RAW BYTES HERE");
         })
         .await;
+    }
+
+    pub async fn raw_pipelined<F: Fixture>() {
+        let h = Harness::start::<F>(false).await;
+        within(async {
+            // `peek` sends its leading response only once it has read the
+            // caller's first bytes, so this passes only if they go first.
+            let mut call = h
+                .client
+                .raw_pipelined::<_, Value>("peek", &json!({}))
+                .await
+                .unwrap();
+            call.writer.write_all(b"hello raw bytes").await.unwrap();
+            call.writer.shutdown().await.unwrap();
+            let mut response = call.response.leading().await.unwrap();
+            assert_eq!(response.leading, json!({ "first": "hello" }));
+            let mut back = String::new();
+            response.reader.read_to_string(&mut back).await.unwrap();
+            assert_eq!(back, " RAW BYTES");
+            // The same over the raw form, bytes written once the leading
+            // response came: `upper` answers at once.
+            let call = h
+                .client
+                .raw_pipelined::<_, Value>("upper", &json!({ "mode": "upper" }))
+                .await
+                .unwrap();
+            let mut writer = call.writer;
+            let mut response = call.response.leading().await.unwrap();
+            assert_eq!(response.leading, json!({ "accepted": "upper" }));
+            writer.write_all(b"after").await.unwrap();
+            writer.shutdown().await.unwrap();
+            let mut back = String::new();
+            response.reader.read_to_string(&mut back).await.unwrap();
+            assert_eq!(back, "AFTER");
+        })
+        .await;
+    }
+
+    /// A pipelined call the server refuses: bytes written past every window
+    /// fail once the server stops reading, and the leading response says why.
+    pub async fn raw_pipelined_refused<F: Fixture>() {
+        let h = Harness::start::<F>(false).await;
+        let mut call = within(h.client.raw_pipelined::<_, Value>("nope", &json!({})))
+            .await
+            .unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut written = 0;
+        let failed = within(async {
+            while written < 4 * F::stream_bound() {
+                if let Err(e) = call.writer.write_all(&chunk).await {
+                    return e;
+                }
+                written += chunk.len();
+            }
+            panic!("{written} bytes written to a call the server refused");
+        })
+        .await;
+        assert!(
+            matches!(StreamError::from_io(&failed), Some(StreamError::Stopped(_))),
+            "{failed:?}"
+        );
+        match within(call.response.leading()).await {
+            Err(ClientError::Remote { code, .. }) => assert_eq!(code, -32601),
+            Err(other) => panic!("expected −32601, got {other:?}"),
+            Ok(r) => panic!("expected −32601, got {:?}", r.leading),
+        }
+        // The connection is still fine.
+        let out: Value = within(h.client.unary("echo", &json!(1))).await.unwrap();
+        assert_eq!(out, json!(1));
     }
 
     pub async fn auth<F: Fixture>() {
@@ -881,7 +967,8 @@ mod cases {
 macro_rules! suite {
     ($module:ident, $fixture:ty, $attr:meta) => {
         suite!(@cases $module, $fixture, $attr;
-            unary, server_streaming, client_streaming, duplex, raw, auth,
+            unary, server_streaming, client_streaming, duplex, raw,
+            raw_pipelined, raw_pipelined_refused, auth,
             timeout_by_server, timeout_by_client, cancel_unary, cancel_stream,
             unknown_method, handler_error, caller_finishes_after_the_response,
             payload_16mib, concurrent_1000,

@@ -466,6 +466,20 @@ async fn strand_client_against_js_server(carrier: Carrier) {
         raw.reader.read_to_string(&mut back).await.unwrap();
         assert_eq!(back, "RAW BYTES HERE");
 
+        // raw, pipelined: the bytes written before the leading response is
+        // read (the write boundary keeps the JS server from losing them)
+        let mut raw = client
+            .raw_pipelined::<_, Value>("rawUpper", &json!({ "mode": "upper" }))
+            .await
+            .unwrap();
+        raw.writer.write_all(b"sent early").await.unwrap();
+        raw.writer.shutdown().await.unwrap();
+        let mut response = raw.response.leading().await.unwrap();
+        assert_eq!(response.leading["accepted"]["mode"], "upper");
+        let mut back = String::new();
+        response.reader.read_to_string(&mut back).await.unwrap();
+        assert_eq!(back, "SENT EARLY");
+
         // a JS handler's error: code, message and data
         let err = client
             .unary::<_, Value>("fail", &json!({}))
