@@ -1,5 +1,6 @@
 //! A raw call: a JSON header and a leading JSON response, then raw bytes both
-//! ways on the same stream (here: a checksum service reading a byte stream).
+//! ways on the same stream (here: a checksum service reading a byte stream),
+//! the caller's bytes pipelined behind the header.
 //!
 //! Run: `cargo run --example raw_bytes`
 
@@ -44,18 +45,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let client = Endpoint::from_url(&url)?.connect().await?;
+    // Pipelined: the bytes follow the header at once, without waiting a
+    // round trip for the leading response (`client.raw` waits for it and
+    // gives it together with the writer).
     let mut call = client
-        .raw::<_, Value>("checksum", &json!({ "label": "1 MiB of pattern" }))
+        .raw_pipelined::<_, Value>("checksum", &json!({ "label": "1 MiB of pattern" }))
         .await?;
-    println!("leading response: {}", call.leading);
     let chunk: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
     for _ in 0..16 {
         // Each write waits while the stream's window is full: backpressure.
         call.writer.write_all(&chunk).await?;
     }
     call.writer.shutdown().await?;
+    let mut response = call.response.leading().await?;
+    println!("leading response: {}", response.leading);
     let mut answer = String::new();
-    (&mut call.reader)
+    (&mut response.reader)
         .take(1024)
         .read_to_string(&mut answer)
         .await?;

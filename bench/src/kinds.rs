@@ -17,8 +17,16 @@ use crate::util::{self, EchoMsg, Opts, Res, CHUNK};
 /// Bytes a raw call of `call_start` writes (and waits for the first of).
 const RAW_PROBE: usize = 1;
 
-/// The call kinds `call_start` opens, in report order.
-pub const KINDS: [&str; 5] = ["unary", "server", "client", "duplex", "raw"];
+/// The call kinds `call_start` opens, in report order. `raw_pipelined` is
+/// a raw call whose bytes go before its leading response is read.
+pub const KINDS: [&str; 6] = [
+    "unary",
+    "server",
+    "client",
+    "duplex",
+    "raw",
+    "raw_pipelined",
+];
 
 /// Adds the methods of the round-2 cases: one per call kind, and `bulk`
 /// (server streaming of 64 KiB string items, as many as asked for).
@@ -87,6 +95,20 @@ async fn first_response(client: &Client, kind: &str) -> Res<Duration> {
             call.writer.shutdown().await?;
             let mut rest = Vec::new();
             call.reader.read_to_end(&mut rest).await?;
+            Ok(took)
+        }
+        "raw_pipelined" => {
+            let mut call = client
+                .raw_pipelined::<_, bool>("rawecho", &json!({}))
+                .await?;
+            call.writer.write_all(&[b'x'; RAW_PROBE]).await?;
+            let mut response = call.response.leading().await?;
+            let mut b = [0u8; 1];
+            response.reader.read_exact(&mut b).await?;
+            let took = t.elapsed();
+            call.writer.shutdown().await?;
+            let mut rest = Vec::new();
+            response.reader.read_to_end(&mut rest).await?;
             Ok(took)
         }
         other => Err(format!("unknown call kind {other}").into()),

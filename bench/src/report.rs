@@ -101,6 +101,7 @@ fn columns(case: &str) -> &'static [(&'static str, &'static str)] {
             ("duplex_p50_us", "duplex p50 µs"),
             ("raw_p50_us", "raw p50 µs"),
             ("raw_p99_us", "raw p99 µs"),
+            ("raw_pipelined_p50_us", "raw pipelined p50 µs"),
         ],
         "loaded_latency" => &[
             ("p50_unloaded_us", "p50 µs unloaded"),

@@ -14,7 +14,7 @@ pub use schemars;
 pub use serde;
 pub use serde_json;
 
-pub use crate::client::{ClientStreamingCall, RawCall, RequestSink};
+pub use crate::client::{ClientStreamingCall, PipelinedRawCall, RawCall, RequestSink};
 #[cfg(feature = "openrpc")]
 pub use crate::openrpc::{Describer, MethodSpec};
 pub use crate::server::{CallKind, Incoming, RawReader, Router};

@@ -10,6 +10,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
     parse_quote, parse_quote_spanned, ReturnType, TraitItem, TraitItemFn, Type, TypeParamBound,
@@ -372,14 +373,30 @@ fn client_method(service: &Service, method: &Method) -> TokenStream {
                 #start.duplex().await
             }
         },
-        Kind::Raw { req, leading } => quote_spanned! {span=>
-            pub async fn #m(
-                &self,
-                req: &#req,
-            ) -> ::core::result::Result<#krate::__private::RawCall<#leading>, #err> {
-                #start.raw(req).await
+        Kind::Raw { req, leading } => {
+            let pipelined = format_ident!("{}_pipelined", m.unraw(), span = m.span());
+            let pipelined_doc = format!(
+                "Calls `{wire}` (raw) with its bytes pipelined behind the header: \
+                 the writer at once, the leading response to wait for (see \
+                 `CallBuilder::raw_pipelined`)."
+            );
+            quote_spanned! {span=>
+                pub async fn #m(
+                    &self,
+                    req: &#req,
+                ) -> ::core::result::Result<#krate::__private::RawCall<#leading>, #err> {
+                    #start.raw(req).await
+                }
+
+                #[doc = #pipelined_doc]
+                pub async fn #pipelined(
+                    &self,
+                    req: &#req,
+                ) -> ::core::result::Result<#krate::__private::PipelinedRawCall<#leading>, #err> {
+                    #start.raw_pipelined(req).await
+                }
             }
-        },
+        }
     };
     quote! {
         #(#docs)*

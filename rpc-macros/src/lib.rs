@@ -111,7 +111,7 @@
 //! | server streaming | `fn m(&self, ctx: Context, req: Req) -> impl Stream<Item = Result<Item, RpcError>>` | `async fn m(&self, req: &Req) -> Result<ResponseStream<Item>, ClientError>` |
 //! | client streaming | `async fn m(&self, ctx: Context, input: Incoming<Msg>) -> Result<Resp, RpcError>` | `async fn m(&self) -> Result<ClientStreamingCall<Msg, Resp>, ClientError>` |
 //! | duplex | `fn m(&self, ctx: Context, input: Incoming<Msg>) -> impl Stream<Item = Result<Item, RpcError>>` | `async fn m(&self) -> Result<(RequestSink<Msg>, ResponseStream<Item>), ClientError>` |
-//! | raw | `async fn m(&self, ctx: Context, req: Req, input: RawReader) -> Result<(Lead, RawBody), RpcError>` | `async fn m(&self, req: &Req) -> Result<RawCall<Lead>, ClientError>` |
+//! | raw | `async fn m(&self, ctx: Context, req: Req, input: RawReader) -> Result<(Lead, RawBody), RpcError>` | `async fn m(&self, req: &Req) -> Result<RawCall<Lead>, ClientError>`, and `async fn m_pipelined(&self, req: &Req) -> Result<PipelinedRawCall<Lead>, ClientError>` (the caller's bytes right behind the header) |
 //!
 //! - Request, message and response types are serde types
 //!   (`Deserialize + Send + 'static` on the server side, `Serialize` on the

@@ -347,6 +347,24 @@ async fn raw_calls_carry_bytes_both_ways() {
 }
 
 #[tokio::test]
+async fn a_raw_method_also_gets_a_pipelined_client_method() {
+    let h = serve();
+    // The bytes go before the leading response is read.
+    let mut call = h
+        .client
+        .upper_pipelined(&Mode { upper: true })
+        .await
+        .unwrap();
+    call.writer.write_all(b"sent early").await.unwrap();
+    call.writer.shutdown().await.unwrap();
+    let mut response = call.response.leading().await.unwrap();
+    assert_eq!(response.leading, Ack { ready: true });
+    let mut back = Vec::new();
+    response.reader.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"SENT EARLY");
+}
+
+#[tokio::test]
 async fn the_renamed_method_goes_on_the_wire_under_its_wire_name() {
     let h = serve();
 

@@ -1,4 +1,4 @@
-//! `client_response`: the client's response reader (`rpc-core/src/client.rs`,
+//! `client_response`: the client's response reader (`rpc-core/src/client/`,
 //! `ResponseStream`), over a memory connection whose server side writes
 //! arbitrary bytes.
 //!
