@@ -3,7 +3,7 @@
 // constructor). No runtime dependencies.
 
 export { connect, Client, Responses, Duplex, ClientStream } from './client.js';
-export type { ConnectOptions, CallOptions, RawCall } from './client.js';
+export type { ConnectOptions, CallOptions, RawCall, PipelinedRawCall, RawResponse } from './client.js';
 export { RpcError, ConnectionError, StreamError, codes } from './errors.js';
 export type { StreamStats } from './mux.js';
 export type { WebSocketConstructor, WebSocketLike } from './carrier.js';

@@ -87,6 +87,18 @@ test('raw', async () => {
   assert.equal(text, 'RAW BYTES HERE');
 });
 
+test('rawPipelined: bytes written before the leading response reach the JS server', async () => {
+  const call = await client.rawPipelined('rawUpper', { mode: 'upper' });
+  const w = call.writable.getWriter();
+  await w.write(enc.encode('sent early'));
+  await w.close();
+  const response = await call.response;
+  assert.equal(response.result.accepted, 'upper');
+  let text = '';
+  for await (const c of response.readable) text += dec.decode(c);
+  assert.equal(text, 'SENT EARLY');
+});
+
 test('raw: 8 MiB echoed whole and in order', async () => {
   const total = 8 << 20;
   const call = await client.raw('rawEcho', {});

@@ -80,6 +80,29 @@ test('raw: upper sends a leading response, then the bytes uppercased', async () 
   assert.equal(text, 'HELLO, RAW BYTES');
 });
 
+test('rawPipelined: the bytes go before the leading response is read', async () => {
+  const call = await client.rawPipelined('upper', {});
+  const w = call.writable.getWriter();
+  await w.write(enc.encode('sent early'));
+  await w.close();
+  const response = await call.response;
+  assert.deepEqual(response.result, { ok: true });
+  let text = '';
+  for await (const chunk of response.readable) text += dec.decode(chunk, { stream: true });
+  assert.equal(text, 'SENT EARLY');
+});
+
+test('rawPipelined: a refused call rejects its response with the server error', async () => {
+  const call = await client.rawPipelined('noSuchMethod', {});
+  await assert.rejects(call.response, (e) => e instanceof RpcError && e.code === -32601);
+  // The refused call's stream is released, and the connection goes on.
+  assert.equal(await until(() => client.mux.streams.size === 0), true, 'the refused stream was released');
+  const ok = await client.raw('upper', {});
+  assert.deepEqual(ok.result, { ok: true });
+  ok.cancel();
+  assert.equal(await until(() => client.mux.streams.size === 0), true, 'the cancelled stream was released');
+});
+
 test('raw: 8 MiB through upper arrive whole and in order', async () => {
   const total = 8 << 20;
   const call = await client.raw('upper', {});
