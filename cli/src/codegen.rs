@@ -100,7 +100,7 @@ pub(crate) fn typescript(document: &Value, import: &str) -> Result<String, Strin
     out.push_str("// Do not edit: regenerate it.\n\n");
     let _ = writeln!(
         out,
-        "import type {{ CallOptions, Client, ClientStream, Duplex, RawCall, Responses }} from {};\n",
+        "import type {{ CallOptions, Client, ClientStream, Duplex, PipelinedRawCall, RawCall, Responses }} from {};\n",
         quote(import)
     );
     let schemas = document["components"]["schemas"]
@@ -171,7 +171,7 @@ fn method(out: &mut String, m: &Value) -> Result<(), String> {
         ),
         "raw" => writeln!(
             out,
-            "  {name}(params: {params}, options?: CallOptions): Promise<RawCall<{result}>> {{\n    return this.client.raw<{result}>({w}, params, options);\n  }}"
+            "  {name}(params: {params}, options?: CallOptions): Promise<RawCall<{result}>> {{\n    return this.client.raw<{result}>({w}, params, options);\n  }}\n\n  /** `{name}` with its bytes written right behind the header, before the leading response. */\n  {name}Pipelined(params: {params}, options?: CallOptions): Promise<PipelinedRawCall<{result}>> {{\n    return this.client.rawPipelined<{result}>({w}, params, options);\n  }}"
         ),
         other => return Err(format!("method `{wire}`: unknown x-strand-kind `{other}`")),
     };

@@ -37,11 +37,26 @@ export async function roundTrip(client: Client) {
     text += new TextDecoder().decode(value);
   }
 
+  // Pipelined: the bytes go before the leading response is read.
+  const early = await demo.upperPipelined({});
+  const earlyWriter = early.writable.getWriter();
+  await earlyWriter.write(new TextEncoder().encode('early'));
+  await earlyWriter.close();
+  const response = await early.response;
+  const earlyOk: boolean = response.result.ok;
+  let earlyText = '';
+  const earlyReader = response.readable.getReader();
+  for (;;) {
+    const { value, done } = await earlyReader.read();
+    if (done) break;
+    earlyText += new TextDecoder().decode(value);
+  }
+
   const who = await demo.whoami({});
   const slept: number = (await demo.sleep({ ms: 1 })).slept;
   const transport: string = (await demo.stats({})).transport;
   const kinds: string[] = Object.values(methods);
-  return { echo, counted, total, reply, ok, text, who: who === null ? null : who.name, slept, transport, kinds };
+  return { echo, counted, total, reply, ok, text, earlyOk, earlyText, who: who === null ? null : who.name, slept, transport, kinds };
 }
 
 // Never called: each line must fail to type-check, or tsc fails on the

@@ -32,6 +32,8 @@ export const EXPECTED_ROUND_TRIP = {
   reply: { msg: 'hi' },
   ok: true,
   text: 'BYTES',
+  earlyOk: true,
+  earlyText: 'EARLY',
   who: null,
   slept: 1,
   transport: 'ws',
