@@ -322,6 +322,37 @@ async fn client_side_timeout_is_enforced_locally() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pipelined_raw_call_times_out_waiting_for_its_leading_response() {
+    // The handler never answers: its leading response waits for input that
+    // never ends.
+    let router = Router::new().raw(
+        "stall",
+        |_ctx, _p: Value, mut input: strand_rpc_core::server::RawReader| async move {
+            let mut all = Vec::new();
+            input.read_to_end(&mut all).await.ok();
+            Ok::<_, RpcError>((json!({ "ok": true }), RawBody::from_stream(stream::empty())))
+        },
+    );
+    let f = common::start(router);
+    let start = tokio::time::Instant::now();
+    let mut call = f
+        .client
+        .call("stall")
+        .timeout(Duration::from_millis(200))
+        .raw_pipelined::<_, Value>(&json!({}))
+        .await
+        .unwrap();
+    // Writes are not bounded by the timeout; the wait for the answer is.
+    call.writer.write_all(b"some bytes").await.unwrap();
+    let err = call.response.leading().await.err().expect("a timeout");
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert!(
+        matches!(err, ClientError::TimedOut(_)) || err.code() == Some(error_codes::TIMED_OUT),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn server_default_timeout_applies() {
     let (router, probe) = slow_router(None);
     let f = common::start_with(
