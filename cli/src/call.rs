@@ -352,20 +352,23 @@ async fn both_ways(
 }
 
 async fn raw(client: &Client, method: &str, params: Option<Value>) -> Result<(), CallError> {
+    // Pipelined: stdin's bytes follow the header at once, a round trip
+    // sooner than after the leading response, which is printed when it comes.
     let call = client
-        .raw::<_, Value>(method, &params.unwrap_or(Value::Object(Default::default())))
+        .raw_pipelined::<_, Value>(method, &params.unwrap_or(Value::Object(Default::default())))
         .await?;
-    print(&call.leading)?;
     let mut writer = call.writer;
-    let mut reader = call.reader;
+    let response = call.response;
     let up = async move {
         tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await?;
         writer.shutdown().await?;
         Ok::<_, CallError>(())
     };
     let down = async move {
+        let mut response = response.leading().await?;
+        print(&response.leading)?;
         let mut stdout = tokio::io::stdout();
-        tokio::io::copy(&mut reader, &mut stdout).await?;
+        tokio::io::copy(&mut response.reader, &mut stdout).await?;
         stdout.flush().await?;
         Ok::<_, CallError>(())
     };
