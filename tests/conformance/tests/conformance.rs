@@ -365,6 +365,47 @@ fn remote_code(err: &ClientError) -> i64 {
 mod cases {
     use super::*;
 
+    /// Byte `i` of the patterned payloads.
+    fn pattern(i: usize) -> u8 {
+        (i as u8).wrapping_mul(31) ^ (i >> 16) as u8
+    }
+
+    /// Writes `total` patterned bytes in 64 KiB writes, then finishes.
+    fn write_pattern(
+        mut writer: strand_rpc_core::transport::BoxSendStream,
+        total: usize,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut off = 0;
+            while off < total {
+                for (k, b) in chunk.iter_mut().enumerate() {
+                    *b = pattern(off + k);
+                }
+                writer.write_all(&chunk).await.unwrap();
+                off += chunk.len();
+            }
+            writer.shutdown().await.unwrap();
+        })
+    }
+
+    /// Reads to the end, checking every byte against the pattern; gives
+    /// the count.
+    async fn read_pattern(mut reader: RawReader) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0usize;
+        loop {
+            let n = reader.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return got;
+            }
+            for (k, b) in buf[..n].iter().enumerate() {
+                assert_eq!(*b, pattern(got + k), "byte {} differs", got + k);
+            }
+            got += n;
+        }
+    }
+
     pub async fn unary<F: Fixture>() {
         let h = Harness::start::<F>(false).await;
         let out: Value = within(h.client.unary("echo", &json!({ "hello": "world" })))
@@ -737,42 +778,24 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(call.leading, json!({ "echoing": true }));
-        let mut writer = call.writer;
-        let mut reader = call.reader;
-        let pattern = |i: usize| (i as u8).wrapping_mul(31) ^ (i >> 16) as u8;
-        let send = tokio::spawn(async move {
-            let chunk: Vec<u8> = (0..64 * 1024)
-                .collect::<Vec<usize>>()
-                .iter()
-                .map(|_| 0u8)
-                .collect();
-            let mut chunk = chunk;
-            let mut off = 0;
-            while off < TOTAL {
-                for (k, b) in chunk.iter_mut().enumerate() {
-                    *b = pattern(off + k);
-                }
-                writer.write_all(&chunk).await.unwrap();
-                off += chunk.len();
-            }
-            writer.shutdown().await.unwrap();
-        });
-        let received = within(async {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut got = 0usize;
-            loop {
-                let n = reader.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                for (k, b) in buf[..n].iter().enumerate() {
-                    assert_eq!(*b, pattern(got + k), "byte {} differs", got + k);
-                }
-                got += n;
-            }
-            got
-        })
-        .await;
+        let send = write_pattern(call.writer, TOTAL);
+        let received = within(read_pattern(call.reader)).await;
+        within(send).await.unwrap();
+        assert_eq!(received, TOTAL);
+    }
+
+    /// Bulk bytes pipelined behind the header (in the header's first
+    /// chunk, past the server's limit on a first message) come back whole.
+    pub async fn raw_pipelined_4mib<F: Fixture>() {
+        const TOTAL: usize = 4 << 20;
+        let h = Harness::start::<F>(false).await;
+        let call = within(h.client.raw_pipelined::<_, Value>("echo_raw", &json!({})))
+            .await
+            .unwrap();
+        let send = write_pattern(call.writer, TOTAL);
+        let response = within(call.response.leading()).await.unwrap();
+        assert_eq!(response.leading, json!({ "echoing": true }));
+        let received = within(read_pattern(response.reader)).await;
         within(send).await.unwrap();
         assert_eq!(received, TOTAL);
     }
@@ -968,7 +991,7 @@ macro_rules! suite {
     ($module:ident, $fixture:ty, $attr:meta) => {
         suite!(@cases $module, $fixture, $attr;
             unary, server_streaming, client_streaming, duplex, raw,
-            raw_pipelined, raw_pipelined_refused, auth,
+            raw_pipelined, raw_pipelined_refused, raw_pipelined_4mib, auth,
             timeout_by_server, timeout_by_client, cancel_unary, cancel_stream,
             unknown_method, handler_error, caller_finishes_after_the_response,
             payload_16mib, concurrent_1000,
