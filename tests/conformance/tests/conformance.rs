@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{eventually, within, Fixture, Memory, Pair, Quic, Ws, WsH2};
+use common::{
+    eventually, read_pattern, within, write_pattern, Fixture, Memory, Pair, Quic, Ws, WsH2,
+};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use strand_rpc_core::codec::MessageReader;
@@ -364,47 +366,6 @@ fn remote_code(err: &ClientError) -> i64 {
 
 mod cases {
     use super::*;
-
-    /// Byte `i` of the patterned payloads.
-    fn pattern(i: usize) -> u8 {
-        (i as u8).wrapping_mul(31) ^ (i >> 16) as u8
-    }
-
-    /// Writes `total` patterned bytes in 64 KiB writes, then finishes.
-    fn write_pattern(
-        mut writer: strand_rpc_core::transport::BoxSendStream,
-        total: usize,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut chunk = vec![0u8; 64 * 1024];
-            let mut off = 0;
-            while off < total {
-                for (k, b) in chunk.iter_mut().enumerate() {
-                    *b = pattern(off + k);
-                }
-                writer.write_all(&chunk).await.unwrap();
-                off += chunk.len();
-            }
-            writer.shutdown().await.unwrap();
-        })
-    }
-
-    /// Reads to the end, checking every byte against the pattern; gives
-    /// the count.
-    async fn read_pattern(mut reader: RawReader) -> usize {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut got = 0usize;
-        loop {
-            let n = reader.read(&mut buf).await.unwrap();
-            if n == 0 {
-                return got;
-            }
-            for (k, b) in buf[..n].iter().enumerate() {
-                assert_eq!(*b, pattern(got + k), "byte {} differs", got + k);
-            }
-            got += n;
-        }
-    }
 
     pub async fn unary<F: Fixture>() {
         let h = Harness::start::<F>(false).await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{eventually, within};
+use common::{eventually, read_pattern, within, write_pattern};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use strand_rpc_core::middleware::{AuthLayer, BearerTokens, Credentials, Verified, Verifier};
@@ -565,32 +565,8 @@ async fn strand_client_against_js_server(carrier: Carrier) {
     within(async {
         const TOTAL: usize = 8 << 20;
         let call = client.raw::<_, Value>("rawEcho", &json!({})).await.unwrap();
-        let (mut writer, mut reader) = (call.writer, call.reader);
-        let pattern = |i: usize| (i as u8).wrapping_mul(31) ^ (i >> 16) as u8;
-        let send = tokio::spawn(async move {
-            let mut chunk = vec![0u8; 64 * 1024];
-            let mut off = 0;
-            while off < TOTAL {
-                for (k, b) in chunk.iter_mut().enumerate() {
-                    *b = pattern(off + k);
-                }
-                writer.write_all(&chunk).await.unwrap();
-                off += chunk.len();
-            }
-            writer.shutdown().await.unwrap();
-        });
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut got = 0usize;
-        loop {
-            let n = reader.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            for (k, b) in buf[..n].iter().enumerate() {
-                assert_eq!(*b, pattern(got + k), "byte {} differs", got + k);
-            }
-            got += n;
-        }
+        let send = write_pattern(call.writer, TOTAL);
+        let got = read_pattern(call.reader).await;
         send.await.unwrap();
         assert_eq!(got, TOTAL);
     })

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use strand_rpc_core::memory::{self, MemoryConfig};
 use strand_rpc_core::server::Router;
-use strand_rpc_core::transport::DynConnection;
+use strand_rpc_core::transport::{BoxSendStream, DynConnection};
 use strand_rpc_core::RpcError;
 use strand_tls::{ClientTls, Identity, ServerTls, ServerVerification};
 use strand_transport_quic::{
@@ -19,6 +19,7 @@ use strand_transport_quic::{
 use strand_transport_ws::{
     connect, Http2Config, WsClientConfig, WsConfig, WsConnection, WsListener, WsServerConfig,
 };
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// The streaming methods both suites serve, the same on every carrier and
 /// for the JS peers: `count` (`{"n":N}` → `{"i":0}`…), `sum` (messages
@@ -304,4 +305,42 @@ pub fn ws_window() -> u32 {
 /// The ws fixture's per-stream send buffer.
 pub fn ws_send_buffer() -> usize {
     ws_config().stream_send_buffer
+}
+
+/// Byte `i` of the patterned payloads.
+pub fn pattern(i: usize) -> u8 {
+    (i as u8).wrapping_mul(31) ^ (i >> 16) as u8
+}
+
+/// Writes `total` patterned bytes in 64 KiB writes, then finishes.
+pub fn write_pattern(mut writer: BoxSendStream, total: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut off = 0;
+        while off < total {
+            for (k, b) in chunk.iter_mut().enumerate() {
+                *b = pattern(off + k);
+            }
+            writer.write_all(&chunk).await.unwrap();
+            off += chunk.len();
+        }
+        writer.shutdown().await.unwrap();
+    })
+}
+
+/// Reads to the end, checking every byte against the pattern; gives
+/// the count.
+pub async fn read_pattern(mut reader: impl AsyncRead + Unpin) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    loop {
+        let n = reader.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return got;
+        }
+        for (k, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, pattern(got + k), "byte {} differs", got + k);
+        }
+        got += n;
+    }
 }
