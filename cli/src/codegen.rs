@@ -123,6 +123,7 @@ pub(crate) fn typescript(document: &Value, import: &str) -> Result<String, Strin
     out.push_str(&doc_comment(document["info"]["description"].as_str(), ""));
     let _ = writeln!(out, "export class {class} {{");
     out.push_str("  constructor(readonly client: Client) {}\n");
+    check_pipelined_names(methods)?;
     for m in methods {
         out.push('\n');
         method(&mut out, m)?;
@@ -142,6 +143,22 @@ pub(crate) fn typescript(document: &Value, import: &str) -> Result<String, Strin
     Ok(out)
 }
 
+/// A raw method `m` also gets `mPipelined`: no method of the document may
+/// have that name.
+fn check_pipelined_names(methods: &[Value]) -> Result<(), String> {
+    let names: Vec<&str> = methods.iter().filter_map(|m| m["name"].as_str()).collect();
+    for m in methods.iter().filter(|m| m["x-strand-kind"] == "raw") {
+        let wire = m["name"].as_str().unwrap_or_default();
+        let pipelined = format!("{wire}Pipelined");
+        if names.contains(&pipelined.as_str()) {
+            return Err(format!(
+                "method `{pipelined}` has the name of the pipelined client method of the raw method `{wire}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One client method, its signature following the call kind.
 fn method(out: &mut String, m: &Value) -> Result<(), String> {
     let wire = m["name"].as_str().ok_or("a method has no name")?;
@@ -151,6 +168,7 @@ fn method(out: &mut String, m: &Value) -> Result<(), String> {
     let docs = m["description"].as_str().or(m["summary"].as_str());
     out.push_str(&doc_comment(docs, "  "));
     let name = member_name(wire);
+    let pipelined = member_name(&format!("{wire}Pipelined"));
     let w = quote(wire);
     let _ = match kind {
         "unary" => writeln!(
@@ -171,7 +189,7 @@ fn method(out: &mut String, m: &Value) -> Result<(), String> {
         ),
         "raw" => writeln!(
             out,
-            "  {name}(params: {params}, options?: CallOptions): Promise<RawCall<{result}>> {{\n    return this.client.raw<{result}>({w}, params, options);\n  }}\n\n  /** `{name}` with its bytes written right behind the header, before the leading response. */\n  {name}Pipelined(params: {params}, options?: CallOptions): Promise<PipelinedRawCall<{result}>> {{\n    return this.client.rawPipelined<{result}>({w}, params, options);\n  }}"
+            "  {name}(params: {params}, options?: CallOptions): Promise<RawCall<{result}>> {{\n    return this.client.raw<{result}>({w}, params, options);\n  }}\n\n  /** `{name}` with its bytes written right behind the header, before the leading response. */\n  {pipelined}(params: {params}, options?: CallOptions): Promise<PipelinedRawCall<{result}>> {{\n    return this.client.rawPipelined<{result}>({w}, params, options);\n  }}"
         ),
         other => return Err(format!("method `{wire}`: unknown x-strand-kind `{other}`")),
     };
@@ -440,5 +458,33 @@ mod tests {
         let doc = json!({ "info": { "title": "X" }, "methods": [{ "name": "m", "x-strand-kind": "odd", "result": {} }] });
         let err = typescript(&doc, "x").unwrap_err();
         assert!(err.contains("unknown x-strand-kind `odd`"), "{err}");
+    }
+
+    #[test]
+    fn a_raw_method_gets_a_pipelined_member_whatever_its_name() {
+        let doc = json!({ "info": { "title": "X" }, "methods": [
+            { "name": "up", "x-strand-kind": "raw", "result": {} },
+            { "name": "files.put", "x-strand-kind": "raw", "result": {} },
+        ] });
+        let ts = typescript(&doc, "x").unwrap();
+        assert!(ts.contains("  upPipelined(params: "), "{ts}");
+        assert!(ts.contains("  \"files.putPipelined\"(params: "), "{ts}");
+        assert!(
+            ts.contains("this.client.rawPipelined<unknown>(\"files.put\", params, options)"),
+            "{ts}"
+        );
+    }
+
+    #[test]
+    fn a_method_named_like_a_pipelined_member_is_an_error() {
+        let doc = json!({ "info": { "title": "X" }, "methods": [
+            { "name": "up", "x-strand-kind": "raw", "result": {} },
+            { "name": "upPipelined", "x-strand-kind": "unary", "result": {} },
+        ] });
+        let err = typescript(&doc, "x").unwrap_err();
+        assert!(
+            err.contains("`upPipelined`") && err.contains("raw method `up`"),
+            "{err}"
+        );
     }
 }

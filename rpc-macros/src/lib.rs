@@ -144,8 +144,9 @@
 //!   `fn`), duplicate wire names, unknown `#[rpc(...)]` keys, `#[cfg]` on a
 //!   method (put it on the whole trait), and Rust names
 //!   that clash with the generated code (`new`, `client`, `into_inner`,
-//!   `with_timeout`, `with_metadata`, `with_bearer`, `into_router`: rename the
-//!   method and keep the wire name with `#[rpc(name = "...")]`).
+//!   `with_timeout`, `with_metadata`, `with_bearer`, `into_router`, and
+//!   `m_pipelined` beside a raw method `m`: rename the method and keep the
+//!   wire name with `#[rpc(name = "...")]`).
 //!
 //! # OpenRPC document
 //!

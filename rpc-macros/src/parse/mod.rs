@@ -10,7 +10,7 @@ use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::{Attribute, Item, ItemTrait, LitInt, LitStr, Meta, Path, TraitItem};
 
-use crate::model::{Method, Service};
+use crate::model::{Kind, Method, Service};
 
 mod signature;
 mod types;
@@ -145,6 +145,26 @@ pub fn parse(attr: TokenStream, item: TokenStream) -> Result<Service, (syn::Erro
             kind,
             docs,
         });
+    }
+
+    // A raw method's client also gets `<name>_pipelined`: no Rust method
+    // may take that name.
+    for raw in methods
+        .iter()
+        .filter(|m| matches!(m.kind, Kind::Raw { .. }))
+    {
+        let pipelined = format!("{}_pipelined", raw.ident.unraw());
+        if let Some(clash) = methods.iter().find(|m| m.ident.unraw() == pipelined) {
+            errors.at(
+                &clash.ident,
+                format!(
+                    "`{pipelined}` is also the pipelined client method of the raw method `{}`; \
+                     rename the Rust method and keep the wire name with \
+                     `#[rpc(name = \"{}\")]`",
+                    raw.ident, clash.wire_name
+                ),
+            );
+        }
     }
 
     match errors.finish() {

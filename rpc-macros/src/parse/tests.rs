@@ -183,6 +183,30 @@ fn wrong_signatures_are_reported() {
 }
 
 #[test]
+fn a_method_named_like_a_raw_methods_pipelined_client_method_is_reported() {
+    let input = quote!(
+        trait T {
+            async fn upload(
+                &self,
+                ctx: Context,
+                r: A,
+                input: RawReader,
+            ) -> Result<(B, RawBody), RpcError>;
+            async fn upload_pipelined(&self, ctx: Context, r: A) -> Result<B, RpcError>;
+        }
+    );
+    let Err((err, _)) = parse(TokenStream::new(), input) else {
+        panic!("accepted a method that clashes with a generated one")
+    };
+    assert!(
+        err.to_string().contains(
+            "`upload_pipelined` is also the pipelined client method of the raw method `upload`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn duplicate_wire_names_are_reported() {
     let input = quote!(
         trait T {
