@@ -33,7 +33,8 @@ pub(crate) struct LoadArgs {
     /// of messages each call sends (any other value is the one message).
     json: Option<String>,
     /// The call kind. Server calls read every item; raw calls send
-    /// --raw-bytes bytes and read the answer to its end.
+    /// --raw-bytes bytes right behind the header (pipelined: without
+    /// waiting for the leading response) and read the answer to its end.
     #[arg(long, value_enum, default_value_t = Kind::Unary)]
     kind: Kind,
     /// Calls running at once (each worker starts its next call when its
@@ -438,30 +439,33 @@ async fn one_call(client: &Client, plan: &Plan) -> Result<(), Failure> {
                 Value::Null => json!({}),
                 p => p.clone(),
             };
-            let call = client.raw::<_, Value>(method, &params).await?;
+            // Pipelined, as `strand call --kind raw`: the bytes follow the
+            // header without waiting for the leading response.
+            let call = client.raw_pipelined::<_, Value>(method, &params).await?;
             let mut writer = call.writer;
-            let mut reader = call.reader;
             let up = async {
                 writer.write_all(&plan.raw).await?;
                 writer.shutdown().await?;
                 Ok::<_, Failure>(())
             };
             let down = async {
+                let mut response = call.response.leading().await?;
                 let mut back = Vec::with_capacity(plan.raw.len());
-                (&mut reader)
+                (&mut response.reader)
                     .take(MAX_RAW_READ)
                     .read_to_end(&mut back)
                     .await?;
-                Ok::<_, Failure>(back)
+                Ok::<_, Failure>((response.leading, back))
             };
-            let (sent, back) = tokio::join!(up, down);
-            let back = back?;
+            let (sent, received) = tokio::join!(up, down);
+            // The leading response's error (e.g. an unknown method) says
+            // more than the write it stopped.
+            let (leading, back) = received?;
             sent?;
             if plan.check && method == "upper" {
-                if call.leading != json!({ "ok": true }) {
+                if leading != json!({ "ok": true }) {
                     return Err(Failure::wrong(format!(
-                        "leading response {}, expected {{\"ok\":true}}",
-                        call.leading
+                        "leading response {leading}, expected {{\"ok\":true}}"
                     )));
                 }
                 if back != plan.raw.to_ascii_uppercase() {

@@ -172,6 +172,37 @@ fn failed_calls_are_counted_by_kind_and_the_exit_status_says_so() {
 }
 
 #[test]
+fn refused_raw_calls_count_the_servers_error_not_the_stopped_write() {
+    let served = serve();
+    // The bytes follow the header at once; 1 MB is past what the server
+    // takes in before it refuses the unknown method and stops reading, so
+    // the write fails too. Each call must count as the server's -32601.
+    let output = load(&[
+        &served.url,
+        "no_such_method",
+        "--kind",
+        "raw",
+        "--raw-bytes",
+        "1000000",
+        "--duration",
+        "200ms",
+        "--concurrency",
+        "2",
+        "--json",
+    ]);
+    assert!(!output.status.success());
+    let s = summary(&output);
+    let calls = s["calls"].as_u64().expect("calls");
+    assert!(calls > 0, "{s}");
+    assert_eq!(s["errors"].as_u64(), Some(calls), "{s}");
+    assert_eq!(
+        s["error_kinds"]["remote_-32601"].as_u64(),
+        Some(calls),
+        "{s}"
+    );
+}
+
+#[test]
 fn the_text_summary_names_calls_latency_and_errors() {
     let served = serve();
     let output = load(&[&served.url, "echo", "[1]", "--duration", "200ms"]);
