@@ -75,7 +75,7 @@ for (const plain of [false, true]) {
       test('generated client (strand codegen ts): every kind', async () => {
         assert.deepEqual(await run(page, 'codegen', url()), { ...EXPECTED_ROUND_TRIP, transport: scheme });
       });
-      for (const name of ['unary', 'serverStream', 'clientStream', 'duplex', 'raw', 'errors', 'timeout', 'big']) {
+      for (const name of ['unary', 'serverStream', 'clientStream', 'duplex', 'raw', 'rawPipelined', 'errors', 'timeout', 'big']) {
         test(name, async () => {
           await run(page, name, url());
         });

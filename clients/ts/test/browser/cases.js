@@ -127,6 +127,28 @@ window.cases = {
     return text;
   },
 
+  // The bytes go before the leading response is awaited, then a refused
+  // pipelined call rejects its response with the server's error and the
+  // connection goes on.
+  async rawPipelined(url) {
+    const c = await client(url);
+    const call = await c.rawPipelined('upper', {});
+    const w = call.writable.getWriter();
+    await w.write(enc.encode('sent early'));
+    await w.close();
+    const response = await call.response;
+    check(response.result.ok === true, JSON.stringify(response.result));
+    let text = '';
+    for await (const chunk of response.readable) text += dec.decode(chunk, { stream: true });
+    check(text === 'SENT EARLY', text);
+    const refused = await c.rawPipelined('nope', {});
+    const e = await failure(refused.response);
+    check(e instanceof RpcError && e.code === -32601, JSON.stringify(describe(e)));
+    const after = await c.unary('echo', { after: 'refused' });
+    check(after.after === 'refused', 'the connection still works');
+    return text;
+  },
+
   async errors(url) {
     const c = await client(url);
     const unknown = await failure(c.unary('nope', {}));
