@@ -79,6 +79,18 @@ fn assert_clean_run(output: &Output, kind: &str) -> Value {
     s
 }
 
+/// A run in which every call failed, all with the error kind `kind`.
+fn assert_every_call_failed(output: &Output, kind: &str) {
+    assert!(!output.status.success());
+    let s = summary(output);
+    let calls = s["calls"].as_u64().expect("calls");
+    assert!(calls > 0, "{s}");
+    assert_eq!(s["errors"].as_u64(), Some(calls), "{s}");
+    assert_eq!(s["ok"], 0);
+    assert_eq!(s["error_kinds"][kind].as_u64(), Some(calls), "{s}");
+    assert!(s["latency_us"]["p50"].is_null(), "{s}");
+}
+
 #[test]
 fn every_kind_runs_against_serve_with_checked_results() {
     let served = serve();
@@ -157,18 +169,7 @@ fn failed_calls_are_counted_by_kind_and_the_exit_status_says_so() {
         "1",
         "--json",
     ]);
-    assert!(!output.status.success());
-    let s = summary(&output);
-    let calls = s["calls"].as_u64().expect("calls");
-    assert!(calls > 0, "{s}");
-    assert_eq!(s["errors"].as_u64(), Some(calls), "{s}");
-    assert_eq!(s["ok"], 0);
-    assert_eq!(
-        s["error_kinds"]["remote_-32602"].as_u64(),
-        Some(calls),
-        "{s}"
-    );
-    assert!(s["latency_us"]["p50"].is_null(), "{s}");
+    assert_every_call_failed(&output, "remote_-32602");
 }
 
 #[test]
@@ -190,16 +191,7 @@ fn refused_raw_calls_count_the_servers_error_not_the_stopped_write() {
         "2",
         "--json",
     ]);
-    assert!(!output.status.success());
-    let s = summary(&output);
-    let calls = s["calls"].as_u64().expect("calls");
-    assert!(calls > 0, "{s}");
-    assert_eq!(s["errors"].as_u64(), Some(calls), "{s}");
-    assert_eq!(
-        s["error_kinds"]["remote_-32601"].as_u64(),
-        Some(calls),
-        "{s}"
-    );
+    assert_every_call_failed(&output, "remote_-32601");
 }
 
 #[test]
