@@ -2,9 +2,10 @@
 //! tokio-tungstenite, raw quinn, jsonrpsee and tarpc, on loopback.
 //!
 //! The parent re-executes itself once per (case, system) —
-//! `strand-bench case <case> <system> [--quick]` — so every measurement runs
-//! in a fresh process (clean RSS, no warm caches from another system). Each
-//! child prints one JSON line; the parent prints a table with the target
+//! `strand-bench case <case> <system> [--quick]` — so every measurement
+//! runs in a fresh process (clean RSS, no warm caches from another system);
+//! `--measure-ms N` sets a timed case's measured time (`instructions.sh`
+//! uses it). Each child prints one JSON line; the parent prints a table with the target
 //! ratios and writes JSON, Markdown and an SVG chart when asked.
 
 mod connect_tls;
@@ -135,7 +136,7 @@ const NOT_QUICK: &[&str] = &["idle_conn10k"];
 
 const USAGE: &str =
     "usage: strand-bench [--quick] [--repeat N] [--json FILE] [--markdown FILE] [--svg FILE] \
-[--case NAME]... [--system NAME]...\n       strand-bench case <case> <system> [--quick]\n       strand-bench js-peer <url> <warmup ms> <measure ms>\n       strand-bench idle-peer <system> <url or address>";
+[--case NAME]... [--system NAME]...\n       strand-bench case <case> <system> [--quick] [--measure-ms N]\n       strand-bench js-peer <url> <warmup ms> <measure ms>\n       strand-bench idle-peer <system> <url or address>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -162,8 +163,19 @@ fn child(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    let measure = match args.iter().position(|a| a == "--measure-ms") {
+        None => None,
+        Some(i) => match args.get(i + 1).and_then(|ms| ms.parse().ok()) {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => {
+                eprintln!("--measure-ms takes a number of milliseconds\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let opts = Opts {
         quick: args.iter().any(|a| a == "--quick"),
+        measure,
     };
     if ["idle_conn", "idle_conn10k", "idle_stream", "stalled"].contains(&case.as_str()) {
         heap::enable();

@@ -33,12 +33,18 @@ pub const STALL_QUIET: Duration = Duration::from_millis(300);
 pub struct Opts {
     /// The short run used by CI: shorter durations, fewer connections and streams.
     pub quick: bool,
+    /// The measured time of a timed case, when given (`--measure-ms`):
+    /// `bench/instructions.sh` runs a case twice under callgrind for
+    /// different lengths and divides the difference.
+    pub measure: Option<Duration>,
 }
 
 impl Opts {
     /// Measured time of a timed case.
     pub fn duration(&self) -> Duration {
-        if self.quick {
+        if let Some(measure) = self.measure {
+            measure
+        } else if self.quick {
             Duration::from_millis(200)
         } else {
             Duration::from_secs(2)
