@@ -10,10 +10,12 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
 use strand_rpc_core::transport::CloseCode;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -111,6 +113,43 @@ struct Driver<S> {
     /// whether it closed.
     wants_read: bool,
     session_closed: bool,
+    /// The waker the socket is read with, and whether it fired.
+    read_wake: Arc<ReadWake>,
+    read_waker: Waker,
+    /// The last read found the socket empty, and [`Driver::read_wake`] has
+    /// not fired since: reading again would find it empty again.
+    read_idle: bool,
+}
+
+/// Reading the socket when it has nothing costs more than a look:
+/// tungstenite zero-fills its read buffer's spare room (up to
+/// `read_buffer_size`) before every read. A driver woken to write would pay
+/// that on each pass, so the socket is read with a waker of its own, which
+/// notes that the read side was woken and then wakes the driver; until it
+/// fires, a read that found nothing is not repeated (as any future that
+/// returned `Pending` need not be polled before its waker is called).
+#[derive(Default)]
+struct ReadWake {
+    woken: AtomicBool,
+    driver: AtomicWaker,
+}
+
+impl ReadWake {
+    /// Whether the read side was woken since the last call.
+    fn take_woken(&self) -> bool {
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.driver.wake();
+    }
 }
 
 /// Runs a connection until it closed. Spawned once per connection.
@@ -118,8 +157,12 @@ pub(crate) async fn run<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, timers: 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let read_wake = Arc::new(ReadWake::default());
     let mut driver = Driver {
         ws,
+        read_waker: Waker::from(read_wake.clone()),
+        read_wake,
+        read_idle: false,
         shared,
         timers,
         keep_alive: timers.keep_alive.map(|d| Box::pin(sleep(d))),
@@ -192,7 +235,20 @@ where
         r
     }
 
+    /// The socket's next message, read with [`Driver::read_waker`]; not
+    /// read again after finding nothing until that waker fires.
+    fn poll_message(&mut self) -> Poll<Option<Result<Message, WsErr>>> {
+        if self.read_idle && !self.read_wake.take_woken() {
+            return Poll::Pending;
+        }
+        let mut cx = Context::from_waker(&self.read_waker);
+        let polled = Pin::new(&mut self.ws).poll_next(&mut cx);
+        self.read_idle = polled.is_pending();
+        polled
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.read_wake.driver.register(cx.waker());
         self.with_session(|inner| inner.driver_polled(cx.waker()));
         loop {
             let mut progress = false;
@@ -234,7 +290,7 @@ where
         let mut end = None;
         let mut budget_used = true;
         for _ in 0..READ_BUDGET {
-            match self.ws().poll_next(cx) {
+            match self.poll_message() {
                 Poll::Pending => {
                     budget_used = false;
                     break;
@@ -610,7 +666,7 @@ where
         // Ready once the stream ends).
         if !self.read_done {
             loop {
-                match Pin::new(&mut self.ws).poll_next(cx) {
+                match self.poll_message() {
                     Poll::Pending => break,
                     Poll::Ready(Some(Ok(_))) => continue,
                     Poll::Ready(_) => return Poll::Ready(()),
@@ -660,5 +716,118 @@ fn on_message(inner: &mut Inner, msg: Message) {
         // most); pings spend their flood budget. Any frame is liveness.
         Message::Ping(_) => inner.session.handle_ping(),
         Message::Pong(_) | Message::Frame(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::atomic::AtomicUsize;
+
+    use strand_rpc_core::transport::PeerInfo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadBuf};
+    use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+
+    use super::*;
+    use crate::endpoint::start;
+    use crate::mux::Role;
+    use crate::WsConfig;
+
+    /// One end of an in-memory pipe that counts the reads tried on it.
+    struct CountingReads {
+        inner: DuplexStream,
+        reads: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for CountingReads {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountingReads {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_driver_woken_to_write_reads_the_socket_only_when_it_was_woken_to_read() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let server_io = CountingReads {
+            inner: server_io,
+            reads: reads.clone(),
+        };
+        let config = WsConfig::default();
+        let windows = (Some(config.stream_window), true);
+        let client_ws = WebSocketStream::from_raw_socket(client_io, WsRole::Client, None).await;
+        let server_ws = WebSocketStream::from_raw_socket(server_io, WsRole::Server, None).await;
+        let client = start(
+            client_ws,
+            Role::Client,
+            &config,
+            windows,
+            PeerInfo::new("ws"),
+            None,
+        );
+        let server = start(
+            server_ws,
+            Role::Server,
+            &config,
+            windows,
+            PeerInfo::new("ws"),
+            None,
+        );
+
+        let (mut client_send, mut client_recv) = client.open_stream().await.unwrap().split();
+        client_send.write_all(b"x").await.unwrap();
+        let (mut server_send, mut server_recv) = server.accept_stream().await.unwrap().split();
+        let mut byte = [0; 1];
+        server_recv.read_exact(&mut byte).await.unwrap();
+
+        // 100 writes from the server, each in the client's buffer before
+        // the next: the server's driver is woken to send each. The client
+        // does not read them, so nothing comes back (no credit returned).
+        let before = reads.load(Ordering::Relaxed);
+        for sent in 1..=100u64 {
+            server_send.write_all(b"y").await.unwrap();
+            let mut waited = 0;
+            while client.stats().buffered < sent {
+                waited += 1;
+                assert!(waited < 1000, "byte {sent} did not arrive");
+                tokio::task::yield_now().await;
+            }
+        }
+        let during = reads.load(Ordering::Relaxed) - before;
+        assert!(
+            during < 10,
+            "{during} reads of the server's socket while only it wrote"
+        );
+        let mut hundred = [0; 100];
+        client_recv.read_exact(&mut hundred).await.unwrap();
+
+        // And data that does arrive is read: the client's write wakes the
+        // server's read side.
+        client_send.write_all(b"z").await.unwrap();
+        server_recv.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"z");
     }
 }
