@@ -6,11 +6,13 @@
 //!
 //! Asserts zero unexpected errors, no server task or handler left once the
 //! load ended, the live heap (counted by the allocator) back within
-//! `HEAP_MARGIN` of its figure before the load, and the process's RSS
-//! within `MEMORY_MARGIN` of its figure after warm-up (a leak grows with the
-//! calls; what glibc keeps in its arenas from the warm-up does not, and
-//! never goes back to the figure before the load, which is why that
-//! comparison is made on the live heap).
+//! `HEAP_MARGIN` of its figure before the load (the leak check), and the
+//! process's RSS above its start by at most `ARENA_FACTOR` times the live
+//! heap's peak rise, plus `MEMORY_MARGIN`: glibc keeps in its arenas the
+//! pages the load's heap took, fragmented, and never goes back to the
+//! figure before the load, so the RSS after a short run says little about
+//! a leak; this bounds what is not the allocator's (thread stacks, mapped
+//! buffers) against what the heap explains.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -24,8 +26,15 @@ use strand::{Client, ClientError};
 use strand_faults::service::{self, expected_transfer};
 use strand_faults::{connect, full, rss_bytes, serve, Carrier, NsRuntime, Timeouts};
 
-/// How far above its post-warm-up figure the RSS may end.
+/// How far the RSS may end above its start beyond what the heap explains.
 const MEMORY_MARGIN: u64 = 16 << 20;
+
+/// The RSS may end above its start by this many times the live heap's peak
+/// rise (glibc's arenas, fragmented by the load's mixed sizes): measured at
+/// 0.8 to 1.3 times it after 60 s runs (docs/reliability.md, "Soak"), and
+/// the RSS's highest point in a 10-minute run, where it stopped growing, at
+/// about 1.5 times the 60 s runs' rise.
+const ARENA_FACTOR: u64 = 2;
 
 /// How far above its figure before the load the live heap may end.
 const HEAP_MARGIN: i64 = HEAP_MARGIN_MIB << 20;
@@ -213,11 +222,14 @@ fn soak_mixed_load_leaves_nothing_behind() {
         tasks_after, tasks_at_start,
         "server tasks left after the load"
     );
+    let heap_rise = u64::try_from(heap_peak - heap_at_start).unwrap_or(0);
     assert!(
-        rss_after <= rss_warm + MEMORY_MARGIN,
-        "RSS {:.1} MiB after the load, {:.1} MiB after warm-up: more than {} MiB above",
+        rss_after <= rss_at_start + ARENA_FACTOR * heap_rise + MEMORY_MARGIN,
+        "RSS {:.1} MiB after the load, {:.1} MiB at start: more than {ARENA_FACTOR} times \
+         the live heap's peak rise ({:.1} MiB) and {} MiB above it",
         mib(rss_after),
-        mib(rss_warm),
+        mib(rss_at_start),
+        mib(heap_rise),
         MEMORY_MARGIN >> 20
     );
     assert!(
