@@ -3,7 +3,8 @@
 //! One task per connection polls, in a loop, (1) the socket for incoming
 //! messages, handing each to the session at once (a stream's DATA goes into
 //! that stream's buffer, bounded by the credit we granted: the read loop never
-//! waits on a stream's consumer), (2) the session for frames to send, feeding
+//! waits on a stream's consumer; a socket found empty is read again only
+//! once its own waker fired, see [`ReadWake`]), (2) the session for frames to send, feeding
 //! them all while the sink is ready and flushing once, and (3) the keep-alive,
 //! idle and close timers.
 
