@@ -4,11 +4,13 @@
 # a long time, and the difference in instructions is divided by the
 # difference in calls, so that set-up, handshakes and warm-up cancel out.
 #
-# Unlike calls per second, the count barely moves from run to run (a few
-# tenths of a percent), on a quiet machine or a busy one: the way to compare
-# two builds of strand on a host whose timings swing. It counts work, not
-# time: waiting, wake-ups and cache misses do not show, and callgrind runs
-# the threads one at a time, so batching can differ from a real run.
+# Unlike calls per second, the count barely moves from run to run (within
+# 2 %, 0.1 % for js_client's server), on a quiet machine or a busy one: the
+# way to compare two builds of strand on a host whose timings swing. It
+# counts work, not time: waiting, wake-ups and cache misses do not show,
+# callgrind runs the threads one at a time, so batching can differ from a
+# real run, and it counts each byte a `rep movsb`/`rep stosb` moves (glibc's
+# memcpy and memset from about 2 KiB) as an instruction.
 #
 #   bench/instructions.sh [--short MS] [--long MS] [--count KEY] <case> <system>...
 #
@@ -30,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 if [[ $# -lt 2 ]]; then
-    sed -n '13p' "$0" | sed 's/^# *//' >&2
+    grep -m1 '^#   bench/instructions.sh' "$0" | sed 's/^# *//' >&2
     exit 2
 fi
 case_name=$1
@@ -74,8 +76,10 @@ run() {
 printf '%-14s %10s %10s %16s %16s %12s\n' system "$count" "$count" instructions instructions "per ${count%s}"
 printf '%-14s %10s %10s %16s %16s %12s\n' "" "${short} ms" "${long} ms" "${short} ms" "${long} ms" ""
 for system in "$@"; do
-    read -r c1 i1 < <(run "$system" "$short")
-    read -r c2 i2 < <(run "$system" "$long")
+    short_run=$(run "$system" "$short")
+    long_run=$(run "$system" "$long")
+    read -r c1 i1 <<<"$short_run"
+    read -r c2 i2 <<<"$long_run"
     if [[ $c2 -le $c1 ]]; then
         echo "$system: the long run made no more $count than the short one ($c1, $c2)" >&2
         exit 1
