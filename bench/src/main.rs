@@ -5,8 +5,9 @@
 //! `strand-bench case <case> <system> [--quick]` — so every measurement
 //! runs in a fresh process (clean RSS, no warm caches from another system);
 //! `--measure-ms N` sets a timed case's measured time (`instructions.sh`
-//! uses it). Each child prints one JSON line; the parent prints a table with the target
-//! ratios and writes JSON, Markdown and an SVG chart when asked.
+//! uses it). Each child prints one JSON line; the parent prints a table
+//! with the target ratios and writes JSON, Markdown and an SVG chart when
+//! asked.
 
 mod connect_tls;
 mod heap;
